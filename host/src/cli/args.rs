@@ -1,0 +1,207 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Obra supervises a coding agent (Claude Code, ...) through a backlog of tasks, checks every step with
+/// quality gates, breakpoint rules and a local LLM, and stops only where a human is needed.
+#[derive(Debug, Parser)]
+#[command(name = "obra", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Start with `obra demo` (no setup needed), or `obra init` in your project.\n\
+Exit codes: 0 success, 1 error, 2 bad arguments, 3 a task paused at a breakpoint, 4 a task failed.")]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Run as if obra was started in DIR.
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Apply a configuration profile (minimal, python_project, web_app, ml_project, microservice, production).
+    #[arg(long, global = true, value_name = "NAME", env = "OBRA_PROFILE")]
+    pub profile: Option<String>,
+    /// Override a configuration key, e.g. --set engine.max_iterations=5 (repeatable).
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// More log output on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make the current directory an Obra project: creates .obra/ with its database and config.
+    Init(InitArgs),
+    /// Create, execute and inspect tasks.
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// Show the project's tasks and open breakpoints.
+    Status(JsonArg),
+    /// List and resolve breakpoints (where a task waits for a human).
+    #[command(subcommand)]
+    Breakpoint(BreakpointCommand),
+    /// List, describe and check plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Run a whole supervised task in a scratch git repository, with the built-in replay agent and no LLM.
+    Demo(DemoArgs),
+}
+
+/// `--json`.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct JsonArg {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The project's name (default: the directory's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+/// `obra task ...`.
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Add a task to the project's backlog.
+    Create(TaskCreateArgs),
+    /// Supervise one task until it completes, pauses at a breakpoint, or fails.
+    Execute(TaskExecuteArgs),
+    /// Show a task with its iterations, gate results and decisions.
+    Show(TaskIdArgs),
+    /// List the project's tasks.
+    List(JsonArg),
+}
+
+/// `obra task create`.
+#[derive(Debug, Args)]
+pub struct TaskCreateArgs {
+    /// Short title of the task.
+    pub title: String,
+    /// What to do, in as much detail as the agent needs.
+    #[arg(short, long, default_value = "")]
+    pub description: String,
+    /// Priority from 1 (low) to 10 (high).
+    #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=10))]
+    pub priority: i64,
+    /// Tasks that must complete first, e.g. --depends-on 1,3.
+    #[arg(long, value_delimiter = ',', value_name = "IDS")]
+    pub depends_on: Vec<i64>,
+    /// Iteration limit for this task (default: engine.max_iterations).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_iterations: Option<u32>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra task execute`.
+#[derive(Debug, Args)]
+pub struct TaskExecuteArgs {
+    /// The task's id (see `obra status`).
+    pub id: i64,
+    /// Print the outcome as JSON (progress still goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A task id and `--json`.
+#[derive(Debug, Args)]
+pub struct TaskIdArgs {
+    /// The task's id.
+    pub id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra breakpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum BreakpointCommand {
+    /// List breakpoints (open ones unless --all).
+    List(BreakpointListArgs),
+    /// Resolve a breakpoint: approve the work, reject it, or send it back with feedback.
+    Resolve(BreakpointResolveArgs),
+}
+
+/// `obra breakpoint list`.
+#[derive(Debug, Args)]
+pub struct BreakpointListArgs {
+    /// Include resolved breakpoints.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra breakpoint resolve`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("resolution").required(true).args(["approve", "reject", "feedback"]))]
+pub struct BreakpointResolveArgs {
+    /// The breakpoint's id.
+    pub id: i64,
+    /// Accept the work: the task completes.
+    #[arg(long)]
+    pub approve: bool,
+    /// Reject the work: the task fails.
+    #[arg(long)]
+    pub reject: bool,
+    /// Send the task back to the agent with this feedback; `obra task execute` runs it again.
+    #[arg(long, value_name = "TEXT")]
+    pub feedback: Option<String>,
+}
+
+/// `obra plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// List the plugins Obra can load (built-in and found on the search path).
+    List(JsonArg),
+    /// Describe one plugin: manifest, requested and effective capabilities, limits.
+    Info(PluginInfoArgs),
+    /// Check a plugin directory or plugin.toml: manifest, hash, compilation, imports against the manifest.
+    Check(PluginCheckArgs),
+}
+
+/// `obra plugin info`.
+#[derive(Debug, Args)]
+pub struct PluginInfoArgs {
+    /// The plugin's name.
+    pub name: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra plugin check`.
+#[derive(Debug, Args)]
+pub struct PluginCheckArgs {
+    /// A plugin directory or its plugin.toml.
+    pub path: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to create the scratch repository (default: a new temporary directory, kept afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Print the outcome as JSON at the end.
+    #[arg(long)]
+    pub json: bool,
+}

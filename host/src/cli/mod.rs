@@ -1,0 +1,239 @@
+//! The `obra` command line: argument parsing, command handlers and output. Handlers are thin: they call the
+//! [`Orchestrator`] and print.
+
+pub mod args;
+mod demo;
+pub mod output;
+mod plugin_cmd;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Parser;
+use serde_json::json;
+
+pub use args::Cli;
+use args::{BreakpointCommand, Command, GlobalArgs, TaskCommand};
+use output::{StepPrinter, one_line, print_json};
+
+use crate::orchestrator::{OpenOptions, Orchestrator};
+use crate::state::{NewTask, Resolution, TaskStatus};
+
+/// Exit code: a task paused at a breakpoint.
+pub const EXIT_PAUSED: u8 = 3;
+/// Exit code: a task failed.
+pub const EXIT_FAILED: u8 = 4;
+
+/// Parse the process arguments, run the command, and turn errors into a message on stderr and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Run one parsed command.
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    let g = cli.global;
+    match cli.command {
+        Command::Init(a) => {
+            let obra = Orchestrator::init(open_options(&g), a.name).await?;
+            println!(
+                "Initialised Obra project \"{}\" in {}\n  database: {}\n  config:   {}\nNext: obra task create \"...\" --description \"...\", then obra task execute <id>",
+                obra.project().name,
+                obra.root().display(),
+                obra.root().join(&obra.config().config.database.path).display(),
+                obra.root().join(".obra/config.yaml").display(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Task(cmd) => task(&g, cmd).await,
+        Command::Status(a) => status(&g, a.json).await,
+        Command::Breakpoint(cmd) => breakpoint(&g, cmd).await,
+        Command::Plugin(cmd) => plugin_cmd::run(&g, cmd).await,
+        Command::Demo(a) => demo::run(&g, a).await,
+    }
+}
+
+fn open_options(g: &GlobalArgs) -> OpenOptions {
+    OpenOptions { dir: g.dir.clone(), profile: g.profile.clone(), sets: g.sets.clone() }
+}
+
+async fn task(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
+    let obra = Orchestrator::open(open_options(g)).await?;
+    match cmd {
+        TaskCommand::Create(a) => {
+            let task = obra
+                .create_task(NewTask {
+                    project_id: obra.project().id,
+                    title: a.title,
+                    description: a.description,
+                    priority: a.priority,
+                    depends_on: a.depends_on,
+                    max_iterations: a.max_iterations,
+                })
+                .await?;
+            if a.json {
+                print_json(&task)?;
+            } else {
+                println!("Created task {}: {}\nRun it with: obra task execute {}", task.id, task.title, task.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Execute(a) => {
+            let printer = Arc::new(StepPrinter::new(a.json));
+            let outcome = obra.execute_task(a.id, printer).await?;
+            if a.json {
+                print_json(&outcome)?;
+            }
+            Ok(exit_for(outcome.status))
+        }
+        TaskCommand::Show(a) => {
+            let task = obra.state().require_task(a.id).await?;
+            let mut iterations = Vec::new();
+            for i in obra.state().interactions(task.id).await? {
+                let gates = obra.state().gate_results(i.id).await?;
+                let decision = obra.state().decision(i.id).await?;
+                iterations.push((i, gates, decision));
+            }
+            if a.json {
+                let list: Vec<_> = iterations
+                    .iter()
+                    .map(|(i, g, d)| json!({ "interaction": i, "gates": g, "decision": d }))
+                    .collect();
+                print_json(&json!({ "task": task, "interactions": list }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("Task {}: {}  [{}; priority {}; {} attempt(s)]", task.id, task.title, task.status, task.priority, task.attempts);
+            if !task.description.is_empty() {
+                println!("  {}", task.description);
+            }
+            if let Some(reason) = &task.status_reason {
+                println!("  why: {}", one_line(reason, 300));
+            }
+            for (i, gates, decision) in &iterations {
+                println!(
+                    "  #{} iteration {} via {}: {} {}",
+                    i.id,
+                    i.iteration,
+                    i.agent,
+                    i.outcome.as_deref().unwrap_or(&i.status),
+                    one_line(i.summary.as_deref().or(i.error.as_deref()).unwrap_or(""), 120)
+                );
+                for gate in gates {
+                    println!("      gate {}: {} ({:.2}) {}", gate.gate, if gate.passed { "pass" } else { "FAIL" }, gate.score, one_line(&gate.summary, 100));
+                }
+                if let Some(d) = decision {
+                    println!("      decision {} at {:.2}", d.action.to_uppercase(), d.confidence);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::List(a) => {
+            let tasks = obra.state().tasks(obra.project().id).await?;
+            if a.json {
+                print_json(&tasks)?;
+            } else if tasks.is_empty() {
+                println!("No tasks yet. Create one: obra task create \"title\" --description \"what to do\"");
+            } else {
+                for t in tasks {
+                    println!("{:>4}  {:<10} p{:<2}  {}", t.id, t.status, t.priority, t.title);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn exit_for(status: TaskStatus) -> ExitCode {
+    match status {
+        TaskStatus::Paused => ExitCode::from(EXIT_PAUSED),
+        TaskStatus::Failed => ExitCode::from(EXIT_FAILED),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
+    let obra = Orchestrator::open(open_options(g)).await?;
+    let project = obra.project();
+    let tasks = obra.state().tasks(project.id).await?;
+    let open = obra.state().breakpoints(project.id, true).await?;
+    let counts = obra.state().task_counts(project.id).await?;
+    if as_json {
+        let counts: serde_json::Map<String, serde_json::Value> = counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        print_json(&json!({
+            "project": project,
+            "agent": obra.config().config.agent.plugin,
+            "llm": obra.config().config.llm.provider,
+            "task_counts": counts,
+            "tasks": tasks,
+            "open_breakpoints": open,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("Project \"{}\" in {}", project.name, project.workspace);
+    println!("  agent: {}   llm: {}", obra.config().config.agent.plugin, obra.config().config.llm.provider);
+    let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    println!("  tasks: {}", if summary.is_empty() { "none".to_string() } else { summary.join(", ") });
+    for t in &tasks {
+        println!("  {:>4}  {:<10} {}", t.id, t.status, t.title);
+    }
+    if !open.is_empty() {
+        println!("Open breakpoints:");
+        for b in &open {
+            println!("  {:>4}  task {} ({}): {}", b.id, b.task_id, b.rule, one_line(&b.reason, 120));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> {
+    let obra = Orchestrator::open(open_options(g)).await?;
+    match cmd {
+        BreakpointCommand::List(a) => {
+            let list = obra.state().breakpoints(obra.project().id, !a.all).await?;
+            if a.json {
+                print_json(&list)?;
+            } else if list.is_empty() {
+                println!("No {}breakpoints.", if a.all { "" } else { "open " });
+            } else {
+                for b in list {
+                    println!("{:>4}  {:<8} task {:<4} {:<16} {}", b.id, b.status, b.task_id, b.rule, one_line(&b.reason, 100));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BreakpointCommand::Resolve(a) => {
+            let resolution = match (a.approve, a.reject, a.feedback) {
+                (true, _, _) => Resolution::Approve,
+                (_, true, _) => Resolution::Reject,
+                (_, _, Some(text)) if !text.trim().is_empty() => Resolution::Feedback(text),
+                _ => anyhow::bail!("--feedback needs some text for the agent"),
+            };
+            let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+            let bp = obra.state().resolve_breakpoint(a.id, resolution, &by).await?;
+            let task = obra.state().require_task(bp.task_id).await?;
+            println!("Resolved breakpoint {} ({}); task {} is now {}", bp.id, bp.resolution.as_deref().unwrap_or(""), task.id, task.status);
+            if task.status() == TaskStatus::Pending {
+                println!("Run it again with: obra task execute {}", task.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

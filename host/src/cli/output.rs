@@ -1,0 +1,153 @@
+//! Printing the loop's steps as they happen, and small text-formatting helpers.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+
+use crate::contract::{ChangeKind, Verdict};
+use crate::engine::{LoopObserver, Step};
+use crate::state::Action;
+
+/// Prints each step of the loop as one or more plain lines, to stdout or (with `--json`) stderr.
+pub struct StepPrinter {
+    out: Mutex<Box<dyn Write + Send>>,
+    color: bool,
+}
+
+impl StepPrinter {
+    /// A printer to stdout, or to stderr when stdout is reserved for JSON.
+    pub fn new(to_stderr: bool) -> Self {
+        let (out, color): (Box<dyn Write + Send>, bool) = if to_stderr {
+            (Box::new(std::io::stderr()), std::io::stderr().is_terminal())
+        } else {
+            (Box::new(std::io::stdout()), std::io::stdout().is_terminal())
+        };
+        let color = color && std::env::var_os("NO_COLOR").is_none();
+        Self { out: Mutex::new(out), color }
+    }
+
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+    }
+
+    fn line(&self, text: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+}
+
+impl LoopObserver for StepPrinter {
+    fn step(&self, step: &Step) {
+        match step {
+            Step::IterationStarted { task_id, iteration, max_iterations, prompt_chars } => self.line(&format!(
+                "{} task {task_id}, iteration {iteration}/{max_iterations}: prompt of {prompt_chars} characters sent to the agent",
+                self.paint("1;36", "==>")
+            )),
+            Step::Progress(message) => self.line(&format!("    {}", one_line(message, 160))),
+            Step::Retrying { what, attempt, delay, reason } => self.line(&format!(
+                "    {} {what} attempt {attempt} failed ({}); retrying in {:.1}s",
+                self.paint("33", "retry"),
+                one_line(reason, 160),
+                delay.as_secs_f64()
+            )),
+            Step::AgentFinished { result, changes } => {
+                match result {
+                    Ok(r) => self.line(&format!(
+                        "  agent: {} after {} turn(s), {:.1}s{}: {}",
+                        r.outcome,
+                        r.turns,
+                        r.duration_ms as f64 / 1000.0,
+                        r.usage.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default(),
+                        one_line(&r.summary, 200)
+                    )),
+                    Err(e) => self.line(&format!("  agent: {} {}", self.paint("31", "could not run:"), one_line(e, 300))),
+                }
+                if changes.is_empty() {
+                    self.line("  changes: none");
+                } else {
+                    let list: Vec<String> = changes
+                        .iter()
+                        .take(10)
+                        .map(|c| {
+                            let sign = match c.kind {
+                                ChangeKind::Created => "+",
+                                ChangeKind::Modified => "~",
+                                ChangeKind::Deleted => "-",
+                            };
+                            format!("{sign}{}", c.path)
+                        })
+                        .collect();
+                    let more = changes.len().saturating_sub(10);
+                    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                    self.line(&format!("  changes: {}{more}", list.join(" ")));
+                }
+            }
+            Step::GateFinished(g) => {
+                let mark = if g.passed { self.paint("32", "pass") } else { self.paint("31", "FAIL") };
+                self.line(&format!("  gate {}: {mark} (score {:.2}) {}", g.gate, g.score, one_line(&g.summary, 200)));
+            }
+            Step::LlmOpinion { confidence: Some(c), note } => {
+                self.line(&format!("  llm opinion: {c:.2} {}", one_line(note, 200)))
+            }
+            Step::LlmOpinion { confidence: None, note } => self.line(&format!("  llm opinion: none ({})", one_line(note, 200))),
+            Step::RuleFired { rule, verdict } => {
+                let text = match verdict {
+                    Verdict::Proceed => "proceed".to_string(),
+                    Verdict::Pause(r) => format!("pause: {r}"),
+                    Verdict::Abort(r) => format!("abort: {r}"),
+                };
+                self.line(&format!("  rule {rule}: {}", one_line(&text, 200)));
+            }
+            Step::Decided { action, confidence, explanation } => {
+                let name = action.as_str().to_uppercase();
+                let painted = match action {
+                    Action::Proceed => self.paint("1;32", &name),
+                    Action::Escalate => self.paint("1;31", &name),
+                    _ => self.paint("1;33", &name),
+                };
+                self.line(&format!("  decision: {painted} (confidence {confidence:.2})"));
+                self.line(&format!("    {}", explanation));
+            }
+            Step::BreakpointOpened { id, rule, reason } => self.line(&format!(
+                "{} breakpoint {id} ({rule}): {}\n    resolve with: obra breakpoint resolve {id} --approve | --reject | --feedback \"...\"",
+                self.paint("1;31", "!!"),
+                one_line(reason, 300)
+            )),
+            Step::TaskFinished { task_id, status } => {
+                self.line(&format!("{} task {task_id} is {}", self.paint("1;36", "==>"), status.as_str()))
+            }
+        }
+    }
+}
+
+/// The first line of `text`, cut to `max` characters.
+pub fn one_line(text: &str, max: usize) -> String {
+    let first = text.trim().lines().next().unwrap_or("");
+    if first.chars().count() > max {
+        format!("{}...", first.chars().take(max).collect::<String>())
+    } else if text.trim().lines().count() > 1 {
+        format!("{first} [...]")
+    } else {
+        first.to_string()
+    }
+}
+
+/// Print a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_cuts_and_marks_more() {
+        assert_eq!(one_line("abc", 10), "abc");
+        assert_eq!(one_line("abcdef", 3), "abc...");
+        assert_eq!(one_line("a\nb", 10), "a [...]");
+    }
+}

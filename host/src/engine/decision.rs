@@ -1,0 +1,239 @@
+//! Confidence scoring (heuristic factors plus the LLM's opinion, weighted) and the decision it leads to,
+//! with a plain-language explanation of both.
+
+use std::fmt::Write as _;
+
+use crate::config::{DecisionConfig, GateConfig};
+use crate::contract::{Outcome, RunResult};
+use crate::state::{Action, GateRecord};
+
+/// Weights of the heuristic factors; they sum to 1.
+const W_OUTCOME: f32 = 0.35;
+const W_QUALITY: f32 = 0.45;
+const W_CHANGES: f32 = 0.10;
+const W_EFFORT: f32 = 0.10;
+
+/// The heuristic half of the confidence score, with the reasons for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heuristic {
+    /// 0..=1.
+    pub score: f32,
+    /// The weighted quality score of the gates, 0..=1 (1 when no gate ran).
+    pub quality: f32,
+    /// Names of required gates that failed.
+    pub failed_required: Vec<String>,
+    /// One phrase per factor, for the explanation.
+    pub reasons: Vec<String>,
+}
+
+/// Score an iteration without any LLM: outcome, gate quality, whether files changed, effort.
+pub fn heuristic(result: Option<&RunResult>, gates: &[(&GateConfig, &GateRecord)], files_changed: usize) -> Heuristic {
+    let mut reasons = Vec::new();
+    let outcome_score = match result.map(|r| r.outcome) {
+        Some(Outcome::Success) => 1.0,
+        Some(Outcome::MaxTurns) => 0.5,
+        Some(_) | None => 0.0,
+    };
+    reasons.push(match result {
+        Some(r) => format!("outcome {}", r.outcome),
+        None => "the agent did not run".into(),
+    });
+
+    let total_weight: f32 = gates.iter().map(|(c, _)| c.weight).sum();
+    let quality = if gates.is_empty() || total_weight <= 0.0 {
+        1.0
+    } else {
+        gates.iter().map(|(c, g)| c.weight * g.score.clamp(0.0, 1.0)).sum::<f32>() / total_weight
+    };
+    let failed_required: Vec<String> =
+        gates.iter().filter(|(c, g)| c.required && !g.passed).map(|(_, g)| g.gate.clone()).collect();
+    if gates.is_empty() {
+        reasons.push("no quality gate ran".into());
+    } else {
+        let list: Vec<String> = gates
+            .iter()
+            .map(|(_, g)| format!("{} {:.2}{}", g.gate, g.score, if g.passed { "" } else { " FAILED" }))
+            .collect();
+        reasons.push(format!("quality {quality:.2} [{}]", list.join(", ")));
+    }
+
+    let changes_score = if files_changed > 0 { 1.0 } else { 0.5 };
+    reasons.push(format!("{files_changed} file(s) changed"));
+
+    let effort_score = match result {
+        Some(r) if r.outcome == Outcome::MaxTurns => 0.0,
+        Some(r) if !r.permission_denials.is_empty() => 0.5,
+        Some(_) => 1.0,
+        None => 0.0,
+    };
+
+    let score = W_OUTCOME * outcome_score + W_QUALITY * quality + W_CHANGES * changes_score + W_EFFORT * effort_score;
+    Heuristic { score: score.clamp(0.0, 1.0), quality, failed_required, reasons }
+}
+
+/// The LLM's opinion of an iteration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmOpinion {
+    /// 0..=1.
+    pub confidence: f32,
+    /// Its reasoning.
+    pub reasoning: String,
+}
+
+/// The scored iteration and the proposed action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// Combined confidence.
+    pub confidence: f32,
+    /// Proposed action, before breakpoint rules.
+    pub action: Action,
+    /// Plain-language explanation.
+    pub explanation: String,
+}
+
+/// Combine heuristic and LLM opinion (`llm_weight` of the LLM when it answered) and decide.
+pub fn decide(
+    thresholds: &DecisionConfig,
+    heuristic: &Heuristic,
+    opinion: Option<&LlmOpinion>,
+    llm_weight: f32,
+    llm_note: Option<&str>,
+    outcome: Option<Outcome>,
+    iteration: u32,
+    max_iterations: u32,
+) -> Verdict {
+    let confidence = match opinion {
+        Some(o) => (1.0 - llm_weight) * heuristic.score + llm_weight * o.confidence.clamp(0.0, 1.0),
+        None => heuristic.score,
+    };
+    let mut why = format!("Confidence {confidence:.2} (heuristic {:.2}: {}", heuristic.score, heuristic.reasons.join(", "));
+    match (opinion, llm_note) {
+        (Some(o), _) => {
+            let _ = write!(why, "; LLM opinion {:.2}: {}", o.confidence, o.reasoning.trim());
+        }
+        (None, Some(note)) => {
+            let _ = write!(why, "; no LLM opinion: {note}");
+        }
+        (None, None) => {}
+    }
+    why.push_str("). ");
+
+    let last = iteration >= max_iterations;
+    let success = outcome == Some(Outcome::Success);
+    let action = if confidence >= thresholds.proceed_threshold && heuristic.failed_required.is_empty() && success {
+        let _ = write!(why, "At or above the proceed threshold {:.2} and every required gate passed: PROCEED.", thresholds.proceed_threshold);
+        Action::Proceed
+    } else if confidence < thresholds.escalate_threshold {
+        let _ = write!(why, "Below the escalate threshold {:.2}: ESCALATE to a human.", thresholds.escalate_threshold);
+        Action::Escalate
+    } else if last {
+        let _ = write!(why, "Not good enough to proceed and this was the last of {max_iterations} iterations: ESCALATE.");
+        Action::Escalate
+    } else if !heuristic.failed_required.is_empty() || !success {
+        if heuristic.failed_required.is_empty() {
+            let _ = write!(why, "The agent did not finish successfully: RETRY.");
+        } else {
+            let _ = write!(why, "Required gate(s) {} failed: RETRY with their findings.", heuristic.failed_required.join(", "));
+        }
+        Action::Retry
+    } else {
+        let _ = write!(
+            why,
+            "Every gate passed but confidence is below {:.2}: CLARIFY (ask the agent to check and complete its work).",
+            thresholds.proceed_threshold
+        );
+        Action::Clarify
+    };
+    Verdict { confidence, action, explanation: why }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::Usage;
+
+    fn result(outcome: Outcome) -> RunResult {
+        RunResult {
+            outcome,
+            summary: "done".into(),
+            session_id: None,
+            turns: 2,
+            usage: Usage::default(),
+            duration_ms: 1,
+            api_status: None,
+            retry_after_ms: None,
+            permission_denials: vec![],
+            exit_code: Some(0),
+        }
+    }
+
+    fn gate(name: &str, passed: bool, weight: f32) -> (GateConfig, GateRecord) {
+        (
+            GateConfig { plugin: name.into(), enabled: true, required: true, weight, config: serde_json::json!({}) },
+            GateRecord {
+                gate: name.into(),
+                passed,
+                score: if passed { 1.0 } else { 0.0 },
+                summary: String::new(),
+                findings: vec![],
+                error: None,
+                duration_ms: 0,
+            },
+        )
+    }
+
+    fn thresholds() -> DecisionConfig {
+        DecisionConfig { proceed_threshold: 0.85, escalate_threshold: 0.65 }
+    }
+
+    fn run(gates: &[(GateConfig, GateRecord)], outcome: Outcome, opinion: Option<f32>, iteration: u32) -> Verdict {
+        let pairs: Vec<(&GateConfig, &GateRecord)> = gates.iter().map(|(c, g)| (c, g)).collect();
+        let r = result(outcome);
+        let h = heuristic(Some(&r), &pairs, 1);
+        let o = opinion.map(|c| LlmOpinion { confidence: c, reasoning: "looks fine".into() });
+        decide(&thresholds(), &h, o.as_ref(), 0.4, None, Some(outcome), iteration, 3)
+    }
+
+    #[test]
+    fn clean_success_proceeds() {
+        let gates = [gate("response-format", true, 1.0), gate("tests", true, 2.0)];
+        let v = run(&gates, Outcome::Success, Some(0.9), 1);
+        assert_eq!(v.action, Action::Proceed, "{}", v.explanation);
+        assert!(v.explanation.contains("LLM opinion 0.90"));
+    }
+
+    #[test]
+    fn failing_tests_are_retried_not_escalated_at_once() {
+        let gates = [gate("response-format", true, 1.0), gate("tests", false, 2.0)];
+        let v = run(&gates, Outcome::Success, None, 1);
+        assert_eq!(v.action, Action::Retry, "{}", v.explanation);
+        assert!(v.explanation.contains("tests"));
+    }
+
+    #[test]
+    fn failing_tests_on_the_last_iteration_escalate() {
+        let gates = [gate("response-format", true, 1.0), gate("tests", false, 2.0)];
+        assert_eq!(run(&gates, Outcome::Success, None, 3).action, Action::Escalate);
+    }
+
+    #[test]
+    fn a_required_gate_failure_blocks_proceed_even_with_high_confidence() {
+        let gates = [gate("response-format", true, 10.0), gate("tests", false, 0.1)];
+        let v = run(&gates, Outcome::Success, Some(1.0), 1);
+        assert!(v.confidence >= 0.85);
+        assert_eq!(v.action, Action::Retry);
+    }
+
+    #[test]
+    fn a_crashed_agent_escalates() {
+        let gates = [gate("response-format", false, 1.0)];
+        assert_eq!(run(&gates, Outcome::Crashed, None, 1).action, Action::Escalate);
+    }
+
+    #[test]
+    fn passing_gates_with_a_doubtful_llm_clarify() {
+        let gates = [gate("response-format", true, 1.0)];
+        let v = run(&gates, Outcome::Success, Some(0.5), 1);
+        assert_eq!(v.action, Action::Clarify, "{}", v.explanation);
+    }
+}

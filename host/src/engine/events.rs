@@ -1,0 +1,96 @@
+//! What the loop reports as it goes, for the CLI's live output (and later the production log).
+
+use std::time::Duration;
+
+use crate::contract::{FileChange, RunResult, Verdict};
+use crate::state::{Action, GateRecord, TaskStatus};
+
+/// One step of the loop.
+#[derive(Debug, Clone)]
+pub enum Step {
+    /// An iteration begins.
+    IterationStarted {
+        /// Task.
+        task_id: i64,
+        /// Iteration number.
+        iteration: u32,
+        /// Limit.
+        max_iterations: u32,
+        /// Prompt size in characters.
+        prompt_chars: usize,
+    },
+    /// A live message from the agent plugin (a tool use, an API retry).
+    Progress(String),
+    /// An attempt of a call failed and will be tried again.
+    Retrying {
+        /// What is retried (`agent`, `llm`).
+        what: &'static str,
+        /// The failed attempt, 1-based.
+        attempt: u32,
+        /// Wait before the next one.
+        delay: Duration,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The agent finished (or could not run).
+    AgentFinished {
+        /// Its result, or the error.
+        result: Result<RunResult, String>,
+        /// Files it changed.
+        changes: Vec<FileChange>,
+    },
+    /// A gate gave its verdict.
+    GateFinished(GateRecord),
+    /// The LLM gave (or failed to give) its opinion.
+    LlmOpinion {
+        /// Confidence it gave, if any.
+        confidence: Option<f32>,
+        /// Its reasoning, or why there is no opinion.
+        note: String,
+    },
+    /// A breakpoint rule asked to stop.
+    RuleFired {
+        /// Rule plugin.
+        rule: String,
+        /// What it said.
+        verdict: Verdict,
+    },
+    /// The iteration's decision.
+    Decided {
+        /// Action.
+        action: Action,
+        /// Combined confidence.
+        confidence: f32,
+        /// Why.
+        explanation: String,
+    },
+    /// A breakpoint was opened.
+    BreakpointOpened {
+        /// Its id.
+        id: i64,
+        /// Rule.
+        rule: String,
+        /// Why.
+        reason: String,
+    },
+    /// The execution ended.
+    TaskFinished {
+        /// Task.
+        task_id: i64,
+        /// Final status.
+        status: TaskStatus,
+    },
+}
+
+/// Receives the loop's steps.
+pub trait LoopObserver: Send + Sync {
+    /// Called for each step, in order.
+    fn step(&self, step: &Step);
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+
+impl LoopObserver for Silent {
+    fn step(&self, _: &Step) {}
+}

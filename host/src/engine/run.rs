@@ -1,0 +1,577 @@
+//! One task execution: iterations of prompt -> agent -> changes -> gates -> confidence -> rules -> decision.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use super::decision::{self, LlmOpinion};
+use super::events::Step;
+use super::prompt::{TaskPromptInput, ValidationPromptInput};
+use super::Engine;
+use crate::contract::{
+    CallContext, CompletionRequest, FileChange, GateInput, LoopEvent, Message, Outcome, PluginError, Role, RunRequest,
+    RunResult, Severity, TaskInfo, Verdict,
+};
+use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus};
+use crate::workspace::{Snapshot, diff};
+
+/// Most feedback items carried into the next prompt, and the most characters of each.
+const MAX_FEEDBACK_ITEMS: usize = 20;
+const MAX_FEEDBACK_CHARS: usize = 2000;
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskOutcome {
+    /// The task.
+    pub task_id: i64,
+    /// Its status now.
+    pub status: TaskStatus,
+    /// Iterations run in this execution.
+    pub iterations: u32,
+    /// The last decision.
+    pub action: Option<Action>,
+    /// The last confidence.
+    pub confidence: Option<f32>,
+    /// The breakpoint opened, if the task paused.
+    pub breakpoint_id: Option<i64>,
+    /// Why the task ended where it did.
+    pub reason: String,
+}
+
+/// The JSON schema of the LLM's opinion.
+const OPINION_SCHEMA: &str = r#"{"type":"object","properties":{"confidence":{"type":"number","minimum":0,"maximum":1},"reasoning":{"type":"string"},"concerns":{"type":"array","items":{"type":"string"}}},"required":["confidence","reasoning"]}"#;
+
+#[derive(Debug, serde::Deserialize)]
+struct OpinionReply {
+    confidence: f32,
+    reasoning: String,
+    #[serde(default)]
+    concerns: Vec<String>,
+}
+
+impl Engine {
+    /// Execute one task until it completes, pauses at a breakpoint, or fails.
+    pub async fn execute_task(&self, task_id: i64) -> Result<TaskOutcome> {
+        let task = self.state.require_task(task_id).await?;
+        match task.status() {
+            TaskStatus::Completed => bail!(
+                "task {task_id} is already completed; create a new task for further work"
+            ),
+            TaskStatus::Paused => {
+                let open = self.state.open_breakpoint_of_task(task_id).await?;
+                if let Some(bp) = open {
+                    bail!(
+                        "task {task_id} is paused at breakpoint {} ({}): {}. Resolve it first: \
+                         `obra breakpoint resolve {} --approve`, `--reject` or `--feedback \"...\"`",
+                        bp.id, bp.rule, bp.reason, bp.id
+                    );
+                }
+            }
+            _ => {}
+        }
+        for dep in task.dependencies() {
+            let dep_task = self.state.require_task(dep).await?;
+            if dep_task.status() != TaskStatus::Completed {
+                bail!(
+                    "task {task_id} depends on task {dep} ({}), which is {}; execute task {dep} first",
+                    dep_task.title, dep_task.status
+                );
+            }
+        }
+        let project = self
+            .state
+            .project(task.project_id)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("task {task_id} belongs to a project that no longer exists"))?;
+        let max_iterations = task.max_iterations.map(|m| m as u32).unwrap_or(self.config.engine.max_iterations).max(1);
+        let human_feedback = self.state.latest_breakpoint_feedback(task_id).await?;
+        let mut feedback: Vec<String> = Vec::new();
+        let mut session = task.session_id.clone();
+        let mut last = TaskOutcome {
+            task_id,
+            status: TaskStatus::Running,
+            iterations: 0,
+            action: None,
+            confidence: None,
+            breakpoint_id: None,
+            reason: String::new(),
+        };
+
+        for iteration in 1..=max_iterations {
+            let task = self.state.require_task(task_id).await?;
+            let prompt = self.prompts.task_prompt(&TaskPromptInput {
+                project: &project,
+                task: &task,
+                iteration,
+                max_iterations,
+                feedback: &feedback,
+                human_feedback: human_feedback.as_deref(),
+            })?;
+            self.observer.step(&Step::IterationStarted {
+                task_id,
+                iteration,
+                max_iterations,
+                prompt_chars: prompt.chars().count(),
+            });
+            let info = task_info(&task, iteration, max_iterations);
+            let (interaction_id, result, changes) = self.run_agent(&info, &prompt, session.clone()).await?;
+            self.observer.step(&Step::AgentFinished {
+                result: result.clone().map_err(|e| e.to_string()),
+                changes: changes.clone(),
+            });
+            if let Ok(r) = &result {
+                if r.session_id.is_some() {
+                    session = r.session_id.clone();
+                }
+            }
+
+            let gates = match &result {
+                Ok(r) => self.run_gates(&info, r, &changes).await,
+                Err(_) => Vec::new(),
+            };
+            let gate_pairs: Vec<_> = self
+                .plugins
+                .gates
+                .iter()
+                .map(|(c, _)| c)
+                .zip(gates.iter())
+                .collect();
+            let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
+            let (opinion, llm_note, concerns) = match &result {
+                Ok(r) => self.llm_opinion(&task, r, &changes, &gates).await,
+                Err(e) => (None, Some(format!("not asked: the agent could not run ({e})")), vec![]),
+            };
+            let outcome = result.as_ref().ok().map(|r| r.outcome);
+            let mut verdict = decision::decide(
+                &self.config.engine.decision,
+                &heuristic,
+                opinion.as_ref(),
+                self.config.llm.weight,
+                llm_note.as_deref(),
+                outcome,
+                iteration,
+                max_iterations,
+            );
+            if let Err(e) = &result {
+                verdict.explanation = format!("The agent could not run: {e}. {}", verdict.explanation);
+            }
+
+            // Breakpoint rules see the proposed decision and may pause or abort.
+            let event = LoopEvent {
+                task: info.clone(),
+                outcome: outcome.unwrap_or(Outcome::Crashed),
+                confidence: verdict.confidence,
+                gates_passed: gates.iter().all(|g| g.passed),
+                proposed_decision: verdict.action.as_str().to_string(),
+                files_changed: changes.len() as u32,
+                files_deleted: changes.iter().filter(|c| c.kind == crate::contract::ChangeKind::Deleted).count() as u32,
+                config: String::new(),
+            };
+            let fired = self.evaluate_rules(&event).await;
+
+            let (status, breakpoint, action) = match (&fired, verdict.action) {
+                (Some((rule, Verdict::Abort(reason))), _) => {
+                    verdict.explanation.push_str(&format!(" Rule {rule} aborted the task: {reason}"));
+                    (TaskStatus::Failed, None, Action::Escalate)
+                }
+                (Some((rule, Verdict::Pause(reason))), Action::Proceed) => {
+                    verdict.explanation.push_str(&format!(" Rule {rule} paused the task: {reason}"));
+                    (TaskStatus::Paused, Some((rule.clone(), reason.clone())), Action::Escalate)
+                }
+                (Some((rule, Verdict::Pause(reason))), _) => {
+                    verdict.explanation.push_str(&format!(" Rule {rule} paused the task: {reason}"));
+                    (TaskStatus::Paused, Some((rule.clone(), reason.clone())), Action::Escalate)
+                }
+                (_, Action::Proceed) => (TaskStatus::Completed, None, Action::Proceed),
+                (_, Action::Escalate) => (
+                    TaskStatus::Paused,
+                    Some(("decision".to_string(), verdict.explanation.clone())),
+                    Action::Escalate,
+                ),
+                (_, action) => (TaskStatus::Running, None, action),
+            };
+            let record = DecisionRecord {
+                action,
+                confidence: verdict.confidence,
+                heuristic_score: heuristic.score,
+                llm_score: opinion.as_ref().map(|o| o.confidence),
+                llm_reasoning: opinion.as_ref().map(|o| o.reasoning.clone()),
+                explanation: verdict.explanation.clone(),
+            };
+            let reason = match &breakpoint {
+                Some((rule, reason)) => format!("breakpoint ({rule}): {reason}"),
+                None => verdict.explanation.clone(),
+            };
+            let breakpoint_id = self
+                .state
+                .conclude_iteration(&IterationRecord {
+                    task_id,
+                    interaction_id,
+                    gates: &gates,
+                    decision: &record,
+                    task_status: status,
+                    status_reason: Some(&reason),
+                    session_id: session.as_deref(),
+                    breakpoint: breakpoint.clone(),
+                })
+                .await?;
+            self.observer.step(&Step::Decided {
+                action,
+                confidence: verdict.confidence,
+                explanation: verdict.explanation.clone(),
+            });
+            if let (Some(id), Some((rule, reason))) = (breakpoint_id, &breakpoint) {
+                self.observer.step(&Step::BreakpointOpened { id, rule: rule.clone(), reason: reason.clone() });
+            }
+            last = TaskOutcome {
+                task_id,
+                status,
+                iterations: iteration,
+                action: Some(action),
+                confidence: Some(verdict.confidence),
+                breakpoint_id,
+                reason,
+            };
+            if status != TaskStatus::Running {
+                break;
+            }
+            feedback = next_feedback(&result, &gates, &concerns, action, &verdict.explanation);
+        }
+        self.observer.step(&Step::TaskFinished { task_id, status: last.status });
+        Ok(last)
+    }
+
+    /// Run the agent under the retry policy. Every attempt is its own interaction row; the returned changes
+    /// are everything that changed in the workspace over all attempts.
+    async fn run_agent(
+        &self,
+        info: &TaskInfo,
+        prompt: &str,
+        mut session: Option<String>,
+    ) -> Result<(i64, Result<RunResult, PluginError>, Vec<FileChange>)> {
+        let agent = &self.plugins.agent;
+        let config = serde_json::to_string(&self.config.agent_config(agent.name()))?;
+        let timeout = Duration::from_secs(self.config.agent.timeout_secs);
+        let start_snapshot = Snapshot::take(&self.workspace)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let interaction_id =
+                self.state.begin_interaction(info.id as i64, info.iteration, agent.name(), prompt).await?;
+            let before = Snapshot::take(&self.workspace)?;
+            let started = Instant::now();
+            let request = RunRequest {
+                task: info.clone(),
+                prompt: prompt.to_string(),
+                workspace: self.workspace.display().to_string(),
+                resume_session: session.clone(),
+                timeout_ms: timeout.as_millis() as u64,
+                config: config.clone(),
+            };
+            let (ctx, forwarder) = self.call_context(Some(timeout + Duration::from_secs(30)));
+            let result = agent.run(&ctx, &request).await;
+            drop(ctx);
+            let _ = forwarder.await;
+            let after = Snapshot::take(&self.workspace)?;
+            let attempt_changes = diff(&before, &after);
+            let stored = match &result {
+                Ok(r) => Ok(r),
+                Err(e) => Err(e.to_string()),
+            };
+            self.state
+                .finish_interaction(interaction_id, stored.as_ref().map_err(String::as_str).copied(), &attempt_changes, started.elapsed())
+                .await?;
+            let retry_error = match &result {
+                Ok(r) => retryable_outcome(r),
+                Err(e) => Some(e.clone()),
+            };
+            if let Some(error) = retry_error {
+                if let Some(delay) = self.retry.delay_after(attempt, &error) {
+                    self.observer.step(&Step::Retrying { what: "agent", attempt, delay, reason: error.to_string() });
+                    if let Ok(r) = &result {
+                        session = r.session_id.clone().or(session);
+                    }
+                    tokio::time::sleep(delay).await;
+                    continue;
+                }
+            }
+            return Ok((interaction_id, result, diff(&start_snapshot, &after)));
+        }
+    }
+
+    async fn run_gates(&self, info: &TaskInfo, result: &RunResult, changes: &[FileChange]) -> Vec<GateRecord> {
+        let mut records = Vec::new();
+        for (config, gate) in &self.plugins.gates {
+            let input = GateInput {
+                task: info.clone(),
+                agent_result: result.clone(),
+                changes: changes.to_vec(),
+                workspace: self.workspace.display().to_string(),
+                config: config.config.to_string(),
+            };
+            let started = Instant::now();
+            let (ctx, forwarder) = self.call_context(None);
+            let outcome = gate.check(&ctx, &input).await;
+            drop(ctx);
+            let _ = forwarder.await;
+            let duration_ms = started.elapsed().as_millis() as u64;
+            let record = match outcome {
+                Ok(r) => GateRecord {
+                    gate: gate.name().to_string(),
+                    passed: r.passed,
+                    score: r.score.clamp(0.0, 1.0),
+                    summary: r.summary,
+                    findings: r.findings,
+                    error: None,
+                    duration_ms,
+                },
+                Err(e) => GateRecord {
+                    gate: gate.name().to_string(),
+                    passed: false,
+                    score: 0.0,
+                    summary: format!("the gate could not run: {e}"),
+                    findings: vec![],
+                    error: Some(e.to_string()),
+                    duration_ms,
+                },
+            };
+            self.observer.step(&Step::GateFinished(record.clone()));
+            records.push(record);
+        }
+        records
+    }
+
+    async fn llm_opinion(
+        &self,
+        task: &Task,
+        result: &RunResult,
+        changes: &[FileChange],
+        gates: &[GateRecord],
+    ) -> (Option<LlmOpinion>, Option<String>, Vec<String>) {
+        let Some(llm) = &self.plugins.llm else {
+            return (None, Some("no LLM is configured (llm.provider: none)".into()), vec![]);
+        };
+        let prompt = match self.prompts.validation_prompt(&ValidationPromptInput {
+            task,
+            outcome: result.outcome.as_str(),
+            summary: &result.summary,
+            changes,
+            gates,
+        }) {
+            Ok(p) => p,
+            Err(e) => return (None, Some(format!("cannot render the validation prompt: {e}")), vec![]),
+        };
+        let request = CompletionRequest {
+            messages: vec![Message { role: Role::User, content: prompt }],
+            json_schema: Some(OPINION_SCHEMA.to_string()),
+            temperature: None,
+            max_tokens: Some(1024),
+        };
+        let limit = Duration::from_secs(self.config.llm.timeout_secs);
+        let mut attempt = 0;
+        let note = loop {
+            attempt += 1;
+            let reply = match tokio::time::timeout(limit, llm.complete(&request)).await {
+                Ok(r) => r,
+                Err(_) => Err(PluginError::Timeout(format!("no answer within {}s (llm.timeout_secs)", limit.as_secs()))),
+            };
+            let error = match reply {
+                Ok(c) => match parse_opinion(&c.text) {
+                    Ok(o) => {
+                        let opinion = LlmOpinion { confidence: o.confidence.clamp(0.0, 1.0), reasoning: o.reasoning };
+                        self.observer.step(&Step::LlmOpinion {
+                            confidence: Some(opinion.confidence),
+                            note: opinion.reasoning.clone(),
+                        });
+                        return (Some(opinion), None, o.concerns);
+                    }
+                    Err(e) => PluginError::Retryable(e),
+                },
+                Err(e) => e,
+            };
+            match self.retry.delay_after(attempt, &error) {
+                Some(delay) => {
+                    self.observer.step(&Step::Retrying { what: "llm", attempt, delay, reason: error.to_string() });
+                    tokio::time::sleep(delay).await;
+                }
+                None => break format!("{} failed: {error}", llm.name()),
+            }
+        };
+        self.observer.step(&Step::LlmOpinion { confidence: None, note: note.clone() });
+        (None, Some(note), vec![])
+    }
+
+    /// Evaluate the rules in order; the first that pauses or aborts wins. A rule that fails pauses the task:
+    /// when unsure, ask a human.
+    async fn evaluate_rules(&self, event: &LoopEvent) -> Option<(String, Verdict)> {
+        for (config, rule) in &self.plugins.rules {
+            let mut event = event.clone();
+            event.config = config.config.to_string();
+            let (ctx, forwarder) = self.call_context(None);
+            let verdict = rule.evaluate(&ctx, &event).await;
+            drop(ctx);
+            let _ = forwarder.await;
+            let verdict = match verdict {
+                Ok(Verdict::Proceed) => continue,
+                Ok(v) => v,
+                Err(e) => Verdict::Pause(format!("the rule could not be evaluated: {e}")),
+            };
+            self.observer.step(&Step::RuleFired { rule: rule.name().to_string(), verdict: verdict.clone() });
+            return Some((rule.name().to_string(), verdict));
+        }
+        None
+    }
+
+    /// A call context for the workspace, with progress forwarded to the observer until the context drops.
+    fn call_context(&self, timeout: Option<Duration>) -> (CallContext, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let observer = Arc::clone(&self.observer);
+        let forwarder = tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                observer.step(&Step::Progress(message));
+            }
+        });
+        let ctx = CallContext {
+            workspace: Some(self.workspace.clone()),
+            llm: self.plugins.llm.clone(),
+            progress: Some(tx),
+            timeout,
+        };
+        (ctx, forwarder)
+    }
+}
+
+fn task_info(task: &Task, iteration: u32, max_iterations: u32) -> TaskInfo {
+    TaskInfo {
+        id: task.id as u64,
+        title: task.title.clone(),
+        description: task.description.clone(),
+        iteration,
+        max_iterations,
+    }
+}
+
+/// Outcomes an agent reports that a later attempt may not have: rate limits and server-side API errors.
+fn retryable_outcome(r: &RunResult) -> Option<PluginError> {
+    match r.outcome {
+        Outcome::RateLimited => Some(PluginError::RateLimited {
+            message: r.summary.clone(),
+            retry_after_ms: r.retry_after_ms,
+        }),
+        Outcome::ApiError if r.api_status.is_some_and(|s| s >= 500) => {
+            Some(PluginError::Retryable(format!("API error {}: {}", r.api_status.unwrap_or(0), r.summary)))
+        }
+        _ => None,
+    }
+}
+
+/// Parse the LLM's opinion, tolerating a code fence or prose around the JSON object.
+fn parse_opinion(text: &str) -> Result<OpinionReply, String> {
+    let trimmed = text.trim();
+    let candidate = match (trimmed.find('{'), trimmed.rfind('}')) {
+        (Some(a), Some(b)) if b > a => &trimmed[a..=b],
+        _ => trimmed,
+    };
+    serde_json::from_str::<OpinionReply>(candidate).map_err(|e| {
+        let excerpt: String = trimmed.chars().take(120).collect();
+        format!("the LLM's reply is not the requested JSON ({e}): {excerpt:?}")
+    })
+}
+
+/// What the next prompt should tell the agent: failed gates' findings, the LLM's concerns, the decision.
+fn next_feedback(
+    result: &Result<RunResult, PluginError>,
+    gates: &[GateRecord],
+    concerns: &[String],
+    action: Action,
+    explanation: &str,
+) -> Vec<String> {
+    let mut items = Vec::new();
+    match result {
+        Err(e) => items.push(format!("The previous run could not complete: {e}")),
+        Ok(r) if r.outcome != Outcome::Success => {
+            items.push(format!("The previous run ended with outcome {}: {}", r.outcome, r.summary))
+        }
+        Ok(_) => {}
+    }
+    for gate in gates.iter().filter(|g| !g.passed) {
+        items.push(format!("Quality gate `{}` failed: {}", gate.gate, gate.summary));
+        for f in gate.findings.iter().filter(|f| f.severity != Severity::Info) {
+            let place = match (&f.path, f.line) {
+                (Some(p), Some(l)) => format!(" ({p}:{l})"),
+                (Some(p), None) => format!(" ({p})"),
+                _ => String::new(),
+            };
+            items.push(format!("{}{place}", f.message));
+        }
+    }
+    for c in concerns {
+        items.push(format!("Reviewer concern: {c}"));
+    }
+    if action == Action::Clarify {
+        items.push(format!("The supervisor was not confident enough to accept the work: {explanation}"));
+    }
+    items
+        .into_iter()
+        .take(MAX_FEEDBACK_ITEMS)
+        .map(|s| if s.chars().count() > MAX_FEEDBACK_CHARS { s.chars().take(MAX_FEEDBACK_CHARS).collect::<String>() + " [...]" } else { s })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opinion_parsing_tolerates_fences_and_rejects_garbage_with_an_excerpt() {
+        let o = parse_opinion("```json\n{\"confidence\": 0.8, \"reasoning\": \"ok\"}\n```").unwrap();
+        assert_eq!(o.confidence, 0.8);
+        let e = parse_opinion("{\"confidence\": \"high\"").unwrap_err();
+        assert!(e.contains("not the requested JSON") && e.contains("confidence"), "{e}");
+    }
+
+    #[test]
+    fn rate_limits_and_server_errors_are_retryable_outcomes_but_client_errors_are_not() {
+        let mut r = RunResult {
+            outcome: Outcome::RateLimited,
+            summary: "429".into(),
+            session_id: None,
+            turns: 0,
+            usage: Default::default(),
+            duration_ms: 0,
+            api_status: Some(429),
+            retry_after_ms: Some(2000),
+            permission_denials: vec![],
+            exit_code: Some(1),
+        };
+        assert!(matches!(retryable_outcome(&r), Some(PluginError::RateLimited { retry_after_ms: Some(2000), .. })));
+        r.outcome = Outcome::ApiError;
+        r.api_status = Some(500);
+        assert!(matches!(retryable_outcome(&r), Some(PluginError::Retryable(_))));
+        r.api_status = Some(400);
+        assert!(retryable_outcome(&r).is_none());
+    }
+
+    #[test]
+    fn feedback_carries_failed_gate_findings() {
+        let gates = vec![GateRecord {
+            gate: "tests".into(),
+            passed: false,
+            score: 0.0,
+            summary: "1 test failed".into(),
+            findings: vec![crate::contract::Finding {
+                severity: Severity::Error,
+                message: "assertion failed: greet() == \"hello\"".into(),
+                path: Some("test.sh".into()),
+                line: Some(3),
+            }],
+            error: None,
+            duration_ms: 1,
+        }];
+        let items = next_feedback(&Err(PluginError::Fatal("x".into())), &gates, &[], Action::Retry, "");
+        assert!(items.iter().any(|i| i.contains("`tests` failed: 1 test failed")));
+        assert!(items.iter().any(|i| i.contains("assertion failed") && i.contains("(test.sh:3)")));
+    }
+}

@@ -1,0 +1,5 @@
+//! The `obra` binary: see `obra --help`.
+
+fn main() -> std::process::ExitCode {
+    obra::cli::main()
+}

@@ -1,0 +1,209 @@
+//! The programmatic API: an [`Orchestrator`] opens a project (config, store, plugins) and executes tasks.
+//! The CLI is a thin layer over it.
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! use obra::orchestrator::{Orchestrator, OpenOptions};
+//! use obra::state::NewTask;
+//!
+//! let obra = Orchestrator::open(OpenOptions::in_dir("/path/to/project")).await?;
+//! let task = obra
+//!     .create_task(NewTask {
+//!         project_id: obra.project().id,
+//!         title: "Add a --verbose flag".into(),
+//!         description: "Wire it to the logger".into(),
+//!         priority: 5,
+//!         depends_on: vec![],
+//!         max_iterations: None,
+//!     })
+//!     .await?;
+//! let outcome = obra.execute_task(task.id, std::sync::Arc::new(obra::engine::events::Silent)).await?;
+//! println!("task {} is {:?} (confidence {:?})", task.id, outcome.status, outcome.confidence);
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+
+use crate::config::{self, ConfigSources, LoadedConfig};
+use crate::engine::{Engine, LoopObserver, LoopPlugins, TaskOutcome};
+use crate::plugins::PluginHost;
+use crate::state::{NewTask, Project, StateManager, Task};
+
+/// How to open a project.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Where to start looking for `.obra/` (the current directory by default).
+    pub dir: Option<PathBuf>,
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// `--set` overrides.
+    pub sets: Vec<String>,
+}
+
+impl OpenOptions {
+    /// Options that look for the project at or above `dir`.
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: Some(dir.into()), ..Self::default() }
+    }
+
+    fn start_dir(&self) -> Result<PathBuf> {
+        let dir = match &self.dir {
+            Some(d) => d.clone(),
+            None => std::env::current_dir().context("cannot read the current directory")?,
+        };
+        if !dir.is_dir() {
+            bail!("{} is not a directory", dir.display());
+        }
+        Ok(dir.canonicalize()?)
+    }
+}
+
+/// An open project: its configuration, its store and its plugins.
+pub struct Orchestrator {
+    root: PathBuf,
+    config: LoadedConfig,
+    state: StateManager,
+    project: Project,
+    plugins: Arc<PluginHost>,
+}
+
+impl Orchestrator {
+    /// Make `options.dir` (or the current directory) a project: create `.obra/`, the database and a project
+    /// row. Fails if it already is one.
+    pub async fn init(options: OpenOptions, name: Option<String>) -> Result<Self> {
+        let root = options.start_dir()?;
+        if root.join(".obra").join("obra.db").exists() {
+            bail!(
+                "{} is already an Obra project (it has .obra/obra.db); `obra status` shows it",
+                root.display()
+            );
+        }
+        std::fs::create_dir_all(root.join(".obra")).context("cannot create .obra/")?;
+        let config_file = root.join(".obra").join("config.yaml");
+        if !config_file.exists() {
+            std::fs::write(&config_file, PROJECT_CONFIG_TEMPLATE).context("cannot write .obra/config.yaml")?;
+        }
+        let config = load_config(&root, &options)?;
+        let state = StateManager::open(&db_path(&root, &config)).await?;
+        let name = name.unwrap_or_else(|| {
+            root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
+        });
+        let project = state.create_project(&name, &root).await?;
+        let plugins = Arc::new(PluginHost::new(&config.config.plugins, Some(&root), Arc::new(state.clone()))?);
+        Ok(Self { root, config, state, project, plugins })
+    }
+
+    /// Open the project at or above `options.dir`.
+    pub async fn open(options: OpenOptions) -> Result<Self> {
+        let start = options.start_dir()?;
+        let Some(root) = config::find_project_root(&start) else {
+            bail!(
+                "{} is not inside an Obra project (no .obra/ here or above); run `obra init` first, or `obra demo` to try Obra",
+                start.display()
+            );
+        };
+        let config = load_config(&root, &options)?;
+        let path = db_path(&root, &config);
+        if !path.exists() {
+            bail!("the project's database {} is missing; run `obra init` in {}", path.display(), root.display());
+        }
+        let state = StateManager::open(&path).await?;
+        let project = state
+            .projects()
+            .await?
+            .into_iter()
+            .next()
+            .with_context(|| format!("the database {} holds no project; run `obra init` again", path.display()))?;
+        let plugins = Arc::new(PluginHost::new(&config.config.plugins, Some(&root), Arc::new(state.clone()))?);
+        Ok(Self { root, config, state, project, plugins })
+    }
+
+    /// The project root (the directory holding `.obra/`), which is also the agents' workspace.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The resolved configuration and its layers.
+    pub fn config(&self) -> &LoadedConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn state(&self) -> &StateManager {
+        &self.state
+    }
+
+    /// The project.
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    /// The plugin host.
+    pub fn plugins(&self) -> &Arc<PluginHost> {
+        &self.plugins
+    }
+
+    /// Add a task to the backlog.
+    pub async fn create_task(&self, new: NewTask) -> Result<Task> {
+        self.state.create_task(&new).await
+    }
+
+    /// Resolve the plugins the configuration names (agent, LLM, enabled gates and rules).
+    pub async fn loop_plugins(&self) -> Result<LoopPlugins> {
+        let c = &self.config.config;
+        let agent = self.plugins.agent(&c.agent.plugin).await?;
+        let llm = if c.llm.enabled() {
+            Some(self.plugins.llm_provider(&c.llm.provider, &c.llm_config(&c.llm.provider)).await?)
+        } else {
+            None
+        };
+        let mut gates = Vec::new();
+        for gate in c.gates.iter().filter(|g| g.enabled) {
+            gates.push((gate.clone(), self.plugins.quality_gate(&gate.plugin).await?));
+        }
+        let mut rules = Vec::new();
+        for rule in c.rules.iter().filter(|r| r.enabled) {
+            rules.push((rule.clone(), self.plugins.breakpoint_rule(&rule.plugin).await?));
+        }
+        Ok(LoopPlugins { agent, llm, gates, rules })
+    }
+
+    /// Execute one task through the loop; `observer` sees each step.
+    pub async fn execute_task(&self, task_id: i64, observer: Arc<dyn LoopObserver>) -> Result<TaskOutcome> {
+        // Fail on a bad id before loading any plugin.
+        self.state.require_task(task_id).await?;
+        let plugins = self.loop_plugins().await?;
+        let engine = Engine::new(self.config.config.clone(), self.state.clone(), plugins, self.root.clone(), observer);
+        engine.execute_task(task_id).await
+    }
+}
+
+fn load_config(root: &Path, options: &OpenOptions) -> Result<LoadedConfig> {
+    let sources = ConfigSources::from_process(Some(root.to_path_buf()), options.profile.clone(), options.sets.clone());
+    Ok(config::load(&sources)?)
+}
+
+fn db_path(root: &Path, config: &LoadedConfig) -> PathBuf {
+    let path = Path::new(&config.config.database.path);
+    if path.is_absolute() { path.to_path_buf() } else { root.join(path) }
+}
+
+/// The `.obra/config.yaml` that `obra init` writes: commented pointers, no settings.
+const PROJECT_CONFIG_TEMPLATE: &str = "\
+# This project's Obra settings. Name only what you change; every key and its default is in
+# config/default.yaml of Obra's sources (or run `obra --help`). Examples:
+#
+# agent:
+#   plugin: claude-code
+# gates:
+#   - plugin: response-format
+#   - plugin: tests
+#     enabled: true
+#     config:
+#       command: \"cargo test\"
+# llm:
+#   provider: none      # no local LLM: heuristics alone decide
+";

@@ -1,0 +1,14 @@
+//! Tracing setup: human-readable log lines on stderr, filtered by `-v` or `RUST_LOG`.
+
+use tracing_subscriber::EnvFilter;
+
+/// Install the global subscriber. `verbosity` 0 shows warnings, 1 info, 2 or more debug; `RUST_LOG` wins.
+pub fn init(verbosity: u8) {
+    let default = match verbosity {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
