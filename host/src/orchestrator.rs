@@ -29,7 +29,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::{self, ConfigSources, LoadedConfig};
 use crate::engine::{Engine, LoopObserver, LoopPlugins, TaskOutcome};
-use crate::plugins::PluginHost;
+use crate::plugins::{LoadReport, PluginHost, PluginHostError};
 use crate::state::{NewTask, Project, StateManager, Task};
 
 /// How to open a project.
@@ -61,13 +61,21 @@ impl OpenOptions {
     }
 }
 
-/// An open project: its configuration, its store and its plugins.
+/// An open project: its configuration, its store and (loaded on first use) its plugins.
 pub struct Orchestrator {
     root: PathBuf,
     config: LoadedConfig,
     state: StateManager,
     project: Project,
-    plugins: Arc<PluginHost>,
+    plugins: tokio::sync::OnceCell<LoadedPlugins>,
+}
+
+/// The plugin host of a project and what loading the search path reported.
+pub struct LoadedPlugins {
+    /// The host with the built-ins and the search path's plugins loaded.
+    pub host: PluginHost,
+    /// Plugins found on the search path that failed to load (each error names the plugin or file).
+    pub load_errors: Vec<PluginHostError>,
 }
 
 impl Orchestrator {
@@ -92,8 +100,7 @@ impl Orchestrator {
             root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
         });
         let project = state.create_project(&name, &root).await?;
-        let plugins = Arc::new(PluginHost::new(&config.config.plugins, Some(&root), Arc::new(state.clone()))?);
-        Ok(Self { root, config, state, project, plugins })
+        Ok(Self { root, config, state, project, plugins: tokio::sync::OnceCell::new() })
     }
 
     /// Open the project at or above `options.dir`.
@@ -117,8 +124,7 @@ impl Orchestrator {
             .into_iter()
             .next()
             .with_context(|| format!("the database {} holds no project; run `obra init` again", path.display()))?;
-        let plugins = Arc::new(PluginHost::new(&config.config.plugins, Some(&root), Arc::new(state.clone()))?);
-        Ok(Self { root, config, state, project, plugins })
+        Ok(Self { root, config, state, project, plugins: tokio::sync::OnceCell::new() })
     }
 
     /// The project root (the directory holding `.obra/`), which is also the agents' workspace.
@@ -141,9 +147,39 @@ impl Orchestrator {
         &self.project
     }
 
-    /// The plugin host.
-    pub fn plugins(&self) -> &Arc<PluginHost> {
-        &self.plugins
+    /// The plugins: the built-ins and everything on the search path, loaded (from the compile cache when
+    /// warm) on first use. Plugins that fail to load are reported in `load_errors` and logged as warnings.
+    pub async fn plugins(&self) -> Result<&LoadedPlugins> {
+        self.plugins
+            .get_or_try_init(|| async {
+                let mut host = PluginHost::new(
+                    self.config.config.plugins.clone(),
+                    Some(Arc::new(self.state.clone()) as Arc<dyn crate::contract::KvStore>),
+                )?;
+                host.load_builtins(crate::builtin::BUILTINS)?;
+                let LoadReport { errors, notes, .. } = host.load_search_path(Some(&self.root));
+                for note in notes {
+                    tracing::info!("{note}");
+                }
+                for error in &errors {
+                    tracing::warn!("a plugin was not loaded: {error}");
+                }
+                Ok::<_, anyhow::Error>(LoadedPlugins { host, load_errors: errors })
+            })
+            .await
+    }
+
+    /// Look a plugin up; when it is missing, say which plugins failed to load, since one of them may be it.
+    async fn lookup<T>(&self, find: impl FnOnce(&PluginHost) -> Result<T, PluginHostError>) -> Result<T> {
+        let plugins = self.plugins().await?;
+        find(&plugins.host).map_err(|e| {
+            if plugins.load_errors.is_empty() {
+                anyhow::Error::new(e)
+            } else {
+                let failed: Vec<String> = plugins.load_errors.iter().map(|e| format!("  - {e}")).collect();
+                anyhow::anyhow!("{e}\nThese plugins failed to load:\n{}", failed.join("\n"))
+            }
+        })
     }
 
     /// Add a task to the backlog.
@@ -154,19 +190,20 @@ impl Orchestrator {
     /// Resolve the plugins the configuration names (agent, LLM, enabled gates and rules).
     pub async fn loop_plugins(&self) -> Result<LoopPlugins> {
         let c = &self.config.config;
-        let agent = self.plugins.agent(&c.agent.plugin).await?;
+        let agent = self.lookup(|h| h.agent(&c.agent.plugin)).await?;
         let llm = if c.llm.enabled() {
-            Some(self.plugins.llm_provider(&c.llm.provider, &c.llm_config(&c.llm.provider)).await?)
+            let config = c.llm_config(&c.llm.provider).to_string();
+            Some(self.lookup(|h| h.llm_provider(&c.llm.provider, &config)).await?)
         } else {
             None
         };
         let mut gates = Vec::new();
         for gate in c.gates.iter().filter(|g| g.enabled) {
-            gates.push((gate.clone(), self.plugins.quality_gate(&gate.plugin).await?));
+            gates.push((gate.clone(), self.lookup(|h| h.quality_gate(&gate.plugin)).await?));
         }
         let mut rules = Vec::new();
         for rule in c.rules.iter().filter(|r| r.enabled) {
-            rules.push((rule.clone(), self.plugins.breakpoint_rule(&rule.plugin).await?));
+            rules.push((rule.clone(), self.lookup(|h| h.breakpoint_rule(&rule.plugin)).await?));
         }
         Ok(LoopPlugins { agent, llm, gates, rules })
     }
@@ -207,3 +244,14 @@ const PROJECT_CONFIG_TEMPLATE: &str = "\
 # llm:
 #   provider: none      # no local LLM: heuristics alone decide
 ";
+
+/// The plugins outside any project: built-ins and the user's search path, under the user's config (for
+/// `obra plugin check` by a plugin author).
+pub async fn standalone_plugins(options: &OpenOptions) -> Result<LoadedPlugins> {
+    let sources = ConfigSources::from_process(None, options.profile.clone(), options.sets.clone());
+    let config = config::load(&sources)?;
+    let mut host = PluginHost::new(config.config.plugins, None)?;
+    host.load_builtins(crate::builtin::BUILTINS)?;
+    let report = host.load_search_path(None);
+    Ok(LoadedPlugins { host, load_errors: report.errors })
+}

@@ -1,0 +1,193 @@
+//! `PluginInstance`: one loaded plugin, its `InstancePre`, and the lazily created Store + instance reused across
+//! calls.
+//!
+//! The wall-clock limit of a call is the caller's `CallContext::timeout`, capped by the plugin's effective
+//! `call_timeout_secs`. Calls to one instance are serialised by a `tokio::sync::Mutex`: a component instance is single-threaded, so a
+//! second caller waits until the first call returns (give each parallel agent its own plugin host if they must
+//! not wait on each other). Every export call runs under `tokio::time::timeout`, a guest CPU budget (epoch ticks;
+//! the guest yields to the executor at each tick so the timeout can fire), and the store's memory limit. After a
+//! trap, an exhausted CPU budget or a timeout, the Store is dropped (killing any child processes it owned) and the
+//! next call instantiates afresh from the `InstancePre`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use wasmtime::{Store, UpdateDeadline};
+
+use super::bindings::{Bindings, ExportCall, ExportReturn, Pre};
+use super::engine::{EPOCH_TICK, PluginEngine};
+use super::grants::EffectiveGrant;
+use super::store::{HostServices, StoreState};
+use crate::contract::{CallContext, PluginError};
+
+/// A Store with its instance (created on the first call that needs it).
+struct Live {
+    store: Store<StoreState>,
+    bindings: Option<Bindings>,
+    /// True while a call is in progress; still true on the next call means the previous call's future was
+    /// dropped mid-way (cancelled), so the instance state cannot be trusted.
+    in_call: bool,
+}
+
+/// One loaded plugin: what is needed to (re)instantiate it and the live instance.
+pub(crate) struct PluginInstance {
+    pub(crate) name: Arc<str>,
+    pub(crate) grant: Arc<EffectiveGrant>,
+    engine: Arc<PluginEngine>,
+    services: Arc<HostServices>,
+    pre: Pre,
+    live: tokio::sync::Mutex<Option<Live>>,
+    instantiations: AtomicU64,
+}
+
+impl PluginInstance {
+    /// A plugin ready to be called.
+    pub(crate) fn new(
+        name: &str,
+        grant: EffectiveGrant,
+        engine: Arc<PluginEngine>,
+        services: Arc<HostServices>,
+        pre: Pre,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            grant: Arc::new(grant),
+            engine,
+            services,
+            pre,
+            live: tokio::sync::Mutex::new(None),
+            instantiations: AtomicU64::new(0),
+        }
+    }
+
+    /// How many times a Store and instance were created (1 after the first call; +1 after each discard).
+    pub(crate) fn instantiations(&self) -> u64 {
+        self.instantiations.load(Ordering::Relaxed)
+    }
+
+    fn new_store(&self) -> Store<StoreState> {
+        let state = StoreState::new(self.name.clone(), self.grant.clone(), self.services.clone());
+        let mut store = Store::new(&self.engine.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_callback(|mut ctx| {
+            let call = &mut ctx.data_mut().call;
+            if call.cpu_ticks_left == 0 {
+                call.cpu_exhausted = true;
+                return Err(wasmtime::format_err!(
+                    "the guest CPU budget of the call is used up"
+                ));
+            }
+            call.cpu_ticks_left -= 1;
+            Ok(UpdateDeadline::Yield(1))
+        });
+        self.instantiations.fetch_add(1, Ordering::Relaxed);
+        store
+    }
+
+    /// Why the call failed, for a trap (including memory and CPU exhaustion).
+    fn describe_trap(
+        &self,
+        function: &str,
+        error: &wasmtime::Error,
+        state: Option<&StoreState>,
+    ) -> String {
+        let plugin = &self.name;
+        let limits = &self.grant.limits;
+        if state.is_some_and(|s| s.limiter.exceeded) {
+            return format!(
+                "plugin {plugin:?} ran out of memory in {function} (limit {} MiB); the instance was discarded",
+                limits.memory_mb
+            );
+        }
+        if state.is_some_and(|s| s.call.cpu_exhausted) {
+            return format!(
+                "plugin {plugin:?} used up its CPU budget in {function} (limit {} ms of guest CPU per call); the instance was discarded",
+                limits.cpu_ms_per_call
+            );
+        }
+        let cause = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => trap.to_string(),
+            None => error
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let said = state
+            .and_then(StoreState::last_stderr_line)
+            .map(|line| format!(" (it last wrote: {line:?})"))
+            .unwrap_or_default();
+        format!(
+            "plugin {plugin:?} crashed in {function}: {cause}{said}; the instance was discarded"
+        )
+    }
+
+    /// Call one export under every limit. See the module documentation for what happens on failure.
+    pub(crate) async fn call(
+        &self,
+        ctx: &CallContext,
+        call: ExportCall<'_>,
+    ) -> Result<ExportReturn, PluginError> {
+        let function = call.function();
+        let limits = self.grant.limits;
+        let ceiling = Duration::from_secs(limits.call_timeout_secs);
+        let timeout = ctx.timeout.map_or(ceiling, |t| t.min(ceiling));
+        let ticks = (limits.cpu_ms_per_call / EPOCH_TICK.as_millis() as u64).max(1);
+
+        let mut slot = self.live.lock().await;
+        if slot.as_ref().is_some_and(|live| live.in_call) {
+            tracing::warn!(plugin = %self.name, "the previous call was cancelled; discarding the instance");
+            *slot = None;
+        }
+        let outcome = tokio::time::timeout(timeout, async {
+            let live = match slot.as_mut() {
+                Some(live) => live,
+                None => slot.insert(Live {
+                    store: self.new_store(),
+                    bindings: None,
+                    in_call: false,
+                }),
+            };
+            live.in_call = true;
+            live.store
+                .data_mut()
+                .begin_call(function, ctx, call.config(), ticks);
+            live.store.set_epoch_deadline(1);
+            if live.bindings.is_none() {
+                live.bindings = Some(self.pre.instantiate(&mut live.store).await?);
+            }
+            let bindings = live.bindings.as_ref().expect("instantiated above");
+            bindings.call(&mut live.store, &call).await
+        })
+        .await;
+
+        match outcome {
+            Ok(Ok(result)) => {
+                if let Some(live) = slot.as_mut() {
+                    live.in_call = false;
+                    live.store.data_mut().end_call();
+                }
+                result
+            }
+            Ok(Err(error)) => {
+                let message =
+                    self.describe_trap(function, &error, slot.as_ref().map(|l| l.store.data()));
+                *slot = None;
+                tracing::error!(plugin = %self.name, function, "{message}");
+                Err(PluginError::Trapped(message))
+            }
+            Err(_) => {
+                *slot = None;
+                let message = format!(
+                    "plugin {:?} did not finish {function} within {} s (wall-clock limit); the instance was discarded",
+                    self.name,
+                    timeout.as_secs_f64()
+                );
+                tracing::error!(plugin = %self.name, function, "{message}");
+                Err(PluginError::Timeout(message))
+            }
+        }
+    }
+}

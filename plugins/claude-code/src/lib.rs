@@ -1,0 +1,130 @@
+//! `claude-code`: an Obra agent plugin that runs Claude Code headless and normalises its outcome.
+//!
+//! `run` starts `claude -p <prompt> --output-format stream-json --verbose [options]` in the workspace with
+//! stdin from /dev/null (prompts over 100 KB go to stdin instead), under the request's time limit, reports each
+//! tool use and API retry as live progress, and turns the final `result` event (or its absence) into a
+//! `run-result` (see [`stream`]). `health` runs `claude --version`.
+//!
+//! Config keys (all optional; see [`config::Config`]): `model`, `max_turns`, `permission_mode`,
+//! `append_system_prompt`, `extra_args`, `env`, `max_stderr_bytes`.
+
+pub mod config;
+pub mod stream;
+
+#[cfg(test)]
+mod fixtures;
+
+use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
+use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress};
+
+use config::Config;
+use stream::{ProcessEnd, StreamParser};
+
+/// The agent.
+pub struct ClaudeCode;
+
+impl Agent for ClaudeCode {
+    fn info() -> AgentInfo {
+        AgentInfo {
+            name: "claude-code".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Runs Claude Code headless (claude -p) and normalises its outcome".into(),
+            supports_resume: true,
+        }
+    }
+
+    fn health(config_json: String) -> Result<String, PluginError> {
+        let cfg = Config::parse(&config_json)?;
+        let mut cmd = process::command("claude")
+            .arg("--version")
+            .timeout_ms(30_000)
+            .max_output_bytes(16 * 1024);
+        for (k, v) in &cfg.env {
+            cmd = cmd.env(k, v);
+        }
+        let out = cmd.run().context("running `claude --version`")?;
+        if !out.success() {
+            return Err(PluginError::fatal(format!(
+                "`claude --version` failed ({}): {}",
+                match (out.exit_code, out.timed_out) {
+                    (_, true) => "timed out".to_string(),
+                    (Some(c), _) => format!("exit code {c}"),
+                    (None, _) => format!("signal {}", out.signal.unwrap_or(0)),
+                },
+                out.tail(1000).trim()
+            )));
+        }
+        let version = out.stdout.lines().next().unwrap_or("").trim();
+        Ok(format!("claude {version}"))
+    }
+
+    fn run(request: RunRequest) -> Result<RunResult, PluginError> {
+        let cfg = Config::parse(&request.config)?;
+        let inv = config::invocation(&cfg, &request.prompt, request.resume_session.as_deref());
+        let mut cmd = process::command("claude")
+            .args(inv.args)
+            .timeout_ms(request.timeout_ms);
+        if let Some(stdin) = inv.stdin {
+            cmd = cmd.stdin(stdin);
+        }
+        if let Some(max) = cfg.max_stderr_bytes {
+            cmd = cmd.max_output_bytes(max);
+        }
+        for (k, v) in &cfg.env {
+            cmd = cmd.env(k, v);
+        }
+        let child = cmd.spawn().context("starting claude")?;
+
+        let mut parser = StreamParser::new(&request.workspace);
+        let mut timed_out = false;
+        loop {
+            match child.next_line() {
+                Ok(Some(line)) => {
+                    for message in parser.feed(&line) {
+                        progress(&message);
+                    }
+                }
+                Ok(None) => break,
+                Err(PluginError::Timeout(msg)) => {
+                    log::warn(&format!("claude hit its time limit: {msg}"));
+                    timed_out = true;
+                    break;
+                }
+                Err(err) => {
+                    child.kill();
+                    return Err(err.context("reading claude's output"));
+                }
+            }
+        }
+        let end = match child.wait() {
+            Ok(out) => ProcessEnd {
+                exit_code: out.exit_code,
+                signal: out.signal,
+                timed_out: timed_out || out.timed_out,
+                stderr: out.stderr,
+                duration_ms: out.duration_ms,
+                timeout_ms: request.timeout_ms,
+            },
+            Err(err) if timed_out => {
+                log::warn(&format!(
+                    "waiting for claude after its time limit: {}",
+                    err.message()
+                ));
+                ProcessEnd {
+                    timed_out: true,
+                    duration_ms: request.timeout_ms,
+                    timeout_ms: request.timeout_ms,
+                    ..ProcessEnd::default()
+                }
+            }
+            Err(err) => return Err(err.context("waiting for claude")),
+        };
+        let normalised = parser.finish(&end);
+        for warning in &normalised.warnings {
+            log::warn(warning);
+        }
+        Ok(normalised.result)
+    }
+}
+
+export_agent!(ClaudeCode);

@@ -1,0 +1,206 @@
+//! `obra task execute` supervising the REAL Claude Code CLI (the pinned npm package) through the built-in
+//! `claude-code` WASM agent plugin, against a scripted fake Anthropic Messages server, with the built-in
+//! `ollama` provider plugin asking a fake Ollama server for its opinion.
+
+mod common;
+
+use common::{Project, text};
+use obra_testkit::{AnthropicReply, ClaudeEnv, FakeAnthropic, FakeOllama, OllamaReply, require_claude};
+use serde_json::{Value, json};
+
+/// A project wired to the real claude CLI and both fakes. `None` (with a notice) when the CLI is missing
+/// outside CI; in CI a missing CLI fails the test.
+fn setup(anthropic: &FakeAnthropic, ollama: &FakeOllama, test_command: &str, extra: &str) -> Option<(Project, ClaudeEnv)> {
+    let Some(cli) = require_claude() else {
+        eprintln!("skipped: {}", obra_testkit::claude::install_hint());
+        return None;
+    };
+    let claude_env = cli.env(&anthropic.base_url());
+    let mut project = Project::new();
+    for (k, v) in claude_env.vars() {
+        project.set_env(k, v);
+    }
+    let bin_dir = claude_env.bin().parent().unwrap().display().to_string();
+    let path = claude_env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    project.set_env("PATH", &format!("{bin_dir}:{path}"));
+    project.write_config(&format!(
+        r#"
+agent:
+  plugin: claude-code
+  timeout_secs: 120
+agents:
+  claude-code:
+    permission_mode: acceptEdits
+    max_turns: 5
+llm:
+  provider: ollama
+  timeout_secs: 30
+llms:
+  ollama:
+    base_url: {ollama}
+    model: qwen2.5-coder:7b
+gates:
+  - plugin: response-format
+  - plugin: tests
+    enabled: true
+    config:
+      command: "{test_command}"
+engine:
+  max_iterations: 2
+  retry:
+    base_delay_ms: 50
+    max_delay_ms: 200
+    jitter: 0.0
+{extra}
+"#,
+        ollama = ollama.base_url(),
+    ));
+    Some((project, claude_env))
+}
+
+fn opinion(confidence: f64, reasoning: &str) -> OllamaReply {
+    OllamaReply::json(&json!({ "confidence": confidence, "reasoning": reasoning, "concerns": [] }))
+}
+
+fn show(project: &Project, id: i64) -> Value {
+    project.obra_json(&["task", "show", &id.to_string(), "--json"], 0)
+}
+
+#[test]
+fn a_write_tool_use_creates_the_file_the_tests_gate_passes_and_the_task_completes() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::write_file("hello.txt", "hello from claude\n"),
+        AnthropicReply::text("Created hello.txt with the greeting."),
+    ]);
+    let ollama = FakeOllama::start([opinion(0.93, "hello.txt holds the requested line")]);
+    let Some((project, _env)) = setup(&anthropic, &ollama, "grep -qx 'hello from claude' hello.txt", "") else { return };
+    let id = project.create_task("Create hello.txt", "Write the line 'hello from claude' to hello.txt");
+
+    let out = project.obra(&["task", "execute", &id.to_string(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["status"], "completed", "{}", text(&out));
+    assert_eq!(outcome["iterations"], 1);
+
+    // The real CLI really wrote the file in the workspace.
+    assert_eq!(std::fs::read_to_string(project.path().join("hello.txt")).unwrap(), "hello from claude\n");
+
+    let shown = show(&project, id);
+    let first = &shown["interactions"][0];
+    assert_eq!(first["interaction"]["outcome"], "success");
+    assert!(first["interaction"]["session_id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(first["interaction"]["output_tokens"].as_i64().unwrap() > 0);
+    assert!(first["interaction"]["changes_json"].as_str().unwrap().contains("hello.txt"));
+    let gates = first["gates"].as_array().unwrap();
+    assert!(gates.iter().all(|g| g["passed"] == true), "{gates:?}");
+    assert_eq!(first["decision"]["action"], "proceed");
+    assert!((first["decision"]["llm_score"].as_f64().unwrap() - 0.93).abs() < 1e-6, "the LLM's opinion took part");
+
+    // The prompt reached the model, in the hybrid format, and the LLM was asked for schema'd JSON.
+    let requests = anthropic.message_requests();
+    assert_eq!(requests.len(), 2, "one request per model turn");
+    let body = requests[0].all_text();
+    assert!(body.contains("<METADATA>") && body.contains("Create hello.txt"), "{body}");
+    let chats = ollama.requests_to("/api/chat");
+    assert_eq!(chats.len(), 1);
+    let chat: Value = chats[0].json.clone().expect("the chat request is JSON");
+    assert_eq!(chat["model"], "qwen2.5-coder:7b");
+    assert_eq!(chat["format"]["type"], "object", "the JSON schema went out as `format`: {chat}");
+    assert_eq!(chat["options"]["num_ctx"], 16384);
+}
+
+#[test]
+fn a_gate_that_keeps_failing_is_retried_with_its_findings_then_escalated_to_a_breakpoint() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::write_file("answer.txt", "41\n"),
+        AnthropicReply::text("Wrote the answer."),
+        AnthropicReply::write_file("answer.txt", "41\n"),
+        AnthropicReply::text("Wrote the answer again."),
+    ]);
+    let ollama = FakeOllama::start([opinion(0.7, "plausible"), opinion(0.7, "plausible")]);
+    let gate = "echo 'expected 42 but got 41'; exit 1";
+    let Some((project, _env)) = setup(&anthropic, &ollama, gate, "") else { return };
+    let id = project.create_task("Answer", "Write the answer to answer.txt");
+
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "paused at a breakpoint: {}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("decision: RETRY") && stdout.contains("breakpoint 1"), "{stdout}");
+
+    let shown = show(&project, id);
+    let interactions = shown["interactions"].as_array().unwrap();
+    assert_eq!(interactions.len(), 2);
+    assert_eq!(interactions[0]["decision"]["action"], "retry");
+    assert_eq!(interactions[1]["decision"]["action"], "escalate");
+    assert_eq!(shown["task"]["status"], "paused");
+
+    // The gate's findings are in the second iteration's prompt, and that prompt reached the model.
+    let second_prompt = interactions[1]["interaction"]["prompt"].as_str().unwrap();
+    assert!(second_prompt.contains("expected 42 but got 41"), "{second_prompt}");
+    let requests = anthropic.message_requests();
+    assert_eq!(requests.len(), 4);
+    assert!(requests[2].all_text().contains("expected 42 but got 41"), "the model saw the feedback");
+
+    let breakpoints = project.obra_json(&["breakpoint", "list", "--json"], 0);
+    assert_eq!(breakpoints.as_array().unwrap().len(), 1);
+    assert_eq!(breakpoints[0]["rule"], "max-iterations");
+
+    // Executing again is refused until a human resolves the breakpoint; feedback sends it back to the agent.
+    let again = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("obra breakpoint resolve 1"), "{}", text(&again));
+    let resolved = project.obra(&["breakpoint", "resolve", "1", "--feedback", "The answer is 42."]);
+    assert!(resolved.status.success(), "{}", text(&resolved));
+    assert_eq!(show(&project, id)["task"]["status"], "pending");
+}
+
+#[test]
+fn http_429_then_500_are_classified_and_retried_until_the_run_succeeds() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::rate_limited().retry_after(1),
+        AnthropicReply::server_error(),
+        AnthropicReply::write_file("hello.txt", "hello from claude\n"),
+        AnthropicReply::text("Created hello.txt."),
+    ]);
+    let ollama = FakeOllama::start([opinion(0.95, "done")]);
+    let Some((project, _env)) = setup(&anthropic, &ollama, "grep -qx 'hello from claude' hello.txt", "") else { return };
+    let id = project.create_task("Create hello.txt", "Write 'hello from claude' to hello.txt");
+
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("retry"), "the retries are shown: {stdout}");
+
+    let shown = show(&project, id);
+    let attempts: Vec<(String, Option<i64>)> = shown["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["interaction"]["outcome"].as_str().unwrap_or("").to_string(), i["interaction"]["api_status"].as_i64()))
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![("rate-limited".into(), Some(429)), ("api-error".into(), Some(500)), ("success".into(), None)],
+        "every attempt is recorded with its classification"
+    );
+    assert_eq!(shown["task"]["status"], "completed");
+    assert!(shown["interactions"].as_array().unwrap().iter().all(|i| i["interaction"]["iteration"] == 1));
+}
+
+#[test]
+fn a_max_turns_result_is_classified_as_max_turns() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::write_file("a.txt", "a\n"),
+        AnthropicReply::write_file("b.txt", "b\n"),
+    ]);
+    let ollama = FakeOllama::start([opinion(0.5, "unfinished")]);
+    let Some((project, _env)) = setup(&anthropic, &ollama, "true", "") else { return };
+    let id = project.create_task("Two files", "Write a.txt and b.txt");
+    let limits = ["--set", "agents.claude-code.max_turns=1", "--set", "engine.max_iterations=1"];
+    let out = project.obra(&[&limits[..], &["task", "execute", &id.to_string()]].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let shown = show(&project, id);
+    let first = &shown["interactions"][0]["interaction"];
+    assert_eq!(first["outcome"], "max-turns", "{shown}");
+    assert_eq!(shown["interactions"].as_array().unwrap().len(), 1, "max-turns is not retried as a transient error");
+}

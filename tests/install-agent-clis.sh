@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install the pinned agent CLIs that Obra's tests drive, into a project-local prefix.
+#
+#   tests/install-agent-clis.sh            # install (or confirm) the pinned Claude Code CLI
+#
+# Prefix: $OBRA_TOOLS_DIR, default <repo>/target/agent-clis. The binary ends up in $PREFIX/bin/claude,
+# where the test kit (tests/support/claude.rs) looks for it. Idempotent: does nothing if the pinned
+# version is already installed there. Versions are pinned in tests/agent-cli-versions.env.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+# shellcheck source=agent-cli-versions.env
+source "$here/agent-cli-versions.env"
+
+prefix="${OBRA_TOOLS_DIR:-$repo/target/agent-clis}"
+mkdir -p "$prefix"
+prefix="$(cd "$prefix" && pwd)"
+
+command -v npm >/dev/null 2>&1 || { echo "error: npm not found; install Node.js 18+ (node 20 is known to work)" >&2; exit 1; }
+
+installed_version() {
+    local pkg_json="$prefix/lib/node_modules/$CLAUDE_CODE_PACKAGE/package.json"
+    [ -f "$pkg_json" ] || return 0
+    node -e 'process.stdout.write(require(process.argv[1]).version || "")' "$pkg_json" 2>/dev/null || true
+}
+
+claude_bin="$prefix/bin/claude"
+current="$(installed_version)"
+if [ "$current" = "$CLAUDE_CODE_VERSION" ] && [ -x "$claude_bin" ]; then
+    echo "claude-code $CLAUDE_CODE_VERSION already installed"
+else
+    echo "installing $CLAUDE_CODE_PACKAGE@$CLAUDE_CODE_VERSION into $prefix (found: ${current:-none})"
+    npm install --global --prefix "$prefix" --no-fund --no-audit --loglevel=error \
+        "$CLAUDE_CODE_PACKAGE@$CLAUDE_CODE_VERSION"
+fi
+
+# Sanity check: the binary runs and reports the pinned version.
+reported="$(DISABLE_AUTOUPDATER=1 "$claude_bin" --version </dev/null 2>/dev/null | head -n1 || true)"
+case "$reported" in
+    "$CLAUDE_CODE_VERSION"*) ;;
+    *) echo "error: $claude_bin reports '$reported', expected $CLAUDE_CODE_VERSION" >&2; exit 1 ;;
+esac
+echo "claude: $claude_bin ($reported)"
+echo "tests find it there automatically; or export OBRA_CLAUDE_BIN=$claude_bin"

@@ -1,0 +1,20 @@
+//! Obra test kit: scripted fake model servers that speak the real wire protocols, and helpers that find the
+//! real agent CLIs and prepare a hermetic environment to run them in.
+//!
+//! - [`fake_anthropic`]: the Anthropic Messages API, for the real `claude` CLI;
+//! - [`fake_ollama`]: the Ollama API (`/api/chat`, `/api/generate`, `/api/tags`, `/api/version`);
+//! - [`claude`]: find the pinned Claude Code CLI and build a ready-to-run environment for it.
+//!
+//! Every fake binds `127.0.0.1:0`, runs on its own thread with its own tokio runtime (so it works from
+//! synchronous tests and from inside a tokio runtime alike), records every request it receives, and stops
+//! when dropped.
+
+pub mod claude;
+pub mod fake_anthropic;
+pub mod fake_ollama;
+mod server;
+
+pub use claude::{ClaudeCli, ClaudeEnv, ClaudeOutput, require_claude};
+pub use fake_anthropic::{AnthropicReply, ContentBlock, FakeAnthropic};
+pub use fake_ollama::{FakeOllama, OllamaModel, OllamaReply};
+pub use server::RecordedRequest;
