@@ -148,7 +148,8 @@ impl Orchestrator {
     }
 
     /// The plugins: the built-ins and everything on the search path, loaded (from the compile cache when
-    /// warm) on first use. Plugins that fail to load are reported in `load_errors` and logged as warnings.
+    /// warm) on first use. Plugins that fail to load are reported in `load_errors` (shown by `obra plugin list`,
+    /// and in the error when a missing plugin is looked up).
     pub async fn plugins(&self) -> Result<&LoadedPlugins> {
         self.plugins
             .get_or_try_init(|| async {
@@ -162,7 +163,7 @@ impl Orchestrator {
                     tracing::info!("{note}");
                 }
                 for error in &errors {
-                    tracing::warn!("a plugin was not loaded: {error}");
+                    tracing::info!("a plugin was not loaded: {error}");
                 }
                 Ok::<_, anyhow::Error>(LoadedPlugins { host, load_errors: errors })
             })

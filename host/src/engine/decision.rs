@@ -40,14 +40,18 @@ pub fn heuristic(result: Option<&RunResult>, gates: &[(&GateConfig, &GateRecord)
     });
 
     let total_weight: f32 = gates.iter().map(|(c, _)| c.weight).sum();
-    let quality = if gates.is_empty() || total_weight <= 0.0 {
+    let quality = if result.is_none() {
+        0.0 // nothing was produced, so there is nothing of quality
+    } else if gates.is_empty() || total_weight <= 0.0 {
         1.0
     } else {
         gates.iter().map(|(c, g)| c.weight * g.score.clamp(0.0, 1.0)).sum::<f32>() / total_weight
     };
     let failed_required: Vec<String> =
         gates.iter().filter(|(c, g)| c.required && !g.passed).map(|(_, g)| g.gate.clone()).collect();
-    if gates.is_empty() {
+    if result.is_none() {
+        reasons.push("no work to check".into());
+    } else if gates.is_empty() {
         reasons.push("no quality gate ran".into());
     } else {
         let list: Vec<String> = gates
@@ -57,7 +61,11 @@ pub fn heuristic(result: Option<&RunResult>, gates: &[(&GateConfig, &GateRecord)
         reasons.push(format!("quality {quality:.2} [{}]", list.join(", ")));
     }
 
-    let changes_score = if files_changed > 0 { 1.0 } else { 0.5 };
+    let changes_score = match (result, files_changed) {
+        (None, _) => 0.0,
+        (Some(_), 0) => 0.5,
+        (Some(_), _) => 1.0,
+    };
     reasons.push(format!("{files_changed} file(s) changed"));
 
     let effort_score = match result {
@@ -222,6 +230,14 @@ mod tests {
         let v = run(&gates, Outcome::Success, Some(1.0), 1);
         assert!(v.confidence >= 0.85);
         assert_eq!(v.action, Action::Retry);
+    }
+
+    #[test]
+    fn an_agent_that_could_not_run_scores_zero_and_escalates() {
+        let h = heuristic(None, &[], 0);
+        assert_eq!(h.score, 0.0, "{:?}", h.reasons);
+        let v = decide(&thresholds(), &h, None, 0.4, None, None, 1, 3);
+        assert_eq!(v.action, Action::Escalate);
     }
 
     #[test]

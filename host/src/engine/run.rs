@@ -141,7 +141,7 @@ impl Engine {
             let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
             let (opinion, llm_note, concerns) = match &result {
                 Ok(r) => self.llm_opinion(&task, r, &changes, &gates).await,
-                Err(e) => (None, Some(format!("not asked: the agent could not run ({e})")), vec![]),
+                Err(_) => (None, Some("not asked: the agent could not run".to_string()), vec![]),
             };
             let outcome = result.as_ref().ok().map(|r| r.outcome);
             let mut verdict = decision::decide(
