@@ -175,12 +175,28 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     let tasks = obra.state().tasks(project.id).await?;
     let open = obra.state().breakpoints(project.id, true).await?;
     let counts = obra.state().task_counts(project.id).await?;
+    // Resolving the configured plugins loads them all (from the compile cache when warm) and tells the user
+    // now, not at the next execution, when the config names a plugin that is missing or broken.
+    let plugins = match obra.loop_plugins().await {
+        Ok(p) => Ok(json!({
+            "agent": p.agent.name(),
+            "llm": p.llm.as_ref().map(|l| l.name().to_string()),
+            "gates": p.gates.iter().map(|(_, g)| g.name().to_string()).collect::<Vec<_>>(),
+            "rules": p.rules.iter().map(|(_, r)| r.name().to_string()).collect::<Vec<_>>(),
+        })),
+        Err(e) => Err(format!("{e:#}")),
+    };
+    let loaded = obra.plugins().await.map(|p| p.host.list().len()).unwrap_or(0);
     if as_json {
         let counts: serde_json::Map<String, serde_json::Value> = counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
         print_json(&json!({
             "project": project,
             "agent": obra.config().config.agent.plugin,
             "llm": obra.config().config.llm.provider,
+            "plugins": match &plugins {
+                Ok(p) => json!({ "ok": true, "resolved": p, "loaded": loaded }),
+                Err(e) => json!({ "ok": false, "error": e, "loaded": loaded }),
+            },
             "task_counts": counts,
             "tasks": tasks,
             "open_breakpoints": open,
@@ -188,7 +204,21 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("Project \"{}\" in {}", project.name, project.workspace);
-    println!("  agent: {}   llm: {}", obra.config().config.agent.plugin, obra.config().config.llm.provider);
+    match &plugins {
+        Ok(p) => {
+            let list = |v: &serde_json::Value| {
+                v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+            };
+            println!(
+                "  agent: {}   llm: {}   gates: {}   rules: {}   ({loaded} plugins loaded)",
+                p["agent"].as_str().unwrap_or("?"),
+                p["llm"].as_str().unwrap_or("none"),
+                list(&p["gates"]),
+                list(&p["rules"])
+            );
+        }
+        Err(e) => println!("  plugins: PROBLEM: {e}"),
+    }
     let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!("  tasks: {}", if summary.is_empty() { "none".to_string() } else { summary.join(", ") });
     for t in &tasks {

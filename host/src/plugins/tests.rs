@@ -58,6 +58,16 @@ fn request(config: &str, prompt: &str, workspace: &Path) -> RunRequest {
     }
 }
 
+/// A temporary copy of a plugin directory, to edit its manifest.
+fn copy_dir(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
+    }
+    copy
+}
+
 fn ctx(workspace: &Path) -> CallContext {
     CallContext {
         workspace: Some(workspace.to_path_buf()),
@@ -381,11 +391,7 @@ fn wrong_api_is_refused_naming_both_versions() {
     );
 
     // A manifest that lies about the version: the component's own imports and exports give it away.
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
-    }
+    let copy = copy_dir(&dir);
     let manifest = std::fs::read_to_string(copy.path().join("plugin.toml")).unwrap();
     std::fs::write(
         copy.path().join("plugin.toml"),
@@ -582,11 +588,7 @@ fn check_reports_each_step_and_the_effective_grant() {
 #[test]
 fn a_sha256_mismatch_is_refused() {
     let dir = test_plugin("echo-agent").unwrap();
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, copy.path().join(path.file_name().unwrap())).unwrap();
-    }
+    let copy = copy_dir(&dir);
     let manifest = std::fs::read_to_string(copy.path().join("plugin.toml")).unwrap();
     let wrong = format!("sha256 = \"{}\"\n{manifest}", "0".repeat(64));
     std::fs::write(copy.path().join("plugin.toml"), wrong).unwrap();

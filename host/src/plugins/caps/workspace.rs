@@ -94,7 +94,7 @@ impl Jail {
     /// Resolve an existing path (following links), refusing anything outside the root.
     pub(crate) fn existing(&self, verb: &str, rel: &str) -> Result<PathBuf, PluginError> {
         let lexical = self.lexical(verb, rel)?;
-        let real = lexical.canonicalize().map_err(|e| not_found(rel, e))?;
+        let real = lexical.canonicalize().map_err(|e| io_error(rel, e))?;
         self.check_inside(verb, rel, &real)?;
         Ok(real)
     }
@@ -126,10 +126,6 @@ impl Jail {
         }
         Err(self.outside(verb, rel, "no part of it exists"))
     }
-}
-
-fn not_found(rel: &str, e: std::io::Error) -> PluginError {
-    PluginError::Fatal(format!("{rel:?}: {e}"))
 }
 
 fn io_error(rel: &str, e: std::io::Error) -> PluginError {

@@ -1,0 +1,64 @@
+//! Wall-clock time of `obra status` as a user runs it: a new process that opens the project, loads the
+//! configuration, the store and every built-in plugin, and resolves the configured ones. Measured warm (the
+//! compiled-component cache is filled) and cold (a new, empty cache for every run).
+//!
+//! Run: `cargo bench -p obra --bench cli_status` (prints median and p95 of each).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn obra(project: &Path, home: &Path, cache: &Path) -> Duration {
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_obra"))
+        .arg("status")
+        .current_dir(project)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_CACHE_HOME", cache)
+        .output()
+        .expect("run obra");
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "obra status failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("plugins loaded"), "status resolved the plugins: {stdout}");
+    elapsed
+}
+
+fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    let warm_cache = dir.path().join("cache");
+    let init = Command::new(env!("CARGO_BIN_EXE_obra"))
+        .args(["init", "--name", "bench"])
+        .current_dir(&project)
+        .env("HOME", &home)
+        .env("XDG_CACHE_HOME", &warm_cache)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+
+    obra(&project, &home, &warm_cache); // fill the cache
+    let mut warm: Vec<Duration> = (0..30).map(|_| obra(&project, &home, &warm_cache)).collect();
+    let mut cold: Vec<Duration> = (0..5)
+        .map(|i| obra(&project, &home, &dir.path().join(format!("cold-cache-{i}"))))
+        .collect();
+    report("obra status, warm compile cache (all built-in plugins loaded)", &mut warm);
+    report("obra status, cold compile cache (every built-in compiled)", &mut cold);
+}
+
+fn report(name: &str, samples: &mut [Duration]) {
+    samples.sort();
+    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    println!(
+        "{name}: n={} median={:.1} ms p95={:.1} ms min={:.1} ms",
+        samples.len(),
+        pick(0.5).as_secs_f64() * 1e3,
+        pick(0.95).as_secs_f64() * 1e3,
+        samples[0].as_secs_f64() * 1e3
+    );
+}
