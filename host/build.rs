@@ -32,8 +32,14 @@ fn main() {
             || key.starts_with("CARGO_CFG_")
             || matches!(
                 key.as_str(),
-                "RUSTFLAGS" | "CARGO_ENCODED_RUSTFLAGS" | "CARGO_TARGET_DIR" | "CARGO_BUILD_TARGET" | "CARGO_BUILD_RUSTFLAGS"
-                    | "RUSTC_WORKSPACE_WRAPPER" | "CARGO_LLVM_COV" | "LLVM_PROFILE_FILE"
+                "RUSTFLAGS"
+                    | "CARGO_ENCODED_RUSTFLAGS"
+                    | "CARGO_TARGET_DIR"
+                    | "CARGO_BUILD_TARGET"
+                    | "CARGO_BUILD_RUSTFLAGS"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "CARGO_LLVM_COV"
+                    | "LLVM_PROFILE_FILE"
             )
         {
             cmd.env_remove(&key);
@@ -50,12 +56,12 @@ fn main() {
     let release = wasm_target_dir.join("wasm32-wasip2").join("release");
     let dist = out_dir.join("plugins");
     let _ = fs::remove_dir_all(&dist);
-    let mut builtins = String::from("/// The built-in plugins, embedded at build time.\npub static BUILTINS: &[BuiltinPlugin] = &[\n");
+    let mut builtins =
+        String::from("/// The built-in plugins, embedded at build time.\npub static BUILTINS: &[BuiltinPlugin] = &[\n");
     for (dir, testing) in plugin_dirs(&plugins) {
         let manifest_text = fs::read_to_string(dir.join("plugin.toml")).expect("read plugin.toml");
-        let manifest: toml::Table = manifest_text
-            .parse()
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.join("plugin.toml").display()));
+        let manifest: toml::Table =
+            manifest_text.parse().unwrap_or_else(|e| panic!("{}: {e}", dir.join("plugin.toml").display()));
         let name = manifest["name"].as_str().expect("plugin.toml has a name").to_string();
         let wasm = manifest["wasm"].as_str().expect("plugin.toml names its wasm").to_string();
         let built = release.join(&wasm);
@@ -81,11 +87,7 @@ fn main() {
 
 /// `<target>/plugins-wasm`, found from OUT_DIR (`<target>/<profile>/build/<pkg>/out`).
 fn wasm_target_dir(out_dir: &Path) -> PathBuf {
-    out_dir
-        .ancestors()
-        .nth(4)
-        .map(|target| target.join("plugins-wasm"))
-        .unwrap_or_else(|| out_dir.join("plugins-wasm"))
+    out_dir.ancestors().nth(4).map(|target| target.join("plugins-wasm")).unwrap_or_else(|| out_dir.join("plugins-wasm"))
 }
 
 /// Every directory under `plugins/` (and `plugins/testing/`) holding a `plugin.toml`, with whether it is a

@@ -44,9 +44,8 @@ fn main() {
 
     obra(&project, &home, &warm_cache); // fill the cache
     let mut warm: Vec<Duration> = (0..30).map(|_| obra(&project, &home, &warm_cache)).collect();
-    let mut cold: Vec<Duration> = (0..5)
-        .map(|i| obra(&project, &home, &dir.path().join(format!("cold-cache-{i}"))))
-        .collect();
+    let mut cold: Vec<Duration> =
+        (0..5).map(|i| obra(&project, &home, &dir.path().join(format!("cold-cache-{i}")))).collect();
     report("obra status, warm compile cache (all built-in plugins loaded)", &mut warm);
     report("obra status, cold compile cache (every built-in compiled)", &mut cold);
 }

@@ -32,42 +32,22 @@ fn report(what: &str, mut samples: Vec<Duration>) {
 
 fn main() {
     let dir = test_plugin("echo-agent").expect("the echo-agent test plugin");
-    let mut config = PluginsConfig {
-        cache_dir: Some(target_dir().join("obra-bench-component-cache")),
-        ..Default::default()
-    };
+    let mut config =
+        PluginsConfig { cache_dir: Some(target_dir().join("obra-bench-component-cache")), ..Default::default() };
     config.grants.insert(
         "echo-agent".into(),
-        UserGrant {
-            commands: vec![CommandPattern::new("echo", &["**"])],
-            ..UserGrant::default()
-        },
+        UserGrant { commands: vec![CommandPattern::new("echo", &["**"])], ..UserGrant::default() },
     );
 
     // Warm start: the first load fills the cache; later loads deserialize the cached component.
-    PluginHost::new(config.clone(), None)
-        .unwrap()
-        .load_path(&dir)
-        .unwrap();
+    PluginHost::new(config.clone(), None).unwrap().load_path(&dir).unwrap();
     let mut loads = Vec::new();
     let mut first_calls = Vec::new();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let workspace = std::env::temp_dir();
-    let ctx = CallContext {
-        workspace: Some(workspace.clone()),
-        ..CallContext::default()
-    };
+    let ctx = CallContext { workspace: Some(workspace.clone()), ..CallContext::default() };
     let request = RunRequest {
-        task: TaskInfo {
-            id: 1,
-            title: "bench".into(),
-            description: String::new(),
-            iteration: 1,
-            max_iterations: 1,
-        },
+        task: TaskInfo { id: 1, title: "bench".into(), description: String::new(), iteration: 1, max_iterations: 1 },
         prompt: "x".repeat(10 * 1024),
         workspace: workspace.display().to_string(),
         resume_session: None,
@@ -88,10 +68,7 @@ fn main() {
         host = Some(h);
     }
     let host = host.unwrap();
-    assert!(
-        host.cache_stats().0 >= 1,
-        "later loads hit the compile cache"
-    );
+    assert!(host.cache_stats().0 >= 1, "later loads hit the compile cache");
 
     let agent = host.agent("echo-agent").unwrap();
     let mut calls = Vec::with_capacity(CALLS);

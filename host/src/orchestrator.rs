@@ -84,10 +84,7 @@ impl Orchestrator {
     pub async fn init(options: OpenOptions, name: Option<String>) -> Result<Self> {
         let root = options.start_dir()?;
         if root.join(".obra").join("obra.db").exists() {
-            bail!(
-                "{} is already an Obra project (it has .obra/obra.db); `obra status` shows it",
-                root.display()
-            );
+            bail!("{} is already an Obra project (it has .obra/obra.db); `obra status` shows it", root.display());
         }
         std::fs::create_dir_all(root.join(".obra")).context("cannot create .obra/")?;
         let config_file = root.join(".obra").join("config.yaml");

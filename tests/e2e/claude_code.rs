@@ -10,7 +10,12 @@ use serde_json::{Value, json};
 
 /// A project wired to the real claude CLI and both fakes. `None` (with a notice) when the CLI is missing
 /// outside CI; in CI a missing CLI fails the test.
-fn setup(anthropic: &FakeAnthropic, ollama: &FakeOllama, test_command: &str, extra: &str) -> Option<(Project, ClaudeEnv)> {
+fn setup(
+    anthropic: &FakeAnthropic,
+    ollama: &FakeOllama,
+    test_command: &str,
+    extra: &str,
+) -> Option<(Project, ClaudeEnv)> {
     let Some(cli) = require_claude() else {
         eprintln!("skipped: {}", obra_testkit::claude::install_hint());
         return None;
@@ -73,7 +78,9 @@ fn a_write_tool_use_creates_the_file_the_tests_gate_passes_and_the_task_complete
         AnthropicReply::text("Created hello.txt with the greeting."),
     ]);
     let ollama = FakeOllama::start([opinion(0.93, "hello.txt holds the requested line")]);
-    let Some((project, _env)) = setup(&anthropic, &ollama, "grep -qx 'hello from claude' hello.txt", "") else { return };
+    let Some((project, _env)) = setup(&anthropic, &ollama, "grep -qx 'hello from claude' hello.txt", "") else {
+        return;
+    };
     let id = project.create_task("Create hello.txt", "Write the line 'hello from claude' to hello.txt");
 
     let out = project.obra(&["task", "execute", &id.to_string(), "--json"]);
@@ -163,7 +170,9 @@ fn http_429_then_500_are_classified_and_retried_until_the_run_succeeds() {
         AnthropicReply::text("Created hello.txt."),
     ]);
     let ollama = FakeOllama::start([opinion(0.95, "done")]);
-    let Some((project, _env)) = setup(&anthropic, &ollama, "grep -qx 'hello from claude' hello.txt", "") else { return };
+    let Some((project, _env)) = setup(&anthropic, &ollama, "grep -qx 'hello from claude' hello.txt", "") else {
+        return;
+    };
     let id = project.create_task("Create hello.txt", "Write 'hello from claude' to hello.txt");
 
     let out = project.obra(&["task", "execute", &id.to_string()]);
@@ -176,7 +185,9 @@ fn http_429_then_500_are_classified_and_retried_until_the_run_succeeds() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["interaction"]["outcome"].as_str().unwrap_or("").to_string(), i["interaction"]["api_status"].as_i64()))
+        .map(|i| {
+            (i["interaction"]["outcome"].as_str().unwrap_or("").to_string(), i["interaction"]["api_status"].as_i64())
+        })
         .collect();
     assert_eq!(
         attempts,
@@ -189,10 +200,8 @@ fn http_429_then_500_are_classified_and_retried_until_the_run_succeeds() {
 
 #[test]
 fn a_max_turns_result_is_classified_as_max_turns() {
-    let anthropic = FakeAnthropic::start([
-        AnthropicReply::write_file("a.txt", "a\n"),
-        AnthropicReply::write_file("b.txt", "b\n"),
-    ]);
+    let anthropic =
+        FakeAnthropic::start([AnthropicReply::write_file("a.txt", "a\n"), AnthropicReply::write_file("b.txt", "b\n")]);
     let ollama = FakeOllama::start([opinion(0.5, "unfinished")]);
     let Some((project, _env)) = setup(&anthropic, &ollama, "true", "") else { return };
     let id = project.create_task("Two files", "Write a.txt and b.txt");

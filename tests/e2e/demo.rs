@@ -16,7 +16,14 @@ fn demo_completes_after_a_retry_that_carries_the_failing_tests_into_the_next_pro
     assert_eq!(outcome["iterations"], 2);
     // Live progress went to stderr, step by step.
     let progress = String::from_utf8_lossy(&out.stderr);
-    for expected in ["iteration 1/3", "gate tests: FAIL", "decision: RETRY", "iteration 2/3", "gate tests: pass", "decision: PROCEED"] {
+    for expected in [
+        "iteration 1/3",
+        "gate tests: FAIL",
+        "decision: RETRY",
+        "iteration 2/3",
+        "gate tests: pass",
+        "decision: PROCEED",
+    ] {
         assert!(progress.contains(expected), "missing {expected:?} in:\n{progress}");
     }
     // The agent's (recorded) fix is in the workspace and the tests really pass there.

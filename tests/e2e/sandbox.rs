@@ -29,7 +29,9 @@ fn project_with(plugins: &[&str], config: &str) -> Project {
         project.install_plugin(p);
     }
     project.install_plugin("echo-agent");
-    project.write_config(&format!("llm:\n  provider: none\nengine:\n  max_iterations: 1\n  retry:\n    max_attempts: 1\n{GRANTS}{config}"));
+    project.write_config(&format!(
+        "llm:\n  provider: none\nengine:\n  max_iterations: 1\n  retry:\n    max_attempts: 1\n{GRANTS}{config}"
+    ));
     project
 }
 
@@ -130,7 +132,10 @@ fn a_memory_bomb_is_stopped_by_its_memory_limit() {
     let out = project.obra(&["task", "execute", &id.to_string()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     let error = interactions(&project, id)[0]["error"].as_str().unwrap_or_default().to_string();
-    assert!(error.contains("memory-bomb") && error.contains("ran out of memory") && error.contains("32 MiB"), "{error}");
+    assert!(
+        error.contains("memory-bomb") && error.contains("ran out of memory") && error.contains("32 MiB"),
+        "{error}"
+    );
     next_task_still_runs(&project);
 }
 

@@ -32,21 +32,8 @@ struct Scenario {
 }
 
 impl Scenario {
-    fn new(
-        name: &'static str,
-        prompt: &'static str,
-        script: fn() -> Vec<AnthropicReply>,
-    ) -> Scenario {
-        Scenario {
-            name,
-            prompt,
-            args: &[],
-            script,
-            setup: &[],
-            env: &[],
-            unset: &[],
-            closed_port: false,
-        }
+    fn new(name: &'static str, prompt: &'static str, script: fn() -> Vec<AnthropicReply>) -> Scenario {
+        Scenario { name, prompt, args: &[], script, setup: &[], env: &[], unset: &[], closed_port: false }
     }
 }
 
@@ -55,30 +42,22 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             args: ACCEPT_EDITS,
-            ..Scenario::new(
-                "success_write",
-                "Create hello.txt containing the line: Hello from Obra",
-                || {
-                    vec![
-                        AnthropicReply::write_file("hello.txt", "Hello from Obra\n")
-                            .with_text_before("I'll create the file."),
-                        AnthropicReply::text("Created hello.txt with the requested line."),
-                    ]
-                },
-            )
+            ..Scenario::new("success_write", "Create hello.txt containing the line: Hello from Obra", || {
+                vec![
+                    AnthropicReply::write_file("hello.txt", "Hello from Obra\n")
+                        .with_text_before("I'll create the file."),
+                    AnthropicReply::text("Created hello.txt with the requested line."),
+                ]
+            })
         },
         Scenario {
             args: &["--permission-mode", "acceptEdits", "--max-turns", "1"],
-            ..Scenario::new(
-                "error_max_turns",
-                "Create notes.txt containing: first turn only",
-                || {
-                    vec![
-                        AnthropicReply::write_file("notes.txt", "first turn only\n"),
-                        AnthropicReply::text("UNUSED: the CLI should stop after one turn."),
-                    ]
-                },
-            )
+            ..Scenario::new("error_max_turns", "Create notes.txt containing: first turn only", || {
+                vec![
+                    AnthropicReply::write_file("notes.txt", "first turn only\n"),
+                    AnthropicReply::text("UNUSED: the CLI should stop after one turn."),
+                ]
+            })
         },
         Scenario::new("api_429", "Say hello", || {
             vec![
@@ -87,10 +66,7 @@ fn scenarios() -> Vec<Scenario> {
             ]
         }),
         Scenario::new("api_500", "Say hello", || {
-            vec![
-                AnthropicReply::server_error(),
-                AnthropicReply::text("UNUSED: reached only if the CLI retried."),
-            ]
+            vec![AnthropicReply::server_error(), AnthropicReply::text("UNUSED: reached only if the CLI retried.")]
         }),
         Scenario::new("permission_denied", "Run: python3 -c 'print(6*7)'", || {
             vec![
@@ -98,43 +74,27 @@ fn scenarios() -> Vec<Scenario> {
                 AnthropicReply::text("I need permission to run python3."),
             ]
         }),
-        Scenario::new(
-            "permission_denied_file_write",
-            "Run the shell command: touch bash-was-here.txt",
-            || {
-                vec![
-                    AnthropicReply::bash("touch bash-was-here.txt"),
-                    AnthropicReply::text("I was not allowed to run the command."),
-                ]
-            },
-        ),
+        Scenario::new("permission_denied_file_write", "Run the shell command: touch bash-was-here.txt", || {
+            vec![
+                AnthropicReply::bash("touch bash-was-here.txt"),
+                AnthropicReply::text("I was not allowed to run the command."),
+            ]
+        }),
         Scenario {
             args: &["--dangerously-skip-permissions"],
-            ..Scenario::new(
-                "bypass_permissions_bash",
-                "Run the shell command: touch bash-was-here.txt",
-                || {
-                    vec![
-                        AnthropicReply::bash("touch bash-was-here.txt"),
-                        AnthropicReply::text("Done."),
-                    ]
-                },
-            )
+            ..Scenario::new("bypass_permissions_bash", "Run the shell command: touch bash-was-here.txt", || {
+                vec![AnthropicReply::bash("touch bash-was-here.txt"), AnthropicReply::text("Done.")]
+            })
         },
         Scenario {
             args: &["--dangerously-skip-permissions"],
             unset: &["IS_SANDBOX"],
-            ..Scenario::new("root_without_is_sandbox", "Say hello", || {
-                vec![AnthropicReply::text("UNUSED")]
-            })
+            ..Scenario::new("root_without_is_sandbox", "Say hello", || vec![AnthropicReply::text("UNUSED")])
         },
         Scenario {
             env: &[("CLAUDE_CODE_MAX_RETRIES", "1")],
             ..Scenario::new("api_429_retried", "Say hello", || {
-                vec![
-                    AnthropicReply::rate_limited().retry_after(1),
-                    AnthropicReply::text("Hello after the retry."),
-                ]
+                vec![AnthropicReply::rate_limited().retry_after(1), AnthropicReply::text("Hello after the retry.")]
             })
         },
         Scenario::new("api_529_overloaded", "Say hello", || {
@@ -147,45 +107,29 @@ fn scenarios() -> Vec<Scenario> {
             ]
         }),
         Scenario::new("stream_error_persistent", "Say hello", || {
-            let mut script =
-                vec![AnthropicReply::stream_error("overloaded_error", "Overloaded"); 4];
-            script.push(AnthropicReply::text(
-                "UNUSED: reached only after a fifth attempt.",
-            ));
+            let mut script = vec![AnthropicReply::stream_error("overloaded_error", "Overloaded"); 4];
+            script.push(AnthropicReply::text("UNUSED: reached only after a fifth attempt."));
             script
         }),
-        Scenario {
-            closed_port: true,
-            ..Scenario::new("connection_refused", "Say hello", Vec::new)
-        },
+        Scenario { closed_port: true, ..Scenario::new("connection_refused", "Say hello", Vec::new) },
         Scenario {
             args: ACCEPT_EDITS,
             setup: &[("greeting.txt", "hello world\n")],
-            ..Scenario::new(
-                "edit_after_read",
-                "In greeting.txt replace world by Obra",
-                || {
-                    vec![
-                        AnthropicReply::read_file("greeting.txt"),
-                        AnthropicReply::edit_file("greeting.txt", "world", "Obra"),
-                        AnthropicReply::text("Replaced."),
-                    ]
-                },
-            )
+            ..Scenario::new("edit_after_read", "In greeting.txt replace world by Obra", || {
+                vec![
+                    AnthropicReply::read_file("greeting.txt"),
+                    AnthropicReply::edit_file("greeting.txt", "world", "Obra"),
+                    AnthropicReply::text("Replaced."),
+                ]
+            })
         },
     ]
 }
 
 /// Quote `arg` for a POSIX shell when it needs it.
 fn shell_quote(arg: &str) -> String {
-    let plain = arg
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c));
-    if plain && !arg.is_empty() {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', "'\\''"))
-    }
+    let plain = arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@%+,".contains(c));
+    if plain && !arg.is_empty() { arg.to_string() } else { format!("'{}'", arg.replace('\'', "'\\''")) }
 }
 
 fn summarize(req: &RecordedRequest) -> Value {
@@ -194,10 +138,8 @@ fn summarize(req: &RecordedRequest) -> Value {
         "path": req.path,
     });
     if let Some(body) = &req.json {
-        let tools: Vec<&str> = body["tools"]
-            .as_array()
-            .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
-            .unwrap_or_default();
+        let tools: Vec<&str> =
+            body["tools"].as_array().map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect()).unwrap_or_default();
         let messages: Vec<Value> = body["messages"]
             .as_array()
             .map(|m| {
@@ -245,18 +187,9 @@ fn summarize(req: &RecordedRequest) -> Value {
         v["max_tokens"] = body["max_tokens"].clone();
         v["tools"] = json!(tools);
         v["messages"] = json!(messages);
-        v["body_keys"] = json!(
-            body.as_object()
-                .map(|o| o.keys().cloned().collect::<Vec<_>>())
-        );
+        v["body_keys"] = json!(body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()));
     }
-    let interesting = [
-        "user-agent",
-        "anthropic-version",
-        "anthropic-beta",
-        "x-stainless-retry-count",
-        "x-api-key",
-    ];
+    let interesting = ["user-agent", "anthropic-version", "anthropic-beta", "x-stainless-retry-count", "x-api-key"];
     v["headers"] = json!(
         req.headers
             .iter()
@@ -273,9 +206,7 @@ fn main() {
         std::process::exit(2);
     };
     let wanted: Vec<String> = std::env::args().skip(1).collect();
-    let out_dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join("claude");
+    let out_dir: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join("claude");
     std::fs::create_dir_all(&out_dir).expect("create fixtures dir");
     for sc in scenarios() {
         if !wanted.is_empty() && !wanted.iter().any(|w| w == sc.name) {
@@ -300,11 +231,7 @@ fn main() {
             std::fs::write(env.workdir().join(path), content).expect("setup file");
         }
         let out = env.run_print(sc.prompt, sc.args);
-        std::fs::write(
-            out_dir.join(format!("{}.stdout.jsonl", sc.name)),
-            &out.stdout,
-        )
-        .expect("write stdout");
+        std::fs::write(out_dir.join(format!("{}.stdout.jsonl", sc.name)), &out.stdout).expect("write stdout");
         let stderr_path = out_dir.join(format!("{}.stderr.txt", sc.name));
         if out.stderr.is_empty() {
             let _ = std::fs::remove_file(&stderr_path);
@@ -318,11 +245,7 @@ fn main() {
         )
         .expect("write requests");
         let files: Vec<String> = std::fs::read_dir(env.workdir())
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         let mut cmd: Vec<String> = sc.unset.iter().map(|k| format!("-u {k}")).collect();
         if !cmd.is_empty() {
@@ -330,19 +253,11 @@ fn main() {
         }
         cmd.extend(sc.env.iter().map(|(k, v)| format!("{k}={v}")));
         cmd.push("claude".to_string());
-        cmd.extend(
-            obra_testkit::ClaudeEnv::print_args(sc.prompt)
-                .iter()
-                .map(|a| shell_quote(a)),
-        );
+        cmd.extend(obra_testkit::ClaudeEnv::print_args(sc.prompt).iter().map(|a| shell_quote(a)));
         cmd.extend(sc.args.iter().map(|a| shell_quote(a)));
         println!("== {}", sc.name);
         println!("   command: {} </dev/null", cmd.join(" "));
-        println!(
-            "   exit code: {:?}{}",
-            out.exit_code,
-            if out.timed_out { " (TIMED OUT)" } else { "" }
-        );
+        println!("   exit code: {:?}{}", out.exit_code, if out.timed_out { " (TIMED OUT)" } else { "" });
         println!(
             "   requests: {} ({} main-conversation), script left: {}",
             fake.requests().len(),

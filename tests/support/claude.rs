@@ -53,10 +53,7 @@ pub fn package_name() -> &'static str {
 
 /// The repository root (the parent of the test kit's crate directory).
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The prefix the install script installs into: `$OBRA_TOOLS_DIR`, default `<repo>/target/agent-clis`.
@@ -91,10 +88,7 @@ impl ClaudeCli {
     /// When `OBRA_CLAUDE_BIN` is set to a path that is not a file.
     pub fn locate() -> Option<ClaudeCli> {
         static FOUND: OnceLock<Option<PathBuf>> = OnceLock::new();
-        FOUND
-            .get_or_init(locate_uncached)
-            .clone()
-            .map(|path| ClaudeCli { path })
+        FOUND.get_or_init(locate_uncached).clone().map(|path| ClaudeCli { path })
     }
 
     /// The binary's path.
@@ -112,20 +106,12 @@ impl ClaudeCli {
 fn locate_uncached() -> Option<PathBuf> {
     if let Some(bin) = std::env::var_os("OBRA_CLAUDE_BIN").filter(|v| !v.is_empty()) {
         let bin = PathBuf::from(bin);
-        assert!(
-            bin.is_file(),
-            "OBRA_CLAUDE_BIN={} is not a file",
-            bin.display()
-        );
+        assert!(bin.is_file(), "OBRA_CLAUDE_BIN={} is not a file", bin.display());
         return Some(bin);
     }
     let prefix = tools_dir();
     let bin = prefix.join("bin").join("claude");
-    let package_json = prefix
-        .join("lib")
-        .join("node_modules")
-        .join(package_name())
-        .join("package.json");
+    let package_json = prefix.join("lib").join("node_modules").join(package_name()).join("package.json");
     if bin.is_file() {
         let version = std::fs::read_to_string(&package_json)
             .ok()
@@ -135,11 +121,8 @@ fn locate_uncached() -> Option<PathBuf> {
             return Some(bin);
         }
     }
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("claude"))
-            .find(|p| p.is_file())
-    })?;
+    let on_path = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join("claude")).find(|p| p.is_file()))?;
     let out = Command::new(&on_path)
         .arg("--version")
         .env("DISABLE_AUTOUPDATER", "1")
@@ -148,10 +131,7 @@ fn locate_uncached() -> Option<PathBuf> {
         .output()
         .ok()?;
     let reported = String::from_utf8_lossy(&out.stdout);
-    let matches = reported
-        .split_whitespace()
-        .next()
-        .is_some_and(|v| v == pinned_version());
+    let matches = reported.split_whitespace().next().is_some_and(|v| v == pinned_version());
     matches.then_some(on_path)
 }
 
@@ -165,10 +145,7 @@ pub fn require_claude() -> Option<ClaudeCli> {
     if found.is_none() {
         let ci = std::env::var("CI").unwrap_or_default();
         if ci.eq_ignore_ascii_case("true") || ci == "1" {
-            panic!(
-                "{} (CI is set, so a missing CLI fails the test instead of skipping it)",
-                install_hint()
-            );
+            panic!("{} (CI is set, so a missing CLI fails the test instead of skipping it)", install_hint());
         }
     }
     found
@@ -187,10 +164,7 @@ pub struct ClaudeEnv {
 
 impl ClaudeEnv {
     fn new(bin: PathBuf, base_url: &str) -> ClaudeEnv {
-        let home = tempfile::Builder::new()
-            .prefix("obra-claude-home-")
-            .tempdir()
-            .expect("create a temporary HOME");
+        let home = tempfile::Builder::new().prefix("obra-claude-home-").tempdir().expect("create a temporary HOME");
         let workdir = tempfile::Builder::new()
             .prefix("obra-claude-work-")
             .tempdir()
@@ -199,21 +173,12 @@ impl ClaudeEnv {
         let mut vars: Vec<(String, String)> = vec![
             ("HOME".into(), home_str.clone()),
             ("CLAUDE_CONFIG_DIR".into(), format!("{home_str}/.claude")),
-            (
-                "ANTHROPIC_BASE_URL".into(),
-                base_url.trim_end_matches('/').to_string(),
-            ),
-            (
-                "ANTHROPIC_API_KEY".into(),
-                "obra-testkit-dummy-api-key".into(),
-            ),
+            ("ANTHROPIC_BASE_URL".into(), base_url.trim_end_matches('/').to_string()),
+            ("ANTHROPIC_API_KEY".into(), "obra-testkit-dummy-api-key".into()),
             // One request per scripted reply: no silent retries that would eat the script.
             ("CLAUDE_CODE_MAX_RETRIES".into(), "0".into()),
             // No telemetry, error reporting, update checks or other calls to real Anthropic hosts.
-            (
-                "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(),
-                "1".into(),
-            ),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into(), "1".into()),
             ("DISABLE_AUTOUPDATER".into(), "1".into()),
             ("DISABLE_TELEMETRY".into(), "1".into()),
             ("DISABLE_ERROR_REPORTING".into(), "1".into()),
@@ -225,22 +190,14 @@ impl ClaudeEnv {
             ("TERM".into(), "dumb".into()),
             ("NO_COLOR".into(), "1".into()),
         ];
-        for (key, default) in [
-            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            ("LANG", "C.UTF-8"),
-        ] {
+        for (key, default) in [("PATH", "/usr/local/bin:/usr/bin:/bin"), ("LANG", "C.UTF-8")] {
             let value = std::env::var(key).unwrap_or_else(|_| default.to_string());
             vars.push((key.into(), value));
         }
         if Path::new("/bin/bash").is_file() {
             vars.push(("SHELL".into(), "/bin/bash".into()));
         }
-        ClaudeEnv {
-            bin,
-            home,
-            workdir,
-            vars,
-        }
+        ClaudeEnv { bin, home, workdir, vars }
     }
 
     /// The `claude` binary this environment runs.
@@ -289,20 +246,14 @@ impl ClaudeEnv {
     /// input). Add arguments and run it; for async code use `tokio::process::Command::from(env.command())`.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
-        cmd.env_clear()
-            .envs(self.vars.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.workdir())
-            .stdin(Stdio::null());
+        cmd.env_clear().envs(self.vars.iter().map(|(k, v)| (k, v))).current_dir(self.workdir()).stdin(Stdio::null());
         cmd
     }
 
     /// The arguments for a headless run with machine-readable output:
     /// `-p PROMPT --output-format stream-json --verbose`.
     pub fn print_args(prompt: &str) -> Vec<String> {
-        ["-p", prompt, "--output-format", "stream-json", "--verbose"]
-            .into_iter()
-            .map(str::to_string)
-            .collect()
+        ["-p", prompt, "--output-format", "stream-json", "--verbose"].into_iter().map(str::to_string).collect()
     }
 
     /// Run `claude -p PROMPT --output-format stream-json --verbose EXTRA...` and capture its output.
@@ -377,17 +328,11 @@ pub struct ClaudeOutput {
 impl ClaudeOutput {
     /// The stdout lines that parse as JSON (the stream-json events), in order.
     pub fn events(&self) -> Vec<Value> {
-        self.stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        self.stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
     /// The last `{"type":"result", ...}` event, if any.
     pub fn result(&self) -> Option<Value> {
-        self.events()
-            .into_iter()
-            .rev()
-            .find(|e| e["type"] == "result")
+        self.events().into_iter().rev().find(|e| e["type"] == "result")
     }
 }

@@ -62,11 +62,7 @@ impl ContentBlock {
 
     /// A tool-use block with a fresh `toolu_...` id.
     pub fn tool_use(name: impl Into<String>, input: Value) -> ContentBlock {
-        ContentBlock::ToolUse {
-            id: format!("toolu_01{}", server::unique_id(22)),
-            name: name.into(),
-            input,
-        }
+        ContentBlock::ToolUse { id: format!("toolu_01{}", server::unique_id(22)), name: name.into(), input }
     }
 
     fn to_json(&self) -> Value {
@@ -81,19 +77,9 @@ impl ContentBlock {
 
 #[derive(Debug, Clone)]
 enum Kind {
-    Message {
-        content: Vec<ContentBlock>,
-        stop_reason: Option<String>,
-    },
-    Error {
-        status: u16,
-        error_type: String,
-        message: String,
-    },
-    StreamError {
-        error_type: String,
-        message: String,
-    },
+    Message { content: Vec<ContentBlock>, stop_reason: Option<String> },
+    Error { status: u16, error_type: String, message: String },
+    StreamError { error_type: String, message: String },
 }
 
 /// One scripted answer of the fake Messages API. Build it with the constructors, then adjust it with the
@@ -109,22 +95,13 @@ pub struct AnthropicReply {
 
 impl AnthropicReply {
     fn new(kind: Kind) -> AnthropicReply {
-        AnthropicReply {
-            kind,
-            delay: Duration::ZERO,
-            retry_after: None,
-            headers: Vec::new(),
-            usage: None,
-        }
+        AnthropicReply { kind, delay: Duration::ZERO, retry_after: None, headers: Vec::new(), usage: None }
     }
 
     /// An assistant message with these blocks. `stop_reason` is `tool_use` when a block is a tool call,
     /// `end_turn` otherwise (override with [`AnthropicReply::stop_reason`]).
     pub fn message(content: Vec<ContentBlock>) -> AnthropicReply {
-        AnthropicReply::new(Kind::Message {
-            content,
-            stop_reason: None,
-        })
+        AnthropicReply::new(Kind::Message { content, stop_reason: None })
     }
 
     /// A plain text answer that ends the turn (`stop_reason: end_turn`).
@@ -140,10 +117,7 @@ impl AnthropicReply {
     /// A `Write` tool call: `{"file_path": path, "content": content}`. The CLI resolves a relative path
     /// against its working directory.
     pub fn write_file(path: impl Into<String>, content: impl Into<String>) -> AnthropicReply {
-        AnthropicReply::tool_use(
-            "Write",
-            json!({"file_path": path.into(), "content": content.into()}),
-        )
+        AnthropicReply::tool_use("Write", json!({"file_path": path.into(), "content": content.into()}))
     }
 
     /// An `Edit` tool call replacing `old_string` by `new_string` in `path`. The CLI refuses to edit a file it
@@ -167,26 +141,15 @@ impl AnthropicReply {
     /// A `Bash` tool call running `command`.
     pub fn bash(command: impl Into<String>) -> AnthropicReply {
         let command = command.into();
-        AnthropicReply::tool_use(
-            "Bash",
-            json!({"command": command, "description": format!("Run {command}")}),
-        )
+        AnthropicReply::tool_use("Bash", json!({"command": command, "description": format!("Run {command}")}))
     }
 
     /// An HTTP error with the real body shape: `{"type":"error","error":{"type":error_type,"message":message},
     /// "request_id":"req_..."}`. Usual pairs: 400 `invalid_request_error`, 401 `authentication_error`,
     /// 403 `permission_error`, 404 `not_found_error`, 413 `request_too_large`, 429 `rate_limit_error`,
     /// 500 `api_error`, 529 `overloaded_error`.
-    pub fn error(
-        status: u16,
-        error_type: impl Into<String>,
-        message: impl Into<String>,
-    ) -> AnthropicReply {
-        AnthropicReply::new(Kind::Error {
-            status,
-            error_type: error_type.into(),
-            message: message.into(),
-        })
+    pub fn error(status: u16, error_type: impl Into<String>, message: impl Into<String>) -> AnthropicReply {
+        AnthropicReply::new(Kind::Error { status, error_type: error_type.into(), message: message.into() })
     }
 
     /// HTTP 429 `rate_limit_error` (add [`AnthropicReply::retry_after`] for the header).
@@ -211,14 +174,8 @@ impl AnthropicReply {
     /// A stream that starts normally (HTTP 200, `message_start`, `ping`) and then fails with an SSE
     /// `event: error` (`{"type":"error","error":{...}}`), as the real API does when it is overloaded
     /// mid-stream. A non-streamed request gets the error as HTTP 529 / 500 instead.
-    pub fn stream_error(
-        error_type: impl Into<String>,
-        message: impl Into<String>,
-    ) -> AnthropicReply {
-        AnthropicReply::new(Kind::StreamError {
-            error_type: error_type.into(),
-            message: message.into(),
-        })
+    pub fn stream_error(error_type: impl Into<String>, message: impl Into<String>) -> AnthropicReply {
+        AnthropicReply::new(Kind::StreamError { error_type: error_type.into(), message: message.into() })
     }
 
     /// Send a `retry-after: <secs>` header (meaningful on errors).
@@ -266,14 +223,9 @@ impl AnthropicReply {
         let request_id = format!("req_011C{}", server::unique_id(20));
         let streaming = req.stream_or(false);
         let mut resp = match &self.kind {
-            Kind::Message {
-                content,
-                stop_reason,
-            } => {
+            Kind::Message { content, stop_reason } => {
                 let stop_reason = stop_reason.clone().unwrap_or_else(|| {
-                    let tool = content
-                        .iter()
-                        .any(|b| matches!(b, ContentBlock::ToolUse { .. }));
+                    let tool = content.iter().any(|b| matches!(b, ContentBlock::ToolUse { .. }));
                     if tool { "tool_use" } else { "end_turn" }.to_string()
                 });
                 let (input_tokens, output_tokens) = self.usage.unwrap_or_else(|| {
@@ -289,24 +241,13 @@ impl AnthropicReply {
                     output_tokens,
                 };
                 if streaming {
-                    server::streamed_response(
-                        StatusCode::OK,
-                        "text/event-stream; charset=utf-8",
-                        msg.sse_events(),
-                    )
+                    server::streamed_response(StatusCode::OK, "text/event-stream; charset=utf-8", msg.sse_events())
                 } else {
                     server::json_response(StatusCode::OK, &msg.full_json())
                 }
             }
-            Kind::Error {
-                status,
-                error_type,
-                message,
-            } => error_response(*status, error_type, message, &request_id),
-            Kind::StreamError {
-                error_type,
-                message,
-            } => {
+            Kind::Error { status, error_type, message } => error_response(*status, error_type, message, &request_id),
+            Kind::StreamError { error_type, message } => {
                 if streaming {
                     let msg = MessageParts {
                         id: format!("msg_01{}", server::unique_id(22)),
@@ -320,34 +261,19 @@ impl AnthropicReply {
                     events.truncate(2); // message_start, ping
                     let err = json!({"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id});
                     events.push(sse("error", &err));
-                    server::streamed_response(
-                        StatusCode::OK,
-                        "text/event-stream; charset=utf-8",
-                        events,
-                    )
+                    server::streamed_response(StatusCode::OK, "text/event-stream; charset=utf-8", events)
                 } else {
-                    let status = if error_type == "overloaded_error" {
-                        529
-                    } else {
-                        500
-                    };
+                    let status = if error_type == "overloaded_error" { 529 } else { 500 };
                     error_response(status, error_type, message, &request_id)
                 }
             }
         };
-        let is_sse = resp
-            .headers()
-            .get("content-type")
-            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let is_sse = resp.headers().get("content-type").is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         if is_sse {
             server::set_header(&mut resp, "cache-control", "no-cache");
         }
         server::set_header(&mut resp, "request-id", &request_id);
-        server::set_header(
-            &mut resp,
-            "anthropic-organization-id",
-            "00000000-0000-4000-8000-000000000000",
-        );
+        server::set_header(&mut resp, "anthropic-organization-id", "00000000-0000-4000-8000-000000000000");
         if let Some(secs) = self.retry_after {
             server::set_header(&mut resp, "retry-after", &secs.to_string());
         }
@@ -358,12 +284,7 @@ impl AnthropicReply {
     }
 }
 
-fn error_response(
-    status: u16,
-    error_type: &str,
-    message: &str,
-    request_id: &str,
-) -> Response<Body> {
+fn error_response(status: u16, error_type: &str, message: &str, request_id: &str) -> Response<Body> {
     let body = json!({"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id});
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     server::json_response(status, &body)
@@ -431,14 +352,11 @@ impl MessageParts<'_> {
                 ContentBlock::ToolUse { id, name, input } => {
                     let mut deltas = vec![json!({"type": "input_json_delta", "partial_json": ""})];
                     deltas.extend(
-                        chunk_chars(&input.to_string(), 24).into_iter().map(
-                            |piece| json!({"type": "input_json_delta", "partial_json": piece}),
-                        ),
+                        chunk_chars(&input.to_string(), 24)
+                            .into_iter()
+                            .map(|piece| json!({"type": "input_json_delta", "partial_json": piece})),
                     );
-                    (
-                        json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-                        deltas,
-                    )
+                    (json!({"type": "tool_use", "id": id, "name": name, "input": {}}), deltas)
                 }
             };
             events.push(sse(
@@ -451,10 +369,7 @@ impl MessageParts<'_> {
                     &json!({"type": "content_block_delta", "index": index, "delta": delta}),
                 ));
             }
-            events.push(sse(
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": index}),
-            ));
+            events.push(sse("content_block_stop", &json!({"type": "content_block_stop", "index": index})));
         }
         events.push(sse(
             "message_delta",
@@ -470,10 +385,7 @@ impl MessageParts<'_> {
 }
 
 fn sse(event: &str, data: &Value) -> (Duration, Bytes) {
-    (
-        Duration::ZERO,
-        Bytes::from(format!("event: {event}\ndata: {data}\n\n")),
-    )
+    (Duration::ZERO, Bytes::from(format!("event: {event}\ndata: {data}\n\n")))
 }
 
 fn chunk_chars(s: &str, n: usize) -> Vec<String> {
@@ -491,10 +403,7 @@ struct State {
 /// the script. The CLI's main-loop requests always declare tools; they stream, except the non-streamed
 /// fallback the CLI sends after repeatedly failed streams, which must consume the script like any turn.
 fn is_side_request(req: &RecordedRequest) -> bool {
-    let has_tools = req
-        .pointer("/tools")
-        .and_then(Value::as_array)
-        .is_some_and(|t| !t.is_empty());
+    let has_tools = req.pointer("/tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty());
     !req.stream_or(false) && !has_tools
 }
 
@@ -510,10 +419,7 @@ impl FakeAnthropic {
     /// `POST /v1/messages`. When the script is exhausted, further requests get HTTP 500 `api_error` whose
     /// message says so.
     pub fn start(script: impl IntoIterator<Item = AnthropicReply>) -> FakeAnthropic {
-        let state = Arc::new(Mutex::new(State {
-            script: script.into_iter().collect(),
-            requests: Vec::new(),
-        }));
+        let state = Arc::new(Mutex::new(State { script: script.into_iter().collect(), requests: Vec::new() }));
         let handler_state = state.clone();
         let server = Server::start(
             "fake-anthropic",
@@ -556,9 +462,7 @@ impl FakeAnthropic {
         self.lock()
             .requests
             .iter()
-            .filter(|r| {
-                r.method == "POST" && r.path_only() == "/v1/messages" && !is_side_request(r)
-            })
+            .filter(|r| r.method == "POST" && r.path_only() == "/v1/messages" && !is_side_request(r))
             .cloned()
             .collect()
     }
@@ -589,11 +493,7 @@ async fn respond(state: &Mutex<State>, req: RecordedRequest) -> Response<Body> {
             return reply.render(&req);
         }
         (_, _, Some(None)) => {
-            let n = state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .requests
-                .len();
+            let n = state.lock().unwrap_or_else(|e| e.into_inner()).requests.len();
             error_response(
                 500,
                 "api_error",
@@ -611,12 +511,9 @@ async fn respond(state: &Mutex<State>, req: RecordedRequest) -> Response<Body> {
             let tokens = (req.all_text().len() / 4).max(1);
             server::json_response(StatusCode::OK, &json!({"input_tokens": tokens}))
         }
-        (_, "/v1/messages" | "/v1/messages/count_tokens", _) => error_response(
-            405,
-            "invalid_request_error",
-            &format!("Method {method} not allowed"),
-            &request_id,
-        ),
+        (_, "/v1/messages" | "/v1/messages/count_tokens", _) => {
+            error_response(405, "invalid_request_error", &format!("Method {method} not allowed"), &request_id)
+        }
         _ => error_response(404, "not_found_error", "Not Found", &request_id),
     };
     server::set_header(&mut resp, "request-id", &request_id);

@@ -81,28 +81,20 @@ impl OllamaReply {
     /// The model answers content that is NOT valid JSON although JSON was asked for: a truncated object, as
     /// a model cut off by `num_predict` produces. Use [`OllamaReply::text`] for other broken shapes.
     pub fn malformed_json() -> OllamaReply {
-        OllamaReply::text(
-            "{\"decision\": \"PROCEED\", \"confidence\": 0.9, \"reason\": \"the change looks",
-        )
-        .done_reason("length")
+        OllamaReply::text("{\"decision\": \"PROCEED\", \"confidence\": 0.9, \"reason\": \"the change looks")
+            .done_reason("length")
     }
 
     /// HTTP 200 and a stream that carries `before` in content pieces and then the line
     /// `{"error": message}` and ends, as Ollama reports a failure after the stream has started (e.g. the
     /// runner crashed). A non-streamed request gets HTTP 500 `{"error": message}` instead.
     pub fn error_mid_stream(before: impl Into<String>, message: impl Into<String>) -> OllamaReply {
-        OllamaReply::new(Kind::ErrorMidStream {
-            before: before.into(),
-            message: message.into(),
-        })
+        OllamaReply::new(Kind::ErrorMidStream { before: before.into(), message: message.into() })
     }
 
     /// HTTP `status` with `{"error": message}`.
     pub fn error(status: u16, message: impl Into<String>) -> OllamaReply {
-        OllamaReply::new(Kind::Error {
-            status,
-            message: message.into(),
-        })
+        OllamaReply::new(Kind::Error { status, message: message.into() })
     }
 
     /// HTTP 500 `{"error": "..."}`, as when the model runner fails.
@@ -168,11 +160,7 @@ impl OllamaModel {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let digest: String = (0..64)
             .map(|i| {
-                let b = name
-                    .as_bytes()
-                    .get(i % name.len().max(1))
-                    .copied()
-                    .unwrap_or(0);
+                let b = name.as_bytes().get(i % name.len().max(1)).copied().unwrap_or(0);
                 h = (h ^ u64::from(b) ^ i as u64).wrapping_mul(0x0100_0000_01b3);
                 char::from_digit(((h >> 32) % 16) as u32, 16).unwrap_or('0')
             })
@@ -273,12 +261,7 @@ impl FakeOllama {
 
     /// The requests whose path (without query) is `path`, e.g. `"/api/chat"`.
     pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
-        self.lock()
-            .requests
-            .iter()
-            .filter(|r| r.path_only() == path)
-            .cloned()
-            .collect()
+        self.lock().requests.iter().filter(|r| r.path_only() == path).cloned().collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -293,35 +276,18 @@ fn error_json(status: StatusCode, message: &str) -> Response<Body> {
 async fn respond(state: &Mutex<State>, req: RecordedRequest) -> Response<Body> {
     let method = req.method.clone();
     let path = req.path_only().to_string();
-    state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .requests
-        .push(req.clone());
+    state.lock().unwrap_or_else(|e| e.into_inner()).requests.push(req.clone());
     match (method.as_str(), path.as_str()) {
-        ("GET" | "HEAD", "/") => server::text_response(
-            StatusCode::OK,
-            "text/plain; charset=utf-8",
-            "Ollama is running",
-        ),
-        ("GET" | "HEAD", "/api/version") => server::text_response(
-            StatusCode::OK,
-            JSON_CT,
-            json!({"version": OLLAMA_VERSION}).to_string(),
-        ),
+        ("GET" | "HEAD", "/") => {
+            server::text_response(StatusCode::OK, "text/plain; charset=utf-8", "Ollama is running")
+        }
+        ("GET" | "HEAD", "/api/version") => {
+            server::text_response(StatusCode::OK, JSON_CT, json!({"version": OLLAMA_VERSION}).to_string())
+        }
         ("GET" | "HEAD", "/api/tags") => {
-            let models: Vec<Value> = state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .models
-                .iter()
-                .map(OllamaModel::to_json)
-                .collect();
-            server::text_response(
-                StatusCode::OK,
-                JSON_CT,
-                json!({"models": models}).to_string(),
-            )
+            let models: Vec<Value> =
+                state.lock().unwrap_or_else(|e| e.into_inner()).models.iter().map(OllamaModel::to_json).collect();
+            server::text_response(StatusCode::OK, JSON_CT, json!({"models": models}).to_string())
         }
         ("POST", "/api/chat") => generate(state, &req, Endpoint::Chat).await,
         ("POST", "/api/generate") => generate(state, &req, Endpoint::Generate).await,
@@ -361,42 +327,24 @@ fn validate(req: &RecordedRequest) -> Result<String, String> {
     Ok(model.to_string())
 }
 
-async fn generate(
-    state: &Mutex<State>,
-    req: &RecordedRequest,
-    endpoint: Endpoint,
-) -> Response<Body> {
+async fn generate(state: &Mutex<State>, req: &RecordedRequest, endpoint: Endpoint) -> Response<Body> {
     let model = match validate(req) {
         Ok(model) => model,
         Err(message) => return error_json(StatusCode::BAD_REQUEST, &message),
     };
     let streaming = req.stream_or(true);
     let is_load_only = match endpoint {
-        Endpoint::Chat => req
-            .pointer("/messages")
-            .and_then(Value::as_array)
-            .is_none_or(Vec::is_empty),
-        Endpoint::Generate => req
-            .pointer("/prompt")
-            .and_then(Value::as_str)
-            .is_none_or(str::is_empty),
+        Endpoint::Chat => req.pointer("/messages").and_then(Value::as_array).is_none_or(Vec::is_empty),
+        Endpoint::Generate => req.pointer("/prompt").and_then(Value::as_str).is_none_or(str::is_empty),
     };
     if is_load_only {
-        let unload =
-            matches!(req.pointer("/keep_alive"), Some(v) if v == 0 || v == "0" || v == "0s");
+        let unload = matches!(req.pointer("/keep_alive"), Some(v) if v == 0 || v == "0" || v == "0s");
         let mut obj = piece(endpoint, &model, "");
-        obj.insert(
-            "done_reason".into(),
-            json!(if unload { "unload" } else { "load" }),
-        );
+        obj.insert("done_reason".into(), json!(if unload { "unload" } else { "load" }));
         obj.insert("done".into(), json!(true));
         return server::text_response(StatusCode::OK, JSON_CT, format!("{}\n", Value::Object(obj)));
     }
-    let reply = state
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .script
-        .pop_front();
+    let reply = state.lock().unwrap_or_else(|e| e.into_inner()).script.pop_front();
     let Some(reply) = reply else {
         return error_json(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -411,44 +359,32 @@ async fn generate(
     }
     let prompt_tokens = (req.all_text().len() as u64 / 4).max(1);
     match &reply.kind {
-        Kind::ModelNotFound => error_json(
-            StatusCode::NOT_FOUND,
-            &format!("model \"{model}\" not found, try pulling it first"),
-        ),
-        Kind::Error { status, message } => error_json(
-            StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            message,
-        ),
+        Kind::ModelNotFound => {
+            error_json(StatusCode::NOT_FOUND, &format!("model \"{model}\" not found, try pulling it first"))
+        }
+        Kind::Error { status, message } => {
+            error_json(StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), message)
+        }
         Kind::ErrorMidStream { before, message } => {
             if !streaming {
                 return error_json(StatusCode::INTERNAL_SERVER_ERROR, message);
             }
             let mut lines: Vec<(Duration, Bytes)> = server::token_pieces(before)
                 .iter()
-                .map(|p| {
-                    (
-                        reply.chunk_delay,
-                        line(Value::Object(piece(endpoint, &model, p))),
-                    )
-                })
+                .map(|p| (reply.chunk_delay, line(Value::Object(piece(endpoint, &model, p)))))
                 .collect();
             lines.push((reply.chunk_delay, line(json!({"error": message}))));
             server::streamed_response(StatusCode::OK, NDJSON_CT, lines)
         }
         Kind::Content(content) => {
             let pieces = server::token_pieces(content);
-            let (prompt_eval_count, eval_count) = reply
-                .counts
-                .unwrap_or((prompt_tokens, (pieces.len() as u64).max(1)));
+            let (prompt_eval_count, eval_count) = reply.counts.unwrap_or((prompt_tokens, (pieces.len() as u64).max(1)));
             let mut last = piece(endpoint, &model, if streaming { "" } else { content });
             last.insert("done_reason".into(), json!(reply.done_reason));
             last.insert("done".into(), json!(true));
             if endpoint == Endpoint::Generate {
                 let n = (prompt_eval_count + eval_count).min(32);
-                last.insert(
-                    "context".into(),
-                    json!((1..=n).map(|i| 100 + i * 7).collect::<Vec<_>>()),
-                );
+                last.insert("context".into(), json!((1..=n).map(|i| 100 + i * 7).collect::<Vec<_>>()));
             }
             let load_duration: u64 = 12_345_678;
             let prompt_eval_duration = prompt_eval_count * 250_000;
@@ -463,21 +399,10 @@ async fn generate(
             last.insert("eval_count".into(), json!(eval_count));
             last.insert("eval_duration".into(), json!(eval_duration));
             if !streaming {
-                return server::text_response(
-                    StatusCode::OK,
-                    JSON_CT,
-                    Value::Object(last).to_string(),
-                );
+                return server::text_response(StatusCode::OK, JSON_CT, Value::Object(last).to_string());
             }
-            let mut lines: Vec<(Duration, Bytes)> = pieces
-                .iter()
-                .map(|p| {
-                    (
-                        reply.chunk_delay,
-                        line(Value::Object(piece(endpoint, &model, p))),
-                    )
-                })
-                .collect();
+            let mut lines: Vec<(Duration, Bytes)> =
+                pieces.iter().map(|p| (reply.chunk_delay, line(Value::Object(piece(endpoint, &model, p))))).collect();
             lines.push((reply.chunk_delay, line(Value::Object(last))));
             server::streamed_response(StatusCode::OK, NDJSON_CT, lines)
         }
@@ -491,10 +416,7 @@ fn piece(endpoint: Endpoint, model: &str, content: &str) -> Map<String, Value> {
     obj.insert("created_at".into(), json!(server::rfc3339_now()));
     match endpoint {
         Endpoint::Chat => {
-            obj.insert(
-                "message".into(),
-                json!({"role": "assistant", "content": content}),
-            );
+            obj.insert("message".into(), json!({"role": "assistant", "content": content}));
         }
         Endpoint::Generate => {
             obj.insert("response".into(), json!(content));

@@ -44,10 +44,7 @@ impl RecordedRequest {
 
     /// The first value of the header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The JSON value at `pointer` (RFC 6901, e.g. `"/options/num_ctx"`) in the parsed body.
@@ -63,9 +60,7 @@ impl RecordedRequest {
     /// Whether the body asked for a streamed reply (`"stream": true`). `default` is what the protocol assumes
     /// when the field is absent (false for Anthropic, true for Ollama).
     pub fn stream_or(&self, default: bool) -> bool {
-        self.pointer("/stream")
-            .and_then(Value::as_bool)
-            .unwrap_or(default)
+        self.pointer("/stream").and_then(Value::as_bool).unwrap_or(default)
     }
 
     /// Every piece of text anywhere in the JSON body (system prompt, messages, tool results...), joined with
@@ -90,8 +85,7 @@ impl RecordedRequest {
 pub(crate) type Body = BoxBody<Bytes, Infallible>;
 
 /// What a fake does with a request.
-pub(crate) type Handler =
-    Arc<dyn Fn(RecordedRequest) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
+pub(crate) type Handler = Arc<dyn Fn(RecordedRequest) -> BoxFuture<'static, Response<Body>> + Send + Sync>;
 
 /// A running server; dropping it stops the server thread (open connections are closed).
 pub(crate) struct Server {
@@ -105,9 +99,7 @@ impl Server {
     pub(crate) fn start(name: &str, handler: Handler) -> Server {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap_or_else(|e| panic!("{name}: cannot bind 127.0.0.1:0: {e}"));
-        listener
-            .set_nonblocking(true)
-            .expect("set listener non-blocking");
+        listener.set_nonblocking(true).expect("set listener non-blocking");
         let addr = listener.local_addr().expect("listener address");
         let (tx, rx) = oneshot::channel::<()>();
         let thread_name = format!("{name}-{}", addr.port());
@@ -122,11 +114,7 @@ impl Server {
                 // Dropping the runtime cancels the connection tasks still running.
             })
             .expect("spawn the fake server thread");
-        Server {
-            addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        }
+        Server { addr, shutdown: Some(tx), thread: Some(thread) }
     }
 
     pub(crate) fn addr(&self) -> SocketAddr {
@@ -145,13 +133,8 @@ impl Drop for Server {
     }
 }
 
-async fn accept_loop(
-    listener: std::net::TcpListener,
-    handler: Handler,
-    mut shutdown: oneshot::Receiver<()>,
-) {
-    let listener =
-        tokio::net::TcpListener::from_std(listener).expect("register the listener with tokio");
+async fn accept_loop(listener: std::net::TcpListener, handler: Handler, mut shutdown: oneshot::Receiver<()>) {
+    let listener = tokio::net::TcpListener::from_std(listener).expect("register the listener with tokio");
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -178,40 +161,18 @@ async fn handle(req: Request<hyper::body::Incoming>, handler: Handler) -> Respon
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) => {
-            return text_response(
-                StatusCode::BAD_REQUEST,
-                "text/plain",
-                format!("cannot read body: {e}"),
-            );
+            return text_response(StatusCode::BAD_REQUEST, "text/plain", format!("cannot read body: {e}"));
         }
     };
-    let json = if body.is_empty() {
-        None
-    } else {
-        serde_json::from_slice(&body).ok()
-    };
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str().to_string())
-        .unwrap_or_else(|| parts.uri.path().to_string());
+    let json = if body.is_empty() { None } else { serde_json::from_slice(&body).ok() };
+    let path =
+        parts.uri.path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| parts.uri.path().to_string());
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
-    let recorded = RecordedRequest {
-        method: parts.method.as_str().to_string(),
-        path,
-        headers,
-        body,
-        json,
-    };
+    let recorded = RecordedRequest { method: parts.method.as_str().to_string(), path, headers, body, json };
     if std::env::var_os("OBRA_TESTKIT_LOG").is_some() {
         eprintln!(
             "[obra-testkit] {} {} model={:?} stream={:?}",
@@ -225,11 +186,7 @@ async fn handle(req: Request<hyper::body::Incoming>, handler: Handler) -> Respon
 }
 
 /// A complete (non-streamed) response with a content type.
-pub(crate) fn text_response(
-    status: StatusCode,
-    content_type: &str,
-    body: impl Into<Bytes>,
-) -> Response<Body> {
+pub(crate) fn text_response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
     let mut resp = Response::new(Full::new(body.into()).boxed());
     *resp.status_mut() = status;
     set_header(&mut resp, "content-type", content_type);
@@ -268,9 +225,7 @@ pub(crate) fn set_header(resp: &mut Response<Body>, name: &str, value: &str) {
 
 /// Seconds and nanoseconds since the Unix epoch.
 fn now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
 }
 
 /// Current UTC time as RFC 3339 with nanoseconds, like Go's `time.Time` JSON (`2024-05-01T10:20:30.123456789Z`).
@@ -310,9 +265,7 @@ pub(crate) fn unique_id(len: usize) -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // splitmix64 over (time, counter, pid): unique within the process, varied across processes.
-    let mut state = (now().as_nanos() as u64)
-        ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ u64::from(std::process::id());
+    let mut state = (now().as_nanos() as u64) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ u64::from(std::process::id());
     let mut out = String::with_capacity(len);
     for _ in 0..len {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -351,12 +304,7 @@ mod tests {
 
     #[test]
     fn token_pieces_concatenate_back_to_the_text() {
-        for text in [
-            "",
-            "a",
-            "hello world  foo\nbar",
-            "{\"a\": [1, 2, 3], \"long\": \"abcdefghijklmnopqrstuvwxyz\"}",
-        ] {
+        for text in ["", "a", "hello world  foo\nbar", "{\"a\": [1, 2, 3], \"long\": \"abcdefghijklmnopqrstuvwxyz\"}"] {
             let pieces = token_pieces(text);
             assert_eq!(pieces.concat(), text);
             assert!(pieces.iter().all(|p| !p.is_empty()));

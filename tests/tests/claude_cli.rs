@@ -28,10 +28,7 @@ fn write_tool_use_creates_the_file_and_succeeds() {
         &["--permission-mode", "acceptEdits"],
     );
     assert_eq!(out.exit_code, Some(0), "stderr: {}", out.stderr);
-    assert_eq!(
-        std::fs::read_to_string(env.workdir().join("hello.txt")).unwrap(),
-        "Hello from Obra\n"
-    );
+    assert_eq!(std::fs::read_to_string(env.workdir().join("hello.txt")).unwrap(), "Hello from Obra\n");
     let result = out.result().expect("a result event");
     assert_eq!(result["subtype"], "success");
     assert_eq!(result["is_error"], false);
@@ -41,17 +38,10 @@ fn write_tool_use_creates_the_file_and_succeeds() {
     // What the model saw: the prompt (with the feedback) first, then the tool result.
     let requests = fake.message_requests();
     assert_eq!(requests.len(), 2);
-    assert!(
-        requests[0]
-            .all_text()
-            .contains("FEEDBACK FROM THE LAST ATTEMPT: keep the trailing newline")
-    );
+    assert!(requests[0].all_text().contains("FEEDBACK FROM THE LAST ATTEMPT: keep the trailing newline"));
     assert!(requests[0].stream_or(false));
     assert!(requests[0].header("x-api-key").is_some());
-    let messages = requests[1]
-        .pointer("/messages")
-        .and_then(Value::as_array)
-        .unwrap();
+    let messages = requests[1].pointer("/messages").and_then(Value::as_array).unwrap();
     let last = messages.last().unwrap();
     assert_eq!(last["role"], "user");
     assert_eq!(last["content"][0]["type"], "tool_result");
@@ -63,15 +53,10 @@ fn max_turns_stops_after_the_first_tool_use() {
     let Some(cli) = cli_or_skip("max_turns_stops_after_the_first_tool_use") else {
         return;
     };
-    let fake = FakeAnthropic::start([
-        AnthropicReply::write_file("notes.txt", "one\n"),
-        AnthropicReply::text("never reached"),
-    ]);
+    let fake =
+        FakeAnthropic::start([AnthropicReply::write_file("notes.txt", "one\n"), AnthropicReply::text("never reached")]);
     let env = cli.env(&fake.base_url());
-    let out = env.run_print(
-        "Write notes",
-        &["--permission-mode", "acceptEdits", "--max-turns", "1"],
-    );
+    let out = env.run_print("Write notes", &["--permission-mode", "acceptEdits", "--max-turns", "1"]);
     assert_eq!(out.exit_code, Some(1));
     let result = out.result().expect("a result event");
     assert_eq!(result["subtype"], "error_max_turns");
@@ -84,10 +69,7 @@ fn rate_limit_is_reported_without_retrying() {
     let Some(cli) = cli_or_skip("rate_limit_is_reported_without_retrying") else {
         return;
     };
-    let fake = FakeAnthropic::start([
-        AnthropicReply::rate_limited().retry_after(2),
-        AnthropicReply::text("unused"),
-    ]);
+    let fake = FakeAnthropic::start([AnthropicReply::rate_limited().retry_after(2), AnthropicReply::text("unused")]);
     let env = cli.env(&fake.base_url());
     let out = env.run_print("Say hello", &[]);
     assert_eq!(out.exit_code, Some(1));
@@ -95,11 +77,7 @@ fn rate_limit_is_reported_without_retrying() {
     assert_eq!(result["subtype"], "success");
     assert_eq!(result["is_error"], true);
     assert_eq!(result["api_error_status"], 429);
-    assert_eq!(
-        fake.message_requests().len(),
-        1,
-        "CLAUDE_CODE_MAX_RETRIES=0 is honoured"
-    );
+    assert_eq!(fake.message_requests().len(), 1, "CLAUDE_CODE_MAX_RETRIES=0 is honoured");
 }
 
 #[test]

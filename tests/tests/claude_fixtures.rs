@@ -5,21 +5,14 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 fn fixture(name: &str) -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/claude")
-        .join(format!("{name}.stdout.jsonl"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude").join(format!("{name}.stdout.jsonl"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {l}")))
-        .collect()
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: not JSON ({e}): {l}"))).collect()
 }
 
 fn result(name: &str) -> Value {
     let events = fixture(name);
-    assert_eq!(
-        events[0]["type"], "system",
-        "{name} starts with system/init"
-    );
+    assert_eq!(events[0]["type"], "system", "{name} starts with system/init");
     assert_eq!(events[0]["subtype"], "init");
     let last = events.last().unwrap().clone();
     assert_eq!(last["type"], "result", "{name} ends with the result");
@@ -65,16 +58,7 @@ fn fixtures_show_the_shapes_the_parser_must_handle() {
         .expect("an api_retry event");
     assert_eq!(retry["error_status"], 429);
     assert!(retry["retry_delay_ms"].as_u64().is_some());
-    let root =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude/root_without_is_sandbox");
-    assert!(
-        std::fs::read_to_string(root.with_extension("stdout.jsonl"))
-            .unwrap()
-            .is_empty()
-    );
-    assert!(
-        std::fs::read_to_string(root.with_extension("stderr.txt"))
-            .unwrap()
-            .contains("root")
-    );
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/claude/root_without_is_sandbox");
+    assert!(std::fs::read_to_string(root.with_extension("stdout.jsonl")).unwrap().is_empty());
+    assert!(std::fs::read_to_string(root.with_extension("stderr.txt")).unwrap().contains("root"));
 }

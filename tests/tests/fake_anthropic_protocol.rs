@@ -19,28 +19,16 @@ fn main_request(stream: bool) -> Value {
 #[test]
 fn streamed_text_reply_has_the_real_event_sequence() {
     let fake = FakeAnthropic::start([AnthropicReply::text("Hello there, general Kenobi")]);
-    let resp = post(
-        &fake.base_url(),
-        "/v1/messages?beta=true",
-        &main_request(true),
-    );
+    let resp = post(&fake.base_url(), "/v1/messages?beta=true", &main_request(true));
     assert_eq!(resp.status, 200);
-    assert!(
-        resp.header("content-type")
-            .unwrap()
-            .starts_with("text/event-stream")
-    );
+    assert!(resp.header("content-type").unwrap().starts_with("text/event-stream"));
     assert!(resp.header("request-id").unwrap().starts_with("req_"));
     let events = resp.sse();
     let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(names.first(), Some(&"message_start"));
     assert_eq!(names.last(), Some(&"message_stop"));
     for (name, data) in &events {
-        assert_eq!(
-            data["type"],
-            name.as_str(),
-            "the data's type repeats the event name"
-        );
+        assert_eq!(data["type"], name.as_str(), "the data's type repeats the event name");
     }
     let start = &events[0].1["message"];
     assert_eq!(start["model"], "claude-sonnet-4-5");
@@ -56,14 +44,7 @@ fn streamed_text_reply_has_the_real_event_sequence() {
         })
         .collect();
     assert_eq!(text, "Hello there, general Kenobi");
-    assert!(
-        events
-            .iter()
-            .filter(|(e, _)| e == "content_block_delta")
-            .count()
-            > 1,
-        "streamed in pieces"
-    );
+    assert!(events.iter().filter(|(e, _)| e == "content_block_delta").count() > 1, "streamed in pieces");
     let delta = &events.iter().find(|(e, _)| e == "message_delta").unwrap().1;
     assert_eq!(delta["delta"]["stop_reason"], "end_turn");
     assert!(delta["usage"]["output_tokens"].as_u64().unwrap() > 0);
@@ -71,17 +52,11 @@ fn streamed_text_reply_has_the_real_event_sequence() {
 
 #[test]
 fn streamed_tool_use_reassembles_to_the_input() {
-    let fake = FakeAnthropic::start([AnthropicReply::write_file(
-        "src/main.rs",
-        "fn main() {\n    println!(\"hi\");\n}\n",
-    )
-    .with_text_before("Writing the file.")]);
+    let fake =
+        FakeAnthropic::start([AnthropicReply::write_file("src/main.rs", "fn main() {\n    println!(\"hi\");\n}\n")
+            .with_text_before("Writing the file.")]);
     let events = post(&fake.base_url(), "/v1/messages", &main_request(true)).sse();
-    let starts: Vec<&Value> = events
-        .iter()
-        .filter(|(e, _)| e == "content_block_start")
-        .map(|(_, d)| d)
-        .collect();
+    let starts: Vec<&Value> = events.iter().filter(|(e, _)| e == "content_block_start").map(|(_, d)| d).collect();
     assert_eq!(starts.len(), 2);
     assert_eq!(starts[0]["content_block"]["type"], "text");
     let tool = &starts[1]["content_block"];
@@ -98,14 +73,8 @@ fn streamed_tool_use_reassembles_to_the_input() {
         })
         .collect();
     let input: Value = serde_json::from_str(&json_text).unwrap();
-    assert_eq!(
-        input,
-        json!({"file_path": "src/main.rs", "content": "fn main() {\n    println!(\"hi\");\n}\n"})
-    );
-    let stops = events
-        .iter()
-        .filter(|(e, _)| e == "content_block_stop")
-        .count();
+    assert_eq!(input, json!({"file_path": "src/main.rs", "content": "fn main() {\n    println!(\"hi\");\n}\n"}));
+    let stops = events.iter().filter(|(e, _)| e == "content_block_stop").count();
     assert_eq!(stops, 2);
     let delta = &events.iter().find(|(e, _)| e == "message_delta").unwrap().1;
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
@@ -120,20 +89,13 @@ fn non_streamed_request_gets_one_message_object() {
     .usage(42, 7)]);
     let resp = post(&fake.base_url(), "/v1/messages", &main_request(false));
     assert_eq!(resp.status, 200);
-    assert!(
-        resp.header("content-type")
-            .unwrap()
-            .starts_with("application/json")
-    );
+    assert!(resp.header("content-type").unwrap().starts_with("application/json"));
     let msg = resp.json();
     assert_eq!(msg["type"], "message");
     assert_eq!(msg["role"], "assistant");
     assert_eq!(msg["stop_reason"], "tool_use");
     assert_eq!(msg["stop_sequence"], Value::Null);
-    assert_eq!(
-        msg["content"][0],
-        json!({"type": "text", "text": "Running it."})
-    );
+    assert_eq!(msg["content"][0], json!({"type": "text", "text": "Running it."}));
     assert_eq!(msg["content"][1]["type"], "tool_use");
     assert_eq!(msg["content"][1]["input"], json!({"command": "cargo test"}));
     assert_eq!(msg["usage"]["input_tokens"], 42);
@@ -156,12 +118,7 @@ fn errors_have_the_real_body_and_headers() {
     let body = r429.json();
     assert_eq!(body["type"], "error");
     assert_eq!(body["error"]["type"], "rate_limit_error");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("rate limit")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("rate limit"));
     assert_eq!(body["request_id"], request_id.as_str());
 
     let r500 = post(&url, "/v1/messages", &main_request(true));
@@ -210,12 +167,7 @@ fn requests_are_recorded_and_consume_the_script_in_order() {
     // Exhausted: a clear 500 that says so.
     let third = post(&url, "/v1/messages", &main_request(false));
     assert_eq!(third.status, 500);
-    assert!(
-        third.json()["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no reply left")
-    );
+    assert!(third.json()["error"]["message"].as_str().unwrap().contains("no reply left"));
 
     let recorded = fake.message_requests();
     assert_eq!(recorded.len(), 3);
@@ -249,10 +201,7 @@ fn side_requests_and_other_endpoints_do_not_consume_the_script() {
     assert_eq!(unknown.json()["error"]["type"], "not_found_error");
     assert_eq!(fake.remaining(), 1, "nothing above consumed the script");
     let main = post(&url, "/v1/messages", &main_request(true)).sse();
-    let text: String = main
-        .iter()
-        .filter_map(|(_, d)| d["delta"]["text"].as_str())
-        .collect();
+    let text: String = main.iter().filter_map(|(_, d)| d["delta"]["text"].as_str()).collect();
     assert_eq!(text, "main answer");
     assert_eq!(fake.requests().len(), 5);
     assert_eq!(fake.message_requests().len(), 1);

@@ -82,7 +82,14 @@ pub(super) async fn run(g: &GlobalArgs, args: DemoArgs) -> Result<ExitCode> {
         "  4. `obra task execute {}`: agent {} (a recorded run), gates {}, LLM {}\n",
         task.id,
         obra.config().config.agent.plugin,
-        obra.config().config.gates.iter().filter(|g| g.enabled).map(|g| g.plugin.as_str()).collect::<Vec<_>>().join(" + "),
+        obra.config()
+            .config
+            .gates
+            .iter()
+            .filter(|g| g.enabled)
+            .map(|g| g.plugin.as_str())
+            .collect::<Vec<_>>()
+            .join(" + "),
         obra.config().config.llm.provider
     ));
     let outcome = obra.execute_task(task.id, printer).await?;

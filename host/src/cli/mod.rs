@@ -113,14 +113,15 @@ async fn task(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 iterations.push((i, gates, decision));
             }
             if a.json {
-                let list: Vec<_> = iterations
-                    .iter()
-                    .map(|(i, g, d)| json!({ "interaction": i, "gates": g, "decision": d }))
-                    .collect();
+                let list: Vec<_> =
+                    iterations.iter().map(|(i, g, d)| json!({ "interaction": i, "gates": g, "decision": d })).collect();
                 print_json(&json!({ "task": task, "interactions": list }))?;
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("Task {}: {}  [{}; priority {}; {} attempt(s)]", task.id, task.title, task.status, task.priority, task.attempts);
+            println!(
+                "Task {}: {}  [{}; priority {}; {} attempt(s)]",
+                task.id, task.title, task.status, task.priority, task.attempts
+            );
             if !task.description.is_empty() {
                 println!("  {}", task.description);
             }
@@ -137,7 +138,13 @@ async fn task(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     one_line(i.summary.as_deref().or(i.error.as_deref()).unwrap_or(""), 120)
                 );
                 for gate in gates {
-                    println!("      gate {}: {} ({:.2}) {}", gate.gate, if gate.passed { "pass" } else { "FAIL" }, gate.score, one_line(&gate.summary, 100));
+                    println!(
+                        "      gate {}: {} ({:.2}) {}",
+                        gate.gate,
+                        if gate.passed { "pass" } else { "FAIL" },
+                        gate.score,
+                        one_line(&gate.summary, 100)
+                    );
                 }
                 if let Some(d) = decision {
                     println!("      decision {} at {:.2}", d.action.to_uppercase(), d.confidence);
@@ -188,7 +195,8 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     };
     let loaded = obra.plugins().await.map(|p| p.host.list().len()).unwrap_or(0);
     if as_json {
-        let counts: serde_json::Map<String, serde_json::Value> = counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
+        let counts: serde_json::Map<String, serde_json::Value> =
+            counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
         print_json(&json!({
             "project": project,
             "agent": obra.config().config.agent.plugin,
@@ -207,7 +215,9 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     match &plugins {
         Ok(p) => {
             let list = |v: &serde_json::Value| {
-                v.as_array().map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                v.as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default()
             };
             println!(
                 "  agent: {}   llm: {}   gates: {}   rules: {}   ({loaded} plugins loaded)",
@@ -244,7 +254,14 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                 println!("No {}breakpoints.", if a.all { "" } else { "open " });
             } else {
                 for b in list {
-                    println!("{:>4}  {:<8} task {:<4} {:<16} {}", b.id, b.status, b.task_id, b.rule, one_line(&b.reason, 100));
+                    println!(
+                        "{:>4}  {:<8} task {:<4} {:<16} {}",
+                        b.id,
+                        b.status,
+                        b.task_id,
+                        b.rule,
+                        one_line(&b.reason, 100)
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -259,7 +276,13 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
             let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             let bp = obra.state().resolve_breakpoint(a.id, resolution, &by).await?;
             let task = obra.state().require_task(bp.task_id).await?;
-            println!("Resolved breakpoint {} ({}); task {} is now {}", bp.id, bp.resolution.as_deref().unwrap_or(""), task.id, task.status);
+            println!(
+                "Resolved breakpoint {} ({}); task {} is now {}",
+                bp.id,
+                bp.resolution.as_deref().unwrap_or(""),
+                task.id,
+                task.status
+            );
             if task.status() == TaskStatus::Pending {
                 println!("Run it again with: obra task execute {}", task.id);
             }

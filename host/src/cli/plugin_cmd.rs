@@ -36,7 +36,14 @@ pub(super) async fn run(g: &GlobalArgs, cmd: PluginCommand) -> Result<ExitCode> 
             } else {
                 println!("{:<24} {:<16} {:<8} {:<10} DESCRIPTION", "NAME", "KIND", "VERSION", "SOURCE");
                 for p in &list {
-                    println!("{:<24} {:<16} {:<8} {:<10} {}", p.name, p.kind.as_str(), p.version, source(p), p.description);
+                    println!(
+                        "{:<24} {:<16} {:<8} {:<10} {}",
+                        p.name,
+                        p.kind.as_str(),
+                        p.version,
+                        source(p),
+                        p.description
+                    );
                 }
                 for e in &errors {
                     eprintln!("warning: not loaded: {e}");
@@ -72,7 +79,14 @@ pub(super) async fn run(g: &GlobalArgs, cmd: PluginCommand) -> Result<ExitCode> 
                 if let Some(grant) = &report.grant {
                     print_grant(grant);
                 }
-                println!("{}", if report.ok { "The plugin is ready to use." } else { "The plugin cannot be loaded; fix the FAIL lines above." });
+                println!(
+                    "{}",
+                    if report.ok {
+                        "The plugin is ready to use."
+                    } else {
+                        "The plugin cannot be loaded; fix the FAIL lines above."
+                    }
+                );
             }
             Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }

@@ -104,10 +104,8 @@ impl Layer {
         let value: Value = if text.trim().is_empty() {
             Value::Mapping(Mapping::new())
         } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::Invalid {
-                source_name: source.to_string(),
-                message: e.to_string(),
-            })?
+            serde_yaml::from_str(text)
+                .map_err(|e| ConfigError::Invalid { source_name: source.to_string(), message: e.to_string() })?
         };
         if value.is_null() {
             // Empty, or nothing but comments.
@@ -204,7 +202,8 @@ fn explain(source: &LayerSource, message: &str, line: Option<usize>, text: Optio
             .map(|(_, list)| list.split('`').skip(1).step_by(2).map(str::to_string).collect())
             .unwrap_or_default();
         let section = message[..start].trim_end_matches(": ").trim();
-        let full_key = if section.is_empty() || section.contains(' ') { key.clone() } else { format!("{section}.{key}") };
+        let full_key =
+            if section.is_empty() || section.contains(' ') { key.clone() } else { format!("{section}.{key}") };
         // serde_yaml reports the line of the mapping; find the key's own line when the text is at hand.
         let line = text.and_then(|t| find_key_line(t, &key, line)).or(line);
         return ConfigError::UnknownKey {
@@ -226,10 +225,7 @@ fn find_key_line(text: &str, key: &str, from_line: Option<usize>) -> Option<usiz
         t.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':'))
     };
     let lines: Vec<&str> = text.lines().collect();
-    (start..lines.len())
-        .chain(0..start.min(lines.len()))
-        .find(|&i| is_key_line(lines[i]))
-        .map(|i| i + 1)
+    (start..lines.len()).chain(0..start.min(lines.len())).find(|&i| is_key_line(lines[i])).map(|i| i + 1)
 }
 
 /// The candidate closest to `word`, if any is reasonably close.

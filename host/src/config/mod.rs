@@ -52,9 +52,7 @@ impl ConfigSources {
 
     /// The user's config file path.
     pub fn user_file(&self) -> Option<PathBuf> {
-        self.user_file
-            .clone()
-            .or_else(|| dirs::config_dir().map(|d| d.join("obra").join("config.yaml")))
+        self.user_file.clone().or_else(|| dirs::config_dir().map(|d| d.join("obra").join("config.yaml")))
     }
 }
 
@@ -79,10 +77,10 @@ pub fn load(sources: &ConfigSources) -> Result<LoadedConfig, ConfigError> {
             layers.push(layer);
         }
     }
-    if let Some(path) = sources.user_file() {
-        if let Some(layer) = Layer::read_file(LayerSource::User(path))? {
-            layers.push(layer);
-        }
+    if let Some(path) = sources.user_file()
+        && let Some(layer) = Layer::read_file(LayerSource::User(path))?
+    {
+        layers.push(layer);
     }
     for (name, value) in &sources.env {
         if let Some(layer) = Layer::from_env(name, value)? {
@@ -93,10 +91,8 @@ pub fn load(sources: &ConfigSources) -> Result<LoadedConfig, ConfigError> {
         layers.push(Layer::from_set(set)?);
     }
     let merged = layers::merge(&layers);
-    let config: Config = serde_yaml::from_value(merged).map_err(|e| ConfigError::Invalid {
-        source_name: "the merged configuration".into(),
-        message: e.to_string(),
-    })?;
+    let config: Config = serde_yaml::from_value(merged)
+        .map_err(|e| ConfigError::Invalid { source_name: "the merged configuration".into(), message: e.to_string() })?;
     config.check()?;
     Ok(LoadedConfig { config, layers })
 }

@@ -202,7 +202,11 @@ macro_rules! default_from_yaml {
         impl Default for $ty {
             fn default() -> Self {
                 if PARSING_DEFAULTS.with(Cell::get) {
-                    panic!(concat!("config/default.yaml lacks the section `", $name, "`: every key needs a default there"));
+                    panic!(concat!(
+                        "config/default.yaml lacks the section `",
+                        $name,
+                        "`: every key needs a default there"
+                    ));
                 }
                 let $c = embedded_defaults();
                 $field.clone()
@@ -227,7 +231,11 @@ impl Config {
             message: format!("{key}: {message}"),
         };
         let d = &self.engine.decision;
-        for (key, v) in [("engine.decision.proceed_threshold", d.proceed_threshold), ("engine.decision.escalate_threshold", d.escalate_threshold), ("llm.weight", self.llm.weight)] {
+        for (key, v) in [
+            ("engine.decision.proceed_threshold", d.proceed_threshold),
+            ("engine.decision.escalate_threshold", d.escalate_threshold),
+            ("llm.weight", self.llm.weight),
+        ] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(bad(key, format!("{v} is outside 0.0..=1.0")));
             }
@@ -255,7 +263,10 @@ impl Config {
         }
         for (i, gate) in self.gates.iter().enumerate() {
             if gate.weight < 0.0 || !gate.weight.is_finite() {
-                return Err(bad(&format!("gates[{i}].weight"), format!("{} must be a non-negative number", gate.weight)));
+                return Err(bad(
+                    &format!("gates[{i}].weight"),
+                    format!("{} must be a non-negative number", gate.weight),
+                ));
             }
         }
         Ok(())

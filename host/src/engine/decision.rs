@@ -99,22 +99,32 @@ pub struct Verdict {
     pub explanation: String,
 }
 
+/// What the decision needs besides the thresholds and the heuristic score.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// The LLM's opinion, when it gave one.
+    pub opinion: Option<&'a LlmOpinion>,
+    /// Weight of the LLM's opinion in the confidence score.
+    pub llm_weight: f32,
+    /// Why there is no opinion, when there is none.
+    pub llm_note: Option<&'a str>,
+    /// How the agent's run ended (none when it could not run).
+    pub outcome: Option<Outcome>,
+    /// This iteration, from 1.
+    pub iteration: u32,
+    /// The iteration limit.
+    pub max_iterations: u32,
+}
+
 /// Combine heuristic and LLM opinion (`llm_weight` of the LLM when it answered) and decide.
-pub fn decide(
-    thresholds: &DecisionConfig,
-    heuristic: &Heuristic,
-    opinion: Option<&LlmOpinion>,
-    llm_weight: f32,
-    llm_note: Option<&str>,
-    outcome: Option<Outcome>,
-    iteration: u32,
-    max_iterations: u32,
-) -> Verdict {
+pub fn decide(thresholds: &DecisionConfig, heuristic: &Heuristic, ctx: &Context<'_>) -> Verdict {
+    let Context { opinion, llm_weight, llm_note, outcome, iteration, max_iterations } = *ctx;
     let confidence = match opinion {
         Some(o) => (1.0 - llm_weight) * heuristic.score + llm_weight * o.confidence.clamp(0.0, 1.0),
         None => heuristic.score,
     };
-    let mut why = format!("Confidence {confidence:.2} (heuristic {:.2}: {}", heuristic.score, heuristic.reasons.join(", "));
+    let mut why =
+        format!("Confidence {confidence:.2} (heuristic {:.2}: {}", heuristic.score, heuristic.reasons.join(", "));
     match (opinion, llm_note) {
         (Some(o), _) => {
             let _ = write!(why, "; LLM opinion {:.2}: {}", o.confidence, o.reasoning.trim());
@@ -129,19 +139,28 @@ pub fn decide(
     let last = iteration >= max_iterations;
     let success = outcome == Some(Outcome::Success);
     let action = if confidence >= thresholds.proceed_threshold && heuristic.failed_required.is_empty() && success {
-        let _ = write!(why, "At or above the proceed threshold {:.2} and every required gate passed: PROCEED.", thresholds.proceed_threshold);
+        let _ = write!(
+            why,
+            "At or above the proceed threshold {:.2} and every required gate passed: PROCEED.",
+            thresholds.proceed_threshold
+        );
         Action::Proceed
     } else if confidence < thresholds.escalate_threshold {
         let _ = write!(why, "Below the escalate threshold {:.2}: ESCALATE to a human.", thresholds.escalate_threshold);
         Action::Escalate
     } else if last {
-        let _ = write!(why, "Not good enough to proceed and this was the last of {max_iterations} iterations: ESCALATE.");
+        let _ =
+            write!(why, "Not good enough to proceed and this was the last of {max_iterations} iterations: ESCALATE.");
         Action::Escalate
     } else if !heuristic.failed_required.is_empty() || !success {
         if heuristic.failed_required.is_empty() {
             let _ = write!(why, "The agent did not finish successfully: RETRY.");
         } else {
-            let _ = write!(why, "Required gate(s) {} failed: RETRY with their findings.", heuristic.failed_required.join(", "));
+            let _ = write!(
+                why,
+                "Required gate(s) {} failed: RETRY with their findings.",
+                heuristic.failed_required.join(", ")
+            );
         }
         Action::Retry
     } else {
@@ -199,7 +218,15 @@ mod tests {
         let r = result(outcome);
         let h = heuristic(Some(&r), &pairs, 1);
         let o = opinion.map(|c| LlmOpinion { confidence: c, reasoning: "looks fine".into() });
-        decide(&thresholds(), &h, o.as_ref(), 0.4, None, Some(outcome), iteration, 3)
+        let ctx = Context {
+            opinion: o.as_ref(),
+            llm_weight: 0.4,
+            llm_note: None,
+            outcome: Some(outcome),
+            iteration,
+            max_iterations: 3,
+        };
+        decide(&thresholds(), &h, &ctx)
     }
 
     #[test]
@@ -236,7 +263,9 @@ mod tests {
     fn an_agent_that_could_not_run_scores_zero_and_escalates() {
         let h = heuristic(None, &[], 0);
         assert_eq!(h.score, 0.0, "{:?}", h.reasons);
-        let v = decide(&thresholds(), &h, None, 0.4, None, None, 1, 3);
+        let ctx =
+            Context { opinion: None, llm_weight: 0.4, llm_note: None, outcome: None, iteration: 1, max_iterations: 3 };
+        let v = decide(&thresholds(), &h, &ctx);
         assert_eq!(v.action, Action::Escalate);
     }
 

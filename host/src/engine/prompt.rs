@@ -61,7 +61,9 @@ impl PromptRenderer {
     /// A renderer with the built-in templates.
     pub fn new() -> Self {
         let mut env = Environment::new();
-        env.set_syntax(SyntaxConfig::builder().trim_blocks(true).build().expect("trim_blocks is a valid syntax config"));
+        env.set_syntax(
+            SyntaxConfig::builder().trim_blocks(true).build().expect("trim_blocks is a valid syntax config"),
+        );
         env.add_template("task_execution", TASK_EXECUTION).expect("built-in template task_execution.j2 parses");
         env.add_template("validation", VALIDATION).expect("built-in template validation.j2 parses");
         Self { env }
@@ -90,10 +92,7 @@ impl PromptRenderer {
             feedback => Serde(input.feedback),
             human_feedback => input.human_feedback,
         };
-        self.env
-            .get_template("task_execution")?
-            .render(ctx)
-            .context("cannot render the task prompt")
+        self.env.get_template("task_execution")?.render(ctx).context("cannot render the task prompt")
     }
 
     /// The prompt that asks the LLM for its opinion of an iteration.
@@ -111,10 +110,7 @@ impl PromptRenderer {
             changes => Serde(input.changes),
             gates => Serde(input.gates),
         };
-        self.env
-            .get_template("validation")?
-            .render(ctx)
-            .context("cannot render the validation prompt")
+        self.env.get_template("validation")?.render(ctx).context("cannot render the validation prompt")
     }
 }
 

@@ -58,7 +58,13 @@ mod tests {
     use super::*;
 
     fn policy(jitter: f64) -> RetryPolicy {
-        RetryPolicy::new(RetryConfig { max_attempts: 4, base_delay_ms: 100, max_delay_ms: 350, multiplier: 2.0, jitter })
+        RetryPolicy::new(RetryConfig {
+            max_attempts: 4,
+            base_delay_ms: 100,
+            max_delay_ms: 350,
+            multiplier: 2.0,
+            jitter,
+        })
     }
 
     #[test]

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde::Serialize;
 
+use super::Engine;
 use super::decision::{self, LlmOpinion};
 use super::events::Step;
 use super::prompt::{TaskPromptInput, ValidationPromptInput};
-use super::Engine;
 use crate::contract::{
     CallContext, CompletionRequest, FileChange, GateInput, LoopEvent, Message, Outcome, PluginError, Role, RunRequest,
     RunResult, Severity, TaskInfo, Verdict,
@@ -56,16 +56,17 @@ impl Engine {
     pub async fn execute_task(&self, task_id: i64) -> Result<TaskOutcome> {
         let task = self.state.require_task(task_id).await?;
         match task.status() {
-            TaskStatus::Completed => bail!(
-                "task {task_id} is already completed; create a new task for further work"
-            ),
+            TaskStatus::Completed => bail!("task {task_id} is already completed; create a new task for further work"),
             TaskStatus::Paused => {
                 let open = self.state.open_breakpoint_of_task(task_id).await?;
                 if let Some(bp) = open {
                     bail!(
                         "task {task_id} is paused at breakpoint {} ({}): {}. Resolve it first: \
                          `obra breakpoint resolve {} --approve`, `--reject` or `--feedback \"...\"`",
-                        bp.id, bp.rule, bp.reason, bp.id
+                        bp.id,
+                        bp.rule,
+                        bp.reason,
+                        bp.id
                     );
                 }
             }
@@ -76,7 +77,8 @@ impl Engine {
             if dep_task.status() != TaskStatus::Completed {
                 bail!(
                     "task {task_id} depends on task {dep} ({}), which is {}; execute task {dep} first",
-                    dep_task.title, dep_task.status
+                    dep_task.title,
+                    dep_task.status
                 );
             }
         }
@@ -121,23 +123,17 @@ impl Engine {
                 result: result.clone().map_err(|e| e.to_string()),
                 changes: changes.clone(),
             });
-            if let Ok(r) = &result {
-                if r.session_id.is_some() {
-                    session = r.session_id.clone();
-                }
+            if let Ok(r) = &result
+                && r.session_id.is_some()
+            {
+                session = r.session_id.clone();
             }
 
             let gates = match &result {
                 Ok(r) => self.run_gates(&info, r, &changes).await,
                 Err(_) => Vec::new(),
             };
-            let gate_pairs: Vec<_> = self
-                .plugins
-                .gates
-                .iter()
-                .map(|(c, _)| c)
-                .zip(gates.iter())
-                .collect();
+            let gate_pairs: Vec<_> = self.plugins.gates.iter().map(|(c, _)| c).zip(gates.iter()).collect();
             let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
             let (opinion, llm_note, concerns) = match &result {
                 Ok(r) => self.llm_opinion(&task, r, &changes, &gates).await,
@@ -147,12 +143,14 @@ impl Engine {
             let mut verdict = decision::decide(
                 &self.config.engine.decision,
                 &heuristic,
-                opinion.as_ref(),
-                self.config.llm.weight,
-                llm_note.as_deref(),
-                outcome,
-                iteration,
-                max_iterations,
+                &decision::Context {
+                    opinion: opinion.as_ref(),
+                    llm_weight: self.config.llm.weight,
+                    llm_note: llm_note.as_deref(),
+                    outcome,
+                    iteration,
+                    max_iterations,
+                },
             );
             if let Err(e) = &result {
                 verdict.explanation = format!("The agent could not run: {e}. {}", verdict.explanation);
@@ -185,11 +183,9 @@ impl Engine {
                     (TaskStatus::Paused, Some((rule.clone(), reason.clone())), Action::Escalate)
                 }
                 (_, Action::Proceed) => (TaskStatus::Completed, None, Action::Proceed),
-                (_, Action::Escalate) => (
-                    TaskStatus::Paused,
-                    Some(("decision".to_string(), verdict.explanation.clone())),
-                    Action::Escalate,
-                ),
+                (_, Action::Escalate) => {
+                    (TaskStatus::Paused, Some(("decision".to_string(), verdict.explanation.clone())), Action::Escalate)
+                }
                 (_, action) => (TaskStatus::Running, None, action),
             };
             let record = DecisionRecord {
@@ -281,21 +277,26 @@ impl Engine {
                 Err(e) => Err(e.to_string()),
             };
             self.state
-                .finish_interaction(interaction_id, stored.as_ref().map_err(String::as_str).copied(), &attempt_changes, started.elapsed())
+                .finish_interaction(
+                    interaction_id,
+                    stored.as_ref().map_err(String::as_str).copied(),
+                    &attempt_changes,
+                    started.elapsed(),
+                )
                 .await?;
             let retry_error = match &result {
                 Ok(r) => retryable_outcome(r),
                 Err(e) => Some(e.clone()),
             };
-            if let Some(error) = retry_error {
-                if let Some(delay) = self.retry.delay_after(attempt, &error) {
-                    self.observer.step(&Step::Retrying { what: "agent", attempt, delay, reason: error.to_string() });
-                    if let Ok(r) = &result {
-                        session = r.session_id.clone().or(session);
-                    }
-                    tokio::time::sleep(delay).await;
-                    continue;
+            if let Some(error) = retry_error
+                && let Some(delay) = self.retry.delay_after(attempt, &error)
+            {
+                self.observer.step(&Step::Retrying { what: "agent", attempt, delay, reason: error.to_string() });
+                if let Ok(r) = &result {
+                    session = r.session_id.clone().or(session);
                 }
+                tokio::time::sleep(delay).await;
+                continue;
             }
             return Ok((interaction_id, result, diff(&start_snapshot, &after)));
         }
@@ -375,7 +376,9 @@ impl Engine {
             attempt += 1;
             let reply = match tokio::time::timeout(limit, llm.complete(&request)).await {
                 Ok(r) => r,
-                Err(_) => Err(PluginError::Timeout(format!("no answer within {}s (llm.timeout_secs)", limit.as_secs()))),
+                Err(_) => {
+                    Err(PluginError::Timeout(format!("no answer within {}s (llm.timeout_secs)", limit.as_secs())))
+                }
             };
             let error = match reply {
                 Ok(c) => match parse_opinion(&c.text) {
@@ -456,10 +459,9 @@ fn task_info(task: &Task, iteration: u32, max_iterations: u32) -> TaskInfo {
 /// Outcomes an agent reports that a later attempt may not have: rate limits and server-side API errors.
 fn retryable_outcome(r: &RunResult) -> Option<PluginError> {
     match r.outcome {
-        Outcome::RateLimited => Some(PluginError::RateLimited {
-            message: r.summary.clone(),
-            retry_after_ms: r.retry_after_ms,
-        }),
+        Outcome::RateLimited => {
+            Some(PluginError::RateLimited { message: r.summary.clone(), retry_after_ms: r.retry_after_ms })
+        }
         Outcome::ApiError if r.api_status.is_some_and(|s| s >= 500) => {
             Some(PluginError::Retryable(format!("API error {}: {}", r.api_status.unwrap_or(0), r.summary)))
         }
@@ -516,7 +518,13 @@ fn next_feedback(
     items
         .into_iter()
         .take(MAX_FEEDBACK_ITEMS)
-        .map(|s| if s.chars().count() > MAX_FEEDBACK_CHARS { s.chars().take(MAX_FEEDBACK_CHARS).collect::<String>() + " [...]" } else { s })
+        .map(|s| {
+            if s.chars().count() > MAX_FEEDBACK_CHARS {
+                s.chars().take(MAX_FEEDBACK_CHARS).collect::<String>() + " [...]"
+            } else {
+                s
+            }
+        })
         .collect()
 }
 

@@ -63,12 +63,7 @@ impl ComponentCache {
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let compat = hex::encode(&hasher.0.finalize()[..8]);
-        Self {
-            dir,
-            compat,
-            hits: AtomicU64::new(0),
-            compilations: AtomicU64::new(0),
-        }
+        Self { dir, compat, hits: AtomicU64::new(0), compilations: AtomicU64::new(0) }
     }
 
     /// The cache directory, if any.
@@ -88,9 +83,7 @@ impl ComponentCache {
 
     /// The cache file for a component whose sha256 is `sha256`.
     pub(crate) fn path_for(&self, sha256: &str) -> Option<PathBuf> {
-        self.dir
-            .as_ref()
-            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.compat)))
+        self.dir.as_ref().map(|d| d.join(format!("{sha256}-{}.cwasm", self.compat)))
     }
 
     fn read(&self, engine: &Engine, path: &Path) -> Result<Component, String> {
@@ -119,9 +112,7 @@ impl ComponentCache {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let tmp = dir.join(format!(
             ".{}.{}.{}.tmp",
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("component"),
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("component"),
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));

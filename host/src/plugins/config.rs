@@ -49,9 +49,8 @@ fn default_grants() -> &'static BTreeMap<String, UserGrant> {
         let yaml: serde_yaml::Value = serde_yaml::from_str(DEFAULT_YAML)
             .unwrap_or_else(|e| panic!("the embedded config/default.yaml is invalid: {e}"));
         match yaml.get("plugins").and_then(|p| p.get("grants")) {
-            Some(grants) => serde_yaml::from_value(grants.clone()).unwrap_or_else(|e| {
-                panic!("plugins.grants of the embedded config/default.yaml is invalid: {e}")
-            }),
+            Some(grants) => serde_yaml::from_value(grants.clone())
+                .unwrap_or_else(|e| panic!("plugins.grants of the embedded config/default.yaml is invalid: {e}")),
             None => BTreeMap::new(),
         }
     })
@@ -132,10 +131,7 @@ pub struct CommandPattern {
 impl CommandPattern {
     /// A pattern from a program and argument patterns.
     pub fn new(program: &str, args: &[&str]) -> Self {
-        Self {
-            program: program.to_string(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-        }
+        Self { program: program.to_string(), args: args.iter().map(|a| a.to_string()).collect() }
     }
 
     /// Why this pattern is malformed, if it is (`**` anywhere but last, an empty program).
@@ -144,34 +140,20 @@ impl CommandPattern {
             return Some("the program is empty".to_string());
         }
         let last = self.args.len().saturating_sub(1);
-        self.args
-            .iter()
-            .position(|a| a == "**")
-            .filter(|&i| i != last)
-            .map(|i| {
-                format!(
-                    "\"**\" may only be the last argument pattern (it is argument {} of {})",
-                    i + 1,
-                    self.args.len()
-                )
-            })
+        self.args.iter().position(|a| a == "**").filter(|&i| i != last).map(|i| {
+            format!("\"**\" may only be the last argument pattern (it is argument {} of {})", i + 1, self.args.len())
+        })
     }
 
     /// The pattern as it would be written in YAML config, e.g. `{ program: sh, args: ["-c", "*"] }`.
     pub fn to_yaml_flow(&self) -> String {
         let args: Vec<String> = self.args.iter().map(|a| format!("{a:?}")).collect();
-        format!(
-            "{{ program: {}, args: [{}] }}",
-            self.program,
-            args.join(", ")
-        )
+        format!("{{ program: {}, args: [{}] }}", self.program, args.join(", "))
     }
 }
 
 /// How much of the workspace a plugin may touch. `write` includes `read`.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WorkspaceAccess {
     /// No access.
@@ -226,17 +208,12 @@ impl PluginsConfig {
             }
             for (i, var) in grant.env.iter().enumerate() {
                 if var.is_empty() || var.contains('=') || var.contains('\0') {
-                    problems.push(format!(
-                        "plugins.grants.{name}.env[{i}]: {var:?} is not an environment variable name"
-                    ));
+                    problems
+                        .push(format!("plugins.grants.{name}.env[{i}]: {var:?} is not an environment variable name"));
                 }
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
     /// The grant the user gives `plugin` (an empty grant when the config names none).
@@ -269,32 +246,22 @@ limits:
         assert_eq!(parsed.limits, default.limits);
         assert_eq!(parsed.search_path, default.search_path);
         assert!(default.validate().is_ok());
-        assert_eq!(
-            default.grants["claude-code"].commands,
-            vec![CommandPattern::new("claude", &["**"])]
-        );
+        assert_eq!(default.grants["claude-code"].commands, vec![CommandPattern::new("claude", &["**"])]);
     }
 
     #[test]
     fn default_is_the_plugins_section_of_default_yaml() {
         let yaml: serde_yaml::Value = serde_yaml::from_str(DEFAULT_YAML).unwrap();
-        let section = yaml
-            .get("plugins")
-            .expect("config/default.yaml has a plugins: section");
+        let section = yaml.get("plugins").expect("config/default.yaml has a plugins: section");
         let parsed: PluginsConfig = serde_yaml::from_value(section.clone()).unwrap();
-        assert_eq!(
-            parsed,
-            PluginsConfig::default(),
-            "keep PluginsConfig::default() and config/default.yaml equal"
-        );
+        assert_eq!(parsed, PluginsConfig::default(), "keep PluginsConfig::default() and config/default.yaml equal");
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
         let err = serde_yaml::from_str::<PluginsConfig>("limits: { memory_mbb: 3 }").unwrap_err();
         assert!(err.to_string().contains("memory_mbb"), "{err}");
-        let err =
-            serde_yaml::from_str::<PluginsConfig>("grants: { x: { comands: [] } }").unwrap_err();
+        let err = serde_yaml::from_str::<PluginsConfig>("grants: { x: { comands: [] } }").unwrap_err();
         assert!(err.to_string().contains("comands"), "{err}");
     }
 
@@ -322,19 +289,12 @@ grants:
         let mut cfg = PluginsConfig::default();
         cfg.grants.insert(
             "x".into(),
-            UserGrant {
-                commands: vec![CommandPattern::new("git", &["**", "status"])],
-                ..Default::default()
-            },
+            UserGrant { commands: vec![CommandPattern::new("git", &["**", "status"])], ..Default::default() },
         );
         cfg.limits.memory_mb = 0;
         let problems = cfg.validate().unwrap_err();
         assert!(problems.iter().any(|p| p.starts_with("plugins.grants.x.commands[0]: \"**\" may only be the last")));
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.starts_with("plugins.limits.memory_mb"))
-        );
+        assert!(problems.iter().any(|p| p.starts_with("plugins.limits.memory_mb")));
     }
 
     #[test]

@@ -27,17 +27,12 @@ struct EpochTicker {
 impl EpochTicker {
     fn start(engine: Engine) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("obra-epoch-ticker".into())
-            .spawn(move || {
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
-                    engine.increment_epoch();
-                }
-            })?;
-        Ok(Self {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("obra-epoch-ticker".into()).spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_TICK) {
+                engine.increment_epoch();
+            }
+        })?;
+        Ok(Self { stop: Some(stop), thread: Some(thread) })
     }
 }
 
@@ -63,21 +58,14 @@ impl PluginEngine {
     pub(crate) fn new(cache_dir: Option<PathBuf>) -> Result<Self, String> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true);
-        let engine = Engine::new(&config)
-            .map_err(|e| format!("cannot create the WebAssembly engine: {e}"))?;
+        let engine = Engine::new(&config).map_err(|e| format!("cannot create the WebAssembly engine: {e}"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .and_then(|()| bindings::add_to_linker(&mut linker))
             .map_err(|e| format!("cannot link the host capabilities: {e}"))?;
-        let ticker = EpochTicker::start(engine.clone())
-            .map_err(|e| format!("cannot start the epoch ticker: {e}"))?;
+        let ticker = EpochTicker::start(engine.clone()).map_err(|e| format!("cannot start the epoch ticker: {e}"))?;
         let cache = ComponentCache::new(&engine, cache_dir);
-        Ok(Self {
-            engine,
-            linker,
-            cache,
-            _ticker: ticker,
-        })
+        Ok(Self { engine, linker, cache, _ticker: ticker })
     }
 
     /// Compile `bytes` (or load them from the cache). Blocks: compiling takes CPU time.
@@ -87,9 +75,7 @@ impl PluginEngine {
         sha256: &str,
         plugin: &str,
     ) -> Result<(Component, CacheOutcome), String> {
-        self.cache
-            .load_or_compile(&self.engine, bytes, sha256, plugin)
-            .map_err(|e| format!("{e:#}"))
+        self.cache.load_or_compile(&self.engine, bytes, sha256, plugin).map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -120,14 +106,8 @@ mod tests {
         let (_, third) = engine.compile(EMPTY_COMPONENT, &sha, "t").unwrap();
         assert_eq!(third, CacheOutcome::Recompiled);
         std::fs::write(&path, b"garbage").unwrap();
-        assert_eq!(
-            engine.compile(EMPTY_COMPONENT, &sha, "t").unwrap().1,
-            CacheOutcome::Recompiled
-        );
-        assert_eq!(
-            engine.compile(EMPTY_COMPONENT, &sha, "t").unwrap().1,
-            CacheOutcome::Hit
-        );
+        assert_eq!(engine.compile(EMPTY_COMPONENT, &sha, "t").unwrap().1, CacheOutcome::Recompiled);
+        assert_eq!(engine.compile(EMPTY_COMPONENT, &sha, "t").unwrap().1, CacheOutcome::Hit);
     }
 
     #[test]
@@ -136,9 +116,7 @@ mod tests {
         let file = dir.path().join("not-a-dir");
         std::fs::write(&file, b"x").unwrap();
         let engine = PluginEngine::new(Some(file.join("sub"))).unwrap();
-        let (_, outcome) = engine
-            .compile(EMPTY_COMPONENT, &sha256_hex(EMPTY_COMPONENT), "t")
-            .unwrap();
+        let (_, outcome) = engine.compile(EMPTY_COMPONENT, &sha256_hex(EMPTY_COMPONENT), "t").unwrap();
         assert_eq!(outcome, CacheOutcome::Uncached);
     }
 }

@@ -33,14 +33,8 @@ impl Origin {
             return Err(format!("{url} is not an http or https URL"));
         }
         let host = url.host_str().ok_or_else(|| format!("{url} has no host"))?;
-        let port = url
-            .port_or_known_default()
-            .ok_or_else(|| format!("{url} has no port"))?;
-        Ok(Origin {
-            scheme: scheme.to_string(),
-            host: host.to_ascii_lowercase(),
-            port,
-        })
+        let port = url.port_or_known_default().ok_or_else(|| format!("{url} has no port"))?;
+        Ok(Origin { scheme: scheme.to_string(), host: host.to_ascii_lowercase(), port })
     }
 }
 
@@ -71,27 +65,16 @@ impl OriginSpec {
         if let Some(key) = text.strip_prefix("config:") {
             let key = key.trim();
             if key.is_empty() || key.split('.').any(str::is_empty) {
-                return Err(format!(
-                    "{text:?}: write config:<key>, e.g. \"config:base_url\""
-                ));
+                return Err(format!("{text:?}: write config:<key>, e.g. \"config:base_url\""));
             }
             return Ok(OriginSpec::ConfigKey(key.to_string()));
         }
         let hint = "write an origin such as \"https://api.example.com\" or \"http://127.0.0.1:11434\", or config:<key>";
-        let url =
-            Url::parse(text).map_err(|e| format!("{text:?} is not an origin ({e}): {hint}"))?;
-        if !url.username().is_empty()
-            || url.password().is_some()
-            || url.query().is_some()
-            || url.path() != "/"
-        {
-            return Err(format!(
-                "{text:?} is not a bare origin (it has a path, query or credentials): {hint}"
-            ));
+        let url = Url::parse(text).map_err(|e| format!("{text:?} is not an origin ({e}): {hint}"))?;
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.path() != "/" {
+            return Err(format!("{text:?} is not a bare origin (it has a path, query or credentials): {hint}"));
         }
-        Origin::of_url(&url)
-            .map(OriginSpec::Origin)
-            .map_err(|e| format!("{e}: {hint}"))
+        Origin::of_url(&url).map(OriginSpec::Origin).map_err(|e| format!("{e}: {hint}"))
     }
 
     /// The concrete origin this spec stands for, given the call's config section (JSON text).
@@ -155,34 +138,19 @@ pub fn intersect_args(a: &[String], b: &[String]) -> Option<Vec<String>> {
 
 /// Quote one argument the way a shell user would read it.
 fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
+    let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%^".contains(c));
+    if plain { arg.to_string() } else { format!("'{}'", arg.replace('\'', r"'\''")) }
 }
 
 /// A command line for messages: `sh -c 'echo pwned'`.
 pub fn display_command(program: &str, args: &[String]) -> String {
-    std::iter::once(program)
-        .chain(args.iter().map(String::as_str))
-        .map(shell_quote)
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::iter::once(program).chain(args.iter().map(String::as_str)).map(shell_quote).collect::<Vec<_>>().join(" ")
 }
 
 /// A command pattern as a TOML inline table, for manifest hints.
 fn toml_flow(p: &CommandPattern) -> String {
     let args: Vec<String> = p.args.iter().map(|a| format!("{a:?}")).collect();
-    format!(
-        "{{ program = {:?}, args = [{}] }}",
-        p.program,
-        args.join(", ")
-    )
+    format!("{{ program = {:?}, args = [{}] }}", p.program, args.join(", "))
 }
 
 /// What a capability call needs from the workspace.
@@ -232,10 +200,7 @@ impl EffectiveGrant {
         for m in &requested.commands {
             for u in allowed.commands.iter().filter(|u| u.program == m.program) {
                 if let Some(args) = intersect_args(&m.args, &u.args) {
-                    let p = CommandPattern {
-                        program: m.program.clone(),
-                        args,
-                    };
+                    let p = CommandPattern { program: m.program.clone(), args };
                     if !commands.contains(&p) {
                         commands.push(p);
                     }
@@ -250,12 +215,7 @@ impl EffectiveGrant {
             requested: requested.clone(),
             allowed: allowed.clone(),
             commands,
-            env: requested
-                .env
-                .iter()
-                .filter(|e| allowed_env.contains(e))
-                .cloned()
-                .collect(),
+            env: requested.env.iter().filter(|e| allowed_env.contains(e)).cloned().collect(),
             workspace: requested.workspace.min(allowed.workspace),
             llm: requested.llm && allowed.llm,
             kv: requested.kv && allowed.kv,
@@ -263,10 +223,7 @@ impl EffectiveGrant {
                 memory_mb: lower(ceilings.memory_mb, m.memory_mb),
                 cpu_ms_per_call: lower(ceilings.cpu_ms_per_call, m.cpu_ms_per_call),
                 call_timeout_secs: lower(ceilings.call_timeout_secs, m.call_timeout_secs),
-                host_call_timeout_secs: lower(
-                    ceilings.host_call_timeout_secs,
-                    m.host_call_timeout_secs,
-                ),
+                host_call_timeout_secs: lower(ceilings.host_call_timeout_secs, m.host_call_timeout_secs),
                 max_output_bytes: lower(ceilings.max_output_bytes, m.max_output_bytes),
                 max_http_body_bytes: lower(ceilings.max_http_body_bytes, m.max_http_body_bytes),
                 max_file_read_bytes: lower(ceilings.max_file_read_bytes, m.max_file_read_bytes),
@@ -280,33 +237,19 @@ impl EffectiveGrant {
 
     /// Allow running `program args` only when both manifest and config allow it.
     pub fn check_command(&self, program: &str, args: &[String]) -> Result<(), PluginError> {
-        if self
-            .commands
-            .iter()
-            .any(|p| command_matches(p, program, args))
-        {
+        if self.commands.iter().any(|p| command_matches(p, program, args)) {
             return Ok(());
         }
         let shown = display_command(program, args);
-        let literal = CommandPattern {
-            program: program.to_string(),
-            args: args.to_vec(),
-        };
-        let declared = self
-            .requested
-            .commands
-            .iter()
-            .find(|p| command_matches(p, program, args));
+        let literal = CommandPattern { program: program.to_string(), args: args.to_vec() };
+        let declared = self.requested.commands.iter().find(|p| command_matches(p, program, args));
         let config_line = format!(
             "add it to {} in your config (e.g. - {})",
             self.config_key("commands"),
             declared.unwrap_or(&literal).to_yaml_flow()
         );
         Err(PluginError::Denied(match declared {
-            Some(_) => format!(
-                "plugin {:?} may not run {shown:?}: {config_line}",
-                self.plugin
-            ),
+            Some(_) => format!("plugin {:?} may not run {shown:?}: {config_line}", self.plugin),
             None => format!(
                 "plugin {:?} may not run {shown:?}: the plugin's manifest does not declare it; its plugin.toml must list it under [capabilities] commands (e.g. {}), and you must {config_line}",
                 self.plugin,
@@ -320,41 +263,27 @@ impl EffectiveGrant {
         if self.env.contains(name) {
             return Ok(());
         }
-        let config_line = format!(
-            "add it to {} in your config (e.g. env: [{name}])",
-            self.config_key("env")
-        );
-        Err(PluginError::Denied(
-            if self.requested.env.iter().any(|e| e == name) {
-                format!(
-                    "plugin {:?} may not pass the environment variable {name} to a program: {config_line}",
-                    self.plugin
-                )
-            } else {
-                format!(
-                    "plugin {:?} may not pass the environment variable {name} to a program: the plugin's manifest does not declare it; its plugin.toml must list it under [capabilities] env (e.g. env = [{name:?}]), and you must {config_line}",
-                    self.plugin
-                )
-            },
-        ))
+        let config_line = format!("add it to {} in your config (e.g. env: [{name}])", self.config_key("env"));
+        Err(PluginError::Denied(if self.requested.env.iter().any(|e| e == name) {
+            format!("plugin {:?} may not pass the environment variable {name} to a program: {config_line}", self.plugin)
+        } else {
+            format!(
+                "plugin {:?} may not pass the environment variable {name} to a program: the plugin's manifest does not declare it; its plugin.toml must list it under [capabilities] env (e.g. env = [{name:?}]), and you must {config_line}",
+                self.plugin
+            )
+        }))
     }
 
     /// The variables a child receives from Obra's own environment: those granted and set there.
     pub fn passed_through_env(&self) -> Vec<(String, String)> {
-        self.env
-            .iter()
-            .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
-            .collect()
+        self.env.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v))).collect()
     }
 
     /// Allow a request to `url` only when its origin is allowed by both manifest and config. `config` is the
     /// plugin's config section of the current call (for `config:<key>` entries).
     pub fn check_url(&self, url: &str, config: &serde_json::Value) -> Result<Url, PluginError> {
         let parsed = Url::parse(url).map_err(|e| {
-            PluginError::Fatal(format!(
-                "plugin {:?} asked for an invalid URL {url:?}: {e}",
-                self.plugin
-            ))
+            PluginError::Fatal(format!("plugin {:?} asked for an invalid URL {url:?}: {e}", self.plugin))
         })?;
         let origin = Origin::of_url(&parsed).map_err(|e| {
             PluginError::Denied(format!(
@@ -363,9 +292,7 @@ impl EffectiveGrant {
             ))
         })?;
         let resolves_to = |list: &[String]| {
-            list.iter()
-                .filter_map(|s| OriginSpec::parse(s).ok())
-                .any(|s| s.resolve(config).as_ref() == Some(&origin))
+            list.iter().filter_map(|s| OriginSpec::parse(s).ok()).any(|s| s.resolve(config).as_ref() == Some(&origin))
         };
         let requested = resolves_to(&self.requested.http);
         if requested && resolves_to(&self.allowed.http) {
@@ -377,9 +304,7 @@ impl EffectiveGrant {
             .http
             .iter()
             .filter_map(|s| match OriginSpec::parse(s) {
-                Ok(spec @ OriginSpec::ConfigKey(_)) if spec.resolve(config).is_none() => {
-                    Some(spec.to_string())
-                }
+                Ok(spec @ OriginSpec::ConfigKey(_)) if spec.resolve(config).is_none() => Some(spec.to_string()),
                 _ => None,
             })
             .collect();
@@ -391,15 +316,9 @@ impl EffectiveGrant {
                 unresolved.join(", ")
             )
         };
-        let config_line = format!(
-            "add it to {} in your config (e.g. - \"{origin}\")",
-            self.config_key("http")
-        );
+        let config_line = format!("add it to {} in your config (e.g. - \"{origin}\")", self.config_key("http"));
         Err(PluginError::Denied(if requested {
-            format!(
-                "plugin {:?} may not connect to {origin}: {config_line}",
-                self.plugin
-            )
+            format!("plugin {:?} may not connect to {origin}: {config_line}", self.plugin)
         } else {
             format!(
                 "plugin {:?} may not connect to {origin}: the plugin's manifest does not declare it; its plugin.toml must list it under [capabilities] http (e.g. http = [\"{origin}\"]), and you must {config_line}{note}",
@@ -422,15 +341,9 @@ impl EffectiveGrant {
             WorkspaceOp::Write => "write",
         };
         let level = needed.as_str();
-        let config_line = format!(
-            "set {} to {level} in your config",
-            self.config_key("workspace")
-        );
+        let config_line = format!("set {} to {level} in your config", self.config_key("workspace"));
         Err(PluginError::Denied(if self.requested.workspace >= needed {
-            format!(
-                "plugin {:?} may not {verb} {path:?} in the workspace: {config_line}",
-                self.plugin
-            )
+            format!("plugin {:?} may not {verb} {path:?} in the workspace: {config_line}", self.plugin)
         } else {
             format!(
                 "plugin {:?} may not {verb} {path:?} in the workspace: the plugin's manifest does not declare it; its plugin.toml must set workspace = \"{level}\" under [capabilities], and you must {config_line}",
@@ -439,13 +352,7 @@ impl EffectiveGrant {
         }))
     }
 
-    fn check_flag(
-        &self,
-        granted: bool,
-        requested: bool,
-        field: &str,
-        what: &str,
-    ) -> Result<(), PluginError> {
+    fn check_flag(&self, granted: bool, requested: bool, field: &str, what: &str) -> Result<(), PluginError> {
         if granted {
             return Ok(());
         }
@@ -474,10 +381,10 @@ impl EffectiveGrant {
     pub fn refused_requests(&self) -> Vec<String> {
         let mut out = Vec::new();
         for m in &self.requested.commands {
-            let covered = self.allowed.commands.iter().any(|u| {
-                u.program == m.program
-                    && intersect_args(&m.args, &u.args).as_deref() == Some(&m.args[..])
-            });
+            let covered =
+                self.allowed.commands.iter().any(|u| {
+                    u.program == m.program && intersect_args(&m.args, &u.args).as_deref() == Some(&m.args[..])
+                });
             if !covered {
                 out.push(format!(
                     "command {} is not (fully) allowed: add - {} to {}",
@@ -488,21 +395,10 @@ impl EffectiveGrant {
             }
         }
         for e in self.requested.env.iter().filter(|e| !self.env.contains(*e)) {
-            out.push(format!(
-                "env {e} is not allowed: add it to {}",
-                self.config_key("env")
-            ));
+            out.push(format!("env {e} is not allowed: add it to {}", self.config_key("env")));
         }
-        for h in self
-            .requested
-            .http
-            .iter()
-            .filter(|h| !self.allowed.http.contains(h))
-        {
-            out.push(format!(
-                "http {h} is not allowed as written: add \"{h}\" to {}",
-                self.config_key("http")
-            ));
+        for h in self.requested.http.iter().filter(|h| !self.allowed.http.contains(h)) {
+            out.push(format!("http {h} is not allowed as written: add \"{h}\" to {}", self.config_key("http")));
         }
         if self.requested.workspace > self.workspace {
             out.push(format!(
@@ -513,16 +409,10 @@ impl EffectiveGrant {
             ));
         }
         if self.requested.llm && !self.llm {
-            out.push(format!(
-                "llm is not allowed: set {} to true",
-                self.config_key("llm")
-            ));
+            out.push(format!("llm is not allowed: set {} to true", self.config_key("llm")));
         }
         if self.requested.kv && !self.kv {
-            out.push(format!(
-                "kv is not allowed: set {} to true",
-                self.config_key("kv")
-            ));
+            out.push(format!("kv is not allowed: set {} to true", self.config_key("kv")));
         }
         out
     }
@@ -537,13 +427,7 @@ mod tests {
     }
 
     fn grant(requested: Capabilities, allowed: UserGrant) -> EffectiveGrant {
-        EffectiveGrant::new(
-            "exec-outside-grant",
-            &requested,
-            &allowed,
-            &LimitsConfig::default(),
-            &Default::default(),
-        )
+        EffectiveGrant::new("exec-outside-grant", &requested, &allowed, &LimitsConfig::default(), &Default::default())
     }
 
     #[test]
@@ -560,32 +444,18 @@ mod tests {
 
     #[test]
     fn argument_patterns_intersect() {
-        assert_eq!(
-            intersect_args(&s(&["**"]), &s(&["-c", "*"])),
-            Some(s(&["-c", "*"]))
-        );
-        assert_eq!(
-            intersect_args(&s(&["-c", "*"]), &s(&["*", "ls"])),
-            Some(s(&["-c", "ls"]))
-        );
+        assert_eq!(intersect_args(&s(&["**"]), &s(&["-c", "*"])), Some(s(&["-c", "*"])));
+        assert_eq!(intersect_args(&s(&["-c", "*"]), &s(&["*", "ls"])), Some(s(&["-c", "ls"])));
         assert_eq!(intersect_args(&s(&["-c", "*"]), &s(&["-x", "**"])), None);
-        assert_eq!(
-            intersect_args(&s(&["a", "**"]), &s(&["*", "b", "**"])),
-            Some(s(&["a", "b", "**"]))
-        );
+        assert_eq!(intersect_args(&s(&["a", "**"]), &s(&["*", "b", "**"])), Some(s(&["a", "b", "**"])));
         assert_eq!(intersect_args(&s(&["a"]), &s(&["a", "b"])), None);
     }
 
     #[test]
     fn command_needs_both_manifest_and_config() {
-        let requested = Capabilities {
-            commands: vec![CommandPattern::new("sh", &["-c", "*"])],
-            ..Default::default()
-        };
+        let requested = Capabilities { commands: vec![CommandPattern::new("sh", &["-c", "*"])], ..Default::default() };
         let g = grant(requested.clone(), UserGrant::default());
-        let e = g
-            .check_command("sh", &s(&["-c", "echo pwned"]))
-            .unwrap_err();
+        let e = g.check_command("sh", &s(&["-c", "echo pwned"])).unwrap_err();
         assert_eq!(
             e,
             PluginError::Denied(
@@ -593,88 +463,44 @@ mod tests {
                     .into()
             )
         );
-        let allowed = UserGrant {
-            commands: vec![CommandPattern::new("sh", &["**"])],
-            ..Default::default()
-        };
+        let allowed = UserGrant { commands: vec![CommandPattern::new("sh", &["**"])], ..Default::default() };
         let g = grant(requested, allowed);
         g.check_command("sh", &s(&["-c", "echo ok"])).unwrap();
         let e = g.check_command("sh", &s(&["-x"])).unwrap_err().to_string();
         assert!(
-            e.contains("manifest does not declare it")
-                && e.contains(r#"{ program = "sh", args = ["-x"] }"#),
+            e.contains("manifest does not declare it") && e.contains(r#"{ program = "sh", args = ["-x"] }"#),
             "{e}"
         );
-        assert!(
-            e.contains("plugins.grants.exec-outside-grant.commands"),
-            "{e}"
-        );
+        assert!(e.contains("plugins.grants.exec-outside-grant.commands"), "{e}");
     }
 
     #[test]
     fn env_needs_both() {
-        let requested = Capabilities {
-            env: s(&["A", "B"]),
-            ..Default::default()
-        };
-        let allowed = UserGrant {
-            env: s(&["B", "C"]),
-            ..Default::default()
-        };
+        let requested = Capabilities { env: s(&["A", "B"]), ..Default::default() };
+        let allowed = UserGrant { env: s(&["B", "C"]), ..Default::default() };
         let g = grant(requested, allowed);
         assert_eq!(g.env.iter().collect::<Vec<_>>(), vec!["B"]);
         g.check_env("B").unwrap();
-        assert!(
-            g.check_env("A")
-                .unwrap_err()
-                .to_string()
-                .contains("plugins.grants.exec-outside-grant.env")
-        );
-        assert!(
-            g.check_env("C")
-                .unwrap_err()
-                .to_string()
-                .contains("manifest does not declare it")
-        );
+        assert!(g.check_env("A").unwrap_err().to_string().contains("plugins.grants.exec-outside-grant.env"));
+        assert!(g.check_env("C").unwrap_err().to_string().contains("manifest does not declare it"));
     }
 
     #[test]
     fn origins_match_scheme_host_and_port_exactly() {
-        let requested = Capabilities {
-            http: s(&["https://api.example.com", "config:server.url"]),
-            ..Default::default()
-        };
-        let allowed = UserGrant {
-            http: s(&["https://api.example.com:443", "config:server.url"]),
-            ..Default::default()
-        };
+        let requested =
+            Capabilities { http: s(&["https://api.example.com", "config:server.url"]), ..Default::default() };
+        let allowed =
+            UserGrant { http: s(&["https://api.example.com:443", "config:server.url"]), ..Default::default() };
         let g = grant(requested, allowed);
         let cfg = serde_json::json!({"server": {"url": "http://127.0.0.1:11434/api"}});
-        g.check_url("https://api.example.com/v1/x?y=1", &cfg)
-            .unwrap();
-        g.check_url("http://127.0.0.1:11434/api/chat", &cfg)
-            .unwrap();
-        let e = g
-            .check_url("http://127.0.0.1:11435/api/chat", &cfg)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("http://127.0.0.1:11435") && e.contains("manifest does not declare"),
-            "{e}"
-        );
+        g.check_url("https://api.example.com/v1/x?y=1", &cfg).unwrap();
+        g.check_url("http://127.0.0.1:11434/api/chat", &cfg).unwrap();
+        let e = g.check_url("http://127.0.0.1:11435/api/chat", &cfg).unwrap_err().to_string();
+        assert!(e.contains("http://127.0.0.1:11435") && e.contains("manifest does not declare"), "{e}");
         assert!(g.check_url("http://api.example.com/", &cfg).is_err());
-        let e = g
-            .check_url("http://127.0.0.1:11434/", &serde_json::json!({}))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("its manifest's config:server.url names no URL"),
-            "{e}"
-        );
-        assert!(matches!(
-            g.check_url("file:///etc/passwd", &cfg),
-            Err(PluginError::Denied(_))
-        ));
+        let e = g.check_url("http://127.0.0.1:11434/", &serde_json::json!({})).unwrap_err().to_string();
+        assert!(e.contains("its manifest's config:server.url names no URL"), "{e}");
+        assert!(matches!(g.check_url("file:///etc/passwd", &cfg), Err(PluginError::Denied(_))));
     }
 
     #[test]
@@ -684,48 +510,20 @@ mod tests {
         assert!(OriginSpec::parse("https://x.org/path").is_err());
         assert!(OriginSpec::parse("x.org").is_err());
         assert!(OriginSpec::parse("config:").is_err());
-        assert_eq!(
-            OriginSpec::parse("config:a.b").unwrap(),
-            OriginSpec::ConfigKey("a.b".into())
-        );
+        assert_eq!(OriginSpec::parse("config:a.b").unwrap(), OriginSpec::ConfigKey("a.b".into()));
     }
 
     #[test]
     fn workspace_flags_and_limits() {
-        let requested = Capabilities {
-            workspace: WorkspaceAccess::Write,
-            llm: true,
-            ..Default::default()
-        };
-        let allowed = UserGrant {
-            workspace: WorkspaceAccess::Read,
-            kv: true,
-            ..Default::default()
-        };
-        let limits = ManifestLimits {
-            memory_mb: Some(64),
-            cpu_ms_per_call: Some(1_000_000),
-            ..Default::default()
-        };
+        let requested = Capabilities { workspace: WorkspaceAccess::Write, llm: true, ..Default::default() };
+        let allowed = UserGrant { workspace: WorkspaceAccess::Read, kv: true, ..Default::default() };
+        let limits = ManifestLimits { memory_mb: Some(64), cpu_ms_per_call: Some(1_000_000), ..Default::default() };
         let g = EffectiveGrant::new("p", &requested, &allowed, &LimitsConfig::default(), &limits);
         g.check_workspace(WorkspaceOp::Read, "a.txt").unwrap();
-        let e = g
-            .check_workspace(WorkspaceOp::Write, "a.txt")
-            .unwrap_err()
-            .to_string();
+        let e = g.check_workspace(WorkspaceOp::Write, "a.txt").unwrap_err().to_string();
         assert!(e.contains("set plugins.grants.p.workspace to write"), "{e}");
-        assert!(
-            g.check_llm()
-                .unwrap_err()
-                .to_string()
-                .contains("plugins.grants.p.llm")
-        );
-        assert!(
-            g.check_kv()
-                .unwrap_err()
-                .to_string()
-                .contains("manifest does not declare")
-        );
+        assert!(g.check_llm().unwrap_err().to_string().contains("plugins.grants.p.llm"));
+        assert!(g.check_kv().unwrap_err().to_string().contains("manifest does not declare"));
         assert_eq!(g.limits.memory_mb, 64);
         assert_eq!(g.limits.cpu_ms_per_call, 60_000);
         assert_eq!(g.refused_requests().len(), 2);
@@ -733,10 +531,7 @@ mod tests {
 
     #[test]
     fn commands_are_displayed_shell_quoted() {
-        assert_eq!(
-            display_command("sh", &s(&["-c", "echo 'hi'"])),
-            r#"sh -c 'echo '\''hi'\'''"#
-        );
+        assert_eq!(display_command("sh", &s(&["-c", "echo 'hi'"])), r#"sh -c 'echo '\''hi'\'''"#);
         assert_eq!(display_command("git", &s(&["status", ""])), "git status ''");
     }
 }

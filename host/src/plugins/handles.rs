@@ -5,14 +5,12 @@ use std::sync::Arc;
 use super::bindings::{ExportCall, ExportReturn};
 use super::instance::PluginInstance;
 use crate::contract::{
-    Agent, BreakpointRule, CallContext, Completion, CompletionRequest, GateInput, GateResult,
-    LlmProvider, LoopEvent, PluginError, QualityGate, RunRequest, RunResult, Verdict,
+    Agent, BreakpointRule, CallContext, Completion, CompletionRequest, GateInput, GateResult, LlmProvider, LoopEvent,
+    PluginError, QualityGate, RunRequest, RunResult, Verdict,
 };
 
 fn unexpected(plugin: &str, got: ExportReturn) -> PluginError {
-    PluginError::Fatal(format!(
-        "internal error: plugin {plugin:?} returned an unexpected value {got:?}"
-    ))
+    PluginError::Fatal(format!("internal error: plugin {plugin:?} returned an unexpected value {got:?}"))
 }
 
 /// An agent plugin.
@@ -52,28 +50,14 @@ impl LlmProvider for LlmProviderHandle {
     }
 
     async fn health(&self) -> Result<String, PluginError> {
-        match self
-            .instance
-            .call(
-                &CallContext::default(),
-                ExportCall::ProviderHealth(&self.config),
-            )
-            .await?
-        {
+        match self.instance.call(&CallContext::default(), ExportCall::ProviderHealth(&self.config)).await? {
             ExportReturn::Text(text) => Ok(text),
             other => Err(unexpected(&self.instance.name, other)),
         }
     }
 
     async fn list_models(&self) -> Result<Vec<String>, PluginError> {
-        match self
-            .instance
-            .call(
-                &CallContext::default(),
-                ExportCall::ProviderListModels(&self.config),
-            )
-            .await?
-        {
+        match self.instance.call(&CallContext::default(), ExportCall::ProviderListModels(&self.config)).await? {
             ExportReturn::Models(models) => Ok(models),
             other => Err(unexpected(&self.instance.name, other)),
         }

@@ -17,13 +17,9 @@ use super::handles::{AgentHandle, BreakpointRuleHandle, LlmProviderHandle, Quali
 use super::inspect::{self, ComponentInterfaces};
 use super::instance::PluginInstance;
 use super::manifest::{Manifest, PluginKind, sha256_hex};
-use super::report::{
-    CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource,
-};
+use super::report::{CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource};
 use super::store::HostServices;
-use crate::contract::{
-    Agent, BreakpointRule, CallContext, KvStore, LlmProvider, PluginError, QualityGate,
-};
+use crate::contract::{Agent, BreakpointRule, CallContext, KvStore, LlmProvider, PluginError, QualityGate};
 
 /// A plugin compiled into the `obra` binary (the lead's build.rs embeds the built-ins as a list of these).
 #[derive(Debug, Clone, Copy)]
@@ -65,20 +61,12 @@ pub struct PluginHost {
 
 impl PluginHost {
     /// A host with no plugins yet. `kv` backs the `kv` capability (none: plugins using it get an error).
-    pub fn new(
-        config: PluginsConfig,
-        kv: Option<Arc<dyn KvStore>>,
-    ) -> Result<Self, PluginHostError> {
+    pub fn new(config: PluginsConfig, kv: Option<Arc<dyn KvStore>>) -> Result<Self, PluginHostError> {
         config.validate().map_err(PluginHostError::Config)?;
         let cache_dir = config.cache_dir.clone().or_else(default_cache_dir);
         let engine = PluginEngine::new(cache_dir).map_err(PluginHostError::Engine)?;
         let services = HostServices::new(kv).map_err(PluginHostError::Engine)?;
-        Ok(Self {
-            config,
-            engine: Arc::new(engine),
-            services: Arc::new(services),
-            plugins: BTreeMap::new(),
-        })
+        Ok(Self { config, engine: Arc::new(engine), services: Arc::new(services), plugins: BTreeMap::new() })
     }
 
     /// The configuration the host was built with.
@@ -103,9 +91,7 @@ impl PluginHost {
     /// Load the built-in plugins. Fails on the first broken one (a build error, not a user error).
     pub fn load_builtins(&mut self, builtins: &[BuiltinPlugin<'_>]) -> Result<(), PluginHostError> {
         for builtin in builtins {
-            let name = Manifest::parse("built-in plugin", builtin.manifest)
-                .map(|m| m.name)
-                .unwrap_or_default();
+            let name = Manifest::parse("built-in plugin", builtin.manifest).map(|m| m.name).unwrap_or_default();
             let candidate = Candidate {
                 file: format!("built-in plugin {name}"),
                 manifest_text: builtin.manifest,
@@ -125,11 +111,8 @@ impl PluginHost {
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
-            let mut plugin_dirs: Vec<PathBuf> = entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.join("plugin.toml").is_file())
-                .collect();
+            let mut plugin_dirs: Vec<PathBuf> =
+                entries.flatten().map(|e| e.path()).filter(|p| p.join("plugin.toml").is_file()).collect();
             plugin_dirs.sort();
             for plugin_dir in plugin_dirs {
                 match self.load_dir(&plugin_dir, Origin::SearchPath) {
@@ -149,9 +132,7 @@ impl PluginHost {
     /// the same name. Returns its name.
     pub fn load_path(&mut self, path: &Path) -> Result<String, PluginHostError> {
         let dir = plugin_dir_of(path)?;
-        Ok(self
-            .load_dir(&dir, Origin::Explicit)?
-            .expect("explicit loads are never shadowed"))
+        Ok(self.load_dir(&dir, Origin::Explicit)?.expect("explicit loads are never shadowed"))
     }
 
     fn load_dir(&mut self, dir: &Path, origin: Origin) -> Result<Option<String>, PluginHostError> {
@@ -163,9 +144,7 @@ impl PluginHost {
         let candidate = Candidate {
             file: manifest_path.display().to_string(),
             manifest_text: &text,
-            source: PluginSource::Directory {
-                path: dir.to_path_buf(),
-            },
+            source: PluginSource::Directory { path: dir.to_path_buf() },
             wasm: None,
         };
         let loaded = self.build(candidate, &mut Vec::new())?;
@@ -173,11 +152,7 @@ impl PluginHost {
     }
 
     /// Register a loaded plugin under its name, applying the clash rules. `None`: shadowed (not inserted).
-    fn insert(
-        &mut self,
-        mut loaded: Loaded,
-        origin: Origin,
-    ) -> Result<Option<String>, PluginHostError> {
+    fn insert(&mut self, mut loaded: Loaded, origin: Origin) -> Result<Option<String>, PluginHostError> {
         let name = loaded.info.name.clone();
         let file = match &loaded.info.source {
             PluginSource::Builtin => format!("built-in plugin {name}"),
@@ -210,24 +185,15 @@ impl PluginHost {
     }
 
     /// Run every load step on a candidate, recording each in `steps`; the first failure stops.
-    fn build(
-        &self,
-        c: Candidate<'_>,
-        steps: &mut Vec<CheckStep>,
-    ) -> Result<Loaded, PluginHostError> {
-        let mut step = |step: &'static str, ok: bool, detail: String| {
-            steps.push(CheckStep { step, ok, detail })
-        };
+    fn build(&self, c: Candidate<'_>, steps: &mut Vec<CheckStep>) -> Result<Loaded, PluginHostError> {
+        let mut step = |step: &'static str, ok: bool, detail: String| steps.push(CheckStep { step, ok, detail });
 
-        let manifest = Manifest::parse(&c.file, c.manifest_text)
-            .inspect_err(|e| step("manifest", false, e.to_string()))?;
+        let manifest =
+            Manifest::parse(&c.file, c.manifest_text).inspect_err(|e| step("manifest", false, e.to_string()))?;
         step(
             "manifest",
             true,
-            format!(
-                "{} {} ({}, API {})",
-                manifest.name, manifest.version, manifest.kind, manifest.api_version
-            ),
+            format!("{} {} ({}, API {})", manifest.name, manifest.version, manifest.kind, manifest.api_version),
         );
         let refused = |problems: Vec<String>| PluginHostError::Refused {
             plugin: manifest.name.clone(),
@@ -242,13 +208,10 @@ impl PluginHost {
                 bytes
             }
             (None, PluginSource::Directory { path }) => {
-                let file = component_file(path, &manifest)
-                    .inspect_err(|e| step("component", false, e.to_string()))?;
+                let file = component_file(path, &manifest).inspect_err(|e| step("component", false, e.to_string()))?;
                 owned = std::fs::read(&file).map_err(|e| {
-                    let e = PluginHostError::Io {
-                        path: file.clone(),
-                        message: format!("cannot read the component: {e}"),
-                    };
+                    let e =
+                        PluginHostError::Io { path: file.clone(), message: format!("cannot read the component: {e}") };
                     step("component", false, e.to_string());
                     e
                 })?;
@@ -257,14 +220,10 @@ impl PluginHost {
             }
             (None, PluginSource::Builtin) => unreachable!("built-ins carry their bytes"),
         };
-        let wasm_file = component_path
-            .as_ref()
-            .map_or_else(|| c.file.clone(), |p| p.display().to_string());
+        let wasm_file = component_path.as_ref().map_or_else(|| c.file.clone(), |p| p.display().to_string());
 
         let sha256 = sha256_hex(wasm);
-        manifest
-            .verify_sha256(&wasm_file, wasm)
-            .inspect_err(|e| step("sha256", false, e.to_string()))?;
+        manifest.verify_sha256(&wasm_file, wasm).inspect_err(|e| step("sha256", false, e.to_string()))?;
         step(
             "sha256",
             true,
@@ -278,33 +237,19 @@ impl PluginHost {
             step("component", false, format!("{wasm_file}: {e}"));
             refused(vec![format!("{wasm_file}: {e}")])
         })?;
-        step(
-            "component",
-            true,
-            format!(
-                "{} imports, {} exports",
-                interfaces.imports.len(),
-                interfaces.exports.len()
-            ),
-        );
+        step("component", true, format!("{} imports, {} exports", interfaces.imports.len(), interfaces.exports.len()));
 
         let import_problems = inspect::check_imports(&manifest, &interfaces);
         let export_problem = inspect::check_export(&manifest, &interfaces);
         step(
             "imports",
             import_problems.is_empty(),
-            if import_problems.is_empty() {
-                interfaces.imports.join(", ")
-            } else {
-                import_problems.join("\n")
-            },
+            if import_problems.is_empty() { interfaces.imports.join(", ") } else { import_problems.join("\n") },
         );
         step(
             "exports",
             export_problem.is_none(),
-            export_problem
-                .clone()
-                .unwrap_or_else(|| manifest.export_interface()),
+            export_problem.clone().unwrap_or_else(|| manifest.export_interface()),
         );
         let mut problems = import_problems;
         problems.extend(export_problem);
@@ -312,13 +257,10 @@ impl PluginHost {
             return Err(refused(problems));
         }
 
-        let (component, cache) =
-            self.engine
-                .compile(wasm, &sha256, &manifest.name)
-                .map_err(|e| {
-                    step("compile", false, e.clone());
-                    refused(vec![format!("it does not compile: {e}")])
-                })?;
+        let (component, cache) = self.engine.compile(wasm, &sha256, &manifest.name).map_err(|e| {
+            step("compile", false, e.clone());
+            refused(vec![format!("it does not compile: {e}")])
+        })?;
         step("compile", true, format!("{cache:?}").to_lowercase());
 
         let pre = self
@@ -355,38 +297,19 @@ impl PluginHost {
             overrides_builtin: false,
             instances_created: 0,
         };
-        let instance = PluginInstance::new(
-            &manifest.name,
-            grant,
-            self.engine.clone(),
-            self.services.clone(),
-            pre,
-        );
-        Ok(Loaded {
-            info,
-            instance: Arc::new(instance),
-        })
+        let instance = PluginInstance::new(&manifest.name, grant, self.engine.clone(), self.services.clone(), pre);
+        Ok(Loaded { info, instance: Arc::new(instance) })
     }
 
     /// `obra plugin check <path>`: run every load step on a plugin directory (or its `plugin.toml`) without
     /// registering it, and report each step and the effective grant under the current config.
     pub fn check(&self, path: &Path) -> CheckReport {
-        let mut report = CheckReport {
-            path: path.to_path_buf(),
-            name: None,
-            kind: None,
-            steps: Vec::new(),
-            grant: None,
-            ok: false,
-        };
+        let mut report =
+            CheckReport { path: path.to_path_buf(), name: None, kind: None, steps: Vec::new(), grant: None, ok: false };
         let dir = match plugin_dir_of(path) {
             Ok(dir) => dir,
             Err(e) => {
-                report.steps.push(CheckStep {
-                    step: "manifest",
-                    ok: false,
-                    detail: e.to_string(),
-                });
+                report.steps.push(CheckStep { step: "manifest", ok: false, detail: e.to_string() });
                 return report;
             }
         };
@@ -395,11 +318,7 @@ impl PluginHost {
             Ok(text) => text,
             Err(e) => {
                 let detail = format!("{}: cannot read the manifest: {e}", manifest_path.display());
-                report.steps.push(CheckStep {
-                    step: "manifest",
-                    ok: false,
-                    detail,
-                });
+                report.steps.push(CheckStep { step: "manifest", ok: false, detail });
                 return report;
             }
         };
@@ -435,21 +354,13 @@ impl PluginHost {
                 wanted: kind,
                 available: available(),
             }),
-            None => Err(PluginHostError::NotFound {
-                kind,
-                name: name.to_string(),
-                available: available(),
-            }),
+            None => Err(PluginHostError::NotFound { kind, name: name.to_string(), available: available() }),
         }
     }
 
     /// The names of the loaded plugins of `kind`, sorted.
     pub fn names(&self, kind: PluginKind) -> Vec<String> {
-        self.plugins
-            .values()
-            .filter(|p| p.info.kind == kind)
-            .map(|p| p.info.name.clone())
-            .collect()
+        self.plugins.values().filter(|p| p.info.kind == kind).map(|p| p.info.name.clone()).collect()
     }
 
     /// The agent plugin `name`.
@@ -458,30 +369,19 @@ impl PluginHost {
     }
 
     /// The LLM provider plugin `name`, bound to its config section `config` (JSON text).
-    pub fn llm_provider(
-        &self,
-        name: &str,
-        config: &str,
-    ) -> Result<Arc<dyn LlmProvider>, PluginHostError> {
+    pub fn llm_provider(&self, name: &str, config: &str) -> Result<Arc<dyn LlmProvider>, PluginHostError> {
         let instance = self.get(name, PluginKind::LlmProvider)?;
-        Ok(Arc::new(LlmProviderHandle {
-            instance,
-            config: config.to_string(),
-        }))
+        Ok(Arc::new(LlmProviderHandle { instance, config: config.to_string() }))
     }
 
     /// The quality-gate plugin `name`.
     pub fn quality_gate(&self, name: &str) -> Result<Arc<dyn QualityGate>, PluginHostError> {
-        Ok(Arc::new(QualityGateHandle(
-            self.get(name, PluginKind::QualityGate)?,
-        )))
+        Ok(Arc::new(QualityGateHandle(self.get(name, PluginKind::QualityGate)?)))
     }
 
     /// The breakpoint-rule plugin `name`.
     pub fn breakpoint_rule(&self, name: &str) -> Result<Arc<dyn BreakpointRule>, PluginHostError> {
-        Ok(Arc::new(BreakpointRuleHandle(
-            self.get(name, PluginKind::BreakpointRule)?,
-        )))
+        Ok(Arc::new(BreakpointRuleHandle(self.get(name, PluginKind::BreakpointRule)?)))
     }
 
     /// Every loaded plugin, by kind then name.
@@ -492,10 +392,7 @@ impl PluginHost {
     }
 
     fn info_of(loaded: &Loaded) -> PluginInfo {
-        PluginInfo {
-            instances_created: loaded.instance.instantiations(),
-            ..loaded.info.clone()
-        }
+        PluginInfo { instances_created: loaded.instance.instantiations(), ..loaded.info.clone() }
     }
 
     /// One loaded plugin.
@@ -505,10 +402,7 @@ impl PluginHost {
 
     /// Ask a plugin to describe itself (`info` of agents and providers, `describe` of gates and rules).
     pub async fn describe(&self, name: &str) -> Result<SelfDescription, PluginError> {
-        let loaded = self
-            .plugins
-            .get(name)
-            .ok_or_else(|| PluginError::Fatal(format!("no plugin named {name:?}")))?;
+        let loaded = self.plugins.get(name).ok_or_else(|| PluginError::Fatal(format!("no plugin named {name:?}")))?;
         let call = match loaded.info.kind {
             PluginKind::Agent => ExportCall::AgentInfo,
             PluginKind::LlmProvider => ExportCall::ProviderInfo,
@@ -517,9 +411,7 @@ impl PluginHost {
         };
         match loaded.instance.call(&CallContext::default(), call).await? {
             ExportReturn::Description(d) => Ok(d),
-            other => Err(PluginError::Fatal(format!(
-                "internal error: unexpected {other:?}"
-            ))),
+            other => Err(PluginError::Fatal(format!("internal error: unexpected {other:?}"))),
         }
     }
 
@@ -536,11 +428,7 @@ impl PluginHost {
 
 /// The plugin directory of `path` (a directory, or a `plugin.toml` in one).
 fn plugin_dir_of(path: &Path) -> Result<PathBuf, PluginHostError> {
-    let dir = if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        path.parent().unwrap_or(Path::new(".")).to_path_buf()
-    };
+    let dir = if path.is_dir() { path.to_path_buf() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
     if !dir.join("plugin.toml").is_file() {
         return Err(PluginHostError::Io {
             path: path.to_path_buf(),
@@ -555,10 +443,7 @@ fn component_file(dir: &Path, manifest: &Manifest) -> Result<PathBuf, PluginHost
     if let Some(name) = &manifest.wasm {
         return Ok(dir.join(name));
     }
-    let io = |message: String| PluginHostError::Io {
-        path: dir.to_path_buf(),
-        message,
-    };
+    let io = |message: String| PluginHostError::Io { path: dir.to_path_buf(), message };
     let mut wasm: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| io(format!("cannot list the plugin directory: {e}")))?
         .flatten()
@@ -567,7 +452,9 @@ fn component_file(dir: &Path, manifest: &Manifest) -> Result<PathBuf, PluginHost
         .collect();
     match wasm.len() {
         1 => Ok(wasm.remove(0)),
-        0 => Err(io("no .wasm component in the plugin directory: build the plugin, or set `wasm` in plugin.toml".into())),
+        0 => {
+            Err(io("no .wasm component in the plugin directory: build the plugin, or set `wasm` in plugin.toml".into()))
+        }
         _ => Err(io(format!(
             "several .wasm files in the plugin directory; set `wasm = \"<file>.wasm\"` in plugin.toml to say which ({})",
             wasm.iter().filter_map(|p| p.file_name()?.to_str()).collect::<Vec<_>>().join(", ")

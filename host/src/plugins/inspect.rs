@@ -11,13 +11,7 @@ use super::manifest::{Manifest, PluginKind};
 
 /// WASI 0.2 packages the host links (locked down: no preopens, env, args). `wasi:sockets` is deliberately absent:
 /// plugins reach the network only through `obra:plugin/http`.
-const WASI_PACKAGES: &[&str] = &[
-    "wasi:io",
-    "wasi:cli",
-    "wasi:clocks",
-    "wasi:filesystem",
-    "wasi:random",
-];
+const WASI_PACKAGES: &[&str] = &["wasi:io", "wasi:cli", "wasi:clocks", "wasi:filesystem", "wasi:random"];
 
 /// The top-level imports and exports of a component, by name (e.g. `obra:plugin/log@0.1.0`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -73,9 +67,7 @@ fn split_name(name: &str) -> Option<(&str, &str, &str)> {
 fn refuse_import(manifest: &Manifest, name: &str) -> Option<String> {
     let plugin = &manifest.name;
     let Some((package, interface, version)) = split_name(name) else {
-        return Some(format!(
-            "plugin {plugin:?} imports {name:?}, which this host does not provide"
-        ));
+        return Some(format!("plugin {plugin:?} imports {name:?}, which this host does not provide"));
     };
     if package == "obra:plugin" {
         if version != manifest.api_version {
@@ -84,26 +76,17 @@ fn refuse_import(manifest: &Manifest, name: &str) -> Option<String> {
                 manifest.api_version, manifest.api_version
             ));
         }
-        let Some((_, needs)) = bindings::capability_interfaces(version)
-            .iter()
-            .find(|(i, _)| *i == interface)
-        else {
-            return Some(format!(
-                "plugin {plugin:?} imports {name}, which is not a host capability"
-            ));
+        let Some((_, needs)) = bindings::capability_interfaces(version).iter().find(|(i, _)| *i == interface) else {
+            return Some(format!("plugin {plugin:?} imports {name}, which is not a host capability"));
         };
         let caps = &manifest.capabilities;
         let (declared, how) = match needs {
             Capability::Always => (true, ""),
-            Capability::Commands => (
-                !caps.commands.is_empty(),
-                "commands = [ { program = \"...\", args = [\"**\"] } ]",
-            ),
+            Capability::Commands => {
+                (!caps.commands.is_empty(), "commands = [ { program = \"...\", args = [\"**\"] } ]")
+            }
             Capability::Http => (!caps.http.is_empty(), "http = [\"https://...\"]"),
-            Capability::Workspace => (
-                caps.workspace != WorkspaceAccess::None,
-                "workspace = \"read\" (or \"write\")",
-            ),
+            Capability::Workspace => (caps.workspace != WorkspaceAccess::None, "workspace = \"read\" (or \"write\")"),
             Capability::Llm if manifest.kind == PluginKind::LlmProvider => {
                 return Some(format!(
                     "plugin {plugin:?} imports {name}, but an llm-provider may not use the llm capability (it would ask itself)"
@@ -124,20 +107,14 @@ fn refuse_import(manifest: &Manifest, name: &str) -> Option<String> {
         ));
     }
     if !(WASI_PACKAGES.contains(&package) && version.starts_with("0.2.")) {
-        return Some(format!(
-            "plugin {plugin:?} imports {name}, which this host does not provide"
-        ));
+        return Some(format!("plugin {plugin:?} imports {name}, which this host does not provide"));
     }
     None
 }
 
 /// Check a component's imports against its manifest: every refused import, one line each.
 pub fn check_imports(manifest: &Manifest, interfaces: &ComponentInterfaces) -> Vec<String> {
-    interfaces
-        .imports
-        .iter()
-        .filter_map(|i| refuse_import(manifest, i))
-        .collect()
+    interfaces.imports.iter().filter_map(|i| refuse_import(manifest, i)).collect()
 }
 
 /// Check a component exports the interface of its manifest's kind: the problem, if it does not.
@@ -146,11 +123,7 @@ pub fn check_export(manifest: &Manifest, interfaces: &ComponentInterfaces) -> Op
     if interfaces.exports.contains(&wanted) {
         return None;
     }
-    let found = if interfaces.exports.is_empty() {
-        "nothing".to_string()
-    } else {
-        interfaces.exports.join(", ")
-    };
+    let found = if interfaces.exports.is_empty() { "nothing".to_string() } else { interfaces.exports.join(", ") };
     Some(format!(
         "plugin {:?} is declared as kind = \"{}\" but does not export {wanted} (it exports {found}): build it for the {}-plugin world",
         manifest.name, manifest.kind, manifest.kind
@@ -179,10 +152,7 @@ mod tests {
 
     #[test]
     fn declared_capabilities_and_wasi_are_accepted() {
-        let m = manifest(
-            "agent",
-            "commands = [ { program = \"claude\", args = [\"**\"] } ]\nworkspace = \"read\"",
-        );
+        let m = manifest("agent", "commands = [ { program = \"claude\", args = [\"**\"] } ]\nworkspace = \"read\"");
         let i = ifaces(
             &[
                 "obra:plugin/types@0.1.0",
@@ -196,10 +166,7 @@ mod tests {
         );
         assert_eq!(check_imports(&m, &i), Vec::<String>::new());
         assert_eq!(check_export(&m, &i), None);
-        assert_eq!(
-            m.capabilities.commands,
-            vec![CommandPattern::new("claude", &["**"])]
-        );
+        assert_eq!(m.capabilities.commands, vec![CommandPattern::new("claude", &["**"])]);
     }
 
     #[test]
@@ -217,33 +184,18 @@ mod tests {
         let mut p = check_imports(&m, &i);
         p.extend(check_export(&m, &i));
         assert_eq!(p.len(), 5, "{p:#?}");
-        assert!(
-            p[0].contains("imports obra:plugin/process@0.1.0, but its manifest does not declare"),
-            "{}",
-            p[0]
-        );
+        assert!(p[0].contains("imports obra:plugin/process@0.1.0, but its manifest does not declare"), "{}", p[0]);
         assert!(p[0].contains("commands = "), "{}", p[0]);
-        assert!(
-            p[1].contains("wasi:http/outgoing-handler@0.2.0, which this host does not provide"),
-            "{}",
-            p[1]
-        );
+        assert!(p[1].contains("wasi:http/outgoing-handler@0.2.0, which this host does not provide"), "{}", p[1]);
         assert!(p[2].contains("no direct network access"), "{}", p[2]);
         assert!(p[3].contains("kv = true"), "{}", p[3]);
-        assert!(
-            p[4].contains("does not export obra:plugin/quality-gate@0.1.0"),
-            "{}",
-            p[4]
-        );
+        assert!(p[4].contains("does not export obra:plugin/quality-gate@0.1.0"), "{}", p[4]);
     }
 
     #[test]
     fn llm_provider_may_not_import_llm_and_versions_must_match() {
         let m = manifest("llm-provider", "");
-        let i = ifaces(
-            &["obra:plugin/llm@0.1.0", "obra:plugin/log@0.2.0"],
-            &["obra:plugin/llm-provider@0.1.0"],
-        );
+        let i = ifaces(&["obra:plugin/llm@0.1.0", "obra:plugin/log@0.2.0"], &["obra:plugin/llm-provider@0.1.0"]);
         assert_eq!(check_export(&m, &i), None);
         let p = check_imports(&m, &i);
         assert_eq!(p.len(), 2);
@@ -253,15 +205,7 @@ mod tests {
 
     #[test]
     fn non_components_are_explained() {
-        assert!(
-            read_interfaces(b"\0asm\x01\0\0\0")
-                .unwrap_err()
-                .contains("core WebAssembly module")
-        );
-        assert!(
-            read_interfaces(b"hello")
-                .unwrap_err()
-                .contains("not a WebAssembly component")
-        );
+        assert!(read_interfaces(b"\0asm\x01\0\0\0").unwrap_err().contains("core WebAssembly module"));
+        assert!(read_interfaces(b"hello").unwrap_err().contains("not a WebAssembly component"));
     }
 }

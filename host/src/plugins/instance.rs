@@ -74,9 +74,7 @@ impl PluginInstance {
             let call = &mut ctx.data_mut().call;
             if call.cpu_ticks_left == 0 {
                 call.cpu_exhausted = true;
-                return Err(wasmtime::format_err!(
-                    "the guest CPU budget of the call is used up"
-                ));
+                return Err(wasmtime::format_err!("the guest CPU budget of the call is used up"));
             }
             call.cpu_ticks_left -= 1;
             Ok(UpdateDeadline::Yield(1))
@@ -86,12 +84,7 @@ impl PluginInstance {
     }
 
     /// Why the call failed, for a trap (including memory and CPU exhaustion).
-    fn describe_trap(
-        &self,
-        function: &str,
-        error: &wasmtime::Error,
-        state: Option<&StoreState>,
-    ) -> String {
+    fn describe_trap(&self, function: &str, error: &wasmtime::Error, state: Option<&StoreState>) -> String {
         let plugin = &self.name;
         let limits = &self.grant.limits;
         if state.is_some_and(|s| s.limiter.exceeded) {
@@ -108,28 +101,17 @@ impl PluginInstance {
         }
         let cause = match error.downcast_ref::<wasmtime::Trap>() {
             Some(trap) => trap.to_string(),
-            None => error
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
+            None => error.to_string().lines().next().unwrap_or_default().to_string(),
         };
         let said = state
             .and_then(StoreState::last_stderr_line)
             .map(|line| format!(" (it last wrote: {line:?})"))
             .unwrap_or_default();
-        format!(
-            "plugin {plugin:?} crashed in {function}: {cause}{said}; the instance was discarded"
-        )
+        format!("plugin {plugin:?} crashed in {function}: {cause}{said}; the instance was discarded")
     }
 
     /// Call one export under every limit. See the module documentation for what happens on failure.
-    pub(crate) async fn call(
-        &self,
-        ctx: &CallContext,
-        call: ExportCall<'_>,
-    ) -> Result<ExportReturn, PluginError> {
+    pub(crate) async fn call(&self, ctx: &CallContext, call: ExportCall<'_>) -> Result<ExportReturn, PluginError> {
         let function = call.function();
         let limits = self.grant.limits;
         let ceiling = Duration::from_secs(limits.call_timeout_secs);
@@ -144,16 +126,10 @@ impl PluginInstance {
         let outcome = tokio::time::timeout(timeout, async {
             let live = match slot.as_mut() {
                 Some(live) => live,
-                None => slot.insert(Live {
-                    store: self.new_store(),
-                    bindings: None,
-                    in_call: false,
-                }),
+                None => slot.insert(Live { store: self.new_store(), bindings: None, in_call: false }),
             };
             live.in_call = true;
-            live.store
-                .data_mut()
-                .begin_call(function, ctx, call.config(), ticks);
+            live.store.data_mut().begin_call(function, ctx, call.config(), ticks);
             live.store.set_epoch_deadline(1);
             if live.bindings.is_none() {
                 live.bindings = Some(self.pre.instantiate(&mut live.store).await?);
@@ -172,8 +148,7 @@ impl PluginInstance {
                 result
             }
             Ok(Err(error)) => {
-                let message =
-                    self.describe_trap(function, &error, slot.as_ref().map(|l| l.store.data()));
+                let message = self.describe_trap(function, &error, slot.as_ref().map(|l| l.store.data()));
                 *slot = None;
                 tracing::error!(plugin = %self.name, function, "{message}");
                 Err(PluginError::Trapped(message))

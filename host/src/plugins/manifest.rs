@@ -57,12 +57,7 @@ pub enum PluginKind {
 
 impl PluginKind {
     /// Every kind, in display order.
-    pub const ALL: [PluginKind; 4] = [
-        Self::Agent,
-        Self::LlmProvider,
-        Self::QualityGate,
-        Self::BreakpointRule,
-    ];
+    pub const ALL: [PluginKind; 4] = [Self::Agent, Self::LlmProvider, Self::QualityGate, Self::BreakpointRule];
 
     /// The kebab-case name, which is also the name of the exported WIT interface.
     pub fn as_str(self) -> &'static str {
@@ -172,17 +167,8 @@ impl fmt::Display for ManifestError {
 }
 
 /// The keys each table of a manifest may hold.
-const ROOT_KEYS: &[&str] = &[
-    "api-version",
-    "name",
-    "version",
-    "kind",
-    "description",
-    "wasm",
-    "sha256",
-    "capabilities",
-    "limits",
-];
+const ROOT_KEYS: &[&str] =
+    &["api-version", "name", "version", "kind", "description", "wasm", "sha256", "capabilities", "limits"];
 const CAPABILITY_KEYS: &[&str] = &["commands", "env", "http", "workspace", "llm", "kv"];
 const COMMAND_KEYS: &[&str] = &["program", "args"];
 const LIMIT_KEYS: &[&str] = &[
@@ -196,10 +182,7 @@ const LIMIT_KEYS: &[&str] = &[
 ];
 
 /// The closest of `candidates` to `word`, when one is reasonably close.
-pub(crate) fn closest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub(crate) fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -210,9 +193,7 @@ pub(crate) fn closest<'a>(
 
 /// " (did you mean `x`?)" or nothing.
 fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    closest(word, candidates)
-        .map(|c| format!(": did you mean `{c}`?"))
-        .unwrap_or_default()
+    closest(word, candidates).map(|c| format!(": did you mean `{c}`?")).unwrap_or_default()
 }
 
 /// The serde shape of the file; validated into [`Manifest`].
@@ -269,45 +250,22 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn error(
-        &self,
-        span: Option<Range<usize>>,
-        key: Option<&str>,
-        message: impl Into<String>,
-    ) -> ManifestError {
+    fn error(&self, span: Option<Range<usize>>, key: Option<&str>, message: impl Into<String>) -> ManifestError {
         ManifestError {
             file: self.file.to_string(),
-            line: span.map(|s| {
-                self.text[..s.start.min(self.text.len())]
-                    .matches('\n')
-                    .count()
-                    + 1
-            }),
+            line: span.map(|s| self.text[..s.start.min(self.text.len())].matches('\n').count() + 1),
             key: key.map(str::to_string),
             message: message.into(),
         }
     }
 
     /// Reject keys that are not part of the format, suggesting the closest valid key.
-    fn check_keys(
-        &self,
-        table: &DeTable<'_>,
-        prefix: &str,
-        allowed: &[&str],
-    ) -> Result<(), ManifestError> {
+    fn check_keys(&self, table: &DeTable<'_>, prefix: &str, allowed: &[&str]) -> Result<(), ManifestError> {
         for (key, value) in table.iter() {
             let name = key.get_ref().as_ref();
-            let path = if prefix.is_empty() {
-                name.to_string()
-            } else {
-                format!("{prefix}.{name}")
-            };
+            let path = if prefix.is_empty() { name.to_string() } else { format!("{prefix}.{name}") };
             if !allowed.contains(&name) {
-                let table_name = if prefix.is_empty() {
-                    "the top level".to_string()
-                } else {
-                    format!("[{prefix}]")
-                };
+                let table_name = if prefix.is_empty() { "the top level".to_string() } else { format!("[{prefix}]") };
                 return Err(self.error(
                     Some(key.span()),
                     Some(&path),
@@ -319,18 +277,12 @@ impl Parser<'_> {
                 ));
             }
             match (prefix, name, value.get_ref()) {
-                ("", "capabilities", DeValue::Table(t)) => {
-                    self.check_keys(t, "capabilities", CAPABILITY_KEYS)?
-                }
+                ("", "capabilities", DeValue::Table(t)) => self.check_keys(t, "capabilities", CAPABILITY_KEYS)?,
                 ("", "limits", DeValue::Table(t)) => self.check_keys(t, "limits", LIMIT_KEYS)?,
                 ("capabilities", "commands", DeValue::Array(items)) => {
                     for (i, item) in items.iter().enumerate() {
                         if let DeValue::Table(t) = item.get_ref() {
-                            self.check_keys(
-                                t,
-                                &format!("capabilities.commands[{i}]"),
-                                COMMAND_KEYS,
-                            )?;
+                            self.check_keys(t, &format!("capabilities.commands[{i}]"), COMMAND_KEYS)?;
                         }
                     }
                 }
@@ -344,19 +296,17 @@ impl Parser<'_> {
     /// their own span (a `[table]`'s span may cover only its header).
     fn key_at(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
         for (key, value) in table.iter() {
-            let path = if prefix.is_empty() {
-                key.get_ref().to_string()
-            } else {
-                format!("{prefix}.{}", key.get_ref())
-            };
+            let path =
+                if prefix.is_empty() { key.get_ref().to_string() } else { format!("{prefix}.{}", key.get_ref()) };
             let inside = value.span().contains(&offset) || key.span().contains(&offset);
             let found = match value.get_ref() {
                 DeValue::Table(t) => Self::key_at(t, offset, &path),
                 DeValue::Array(items) => items.iter().enumerate().find_map(|(i, v)| {
                     let item = format!("{path}[{i}]");
                     match v.get_ref() {
-                        DeValue::Table(t) => Self::key_at(t, offset, &item)
-                            .or_else(|| v.span().contains(&offset).then_some(item)),
+                        DeValue::Table(t) => {
+                            Self::key_at(t, offset, &item).or_else(|| v.span().contains(&offset).then_some(item))
+                        }
                         _ => v.span().contains(&offset).then_some(item),
                     }
                 }),
@@ -373,18 +323,11 @@ impl Parser<'_> {
     }
 
     fn parse(&self) -> Result<Manifest, ManifestError> {
-        let table = DeTable::parse(self.text).map_err(|e| {
-            self.error(
-                e.span(),
-                None,
-                format!("not valid TOML: {}", e.message().trim()),
-            )
-        })?;
+        let table = DeTable::parse(self.text)
+            .map_err(|e| self.error(e.span(), None, format!("not valid TOML: {}", e.message().trim())))?;
         self.check_keys(table.get_ref(), "", ROOT_KEYS)?;
         let raw: RawManifest = toml::from_str(self.text).map_err(|e| {
-            let key = e
-                .span()
-                .and_then(|s| Self::key_at(table.get_ref(), s.start, ""));
+            let key = e.span().and_then(|s| Self::key_at(table.get_ref(), s.start, ""));
             self.error(e.span(), key.as_deref(), e.message().trim().to_string())
         })?;
         self.validate(raw, table.get_ref())
@@ -407,8 +350,7 @@ impl Parser<'_> {
     }
 
     fn validate(&self, raw: RawManifest, table: &DeTable<'_>) -> Result<Manifest, ManifestError> {
-        let err =
-            |key: &str, message: String| self.error(Self::span_of(table, key), Some(key), message);
+        let err = |key: &str, message: String| self.error(Self::span_of(table, key), Some(key), message);
 
         if !valid_name(&raw.name) {
             return Err(err(
@@ -422,10 +364,7 @@ impl Parser<'_> {
         if !valid_version(&raw.version) {
             return Err(err(
                 "version",
-                format!(
-                    "{:?} is not a version: write MAJOR.MINOR.PATCH, e.g. \"0.1.0\"",
-                    raw.version
-                ),
+                format!("{:?} is not a version: write MAJOR.MINOR.PATCH, e.g. \"0.1.0\"", raw.version),
             ));
         }
         if !bindings::SUPPORTED_API_VERSIONS.contains(&raw.api_version.as_str()) {
@@ -452,15 +391,11 @@ impl Parser<'_> {
             )
         })?;
         if let Some(wasm) = &raw.wasm
-            && (wasm.is_empty()
-                || wasm.starts_with('/')
-                || wasm.split(['/', '\\']).any(|p| p == ".."))
+            && (wasm.is_empty() || wasm.starts_with('/') || wasm.split(['/', '\\']).any(|p| p == ".."))
         {
             return Err(err(
                 "wasm",
-                format!(
-                    "{wasm:?} must be a relative path inside the plugin's directory, e.g. \"my_plugin.wasm\""
-                ),
+                format!("{wasm:?} must be a relative path inside the plugin's directory, e.g. \"my_plugin.wasm\""),
             ));
         }
         let sha256 = match raw.sha256 {
@@ -469,7 +404,8 @@ impl Parser<'_> {
                 if hash.len() != 64 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
                     return Err(err(
                         "sha256",
-                        "must be 64 hexadecimal digits (the output of `sha256sum <component>.wasm`), or be left out".into(),
+                        "must be 64 hexadecimal digits (the output of `sha256sum <component>.wasm`), or be left out"
+                            .into(),
                     ));
                 }
                 Some(hash)
@@ -480,18 +416,12 @@ impl Parser<'_> {
         let caps = raw.capabilities;
         for (i, command) in caps.commands.iter().enumerate() {
             if let Some(problem) = command.problem() {
-                return Err(err(
-                    "capabilities.commands",
-                    format!("command {}: {problem}", i + 1),
-                ));
+                return Err(err("capabilities.commands", format!("command {}: {problem}", i + 1)));
             }
         }
         for var in &caps.env {
             if var.is_empty() || var.contains('=') || var.contains('\0') {
-                return Err(err(
-                    "capabilities.env",
-                    format!("{var:?} is not an environment variable name"),
-                ));
+                return Err(err("capabilities.env", format!("{var:?} is not an environment variable name")));
             }
         }
         for origin in &caps.http {
@@ -531,19 +461,13 @@ impl Parser<'_> {
             ("limits.memory-mb", limits.memory_mb),
             ("limits.cpu-ms-per-call", limits.cpu_ms_per_call),
             ("limits.call-timeout-secs", limits.call_timeout_secs),
-            (
-                "limits.host-call-timeout-secs",
-                limits.host_call_timeout_secs,
-            ),
+            ("limits.host-call-timeout-secs", limits.host_call_timeout_secs),
             ("limits.max-output-bytes", limits.max_output_bytes),
             ("limits.max-http-body-bytes", limits.max_http_body_bytes),
             ("limits.max-file-read-bytes", limits.max_file_read_bytes),
         ] {
             if value == Some(0) {
-                return Err(err(
-                    key,
-                    "must be greater than 0 (or be left out for the host's limit)".into(),
-                ));
+                return Err(err(key, "must be greater than 0 (or be left out for the host's limit)".into()));
             }
         }
 
@@ -579,10 +503,7 @@ fn valid_name(name: &str) -> bool {
 fn valid_version(version: &str) -> bool {
     let core = version.split(['-', '+']).next().unwrap_or_default();
     let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// The lowercase hex sha256 of `bytes`.
@@ -688,13 +609,9 @@ memory-mb = 64
 
     #[test]
     fn unsupported_api_version_names_both_versions() {
-        let e =
-            parse(&GOOD.replace("api-version = \"0.1.0\"", "api-version = \"0.9.0\"")).unwrap_err();
+        let e = parse(&GOOD.replace("api-version = \"0.1.0\"", "api-version = \"0.9.0\"")).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("api-version"));
-        assert!(
-            e.message.contains("0.9.0") && e.message.contains("serves 0.1.0"),
-            "{e}"
-        );
+        assert!(e.message.contains("0.9.0") && e.message.contains("serves 0.1.0"), "{e}");
     }
 
     #[test]
@@ -717,9 +634,7 @@ memory-mb = 64
 
     #[test]
     fn llm_provider_may_not_request_llm() {
-        let text = GOOD
-            .replace("kind = \"agent\"", "kind = \"llm-provider\"")
-            .replace("kv = true", "llm = true");
+        let text = GOOD.replace("kind = \"agent\"", "kind = \"llm-provider\"").replace("kv = true", "llm = true");
         let e = parse(&text).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("capabilities.llm"));
     }
@@ -729,10 +644,7 @@ memory-mb = 64
         let bytes = b"component bytes";
         let text = format!("{GOOD}\n").replace(
             "description = \"Echoes\"",
-            &format!(
-                "description = \"Echoes\"\nsha256 = \"{}\"",
-                sha256_hex(bytes).to_uppercase()
-            ),
+            &format!("description = \"Echoes\"\nsha256 = \"{}\"", sha256_hex(bytes).to_uppercase()),
         );
         let m = parse(&text).unwrap();
         m.verify_sha256("x.wasm", bytes).unwrap();

@@ -34,9 +34,7 @@ pub use engine::EPOCH_TICK;
 pub use grants::EffectiveGrant;
 pub use host::{BuiltinPlugin, PluginHost};
 pub use manifest::{Manifest, ManifestError, PluginKind};
-pub use report::{
-    CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource,
-};
+pub use report::{CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource};
 
 #[cfg(test)]
 mod tests;

@@ -47,12 +47,7 @@ pub struct GrantSummary {
 impl GrantSummary {
     /// The summary of an effective grant.
     pub(crate) fn of(grant: &EffectiveGrant) -> Self {
-        let allowed: Vec<OriginSpec> = grant
-            .allowed
-            .http
-            .iter()
-            .filter_map(|h| OriginSpec::parse(h).ok())
-            .collect();
+        let allowed: Vec<OriginSpec> = grant.allowed.http.iter().filter_map(|h| OriginSpec::parse(h).ok()).collect();
         Self {
             commands: grant.commands.iter().map(|c| c.to_yaml_flow()).collect(),
             env: grant.env.iter().cloned().collect(),
@@ -188,10 +183,7 @@ pub struct LoadReport {
     pub notes: Vec<String>,
 }
 
-fn serialize_errors<S: serde::Serializer>(
-    errors: &[PluginHostError],
-    s: S,
-) -> Result<S::Ok, S::Error> {
+fn serialize_errors<S: serde::Serializer>(errors: &[PluginHostError], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(errors.iter().map(|e| e.to_string()))
 }
 

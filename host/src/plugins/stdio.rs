@@ -67,8 +67,7 @@ impl Inner {
                 self.emit(&line);
             }
             let room = MAX_LINE_BYTES.saturating_sub(self.partial.len());
-            self.partial
-                .extend_from_slice(&piece[..piece.len().min(room)]);
+            self.partial.extend_from_slice(&piece[..piece.len().min(room)]);
         }
     }
 
@@ -89,17 +88,8 @@ pub(crate) struct GuestOutput {
 impl GuestOutput {
     /// A forwarder for `plugin`'s `stream`.
     pub(crate) fn new(plugin: Arc<str>, stream: Stream) -> Self {
-        let inner = Inner {
-            plugin,
-            stream,
-            partial: Vec::new(),
-            forwarded: 0,
-            warned: false,
-            last_line: None,
-        };
-        Self {
-            inner: Arc::new(Mutex::new(inner)),
-        }
+        let inner = Inner { plugin, stream, partial: Vec::new(), forwarded: 0, warned: false, last_line: None };
+        Self { inner: Arc::new(Mutex::new(inner)) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

@@ -54,10 +54,7 @@ impl Limiter {
             .memories(100)
             .trap_on_grow_failure(true)
             .build();
-        Self {
-            inner,
-            exceeded: false,
-        }
+        Self { inner, exceeded: false }
     }
 
     fn note(&mut self, r: wasmtime::Result<bool>) -> wasmtime::Result<bool> {
@@ -69,12 +66,7 @@ impl Limiter {
 }
 
 impl ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let r = self.inner.memory_growing(current, desired, maximum);
         self.note(r)
     }
@@ -84,12 +76,7 @@ impl ResourceLimiter for Limiter {
         self.inner.memory_grow_failed(error)
     }
 
-    fn table_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         let r = self.inner.table_growing(current, desired, maximum);
         self.note(r)
     }
@@ -148,11 +135,7 @@ pub(crate) struct StoreState {
 
 impl StoreState {
     /// Fresh state for a new instance of `plugin`.
-    pub(crate) fn new(
-        plugin: Arc<str>,
-        grant: Arc<EffectiveGrant>,
-        services: Arc<HostServices>,
-    ) -> Self {
+    pub(crate) fn new(plugin: Arc<str>, grant: Arc<EffectiveGrant>, services: Arc<HostServices>) -> Self {
         let stdout = GuestOutput::new(plugin.clone(), Stream::Stdout);
         let stderr = GuestOutput::new(plugin.clone(), Stream::Stderr);
         // No preopens, no env, no args; stdin is empty. Sockets are refused at load time (see inspect.rs) and, in
@@ -164,8 +147,7 @@ impl StoreState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let memory_bytes = usize::try_from(grant.limits.memory_mb.saturating_mul(1024 * 1024))
-            .unwrap_or(usize::MAX);
+        let memory_bytes = usize::try_from(grant.limits.memory_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         Self {
             plugin,
             grant,
@@ -180,23 +162,9 @@ impl StoreState {
     }
 
     /// Prepare for an export call.
-    pub(crate) fn begin_call(
-        &mut self,
-        function: &'static str,
-        ctx: &CallContext,
-        config: Option<&str>,
-        ticks: u64,
-    ) {
-        let config = config
-            .and_then(|c| serde_json::from_str(c).ok())
-            .unwrap_or(serde_json::Value::Null);
-        self.call = CallState {
-            function,
-            ctx: ctx.clone(),
-            config,
-            cpu_ticks_left: ticks,
-            cpu_exhausted: false,
-        };
+    pub(crate) fn begin_call(&mut self, function: &'static str, ctx: &CallContext, config: Option<&str>, ticks: u64) {
+        let config = config.and_then(|c| serde_json::from_str(c).ok()).unwrap_or(serde_json::Value::Null);
+        self.call = CallState { function, ctx: ctx.clone(), config, cpu_ticks_left: ticks, cpu_exhausted: false };
         self.limiter.exceeded = false;
         self.stdout.begin_call();
         self.stderr.begin_call();
@@ -220,11 +188,7 @@ impl StoreState {
 
     /// A timer for one host call's work: the host-call time limit (epochs do not interrupt host code).
     pub(crate) fn timer(&self, what: &'static str) -> HostTimer {
-        HostTimer {
-            plugin: self.plugin.clone(),
-            what,
-            limit: self.host_call_timeout(),
-        }
+        HostTimer { plugin: self.plugin.clone(), what, limit: self.host_call_timeout() }
     }
 }
 
@@ -238,10 +202,7 @@ pub(crate) struct HostTimer {
 
 impl HostTimer {
     /// Run `work`, failing with `timeout` when it takes longer than the limit.
-    pub(crate) async fn run<T>(
-        self,
-        work: impl Future<Output = Result<T, PluginError>>,
-    ) -> Result<T, PluginError> {
+    pub(crate) async fn run<T>(self, work: impl Future<Output = Result<T, PluginError>>) -> Result<T, PluginError> {
         tokio::time::timeout(self.limit, work).await.unwrap_or_else(|_| {
             Err(PluginError::Timeout(format!(
                 "plugin {:?}: {} did not finish within the host-call limit of {} s (plugins.limits.host_call_timeout_secs)",
@@ -255,10 +216,7 @@ impl HostTimer {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 

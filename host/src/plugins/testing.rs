@@ -13,25 +13,18 @@ use std::sync::OnceLock;
 
 /// The workspace root (the directory holding `host/`, `plugins/`, `wit/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ has a parent").to_path_buf()
 }
 
 /// The cargo target directory (`CARGO_TARGET_DIR` or `<workspace>/target`).
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// The directory holding the built test plugins, building them on first use.
 pub fn test_plugins_dir() -> Result<&'static Path, String> {
     static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    DIR.get_or_init(build_test_plugins)
-        .as_deref()
-        .map_err(Clone::clone)
+    DIR.get_or_init(build_test_plugins).as_deref().map_err(Clone::clone)
 }
 
 /// The directory of one built plugin, e.g. `echo-agent` (looked up in `testing/` first, then among the
@@ -41,12 +34,7 @@ pub fn test_plugin(name: &str) -> Result<PathBuf, String> {
     [root.join("testing").join(name), root.join(name)]
         .into_iter()
         .find(|dir| dir.join("plugin.toml").is_file())
-        .ok_or_else(|| {
-            format!(
-                "{} has no plugin {name}: does plugins/build.sh build it?",
-                root.display()
-            )
-        })
+        .ok_or_else(|| format!("{} has no plugin {name}: does plugins/build.sh build it?", root.display()))
 }
 
 fn build_test_plugins() -> Result<PathBuf, String> {
@@ -65,10 +53,8 @@ fn build_test_plugins() -> Result<PathBuf, String> {
     let out = target_dir().join("obra-test-plugins");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let lock_path = target_dir().join("obra-test-plugins.lock");
-    let lock =
-        std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
+    let lock = std::fs::File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    lock.lock().map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
     // The plugins workspace has its own target directory: do not inherit this build's (cargo may hold its lock
     // while tests run) nor its flags.
     let output = Command::new("bash")

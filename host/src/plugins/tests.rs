@@ -18,10 +18,7 @@ fn shared_cache() -> PathBuf {
 fn config(grants: &[(&str, UserGrant)]) -> PluginsConfig {
     PluginsConfig {
         cache_dir: Some(shared_cache()),
-        grants: grants
-            .iter()
-            .map(|(n, g)| (n.to_string(), g.clone()))
-            .collect(),
+        grants: grants.iter().map(|(n, g)| (n.to_string(), g.clone())).collect(),
         ..PluginsConfig::default()
     }
 }
@@ -35,21 +32,12 @@ fn host_with(grants: &[(&str, UserGrant)], plugins: &[&str]) -> PluginHost {
 }
 
 fn commands(patterns: &[CommandPattern]) -> UserGrant {
-    UserGrant {
-        commands: patterns.to_vec(),
-        ..UserGrant::default()
-    }
+    UserGrant { commands: patterns.to_vec(), ..UserGrant::default() }
 }
 
 fn request(config: &str, prompt: &str, workspace: &Path) -> RunRequest {
     RunRequest {
-        task: TaskInfo {
-            id: 1,
-            title: "t".into(),
-            description: "d".into(),
-            iteration: 1,
-            max_iterations: 3,
-        },
+        task: TaskInfo { id: 1, title: "t".into(), description: "d".into(), iteration: 1, max_iterations: 3 },
         prompt: prompt.into(),
         workspace: workspace.display().to_string(),
         resume_session: None,
@@ -69,10 +57,7 @@ fn copy_dir(dir: &Path) -> tempfile::TempDir {
 }
 
 fn ctx(workspace: &Path) -> CallContext {
-    CallContext {
-        workspace: Some(workspace.to_path_buf()),
-        ..CallContext::default()
-    }
+    CallContext { workspace: Some(workspace.to_path_buf()), ..CallContext::default() }
 }
 
 #[tokio::test]
@@ -82,41 +67,19 @@ async fn echo_agent_runs_reports_progress_and_runs_a_granted_program() {
     let agent = host.agent("echo-agent").unwrap();
     let ws = tempfile::tempdir().unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let ctx = CallContext {
-        progress: Some(tx),
-        ..ctx(ws.path())
-    };
+    let ctx = CallContext { progress: Some(tx), ..ctx(ws.path()) };
 
-    let r = agent
-        .run(&ctx, &request("{}", "hello", ws.path()))
-        .await
-        .unwrap();
+    let r = agent.run(&ctx, &request("{}", "hello", ws.path())).await.unwrap();
     assert_eq!(r.summary, "prompt has 5 bytes");
-    let r = agent
-        .run(&ctx, &request(r#"{"mode":"echo"}"#, "hello", ws.path()))
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.summary.as_str(), r.exit_code),
-        ("prompt has 5 bytes", Some(0))
-    );
+    let r = agent.run(&ctx, &request(r#"{"mode":"echo"}"#, "hello", ws.path())).await.unwrap();
+    assert_eq!((r.summary.as_str(), r.exit_code), ("prompt has 5 bytes", Some(0)));
     assert_eq!(rx.try_recv().unwrap(), "echo prompt has 5 bytes");
     assert_eq!(agent.health(&ctx, "{}").await.unwrap(), "echo-agent 0.1.0");
-    let bad = agent
-        .run(&ctx, &request(r#"{"mode":"nope"}"#, "x", ws.path()))
-        .await
-        .unwrap_err();
+    let bad = agent.run(&ctx, &request(r#"{"mode":"nope"}"#, "x", ws.path())).await.unwrap_err();
     assert!(matches!(bad, PluginError::Fatal(_)), "{bad:?}");
-    assert_eq!(
-        host.info("echo-agent").unwrap().instances_created,
-        1,
-        "a plugin error keeps the instance"
-    );
+    assert_eq!(host.info("echo-agent").unwrap().instances_created, 1, "a plugin error keeps the instance");
     let d = host.describe("echo-agent").await.unwrap();
-    assert_eq!(
-        (d.name.as_deref(), d.supports_resume),
-        (Some("echo-agent"), Some(false))
-    );
+    assert_eq!((d.name.as_deref(), d.supports_resume), (Some("echo-agent"), Some(false)));
 }
 
 #[test]
@@ -162,26 +125,15 @@ async fn exec_outside_grant_is_denied_naming_the_config_line_and_the_plugin_keep
         )
     );
     let e = agent.run(&ctx, &run("env")).await.unwrap_err().to_string();
-    assert!(
-        e.contains("may not pass the environment variable OBRA_TEST_SECRET"),
-        "{e}"
-    );
+    assert!(e.contains("may not pass the environment variable OBRA_TEST_SECRET"), "{e}");
     let e = agent.run(&ctx, &run("cwd")).await.unwrap_err().to_string();
-    assert!(
-        e.contains(r#"may not run a program in "../..""#) && e.contains("leaves the workspace"),
-        "{e}"
-    );
+    assert!(e.contains(r#"may not run a program in "../..""#) && e.contains("leaves the workspace"), "{e}");
     let ok = agent.run(&ctx, &run("granted")).await.unwrap();
     assert_eq!(ok.summary, "ok");
 
     // The user's config does not grant what the manifest asks: the message says which config line to add.
     let host = host_with(&[], &["exec-outside-grant"]);
-    let e = host
-        .agent("exec-outside-grant")
-        .unwrap()
-        .run(&ctx, &run("granted"))
-        .await
-        .unwrap_err();
+    let e = host.agent("exec-outside-grant").unwrap().run(&ctx, &run("granted")).await.unwrap_err();
     assert_eq!(
         e.to_string(),
         r#"denied: plugin "exec-outside-grant" may not run "echo ok": add it to plugins.grants.exec-outside-grant.commands in your config (e.g. - { program: echo, args: ["**"] })"#
@@ -190,14 +142,8 @@ async fn exec_outside_grant_is_denied_naming_the_config_line_and_the_plugin_keep
 
 #[tokio::test]
 async fn read_outside_workspace_is_refused_for_every_escape() {
-    let grant = UserGrant {
-        workspace: WorkspaceAccess::Read,
-        ..UserGrant::default()
-    };
-    let host = host_with(
-        &[("read-outside-workspace", grant)],
-        &["read-outside-workspace"],
-    );
+    let grant = UserGrant { workspace: WorkspaceAccess::Read, ..UserGrant::default() };
+    let host = host_with(&[("read-outside-workspace", grant)], &["read-outside-workspace"]);
     let agent = host.agent("read-outside-workspace").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ws = dir.path().join("ws");
@@ -209,42 +155,17 @@ async fn read_outside_workspace_is_refused_for_every_escape() {
     let run = |attempt: &str| request(&format!(r#"{{"attempt":"{attempt}"}}"#), "", &ws);
 
     let all = agent.run(&ctx, &run("all")).await.unwrap();
-    assert_eq!(
-        all.outcome,
-        crate::contract::Outcome::PermissionDenied,
-        "{}",
-        all.summary
-    );
+    assert_eq!(all.outcome, crate::contract::Outcome::PermissionDenied, "{}", all.summary);
     assert_eq!(all.permission_denials.len(), 5);
     for line in &all.permission_denials {
-        assert!(
-            line.contains(": denied: plugin \"read-outside-workspace\" may not"),
-            "{line}"
-        );
+        assert!(line.contains(": denied: plugin \"read-outside-workspace\" may not"), "{line}");
     }
-    let e = agent
-        .run(&ctx, &run("symlink"))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("symbolic link") && e.contains("secret.txt"),
-        "{e}"
-    );
-    let e = agent
-        .run(&ctx, &run("write"))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        e.contains("set plugins.grants.read-outside-workspace.workspace to write"),
-        "{e}"
-    );
+    let e = agent.run(&ctx, &run("symlink")).await.unwrap_err().to_string();
+    assert!(e.contains("symbolic link") && e.contains("secret.txt"), "{e}");
+    let e = agent.run(&ctx, &run("write")).await.unwrap_err().to_string();
+    assert!(e.contains("set plugins.grants.read-outside-workspace.workspace to write"), "{e}");
     assert!(!ws.join("pwned.txt").exists());
-    assert_eq!(
-        agent.run(&ctx, &run("inside")).await.unwrap().summary,
-        "inside"
-    );
+    assert_eq!(agent.run(&ctx, &run("inside")).await.unwrap().summary, "inside");
 }
 
 /// A one-shot HTTP server on loopback answering every request with `response`; returns its base URL.
@@ -264,34 +185,19 @@ async fn http_server(response: &'static str) -> String {
 
 #[tokio::test]
 async fn http_outside_grant_is_denied_and_redirects_are_not_followed() {
-    let grant = UserGrant {
-        http: vec!["config:base_url".into()],
-        ..UserGrant::default()
-    };
+    let grant = UserGrant { http: vec!["config:base_url".into()], ..UserGrant::default() };
     let host = host_with(&[("http-outside-grant", grant)], &["http-outside-grant"]);
-    let base = http_server(
-        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\nContent-Length: 0\r\n\r\n",
-    )
-    .await;
+    let base = http_server("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\nContent-Length: 0\r\n\r\n").await;
     for streaming in [false, true] {
-        let config = format!(
-            r#"{{"base_url":"{base}","target":"http://127.0.0.1:9/x","streaming":{streaming}}}"#
-        );
+        let config = format!(r#"{{"base_url":"{base}","target":"http://127.0.0.1:9/x","streaming":{streaming}}}"#);
         let provider = host.llm_provider("http-outside-grant", &config).unwrap();
-        let e = provider
-            .complete(&Default::default())
-            .await
-            .unwrap_err()
-            .to_string();
+        let e = provider.complete(&Default::default()).await.unwrap_err().to_string();
         assert!(
             e.starts_with(r#"denied: plugin "http-outside-grant" may not connect to http://127.0.0.1:9: the plugin's manifest does not declare it"#)
                 && e.contains("plugins.grants.http-outside-grant.http"),
             "{e}"
         );
-        assert_eq!(
-            provider.health().await.unwrap(),
-            "granted origin answered HTTP 302"
-        );
+        assert_eq!(provider.health().await.unwrap(), "granted origin answered HTTP 302");
     }
 }
 
@@ -300,15 +206,11 @@ async fn infinite_loop_is_stopped_by_the_cpu_budget_then_by_the_wall_clock_and_r
     let mut cfg = config(&[]);
     cfg.limits.cpu_ms_per_call = 300;
     let mut host = PluginHost::new(cfg, None).unwrap();
-    host.load_path(&test_plugin("infinite-loop").unwrap())
-        .unwrap();
+    host.load_path(&test_plugin("infinite-loop").unwrap()).unwrap();
     let agent = host.agent("infinite-loop").unwrap();
     let ws = tempfile::tempdir().unwrap();
 
-    let e = agent
-        .run(&ctx(ws.path()), &request("{}", "", ws.path()))
-        .await
-        .unwrap_err();
+    let e = agent.run(&ctx(ws.path()), &request("{}", "", ws.path())).await.unwrap_err();
     assert_eq!(
         e,
         PluginError::Trapped(
@@ -319,20 +221,13 @@ async fn infinite_loop_is_stopped_by_the_cpu_budget_then_by_the_wall_clock_and_r
     assert_eq!(agent.health(&ctx(ws.path()), "{}").await.unwrap(), "ok");
     assert_eq!(host.info("infinite-loop").unwrap().instances_created, 2);
 
-    let short = CallContext {
-        timeout: Some(Duration::from_millis(100)),
-        ..ctx(ws.path())
-    };
+    let short = CallContext { timeout: Some(Duration::from_millis(100)), ..ctx(ws.path()) };
     let mut cfg = config(&[]);
     cfg.limits.cpu_ms_per_call = 600_000;
     let mut host = PluginHost::new(cfg, None).unwrap();
-    host.load_path(&test_plugin("infinite-loop").unwrap())
-        .unwrap();
+    host.load_path(&test_plugin("infinite-loop").unwrap()).unwrap();
     let agent = host.agent("infinite-loop").unwrap();
-    let e = agent
-        .run(&short, &request("{}", "", ws.path()))
-        .await
-        .unwrap_err();
+    let e = agent.run(&short, &request("{}", "", ws.path())).await.unwrap_err();
     assert_eq!(
         e,
         PluginError::Timeout(
@@ -348,10 +243,7 @@ async fn memory_bomb_runs_out_of_memory_and_recovers() {
     let host = host_with(&[], &["memory-bomb"]);
     let agent = host.agent("memory-bomb").unwrap();
     let ws = tempfile::tempdir().unwrap();
-    let e = agent
-        .run(&ctx(ws.path()), &request("{}", "", ws.path()))
-        .await
-        .unwrap_err();
+    let e = agent.run(&ctx(ws.path()), &request("{}", "", ws.path())).await.unwrap_err();
     assert_eq!(
         e,
         PluginError::Trapped(
@@ -365,14 +257,9 @@ async fn memory_bomb_runs_out_of_memory_and_recovers() {
 #[test]
 fn undeclared_import_is_refused_at_load() {
     let mut host = PluginHost::new(config(&[]), None).unwrap();
-    let e = host
-        .load_path(&test_plugin("undeclared-import").unwrap())
-        .unwrap_err();
+    let e = host.load_path(&test_plugin("undeclared-import").unwrap()).unwrap_err();
     let text = e.to_string();
-    assert!(
-        matches!(e, PluginHostError::Refused { ref plugin, .. } if plugin == "undeclared-import"),
-        "{e}"
-    );
+    assert!(matches!(e, PluginHostError::Refused { ref plugin, .. } if plugin == "undeclared-import"), "{e}");
     assert!(
         text.contains(r#"plugin "undeclared-import" imports obra:plugin/process@0.1.0, but its manifest does not declare that capability"#),
         "{text}"
@@ -385,10 +272,7 @@ fn wrong_api_is_refused_naming_both_versions() {
     let mut host = PluginHost::new(config(&[]), None).unwrap();
     let dir = test_plugin("wrong-api").unwrap();
     let e = host.load_path(&dir).unwrap_err().to_string();
-    assert!(
-        e.contains("key `api-version`") && e.contains("API 0.2.0, but this Obra serves 0.1.0"),
-        "{e}"
-    );
+    assert!(e.contains("key `api-version`") && e.contains("API 0.2.0, but this Obra serves 0.1.0"), "{e}");
 
     // A manifest that lies about the version: the component's own imports and exports give it away.
     let copy = copy_dir(&dir);
@@ -399,32 +283,20 @@ fn wrong_api_is_refused_naming_both_versions() {
     )
     .unwrap();
     let e = host.load_path(copy.path()).unwrap_err().to_string();
-    assert!(
-        e.contains("imports obra:plugin/log@0.2.0 but its manifest says api-version = \"0.1.0\""),
-        "{e}"
-    );
-    assert!(
-        e.contains("does not export obra:plugin/agent@0.1.0 (it exports obra:plugin/agent@0.2.0)"),
-        "{e}"
-    );
+    assert!(e.contains("imports obra:plugin/log@0.2.0 but its manifest says api-version = \"0.1.0\""), "{e}");
+    assert!(e.contains("does not export obra:plugin/agent@0.1.0 (it exports obra:plugin/agent@0.2.0)"), "{e}");
 }
 
 #[test]
 fn compiled_components_are_cached_across_hosts() {
     let cache = tempfile::tempdir().unwrap();
-    let cfg = PluginsConfig {
-        cache_dir: Some(cache.path().to_path_buf()),
-        ..PluginsConfig::default()
-    };
+    let cfg = PluginsConfig { cache_dir: Some(cache.path().to_path_buf()), ..PluginsConfig::default() };
     let dir = test_plugin("echo-agent").unwrap();
 
     let mut first = PluginHost::new(cfg.clone(), None).unwrap();
     first.load_path(&dir).unwrap();
     assert_eq!(first.cache_stats(), (0, 1));
-    assert_eq!(
-        first.info("echo-agent").unwrap().cache,
-        CacheOutcome::Compiled
-    );
+    assert_eq!(first.info("echo-agent").unwrap().cache, CacheOutcome::Compiled);
 
     let mut second = PluginHost::new(cfg.clone(), None).unwrap();
     second.load_path(&dir).unwrap();
@@ -436,10 +308,7 @@ fn compiled_components_are_cached_across_hosts() {
     }
     let mut third = PluginHost::new(cfg, None).unwrap();
     third.load_path(&dir).unwrap();
-    assert_eq!(
-        third.info("echo-agent").unwrap().cache,
-        CacheOutcome::Recompiled
-    );
+    assert_eq!(third.info("echo-agent").unwrap().cache, CacheOutcome::Recompiled);
 }
 
 #[test]
@@ -447,9 +316,7 @@ fn builtins_load_with_the_default_config_and_cannot_be_overridden_unless_allowed
     let root = test_plugins_dir().unwrap();
     let mut names = Vec::new();
     let mut owned = Vec::new();
-    let testing = super::testing::workspace_root()
-        .join("plugins")
-        .join("testing");
+    let testing = super::testing::workspace_root().join("plugins").join("testing");
     for entry in std::fs::read_dir(root).unwrap() {
         let dir = entry.unwrap().path();
         if testing.join(dir.file_name().unwrap()).exists() {
@@ -466,31 +333,16 @@ fn builtins_load_with_the_default_config_and_cannot_be_overridden_unless_allowed
         names.push(dir.file_name().unwrap().to_string_lossy().into_owned());
         owned.push((manifest, std::fs::read(wasm).unwrap()));
     }
-    let builtins: Vec<BuiltinPlugin<'_>> = owned
-        .iter()
-        .map(|(m, w)| BuiltinPlugin {
-            manifest: m,
-            wasm: w,
-        })
-        .collect();
+    let builtins: Vec<BuiltinPlugin<'_>> = owned.iter().map(|(m, w)| BuiltinPlugin { manifest: m, wasm: w }).collect();
     assert!(builtins.len() >= 7, "{names:?}");
 
-    let defaults = PluginsConfig {
-        cache_dir: Some(shared_cache()),
-        ..PluginsConfig::default()
-    };
+    let defaults = PluginsConfig { cache_dir: Some(shared_cache()), ..PluginsConfig::default() };
     let mut host = PluginHost::new(defaults, None).unwrap();
     host.load_builtins(&builtins).unwrap();
     for info in host.list() {
         // The default grants may narrow env lists, but allow every command, origin and workspace access asked.
         let refused = info.grant.refused.iter().filter(|r| !r.starts_with("env "));
-        assert_eq!(
-            refused.count(),
-            0,
-            "{}: {:?}",
-            info.name,
-            info.grant.refused
-        );
+        assert_eq!(refused.count(), 0, "{}: {:?}", info.name, info.grant.refused);
     }
     assert!(host.agent("claude-code").is_ok());
     assert!(host.llm_provider("ollama", "{}").is_ok());
@@ -499,11 +351,7 @@ fn builtins_load_with_the_default_config_and_cannot_be_overridden_unless_allowed
 
     let e = host.load_path(&root.join("replay")).unwrap_err();
     assert!(matches!(e, PluginHostError::BuiltinClash { .. }), "{e}");
-    assert!(
-        e.to_string()
-            .contains("plugins.allow_override_builtin: true"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("plugins.allow_override_builtin: true"), "{e}");
 
     let mut cfg = config(&[]);
     cfg.allow_override_builtin = true;
@@ -517,15 +365,9 @@ fn builtins_load_with_the_default_config_and_cannot_be_overridden_unless_allowed
 fn lookups_name_the_available_plugins() {
     let host = host_with(&[], &["echo-agent", "infinite-loop"]);
     let e = host.agent("nope").err().unwrap().to_string();
-    assert_eq!(
-        e,
-        r#"there is no agent plugin named "nope"; available agent plugins: echo-agent, infinite-loop"#
-    );
+    assert_eq!(e, r#"there is no agent plugin named "nope"; available agent plugins: echo-agent, infinite-loop"#);
     let e = host.quality_gate("echo-agent").err().unwrap().to_string();
-    assert_eq!(
-        e,
-        r#"plugin "echo-agent" is a agent, not a quality-gate; no quality-gate plugins are loaded"#
-    );
+    assert_eq!(e, r#"plugin "echo-agent" is a agent, not a quality-gate; no quality-gate plugins are loaded"#);
 }
 
 #[test]
@@ -535,10 +377,7 @@ fn search_path_loads_every_plugin_and_reports_broken_ones() {
     cfg.search_path = vec![root.to_path_buf(), root.join("testing")];
     let mut host = PluginHost::new(cfg, None).unwrap();
     let report = host.load_search_path(None);
-    assert!(
-        report.loaded.contains(&"claude-code".to_string())
-            && report.loaded.contains(&"echo-agent".to_string())
-    );
+    assert!(report.loaded.contains(&"claude-code".to_string()) && report.loaded.contains(&"echo-agent".to_string()));
     let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
     assert_eq!(errors.len(), 2, "{errors:#?}");
     assert!(errors.iter().any(|e| e.contains("undeclared-import")));
@@ -551,18 +390,7 @@ fn check_reports_each_step_and_the_effective_grant() {
     let report = host.check(&test_plugin("echo-agent").unwrap().join("plugin.toml"));
     assert!(report.ok, "{report:#?}");
     let steps: Vec<&str> = report.steps.iter().map(|s| s.step).collect();
-    assert_eq!(
-        steps,
-        [
-            "manifest",
-            "sha256",
-            "component",
-            "imports",
-            "exports",
-            "compile",
-            "link"
-        ]
-    );
+    assert_eq!(steps, ["manifest", "sha256", "component", "imports", "exports", "compile", "link"]);
     let grant = report.grant.unwrap();
     assert!(grant.commands.is_empty());
     assert_eq!(
@@ -575,10 +403,7 @@ fn check_reports_each_step_and_the_effective_grant() {
     let report = host.check(&test_plugin("undeclared-import").unwrap());
     assert!(!report.ok);
     let imports = report.steps.iter().find(|s| s.step == "imports").unwrap();
-    assert!(
-        !imports.ok && imports.detail.contains("obra:plugin/process@0.1.0"),
-        "{imports:?}"
-    );
+    assert!(!imports.ok && imports.detail.contains("obra:plugin/process@0.1.0"), "{imports:?}");
     assert_eq!(report.steps.last().unwrap().step, "exports");
 
     let report = host.check(Path::new("/nonexistent"));
@@ -594,10 +419,7 @@ fn a_sha256_mismatch_is_refused() {
     std::fs::write(copy.path().join("plugin.toml"), wrong).unwrap();
     let mut host = PluginHost::new(config(&[]), None).unwrap();
     let e = host.load_path(copy.path()).unwrap_err().to_string();
-    assert!(
-        e.contains("echo_agent.wasm: key `sha256`: the component's sha256 is"),
-        "{e}"
-    );
+    assert!(e.contains("echo_agent.wasm: key `sha256`: the component's sha256 is"), "{e}");
 }
 
 mod capabilities {
@@ -608,33 +430,13 @@ mod capabilities {
     use crate::plugins::bindings::v0_1_0::caps;
     use crate::plugins::store::{HostServices, StoreState};
 
-    fn state(
-        grant: UserGrant,
-        requested: manifest::Capabilities,
-        kv: Option<Arc<dyn KvStore>>,
-    ) -> StoreState {
-        let grant = EffectiveGrant::new(
-            "p",
-            &requested,
-            &grant,
-            &LimitsConfig::default(),
-            &Default::default(),
-        );
-        StoreState::new(
-            "p".into(),
-            Arc::new(grant),
-            Arc::new(HostServices::new(kv).unwrap()),
-        )
+    fn state(grant: UserGrant, requested: manifest::Capabilities, kv: Option<Arc<dyn KvStore>>) -> StoreState {
+        let grant = EffectiveGrant::new("p", &requested, &grant, &LimitsConfig::default(), &Default::default());
+        StoreState::new("p".into(), Arc::new(grant), Arc::new(HostServices::new(kv).unwrap()))
     }
 
     fn options() -> caps::process::RunOptions {
-        caps::process::RunOptions {
-            cwd: None,
-            env: vec![],
-            stdin: None,
-            timeout_ms: None,
-            max_output_bytes: None,
-        }
+        caps::process::RunOptions { cwd: None, env: vec![], stdin: None, timeout_ms: None, max_output_bytes: None }
     }
 
     #[tokio::test]
@@ -644,26 +446,16 @@ mod capabilities {
         let marker = ws.path().join("marker");
         let script = format!("touch {}", marker.display());
         let sh = CommandPattern::new("sh", &["-c", "*"]);
-        let requested = manifest::Capabilities {
-            commands: vec![sh.clone()],
-            ..Default::default()
-        };
+        let requested = manifest::Capabilities { commands: vec![sh.clone()], ..Default::default() };
 
         let mut denied = state(UserGrant::default(), requested.clone(), None);
-        let r = denied
-            .run("sh".into(), vec!["-c".into(), script.clone()], options())
-            .await
-            .unwrap();
+        let r = denied.run("sh".into(), vec!["-c".into(), script.clone()], options()).await.unwrap();
         assert!(matches!(r, Err(caps::types::PluginError::Denied(_))));
         assert!(!marker.exists(), "a denied command must not run");
 
         let mut allowed = state(commands(&[sh]), requested, None);
         allowed.begin_call("agent.run", &ctx(ws.path()), None, 1);
-        let out = allowed
-            .run("sh".into(), vec!["-c".into(), script], options())
-            .await
-            .unwrap()
-            .unwrap();
+        let out = allowed.run("sh".into(), vec!["-c".into(), script], options()).await.unwrap().unwrap();
         assert_eq!(out.exit_code, Some(0));
         assert!(marker.exists(), "the control run creates the marker");
     }
@@ -672,194 +464,82 @@ mod capabilities {
     async fn processes_get_only_granted_env_capped_output_and_a_time_limit() {
         use caps::process::{Host, HostChild};
         let sh = CommandPattern::new("sh", &["-c", "*"]);
-        let requested = manifest::Capabilities {
-            commands: vec![sh.clone()],
-            env: vec!["FOO".into()],
-            ..Default::default()
-        };
-        let grant = UserGrant {
-            env: vec!["FOO".into()],
-            ..commands(&[sh])
-        };
+        let requested =
+            manifest::Capabilities { commands: vec![sh.clone()], env: vec!["FOO".into()], ..Default::default() };
+        let grant = UserGrant { env: vec!["FOO".into()], ..commands(&[sh]) };
         let mut s = state(grant, requested, None);
         let ws = tempfile::tempdir().unwrap();
         s.begin_call("agent.run", &ctx(ws.path()), None, 1);
         let run = |script: &str| vec!["-c".to_string(), script.to_string()];
 
-        let env = vec![caps::types::KeyValue {
-            key: "FOO".into(),
-            value: "bar".into(),
-        }];
-        let out = s
-            .run(
-                "sh".into(),
-                run("env | sort"),
-                caps::process::RunOptions { env, ..options() },
-            )
-            .await;
+        let env = vec![caps::types::KeyValue { key: "FOO".into(), value: "bar".into() }];
+        let out = s.run("sh".into(), run("env | sort"), caps::process::RunOptions { env, ..options() }).await;
         let out = out.unwrap().unwrap();
-        let vars: Vec<&str> = out
-            .stdout
-            .lines()
-            .filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL="))
-            .collect();
-        assert_eq!(
-            vars,
-            ["FOO=bar"],
-            "only the granted variable: {}",
-            out.stdout
-        );
+        let vars: Vec<&str> =
+            out.stdout.lines().filter(|l| !l.starts_with("PWD=") && !l.starts_with("SHLVL=")).collect();
+        assert_eq!(vars, ["FOO=bar"], "only the granted variable: {}", out.stdout);
 
-        let capped = caps::process::RunOptions {
-            max_output_bytes: Some(10),
-            ..options()
-        };
-        let out = s
-            .run("sh".into(), run("yes | head -c 100000"), capped)
-            .await
-            .unwrap()
-            .unwrap();
+        let capped = caps::process::RunOptions { max_output_bytes: Some(10), ..options() };
+        let out = s.run("sh".into(), run("yes | head -c 100000"), capped).await.unwrap().unwrap();
         assert_eq!((out.stdout.len(), out.truncated), (10, true));
 
-        let quick = caps::process::RunOptions {
-            timeout_ms: Some(200),
-            ..options()
-        };
-        let out = s
-            .run("sh".into(), run("sleep 30"), quick)
-            .await
-            .unwrap()
-            .unwrap();
+        let quick = caps::process::RunOptions { timeout_ms: Some(200), ..options() };
+        let out = s.run("sh".into(), run("sleep 30"), quick).await.unwrap().unwrap();
         assert!(out.timed_out && out.duration_ms < 5000, "{out:?}");
 
-        let child = s
-            .spawn(
-                "sh".into(),
-                run("echo one; echo two >&2; echo three"),
-                options(),
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        let child = s.spawn("sh".into(), run("echo one; echo two >&2; echo three"), options()).await.unwrap().unwrap();
         let rep = child.rep();
         let mut lines = Vec::new();
-        while let Some(line) = s
-            .next_line(wasmtime::component::Resource::new_borrow(rep))
-            .await
-            .unwrap()
-            .unwrap()
-        {
+        while let Some(line) = s.next_line(wasmtime::component::Resource::new_borrow(rep)).await.unwrap().unwrap() {
             lines.push(line);
         }
         assert_eq!(lines, ["one", "three"]);
-        let done = s
-            .wait(wasmtime::component::Resource::new_borrow(rep))
-            .await
-            .unwrap()
-            .unwrap();
+        let done = s.wait(wasmtime::component::Resource::new_borrow(rep)).await.unwrap().unwrap();
         assert_eq!((done.exit_code, done.stderr.as_str()), (Some(0), "two\n"));
         HostChild::drop(&mut s, child).await.unwrap();
 
-        let slow = caps::process::RunOptions {
-            timeout_ms: Some(200),
-            ..options()
-        };
-        let child = s
-            .spawn("sh".into(), run("sleep 30"), slow)
-            .await
-            .unwrap()
-            .unwrap();
-        let e = s
-            .next_line(wasmtime::component::Resource::new_borrow(child.rep()))
-            .await
-            .unwrap()
-            .unwrap_err();
-        assert!(
-            matches!(&e, caps::types::PluginError::Timeout(m) if m.contains("was killed")),
-            "{e:?}"
-        );
+        let slow = caps::process::RunOptions { timeout_ms: Some(200), ..options() };
+        let child = s.spawn("sh".into(), run("sleep 30"), slow).await.unwrap().unwrap();
+        let e = s.next_line(wasmtime::component::Resource::new_borrow(child.rep())).await.unwrap().unwrap_err();
+        assert!(matches!(&e, caps::types::PluginError::Timeout(m) if m.contains("was killed")), "{e:?}");
     }
 
     #[tokio::test]
     async fn workspace_reads_writes_and_caps() {
         use caps::workspace::Host;
-        let requested = manifest::Capabilities {
-            workspace: WorkspaceAccess::Write,
-            ..Default::default()
-        };
-        let grant = UserGrant {
-            workspace: WorkspaceAccess::Write,
-            ..UserGrant::default()
-        };
+        let requested = manifest::Capabilities { workspace: WorkspaceAccess::Write, ..Default::default() };
+        let grant = UserGrant { workspace: WorkspaceAccess::Write, ..UserGrant::default() };
         let mut s = state(grant, requested, None);
         let ws = tempfile::tempdir().unwrap();
         s.begin_call("quality-gate.check", &ctx(ws.path()), None, 1);
-        s.write_file("a/b/c.txt".into(), b"hello".to_vec())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            s.read_file("a/b/c.txt".into()).await.unwrap().unwrap(),
-            b"hello"
-        );
+        s.write_file("a/b/c.txt".into(), b"hello".to_vec()).await.unwrap().unwrap();
+        assert_eq!(s.read_file("a/b/c.txt".into()).await.unwrap().unwrap(), b"hello");
         let entries = s.list_dir("a/b".into()).await.unwrap().unwrap();
         assert_eq!((entries[0].name.as_str(), entries[0].size), ("c.txt", 5));
         s.remove_file("a/b/c.txt".into()).await.unwrap().unwrap();
         assert!(!ws.path().join("a/b/c.txt").exists());
         assert!(s.write_file("../x".into(), vec![]).await.unwrap().is_err());
 
-        let small = UserGrant {
-            workspace: WorkspaceAccess::Read,
-            ..UserGrant::default()
-        };
-        let requested = manifest::Capabilities {
-            workspace: WorkspaceAccess::Read,
-            ..Default::default()
-        };
-        let limits = manifest::ManifestLimits {
-            max_file_read_bytes: Some(3),
-            ..Default::default()
-        };
+        let small = UserGrant { workspace: WorkspaceAccess::Read, ..UserGrant::default() };
+        let requested = manifest::Capabilities { workspace: WorkspaceAccess::Read, ..Default::default() };
+        let limits = manifest::ManifestLimits { max_file_read_bytes: Some(3), ..Default::default() };
         let grant = EffectiveGrant::new("p", &requested, &small, &LimitsConfig::default(), &limits);
-        let mut s = StoreState::new(
-            "p".into(),
-            Arc::new(grant),
-            Arc::new(HostServices::new(None).unwrap()),
-        );
+        let mut s = StoreState::new("p".into(), Arc::new(grant), Arc::new(HostServices::new(None).unwrap()));
         s.begin_call("quality-gate.check", &ctx(ws.path()), None, 1);
         std::fs::write(ws.path().join("big.txt"), "1234").unwrap();
         let e = s.read_file("big.txt".into()).await.unwrap().unwrap_err();
-        assert!(
-            matches!(&e, caps::types::PluginError::Fatal(m) if m.contains("read cap of 3 bytes")),
-            "{e:?}"
-        );
+        assert!(matches!(&e, caps::types::PluginError::Fatal(m) if m.contains("read cap of 3 bytes")), "{e:?}");
     }
 
     #[tokio::test]
     async fn http_bodies_are_capped_while_streaming() {
         use caps::http::{Host, HostResponseStream};
-        let base =
-            http_server("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n0123456789abcdef")
-                .await;
-        let requested = manifest::Capabilities {
-            http: vec![base.clone()],
-            ..Default::default()
-        };
-        let allowed = UserGrant {
-            http: vec![base.clone()],
-            ..UserGrant::default()
-        };
-        let limits = manifest::ManifestLimits {
-            max_http_body_bytes: Some(8),
-            ..Default::default()
-        };
-        let grant =
-            EffectiveGrant::new("p", &requested, &allowed, &LimitsConfig::default(), &limits);
-        let mut s = StoreState::new(
-            "p".into(),
-            Arc::new(grant),
-            Arc::new(HostServices::new(None).unwrap()),
-        );
+        let base = http_server("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n0123456789abcdef").await;
+        let requested = manifest::Capabilities { http: vec![base.clone()], ..Default::default() };
+        let allowed = UserGrant { http: vec![base.clone()], ..UserGrant::default() };
+        let limits = manifest::ManifestLimits { max_http_body_bytes: Some(8), ..Default::default() };
+        let grant = EffectiveGrant::new("p", &requested, &allowed, &LimitsConfig::default(), &limits);
+        let mut s = StoreState::new("p".into(), Arc::new(grant), Arc::new(HostServices::new(None).unwrap()));
         let get = || caps::http::Request {
             method: "GET".into(),
             url: format!("{base}/x"),
@@ -868,35 +548,20 @@ mod capabilities {
             timeout_ms: Some(5000),
         };
         let e = s.send(get()).await.unwrap().unwrap_err();
-        assert!(
-            matches!(&e, caps::types::PluginError::Fatal(m) if m.contains("cap of 8 bytes")),
-            "{e:?}"
-        );
+        assert!(matches!(&e, caps::types::PluginError::Fatal(m) if m.contains("cap of 8 bytes")), "{e:?}");
 
         let stream = s.send_streaming(get()).await.unwrap().unwrap();
         let rep = stream.rep();
-        assert_eq!(
-            s.status(wasmtime::component::Resource::new_borrow(rep))
-                .await
-                .unwrap(),
-            200
-        );
+        assert_eq!(s.status(wasmtime::component::Resource::new_borrow(rep)).await.unwrap(), 200);
         let mut got = Vec::new();
         let e = loop {
-            match s
-                .next_chunk(wasmtime::component::Resource::new_borrow(rep))
-                .await
-                .unwrap()
-            {
+            match s.next_chunk(wasmtime::component::Resource::new_borrow(rep)).await.unwrap() {
                 Ok(Some(chunk)) => got.extend(chunk),
                 Ok(None) => panic!("the body passed the cap but the stream ended cleanly"),
                 Err(e) => break e,
             }
         };
-        assert!(
-            got.len() <= 8 && matches!(e, caps::types::PluginError::Fatal(_)),
-            "{got:?} {e:?}"
-        );
+        assert!(got.len() <= 8 && matches!(e, caps::types::PluginError::Fatal(_)), "{got:?} {e:?}");
         HostResponseStream::drop(&mut s, stream).await.unwrap();
     }
 
@@ -905,18 +570,10 @@ mod capabilities {
     #[async_trait::async_trait]
     impl KvStore for MemoryKv {
         async fn get(&self, plugin: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
-            Ok(self
-                .0
-                .lock()
-                .unwrap()
-                .get(&(plugin.into(), key.into()))
-                .cloned())
+            Ok(self.0.lock().unwrap().get(&(plugin.into(), key.into())).cloned())
         }
         async fn set(&self, plugin: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
-            self.0
-                .lock()
-                .unwrap()
-                .insert((plugin.into(), key.into()), value.to_vec());
+            self.0.lock().unwrap().insert((plugin.into(), key.into()), value.to_vec());
             Ok(())
         }
         async fn delete(&self, plugin: &str, key: &str) -> anyhow::Result<()> {
@@ -929,43 +586,16 @@ mod capabilities {
     async fn kv_needs_the_grant_and_is_private_to_the_plugin() {
         use caps::kv::Host;
         let store = Arc::new(MemoryKv(Default::default()));
-        let requested = manifest::Capabilities {
-            kv: true,
-            ..Default::default()
-        };
+        let requested = manifest::Capabilities { kv: true, ..Default::default() };
         let mut denied = state(UserGrant::default(), requested.clone(), Some(store.clone()));
-        assert!(matches!(
-            denied.get("k".into()).await.unwrap(),
-            Err(caps::types::PluginError::Denied(_))
-        ));
-        let mut s = state(
-            UserGrant {
-                kv: true,
-                ..UserGrant::default()
-            },
-            requested,
-            Some(store.clone()),
-        );
+        assert!(matches!(denied.get("k".into()).await.unwrap(), Err(caps::types::PluginError::Denied(_))));
+        let mut s = state(UserGrant { kv: true, ..UserGrant::default() }, requested, Some(store.clone()));
         s.set("k".into(), b"v".to_vec()).await.unwrap().unwrap();
-        assert_eq!(
-            s.get("k".into()).await.unwrap().unwrap(),
-            Some(b"v".to_vec())
-        );
-        assert!(
-            store
-                .0
-                .lock()
-                .unwrap()
-                .contains_key(&("p".to_string(), "k".to_string()))
-        );
+        assert_eq!(s.get("k".into()).await.unwrap().unwrap(), Some(b"v".to_vec()));
+        assert!(store.0.lock().unwrap().contains_key(&("p".to_string(), "k".to_string())));
         s.delete("k".into()).await.unwrap().unwrap();
         assert_eq!(s.get("k".into()).await.unwrap().unwrap(), None);
-        assert!(
-            s.set("k".into(), vec![0; kv_cap() + 1])
-                .await
-                .unwrap()
-                .is_err()
-        );
+        assert!(s.set("k".into(), vec![0; kv_cap() + 1]).await.unwrap().is_err());
     }
 
     fn kv_cap() -> usize {
@@ -986,21 +616,14 @@ mod capabilities {
             Ok(vec![])
         }
         async fn complete(&self, _: &CompletionRequest) -> Result<Completion, PluginError> {
-            Ok(Completion {
-                text: self.0.into(),
-                model: "m".into(),
-                ..Default::default()
-            })
+            Ok(Completion { text: self.0.into(), model: "m".into(), ..Default::default() })
         }
     }
 
     #[tokio::test]
     async fn llm_forwards_to_the_call_context_and_checks_json() {
         use caps::llm::Host;
-        let requested = manifest::Capabilities {
-            llm: true,
-            ..Default::default()
-        };
+        let requested = manifest::Capabilities { llm: true, ..Default::default() };
         let request = |schema: Option<&str>| caps::types::CompletionRequest {
             messages: vec![],
             json_schema: schema.map(String::from),
@@ -1008,40 +631,19 @@ mod capabilities {
             max_tokens: None,
         };
         let mut denied = state(UserGrant::default(), requested.clone(), None);
-        assert!(matches!(
-            denied.complete(request(None)).await.unwrap(),
-            Err(caps::types::PluginError::Denied(_))
-        ));
+        assert!(matches!(denied.complete(request(None)).await.unwrap(), Err(caps::types::PluginError::Denied(_))));
 
-        let mut s = state(
-            UserGrant {
-                llm: true,
-                ..UserGrant::default()
-            },
-            requested,
-            None,
-        );
+        let mut s = state(UserGrant { llm: true, ..UserGrant::default() }, requested, None);
         s.begin_call("quality-gate.check", &CallContext::default(), None, 1);
         let e = s.complete(request(None)).await.unwrap().unwrap_err();
-        assert!(
-            matches!(&e, caps::types::PluginError::Fatal(m) if m.contains("no LLM provider is configured"))
-        );
+        assert!(matches!(&e, caps::types::PluginError::Fatal(m) if m.contains("no LLM provider is configured")));
 
-        let with = |text| CallContext {
-            llm: Some(Arc::new(CannedLlm(text))),
-            ..CallContext::default()
-        };
+        let with = |text| CallContext { llm: Some(Arc::new(CannedLlm(text))), ..CallContext::default() };
         s.begin_call("quality-gate.check", &with("plain"), None, 1);
-        assert_eq!(
-            s.complete(request(None)).await.unwrap().unwrap().text,
-            "plain"
-        );
+        assert_eq!(s.complete(request(None)).await.unwrap().unwrap().text, "plain");
         let e = s.complete(request(Some("{}"))).await.unwrap().unwrap_err();
         assert!(matches!(e, caps::types::PluginError::Retryable(_)));
         s.begin_call("quality-gate.check", &with(r#"{"ok":true}"#), None, 1);
-        assert_eq!(
-            s.complete(request(Some("{}"))).await.unwrap().unwrap().text,
-            r#"{"ok":true}"#
-        );
+        assert_eq!(s.complete(request(Some("{}"))).await.unwrap().unwrap().text, r#"{"ok":true}"#);
     }
 }

@@ -72,9 +72,8 @@ impl StateManager {
                 .fetch_optional(&self.pool)
                 .await?;
         if has_table.is_some() {
-            let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version")
-                .fetch_all(&self.pool)
-                .await?;
+            let applied: Vec<(i64,)> =
+                sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(&self.pool).await?;
             if let Some((newer,)) = applied.iter().find(|(v,)| !known.contains(v)) {
                 bail!(
                     "the database {} was written by a newer Obra (schema level {newer}; this obra knows up to {}). \
@@ -84,18 +83,14 @@ impl StateManager {
                 );
             }
         }
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .with_context(|| format!("cannot upgrade the database {}", path.display()))?;
+        MIGRATOR.run(&self.pool).await.with_context(|| format!("cannot upgrade the database {}", path.display()))?;
         Ok(())
     }
 
     /// The schema level of the database (the highest applied migration).
     pub async fn schema_level(&self) -> Result<i64> {
-        let row: (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
-            .fetch_one(&self.pool)
-            .await?;
+        let row: (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1").fetch_one(&self.pool).await?;
         Ok(row.0.unwrap_or(0))
     }
 
@@ -150,10 +145,8 @@ impl StateManager {
         }
         let mut tx = self.pool.begin().await?;
         for dep in &new.depends_on {
-            let row: Option<(i64,)> = sqlx::query_as("SELECT project_id FROM tasks WHERE id = ?")
-                .bind(dep)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let row: Option<(i64,)> =
+                sqlx::query_as("SELECT project_id FROM tasks WHERE id = ?").bind(dep).fetch_optional(&mut *tx).await?;
             match row {
                 None => bail!("task {dep} (in --depends-on) does not exist; `obra status` lists the tasks"),
                 Some((p,)) if p != new.project_id => bail!("task {dep} belongs to another project"),
@@ -182,10 +175,7 @@ impl StateManager {
 
     /// A task by id.
     pub async fn task(&self, id: i64) -> Result<Option<Task>> {
-        Ok(sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
     }
 
     /// A task by id, or an error that says how to find the right id.
@@ -279,13 +269,7 @@ impl StateManager {
             )
             .bind(error),
         };
-        query
-            .bind(changes_json)
-            .bind(now())
-            .bind(duration.as_millis() as i64)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        query.bind(changes_json).bind(now()).bind(duration.as_millis() as i64).bind(id).execute(&self.pool).await?;
         Ok(())
     }
 
@@ -423,10 +407,8 @@ impl StateManager {
     /// `reject` fails it, `feedback` makes it pending again so the next execution carries the feedback.
     pub async fn resolve_breakpoint(&self, id: i64, resolution: Resolution, by: &str) -> Result<Breakpoint> {
         let mut tx = self.pool.begin().await?;
-        let bp: Option<Breakpoint> = sqlx::query_as("SELECT * FROM breakpoints WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let bp: Option<Breakpoint> =
+            sqlx::query_as("SELECT * FROM breakpoints WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
         let Some(bp) = bp else {
             bail!("breakpoint {id} does not exist; `obra breakpoint list` shows the open ones");
         };
@@ -440,7 +422,9 @@ impl StateManager {
         }
         let ts = now();
         let (name, feedback, status, reason) = match &resolution {
-            Resolution::Approve => ("approve", None, TaskStatus::Completed, format!("approved at breakpoint {id} by {by}")),
+            Resolution::Approve => {
+                ("approve", None, TaskStatus::Completed, format!("approved at breakpoint {id} by {by}"))
+            }
             Resolution::Reject => ("reject", None, TaskStatus::Failed, format!("rejected at breakpoint {id} by {by}")),
             Resolution::Feedback(text) => (
                 "feedback",
@@ -473,10 +457,11 @@ impl StateManager {
 
     /// Counts of tasks by status for a project.
     pub async fn task_counts(&self, project_id: i64) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM tasks WHERE project_id = ? GROUP BY status ORDER BY status")
-            .bind(project_id)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM tasks WHERE project_id = ? GROUP BY status ORDER BY status")
+                .bind(project_id)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.iter().map(|r| (r.get::<String, _>("status"), r.get::<i64, _>("n"))).collect())
     }
 }

@@ -61,10 +61,7 @@ async fn an_iteration_is_recorded_from_prompt_to_breakpoint() {
     let task = state.require_task(t.id).await.unwrap();
     assert_eq!((task.status(), task.attempts), (TaskStatus::Running, 1));
     let changes = vec![FileChange { path: "a.txt".into(), kind: ChangeKind::Created, size: Some(3) }];
-    state
-        .finish_interaction(i, Ok(&result(Outcome::Success)), &changes, Duration::from_millis(7))
-        .await
-        .unwrap();
+    state.finish_interaction(i, Ok(&result(Outcome::Success)), &changes, Duration::from_millis(7)).await.unwrap();
     let gates = vec![GateRecord {
         gate: "tests".into(),
         passed: false,
@@ -216,5 +213,12 @@ async fn resolving_a_breakpoint_moves_the_task_and_keeps_the_feedback() {
     assert_eq!(state.latest_breakpoint_feedback(t.id).await.unwrap().as_deref(), Some("use tabs"));
     let again = state.resolve_breakpoint(bp, Resolution::Approve, "bob").await.unwrap_err().to_string();
     assert!(again.contains("already resolved") && again.contains("alice"), "{again}");
-    assert!(state.resolve_breakpoint(77, Resolution::Approve, "bob").await.unwrap_err().to_string().contains("breakpoint 77 does not exist"));
+    assert!(
+        state
+            .resolve_breakpoint(77, Resolution::Approve, "bob")
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("breakpoint 77 does not exist")
+    );
 }

@@ -124,7 +124,11 @@ mod tests {
         let got: Vec<(&str, ChangeKind)> = changes.iter().map(|c| (c.path.as_str(), c.kind)).collect();
         assert_eq!(
             got,
-            vec![("gone.txt", ChangeKind::Deleted), ("new.txt", ChangeKind::Created), ("src/edit.rs", ChangeKind::Modified)]
+            vec![
+                ("gone.txt", ChangeKind::Deleted),
+                ("new.txt", ChangeKind::Created),
+                ("src/edit.rs", ChangeKind::Modified)
+            ]
         );
         assert_eq!(changes[2].size, Some(4));
     }

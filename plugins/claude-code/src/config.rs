@@ -38,13 +38,7 @@ pub struct Config {
 }
 
 /// Permission modes the CLI knows (`claude --help`): anything else is refused before starting it.
-const PERMISSION_MODES: [&str; 5] = [
-    "acceptEdits",
-    "bypassPermissions",
-    "default",
-    "dontAsk",
-    "plan",
-];
+const PERMISSION_MODES: [&str; 5] = ["acceptEdits", "bypassPermissions", "default", "dontAsk", "plan"];
 
 impl Config {
     /// Parse and check the config JSON.
@@ -59,9 +53,7 @@ impl Config {
             )));
         }
         if cfg.max_turns == Some(0) {
-            return Err(PluginError::fatal(
-                "invalid config: at `max_turns`: must be at least 1",
-            ));
+            return Err(PluginError::fatal("invalid config: at `max_turns`: must be at least 1"));
         }
         if matches!(&cfg.model, Some(m) if m.trim().is_empty()) {
             return Err(PluginError::fatal("invalid config: at `model`: empty"));
@@ -90,11 +82,7 @@ pub fn invocation(cfg: &Config, prompt: &str, resume_session: Option<&str>) -> I
         args.push(prompt.to_string());
         None
     };
-    args.extend(
-        ["--output-format", "stream-json", "--verbose"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    args.extend(["--output-format", "stream-json", "--verbose"].iter().map(|s| s.to_string()));
     let mut opt = |flag: &str, value: Option<String>| {
         if let Some(v) = value {
             args.push(flag.to_string());
@@ -118,16 +106,7 @@ mod tests {
     fn empty_config_gives_the_minimal_command_line() {
         let cfg = Config::parse("").unwrap();
         let inv = invocation(&cfg, "fix it", None);
-        assert_eq!(
-            inv.args,
-            [
-                "-p",
-                "fix it",
-                "--output-format",
-                "stream-json",
-                "--verbose"
-            ]
-        );
+        assert_eq!(inv.args, ["-p", "fix it", "--output-format", "stream-json", "--verbose"]);
         assert_eq!(inv.stdin, None);
     }
 

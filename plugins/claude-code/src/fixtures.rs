@@ -8,11 +8,7 @@ use crate::stream::{Normalised, ProcessEnd, StreamParser};
 
 macro_rules! stdout {
     ($name:literal) => {
-        include_str!(concat!(
-            "../../../tests/fixtures/claude/",
-            $name,
-            ".stdout.jsonl"
-        ))
+        include_str!(concat!("../../../tests/fixtures/claude/", $name, ".stdout.jsonl"))
     };
 }
 
@@ -49,22 +45,10 @@ fn assert_copied(r: &RunResult, stdout: &str) {
     assert_eq!(r.session_id.as_deref(), ev["session_id"].as_str());
     assert_eq!(Some(u64::from(r.turns)), ev["num_turns"].as_u64());
     assert_eq!(Some(r.duration_ms), ev["duration_ms"].as_u64());
-    assert_eq!(
-        Some(r.usage.input_tokens),
-        ev["usage"]["input_tokens"].as_u64()
-    );
-    assert_eq!(
-        Some(r.usage.output_tokens),
-        ev["usage"]["output_tokens"].as_u64()
-    );
-    assert_eq!(
-        Some(r.usage.cache_read_tokens),
-        ev["usage"]["cache_read_input_tokens"].as_u64()
-    );
-    assert_eq!(
-        Some(r.usage.cache_write_tokens),
-        ev["usage"]["cache_creation_input_tokens"].as_u64()
-    );
+    assert_eq!(Some(r.usage.input_tokens), ev["usage"]["input_tokens"].as_u64());
+    assert_eq!(Some(r.usage.output_tokens), ev["usage"]["output_tokens"].as_u64());
+    assert_eq!(Some(r.usage.cache_read_tokens), ev["usage"]["cache_read_input_tokens"].as_u64());
+    assert_eq!(Some(r.usage.cache_write_tokens), ev["usage"]["cache_creation_input_tokens"].as_u64());
     assert_eq!(r.usage.cost_usd, ev["total_cost_usd"].as_f64());
 }
 
@@ -81,10 +65,7 @@ fn success_write() {
     assert_eq!(progress, ["Write hello.txt"]);
     let r = n.result;
     assert_eq!(r.outcome, Outcome::Success);
-    assert_eq!(
-        Some(r.summary.as_str()),
-        result_event(stdout)["result"].as_str()
-    );
+    assert_eq!(Some(r.summary.as_str()), result_event(stdout)["result"].as_str());
     assert!(!r.summary.is_empty());
     assert_copied(&r, stdout);
     assert_eq!(r.turns, 2);
@@ -100,10 +81,7 @@ fn error_max_turns() {
     assert_eq!(progress, ["Write notes.txt"]);
     let r = n.result;
     assert_eq!(r.outcome, Outcome::MaxTurns);
-    assert_eq!(
-        r.summary,
-        "claude stopped at its turn limit after 2 turns: Reached maximum number of turns (1)"
-    );
+    assert_eq!(r.summary, "claude stopped at its turn limit after 2 turns: Reached maximum number of turns (1)");
     assert_copied(&r, stdout);
 }
 
@@ -113,11 +91,7 @@ fn api_429_is_rate_limited() {
     assert_copied(&r, stdout!("api_429"));
     assert_eq!(r.outcome, Outcome::RateLimited);
     assert_eq!(r.api_status, Some(429));
-    assert!(
-        r.summary.contains("exceed your organization's rate limit"),
-        "{}",
-        r.summary
-    );
+    assert!(r.summary.contains("exceed your organization's rate limit"), "{}", r.summary);
     // The result event carries no retry-after, and with CLAUDE_CODE_MAX_RETRIES=0 there was no retry event.
     assert_eq!(r.retry_after_ms, None);
 }
@@ -125,32 +99,22 @@ fn api_429_is_rate_limited() {
 #[test]
 fn api_429_retried_succeeds_and_reports_the_retry() {
     let (progress, n) = replay(stdout!("api_429_retried"), 0, "");
-    assert_eq!(
-        progress,
-        ["API error (HTTP 429), retrying (attempt 1/1) in 1.0 s"]
-    );
+    assert_eq!(progress, ["API error (HTTP 429), retrying (attempt 1/1) in 1.0 s"]);
     assert_eq!(n.result.outcome, Outcome::Success);
-    assert_eq!(
-        Some(n.result.summary.as_str()),
-        result_event(stdout!("api_429_retried"))["result"].as_str()
-    );
+    assert_eq!(Some(n.result.summary.as_str()), result_event(stdout!("api_429_retried"))["result"].as_str());
 }
 
 #[test]
 fn server_errors_are_api_errors_with_status() {
-    for (stdout, status) in [
-        (stdout!("api_500"), 500),
-        (stdout!("api_529_overloaded"), 529),
-        (stdout!("stream_error_persistent"), 529),
-    ] {
+    for (stdout, status) in
+        [(stdout!("api_500"), 500), (stdout!("api_529_overloaded"), 529), (stdout!("stream_error_persistent"), 529)]
+    {
         let r = result(stdout, 1);
         assert_copied(&r, stdout);
         assert_eq!(r.outcome, Outcome::ApiError);
         assert_eq!(r.api_status, Some(status));
         assert!(
-            r.summary.starts_with(&format!(
-                "model API error (HTTP {status}): API Error: {status}"
-            )),
+            r.summary.starts_with(&format!("model API error (HTTP {status}): API Error: {status}")),
             "{}",
             r.summary
         );
@@ -174,11 +138,7 @@ fn refused_and_given_up_is_permission_denied() {
     assert_copied(&r, stdout!("permission_denied"));
     assert_eq!(r.outcome, Outcome::PermissionDenied);
     assert_eq!(r.permission_denials, ["Bash python3 -c 'print(6*7)'"]);
-    assert!(
-        r.summary.contains("I need permission to run python3."),
-        "{}",
-        r.summary
-    );
+    assert!(r.summary.contains("I need permission to run python3."), "{}", r.summary);
 
     let r = result(stdout!("permission_denied_file_write"), 0);
     assert_eq!(r.outcome, Outcome::PermissionDenied);
@@ -189,16 +149,10 @@ fn refused_and_given_up_is_permission_denied() {
 fn other_successes() {
     let r = result(stdout!("bypass_permissions_bash"), 0);
     assert_eq!(r.outcome, Outcome::Success);
-    assert_eq!(
-        Some(r.summary.as_str()),
-        result_event(stdout!("bypass_permissions_bash"))["result"].as_str()
-    );
+    assert_eq!(Some(r.summary.as_str()), result_event(stdout!("bypass_permissions_bash"))["result"].as_str());
     let r = result(stdout!("stream_error_recovered"), 0);
     assert_eq!(r.outcome, Outcome::Success);
-    assert_eq!(
-        Some(r.summary.as_str()),
-        result_event(stdout!("stream_error_recovered"))["result"].as_str()
-    );
+    assert_eq!(Some(r.summary.as_str()), result_event(stdout!("stream_error_recovered"))["result"].as_str());
     let (progress, n) = replay(stdout!("edit_after_read"), 0, "");
     assert_eq!(progress, ["Read greeting.txt", "Edit greeting.txt"]);
     assert_eq!(n.result.outcome, Outcome::Success);
@@ -211,18 +165,8 @@ fn root_without_is_sandbox_crashes_with_the_stderr() {
     let (_, n) = replay(stdout!("root_without_is_sandbox"), 1, stderr);
     let r = n.result;
     assert_eq!(r.outcome, Outcome::Crashed);
-    assert!(
-        r.summary
-            .starts_with("claude exited with code 1 without printing anything"),
-        "{}",
-        r.summary
-    );
-    assert!(
-        r.summary
-            .contains("cannot be used with root/sudo privileges"),
-        "{}",
-        r.summary
-    );
+    assert!(r.summary.starts_with("claude exited with code 1 without printing anything"), "{}", r.summary);
+    assert!(r.summary.contains("cannot be used with root/sudo privileges"), "{}", r.summary);
 }
 
 #[test]
@@ -231,21 +175,11 @@ fn a_run_cut_short_mid_stream_is_crashed_and_noise_is_unparseable() {
     let cut: String = full.lines().take(3).map(|l| format!("{l}\n")).collect();
     let r = result(&cut, 1);
     assert_eq!(r.outcome, Outcome::Crashed);
-    assert_eq!(
-        r.session_id.as_deref(),
-        result_event(full)["session_id"].as_str()
-    );
+    assert_eq!(r.session_id.as_deref(), result_event(full)["session_id"].as_str());
 
     // The same lines split in the middle: the halves are not JSON.
-    let mangled: String = full
-        .lines()
-        .map(|l| {
-            format!(
-                "{}\n",
-                l.chars().take(l.chars().count() / 2).collect::<String>()
-            )
-        })
-        .collect();
+    let mangled: String =
+        full.lines().map(|l| format!("{}\n", l.chars().take(l.chars().count() / 2).collect::<String>())).collect();
     let (_, n) = replay(&mangled, 0, "");
     assert_eq!(n.result.outcome, Outcome::Unparseable);
 }

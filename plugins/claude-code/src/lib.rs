@@ -35,10 +35,7 @@ impl Agent for ClaudeCode {
 
     fn health(config_json: String) -> Result<String, PluginError> {
         let cfg = Config::parse(&config_json)?;
-        let mut cmd = process::command("claude")
-            .arg("--version")
-            .timeout_ms(30_000)
-            .max_output_bytes(16 * 1024);
+        let mut cmd = process::command("claude").arg("--version").timeout_ms(30_000).max_output_bytes(16 * 1024);
         for (k, v) in &cfg.env {
             cmd = cmd.env(k, v);
         }
@@ -61,9 +58,7 @@ impl Agent for ClaudeCode {
     fn run(request: RunRequest) -> Result<RunResult, PluginError> {
         let cfg = Config::parse(&request.config)?;
         let inv = config::invocation(&cfg, &request.prompt, request.resume_session.as_deref());
-        let mut cmd = process::command("claude")
-            .args(inv.args)
-            .timeout_ms(request.timeout_ms);
+        let mut cmd = process::command("claude").args(inv.args).timeout_ms(request.timeout_ms);
         if let Some(stdin) = inv.stdin {
             cmd = cmd.stdin(stdin);
         }
@@ -106,10 +101,7 @@ impl Agent for ClaudeCode {
                 timeout_ms: request.timeout_ms,
             },
             Err(err) if timed_out => {
-                log::warn(&format!(
-                    "waiting for claude after its time limit: {}",
-                    err.message()
-                ));
+                log::warn(&format!("waiting for claude after its time limit: {}", err.message()));
                 ProcessEnd {
                     timed_out: true,
                     duration_ms: request.timeout_ms,

@@ -90,10 +90,7 @@ pub struct StreamParser {
 impl StreamParser {
     /// A parser for a run in `workspace` (absolute path; file paths under it are shown relative in progress).
     pub fn new(workspace: &str) -> Self {
-        StreamParser {
-            workspace: workspace.trim_end_matches('/').to_string(),
-            ..Self::default()
-        }
+        StreamParser { workspace: workspace.trim_end_matches('/').to_string(), ..Self::default() }
     }
 
     /// Read one line of output; returns the progress messages it produces (tool uses, API retries).
@@ -150,12 +147,7 @@ impl StreamParser {
                 None => self.messages.push((id.to_string(), usage)),
             }
         }
-        for block in message
-            .get("content")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for block in message.get("content").and_then(Value::as_array).into_iter().flatten() {
             match block.get("type").and_then(Value::as_str) {
                 Some("tool_use") => {
                     if let Some(id) = block.get("id").and_then(Value::as_str) {
@@ -251,52 +243,26 @@ impl StreamParser {
 
     fn with_result(&self, res: &serde_json::Map<String, Value>, end: &ProcessEnd) -> RunResult {
         let subtype = res.get("subtype").and_then(Value::as_str).unwrap_or("");
-        let is_error = res
-            .get("is_error")
-            .and_then(Value::as_bool)
-            .unwrap_or(false)
-            || subtype.starts_with("error");
-        let text = res
-            .get("result")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim()
-            .to_string();
+        let is_error = res.get("is_error").and_then(Value::as_bool).unwrap_or(false) || subtype.starts_with("error");
+        let text = res.get("result").and_then(Value::as_str).unwrap_or("").trim().to_string();
         let api_status = res
             .get("api_error_status")
             .and_then(Value::as_u64)
             .and_then(|s| u16::try_from(s).ok())
-            .or_else(|| {
-                if is_error {
-                    api_status_in_text(&text)
-                } else {
-                    None
-                }
-            });
-        let denial_values: &[Value] = res
-            .get("permission_denials")
-            .and_then(Value::as_array)
-            .map_or(&[], Vec::as_slice);
-        let denials: Vec<String> = denial_values
-            .iter()
-            .map(|d| describe_denial(d, &self.workspace))
-            .collect();
+            .or_else(|| if is_error { api_status_in_text(&text) } else { None });
+        let denial_values: &[Value] =
+            res.get("permission_denials").and_then(Value::as_array).map_or(&[], Vec::as_slice);
+        let denials: Vec<String> = denial_values.iter().map(|d| describe_denial(d, &self.workspace)).collect();
         // The agent's last action was refused: it stopped at the denial rather than working around it.
         let stopped_at_denial = self.last_tool_use_id.as_deref().is_some_and(|last| {
-            denial_values
-                .iter()
-                .any(|d| d.get("tool_use_id").and_then(Value::as_str) == Some(last))
+            denial_values.iter().any(|d| d.get("tool_use_id").and_then(Value::as_str) == Some(last))
         });
         let errors: Vec<String> = res
             .get("errors")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter_map(|e| {
-                e.as_str()
-                    .map(str::to_string)
-                    .or_else(|| Some(e.to_string()))
-            })
+            .filter_map(|e| e.as_str().map(str::to_string).or_else(|| Some(e.to_string())))
             .collect();
         let detail = if !text.is_empty() {
             text.clone()
@@ -306,10 +272,8 @@ impl StreamParser {
             String::new()
         };
         let terminal = res.get("terminal_reason").and_then(Value::as_str);
-        let incomplete = subtype != "success"
-            || text.is_empty()
-            || terminal.is_some_and(|t| t != "completed")
-            || stopped_at_denial;
+        let incomplete =
+            subtype != "success" || text.is_empty() || terminal.is_some_and(|t| t != "completed") || stopped_at_denial;
         let rate_limited = api_status == Some(429)
             || mentions_rate_limit(&detail)
             || self.last_error_kind.as_deref() == Some("rate_limit");
@@ -324,32 +288,17 @@ impl StreamParser {
                 ),
             )
         } else if is_error && rate_limited {
-            (
-                Outcome::RateLimited,
-                join("claude was rate limited", &detail),
-            )
+            (Outcome::RateLimited, join("claude was rate limited", &detail))
         } else if is_error && api_status.is_some() {
             let status = api_status.unwrap_or_default();
-            (
-                Outcome::ApiError,
-                join(&format!("model API error (HTTP {status})"), &detail),
-            )
+            (Outcome::ApiError, join(&format!("model API error (HTTP {status})"), &detail))
         } else if !denials.is_empty() && (is_error || incomplete) {
             (
                 Outcome::PermissionDenied,
-                join(
-                    &format!("claude was refused permission: {}", denials.join("; ")),
-                    &detail,
-                ),
+                join(&format!("claude was refused permission: {}", denials.join("; ")), &detail),
             )
         } else if subtype == "error_max_budget_usd" {
-            (
-                Outcome::MaxTurns,
-                join(
-                    "claude stopped at its budget limit (error_max_budget_usd)",
-                    &detail,
-                ),
-            )
+            (Outcome::MaxTurns, join("claude stopped at its budget limit (error_max_budget_usd)", &detail))
         } else if is_error {
             if detail.contains("API Error") {
                 (Outcome::ApiError, join("model API error", &detail))
@@ -366,11 +315,7 @@ impl StreamParser {
                 (Outcome::Crashed, s)
             }
         } else {
-            let summary = if text.is_empty() {
-                self.last_text.clone().unwrap_or_default()
-            } else {
-                text.clone()
-            };
+            let summary = if text.is_empty() { self.last_text.clone().unwrap_or_default() } else { text.clone() };
             (Outcome::Success, summary)
         };
 
@@ -388,11 +333,7 @@ impl StreamParser {
             r.usage = usage_of(u);
         }
         r.usage.cost_usd = res.get("total_cost_usd").and_then(Value::as_f64);
-        r.api_status = if matches!(outcome, Outcome::ApiError | Outcome::RateLimited) {
-            api_status
-        } else {
-            None
-        };
+        r.api_status = if matches!(outcome, Outcome::ApiError | Outcome::RateLimited) { api_status } else { None };
         if outcome == Outcome::RateLimited {
             r.retry_after_ms = retry_after_ms(res, &detail).or(self.rate_limit_delay_ms);
         }
@@ -407,26 +348,20 @@ impl StreamParser {
             (None, None) => "ended".to_string(),
         };
         let (outcome, summary) = if end.timed_out {
-            let mut s = format!(
-                "claude did not finish within its time limit of {} s and was stopped",
-                end.timeout_ms / 1000
-            );
+            let mut s =
+                format!("claude did not finish within its time limit of {} s and was stopped", end.timeout_ms / 1000);
             if let Some(text) = &self.last_text {
                 s = join(&s, &format!("last message: {}", one_line(text, 300)));
             }
             (Outcome::Timeout, join(&s, &stderr_part(end)))
         } else if self.non_json > 0 || self.malformed_result.is_some() {
-            let mut s = format!(
-                "claude's output could not be understood: {} line(s), {} not JSON",
-                self.lines, self.non_json
-            );
+            let mut s =
+                format!("claude's output could not be understood: {} line(s), {} not JSON", self.lines, self.non_json);
             if let Some(first) = &self.first_non_json {
                 s.push_str(&format!(" (first: {first})"));
             }
             if let Some(bad) = &self.malformed_result {
-                s.push_str(&format!(
-                    "; a result event without subtype or is_error: {bad}"
-                ));
+                s.push_str(&format!("; a result event without subtype or is_error: {bad}"));
             }
             s.push_str(&format!("; no result object; the process {how}"));
             (Outcome::Unparseable, join(&s, &stderr_part(end)))
@@ -434,10 +369,7 @@ impl StreamParser {
             let s = if self.lines == 0 {
                 format!("claude {how} without printing anything")
             } else {
-                format!(
-                    "claude {how} without a result object after {} event(s)",
-                    self.lines
-                )
+                format!("claude {how} without a result object after {} event(s)", self.lines)
             };
             (Outcome::Crashed, join(&s, &stderr_part(end)))
         };
@@ -447,20 +379,12 @@ impl StreamParser {
 
 /// `a: b`, or `a` alone when `b` is empty.
 fn join(a: &str, b: &str) -> String {
-    if b.trim().is_empty() {
-        a.to_string()
-    } else {
-        format!("{a}: {}", b.trim())
-    }
+    if b.trim().is_empty() { a.to_string() } else { format!("{a}: {}", b.trim()) }
 }
 
 fn stderr_part(end: &ProcessEnd) -> String {
     let tail = tail_str(end.stderr.trim(), STDERR_TAIL_BYTES);
-    if tail.is_empty() {
-        "stderr was empty".to_string()
-    } else {
-        format!("stderr: {tail}")
-    }
+    if tail.is_empty() { "stderr was empty".to_string() } else { format!("stderr: {tail}") }
 }
 
 /// The token counts of a Messages API `usage` object.
@@ -488,25 +412,11 @@ pub fn describe_tool(name: &str, input: Option<&Value>, workspace: &str) -> Stri
     if let Some(todos) = input.get("todos").and_then(Value::as_array) {
         return format!("{name} ({} items)", todos.len());
     }
-    const KEYS: [&str; 10] = [
-        "file_path",
-        "notebook_path",
-        "path",
-        "command",
-        "pattern",
-        "url",
-        "query",
-        "description",
-        "prompt",
-        "skill",
-    ];
+    const KEYS: [&str; 10] =
+        ["file_path", "notebook_path", "path", "command", "pattern", "url", "query", "description", "prompt", "skill"];
     for key in KEYS {
         if let Some(v) = input.get(key).and_then(Value::as_str) {
-            let v = if key.ends_with("path") {
-                relative(v, workspace)
-            } else {
-                v
-            };
+            let v = if key.ends_with("path") { relative(v, workspace) } else { v };
             return format!("{name} {}", one_line(v, 100));
         }
     }
@@ -517,10 +427,7 @@ fn relative<'a>(path: &'a str, workspace: &str) -> &'a str {
     if workspace.is_empty() {
         return path;
     }
-    path.strip_prefix(workspace)
-        .and_then(|rest| rest.strip_prefix('/'))
-        .filter(|rest| !rest.is_empty())
-        .unwrap_or(path)
+    path.strip_prefix(workspace).and_then(|rest| rest.strip_prefix('/')).filter(|rest| !rest.is_empty()).unwrap_or(path)
 }
 
 /// One line for a permission denial `{tool_name, tool_use_id, tool_input}` (or a plain string).
@@ -528,16 +435,8 @@ fn describe_denial(d: &Value, workspace: &str) -> String {
     match d {
         Value::String(s) => s.clone(),
         Value::Object(o) => {
-            let name = o
-                .get("tool_name")
-                .or_else(|| o.get("tool"))
-                .and_then(Value::as_str)
-                .unwrap_or("tool");
-            describe_tool(
-                name,
-                o.get("tool_input").or_else(|| o.get("input")),
-                workspace,
-            )
+            let name = o.get("tool_name").or_else(|| o.get("tool")).and_then(Value::as_str).unwrap_or("tool");
+            describe_tool(name, o.get("tool_input").or_else(|| o.get("input")), workspace)
         }
         other => one_line(&other.to_string(), 200),
     }
@@ -546,31 +445,16 @@ fn describe_denial(d: &Value, workspace: &str) -> String {
 /// Whether an error text speaks of rate or usage limits.
 fn mentions_rate_limit(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    [
-        "rate limit",
-        "rate_limit",
-        "ratelimit",
-        "too many requests",
-        "usage limit",
-        "api error: 429",
-    ]
-    .iter()
-    .any(|k| t.contains(k))
+    ["rate limit", "rate_limit", "ratelimit", "too many requests", "usage limit", "api error: 429"]
+        .iter()
+        .any(|k| t.contains(k))
 }
 
 /// The status in the CLI's `API Error: 529 {...}` texts.
 fn api_status_in_text(text: &str) -> Option<u16> {
     let rest = &text[text.find("API Error:")? + "API Error:".len()..];
-    let digits: String = rest
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    if digits.len() == 3 {
-        digits.parse().ok()
-    } else {
-        None
-    }
+    let digits: String = rest.trim_start().chars().take_while(char::is_ascii_digit).collect();
+    if digits.len() == 3 { digits.parse().ok() } else { None }
 }
 
 /// A retry-after hint: a `retry_after_ms` / `retry_after` (seconds) field of the result, or `retry after N`,
@@ -587,10 +471,7 @@ fn retry_after_ms(res: &serde_json::Map<String, Value>, text: &str) -> Option<u6
         let Some(pos) = lower.find(key) else { continue };
         let rest = lower[pos + key.len()..].trim_start_matches([':', ' ', '=', '"']);
         let rest = rest.strip_prefix("in ").unwrap_or(rest);
-        let num: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
+        let num: String = rest.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
         let Ok(value) = num.parse::<f64>() else {
             continue;
         };

@@ -28,15 +28,9 @@ pub fn verdict(cfg_json: &str, confidence: f32) -> Result<Verdict, PluginError> 
         )));
     }
     Ok(if confidence.is_nan() {
-        Verdict::Pause(format!(
-            "the confidence score is not a number (threshold {:.2})",
-            cfg.threshold
-        ))
+        Verdict::Pause(format!("the confidence score is not a number (threshold {:.2})", cfg.threshold))
     } else if confidence < cfg.threshold {
-        Verdict::Pause(format!(
-            "confidence {confidence:.2} is below the threshold {:.2}",
-            cfg.threshold
-        ))
+        Verdict::Pause(format!("confidence {confidence:.2} is below the threshold {:.2}", cfg.threshold))
     } else {
         Verdict::Proceed
     })
@@ -63,40 +57,19 @@ mod tests {
 
     #[test]
     fn pauses_below_the_threshold_with_both_numbers() {
-        assert_eq!(
-            verdict("{}", 0.5).unwrap(),
-            Verdict::Pause("confidence 0.50 is below the threshold 0.65".into())
-        );
+        assert_eq!(verdict("{}", 0.5).unwrap(), Verdict::Pause("confidence 0.50 is below the threshold 0.65".into()));
         assert_eq!(verdict("{}", 0.65).unwrap(), Verdict::Proceed);
         assert_eq!(
             verdict(r#"{"threshold": 0.9}"#, 0.85).unwrap(),
             Verdict::Pause("confidence 0.85 is below the threshold 0.90".into())
         );
-        assert!(matches!(
-            verdict("{}", f32::NAN).unwrap(),
-            Verdict::Pause(_)
-        ));
+        assert!(matches!(verdict("{}", f32::NAN).unwrap(), Verdict::Pause(_)));
     }
 
     #[test]
     fn bad_thresholds_are_fatal() {
-        assert!(
-            verdict(r#"{"threshold": 1.5}"#, 0.5)
-                .unwrap_err()
-                .message()
-                .contains("threshold")
-        );
-        assert!(
-            verdict(r#"{"threshold": "high"}"#, 0.5)
-                .unwrap_err()
-                .message()
-                .contains("threshold")
-        );
-        assert!(
-            verdict(r#"{"treshold": 0.5}"#, 0.5)
-                .unwrap_err()
-                .message()
-                .contains("treshold")
-        );
+        assert!(verdict(r#"{"threshold": 1.5}"#, 0.5).unwrap_err().message().contains("threshold"));
+        assert!(verdict(r#"{"threshold": "high"}"#, 0.5).unwrap_err().message().contains("threshold"));
+        assert!(verdict(r#"{"treshold": 0.5}"#, 0.5).unwrap_err().message().contains("treshold"));
     }
 }

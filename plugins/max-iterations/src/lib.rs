@@ -27,12 +27,7 @@ pub struct Config {
 }
 
 /// The verdict for an iteration.
-pub fn verdict(
-    cfg_json: &str,
-    iteration: u32,
-    max_iterations: u32,
-    proposed: &str,
-) -> Result<Verdict, PluginError> {
+pub fn verdict(cfg_json: &str, iteration: u32, max_iterations: u32, proposed: &str) -> Result<Verdict, PluginError> {
     let cfg: Config = config(cfg_json)?;
     if iteration < max_iterations || proposed.eq_ignore_ascii_case("proceed") {
         return Ok(Verdict::Proceed);
@@ -55,12 +50,7 @@ impl BreakpointRule for MaxIterations {
     }
 
     fn evaluate(event: LoopEvent) -> Result<Verdict, PluginError> {
-        verdict(
-            &event.config,
-            event.task.iteration,
-            event.task.max_iterations,
-            &event.proposed_decision,
-        )
+        verdict(&event.config, event.task.iteration, event.task.max_iterations, &event.proposed_decision)
     }
 }
 
@@ -81,19 +71,8 @@ mod tests {
                 "iteration 3 of 3 is the last allowed, and the proposed decision is `retry`, not `proceed`".into()
             )
         );
-        assert!(matches!(
-            verdict("", 4, 3, "clarify").unwrap(),
-            Verdict::Pause(_)
-        ));
-        assert!(matches!(
-            verdict(r#"{"action":"abort"}"#, 3, 3, "escalate").unwrap(),
-            Verdict::Abort(_)
-        ));
-        assert!(
-            verdict(r#"{"action":"stop"}"#, 3, 3, "retry")
-                .unwrap_err()
-                .message()
-                .contains("action")
-        );
+        assert!(matches!(verdict("", 4, 3, "clarify").unwrap(), Verdict::Pause(_)));
+        assert!(matches!(verdict(r#"{"action":"abort"}"#, 3, 3, "escalate").unwrap(), Verdict::Abort(_)));
+        assert!(verdict(r#"{"action":"stop"}"#, 3, 3, "retry").unwrap_err().message().contains("action"));
     }
 }

@@ -15,9 +15,7 @@ pub mod wire;
 use std::time::Duration;
 
 use obra_plugin_sdk::llm_provider::{LlmProvider, ProviderInfo};
-use obra_plugin_sdk::{
-    Completion, CompletionRequest, PluginError, export_llm_provider, http, progress,
-};
+use obra_plugin_sdk::{Completion, CompletionRequest, PluginError, export_llm_provider, http, progress};
 use serde_json::Value;
 
 use wire::{ChatStream, Config};
@@ -34,17 +32,10 @@ fn request(cfg: &Config, req: http::Request) -> http::Request {
 
 /// `GET {base_url}{path}` as JSON, with Ollama's error mapping.
 fn get_json(cfg: &Config, path: &str) -> Result<Value, PluginError> {
-    let resp = request(cfg, http::Request::get(cfg.url(path)))
-        .send()
-        .map_err(|e| wire::send_error(cfg, "GET", path, e))?;
+    let resp =
+        request(cfg, http::Request::get(cfg.url(path))).send().map_err(|e| wire::send_error(cfg, "GET", path, e))?;
     if !resp.is_success() {
-        return Err(wire::http_error(
-            cfg,
-            path,
-            resp.status,
-            resp.retry_after_ms(),
-            &resp.text(),
-        ));
+        return Err(wire::http_error(cfg, path, resp.status, resp.retry_after_ms(), &resp.text()));
     }
     resp.json::<Value>()
 }
@@ -74,20 +65,13 @@ impl LlmProvider for Ollama {
             .to_string();
         let names = tags(&cfg)?;
         if !wire::has_model(&names, &cfg.model) {
-            let have = if names.is_empty() {
-                "no models".to_string()
-            } else {
-                names.join(", ")
-            };
+            let have = if names.is_empty() { "no models".to_string() } else { names.join(", ") };
             return Err(PluginError::fatal(format!(
                 "Ollama {version} at {} does not have the model `{}` (it has {have}): run `ollama pull {}`",
                 cfg.base_url, cfg.model, cfg.model
             )));
         }
-        Ok(format!(
-            "Ollama {version} at {}, model {} present",
-            cfg.base_url, cfg.model
-        ))
+        Ok(format!("Ollama {version} at {}, model {} present", cfg.base_url, cfg.model))
     }
 
     fn list_models(config_json: String) -> Result<Vec<String>, PluginError> {
@@ -111,8 +95,7 @@ impl LlmProvider for Ollama {
         }
         let mut reply = ChatStream::new();
         for line in stream.lines() {
-            let line =
-                line.map_err(|e| e.context(format!("reading the reply of {}", cfg.url(path))))?;
+            let line = line.map_err(|e| e.context(format!("reading the reply of {}", cfg.url(path))))?;
             reply.feed(&line)?;
             if reply.pieces() > 0 && reply.pieces().is_multiple_of(PROGRESS_EVERY) {
                 progress(&format!("{}: {} tokens", cfg.model, reply.pieces()));

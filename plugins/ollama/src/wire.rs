@@ -94,11 +94,7 @@ pub fn chat_body(cfg: &Config, req: &CompletionRequest) -> Result<Value, PluginE
             json!({"role": role, "content": m.content})
         })
         .collect();
-    let mut options: Map<String, Value> = cfg
-        .options
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut options: Map<String, Value> = cfg.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     if let Some(n) = cfg.num_ctx {
         options.insert("num_ctx".into(), json!(n));
     }
@@ -115,13 +111,10 @@ pub fn chat_body(cfg: &Config, req: &CompletionRequest) -> Result<Value, PluginE
         "options": options,
     });
     if let Some(schema) = &req.json_schema {
-        let schema: Value = serde_json::from_str(schema).map_err(|e| {
-            PluginError::fatal(format!("the request's JSON schema is not valid JSON: {e}"))
-        })?;
+        let schema: Value = serde_json::from_str(schema)
+            .map_err(|e| PluginError::fatal(format!("the request's JSON schema is not valid JSON: {e}")))?;
         if !schema.is_object() {
-            return Err(PluginError::fatal(
-                "the request's JSON schema must be a JSON object",
-            ));
+            return Err(PluginError::fatal("the request's JSON schema must be a JSON object"));
         }
         body["format"] = schema;
     }
@@ -132,39 +125,26 @@ pub fn chat_body(cfg: &Config, req: &CompletionRequest) -> Result<Value, PluginE
 }
 
 /// The error for a non-2xx answer, from its status, `retry-after` and body (usually `{"error": "..."}`).
-pub fn http_error(
-    cfg: &Config,
-    path: &str,
-    status: u16,
-    retry_after_ms: Option<u64>,
-    body: &str,
-) -> PluginError {
+pub fn http_error(cfg: &Config, path: &str, status: u16, retry_after_ms: Option<u64>, body: &str) -> PluginError {
     let message = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| excerpt(body, 300));
     let url = cfg.url(path);
     match status {
-        404 if message.contains("not found") && message.contains("model") => {
-            PluginError::fatal(format!(
-                "Ollama at {} does not have the model `{}` ({message}): run `ollama pull {}`",
-                cfg.base_url, cfg.model, cfg.model
-            ))
-        }
+        404 if message.contains("not found") && message.contains("model") => PluginError::fatal(format!(
+            "Ollama at {} does not have the model `{}` ({message}): run `ollama pull {}`",
+            cfg.base_url, cfg.model, cfg.model
+        )),
         404 => PluginError::fatal(format!(
             "{url} answered HTTP 404 ({message}): is `base_url` the address of an Ollama server?"
         )),
         429 => PluginError::rate_limited(
-            format!(
-                "Ollama at {} is rate limiting (HTTP 429): {message}",
-                cfg.base_url
-            ),
+            format!("Ollama at {} is rate limiting (HTTP 429): {message}", cfg.base_url),
             retry_after_ms,
         ),
         500..=599 => PluginError::retryable(format!("{url} answered HTTP {status}: {message}")),
-        _ => PluginError::fatal(format!(
-            "{url} refused the request (HTTP {status}): {message}"
-        )),
+        _ => PluginError::fatal(format!("{url} refused the request (HTTP {status}): {message}")),
     }
 }
 
@@ -172,9 +152,9 @@ pub fn http_error(
 pub fn send_error(cfg: &Config, method: &str, path: &str, err: PluginError) -> PluginError {
     let url = cfg.url(path);
     match err {
-        PluginError::Retryable(msg) => PluginError::retryable(format!(
-            "cannot reach Ollama at {url}: {msg} (is `ollama serve` running there?)"
-        )),
+        PluginError::Retryable(msg) => {
+            PluginError::retryable(format!("cannot reach Ollama at {url}: {msg} (is `ollama serve` running there?)"))
+        }
         PluginError::Denied(_) => err,
         other => other.context(format!("{method} {url}")),
     }
@@ -214,19 +194,10 @@ impl ChatStream {
             }
         };
         if let Some(err) = obj.get("error") {
-            let msg = err
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| err.to_string());
-            return Err(PluginError::retryable(format!(
-                "Ollama reported an error in the middle of its reply: {msg}"
-            )));
+            let msg = err.as_str().map(str::to_string).unwrap_or_else(|| err.to_string());
+            return Err(PluginError::retryable(format!("Ollama reported an error in the middle of its reply: {msg}")));
         }
-        if let Some(piece) = obj
-            .get("message")
-            .and_then(|m| m.get("content"))
-            .and_then(Value::as_str)
-        {
+        if let Some(piece) = obj.get("message").and_then(|m| m.get("content")).and_then(Value::as_str) {
             self.text.push_str(piece);
             self.pieces += 1;
         }
@@ -251,18 +222,12 @@ impl ChatStream {
                 self.text.len()
             );
             if let Some(bad) = &self.first_bad {
-                msg.push_str(&format!(
-                    ", {} line(s) not JSON, first: {bad}",
-                    self.bad_lines
-                ));
+                msg.push_str(&format!(", {} line(s) not JSON, first: {bad}", self.bad_lines));
             }
             msg.push(')');
             return Err(PluginError::retryable(msg));
         };
-        let done_reason = done
-            .get("done_reason")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let done_reason = done.get("done_reason").and_then(Value::as_str).unwrap_or("");
         if json_wanted && let Err(e) = serde_json::from_str::<Value>(&self.text) {
             let cut = if done_reason == "length" {
                 " (the reply was cut off at the token limit: raise `num_ctx`, or the request's max-tokens)"
@@ -276,11 +241,7 @@ impl ChatStream {
         }
         let n = |k: &str| done.get(k).and_then(Value::as_u64).unwrap_or(0);
         Ok(Completion {
-            model: done
-                .get("model")
-                .and_then(Value::as_str)
-                .unwrap_or(&cfg.model)
-                .to_string(),
+            model: done.get("model").and_then(Value::as_str).unwrap_or(&cfg.model).to_string(),
             usage: Usage {
                 input_tokens: n("prompt_eval_count"),
                 output_tokens: n("eval_count"),
@@ -300,23 +261,14 @@ pub fn model_names(tags: &Value) -> Vec<String> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|m| {
-            m.get("name")
-                .or_else(|| m.get("model"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .filter_map(|m| m.get("name").or_else(|| m.get("model")).and_then(Value::as_str).map(str::to_string))
         .collect()
 }
 
 /// Whether `wanted` is among `names`; a name without a tag means `:latest`.
 pub fn has_model(names: &[String], wanted: &str) -> bool {
     let norm = |s: &str| {
-        if s.contains(':') {
-            s.to_string()
-        } else {
-            format!("{s}:latest")
-        }
+        if s.contains(':') { s.to_string() } else { format!("{s}:latest") }
     };
     let wanted = norm(wanted);
     names.iter().any(|n| norm(n) == wanted)
@@ -378,10 +330,7 @@ mod tests {
         assert!(free.get("keep_alive").is_none());
         assert_eq!(free["options"]["temperature"], 0.5);
 
-        let bad = CompletionRequest {
-            json_schema: Some("{nope".into()),
-            ..CompletionRequest::new(vec![])
-        };
+        let bad = CompletionRequest { json_schema: Some("{nope".into()), ..CompletionRequest::new(vec![]) };
         assert_eq!(chat_body(&cfg(), &bad).unwrap_err().kind(), "fatal");
     }
 
@@ -436,11 +385,7 @@ mod tests {
         assert_eq!(e.kind(), "retryable");
         assert!(e.message().contains("invalid JSON"), "{}", e.message());
         assert!(e.message().contains("cut off"), "{}", e.message());
-        assert!(
-            e.message().contains("\"decision\": \"PROCEED\""),
-            "{}",
-            e.message()
-        );
+        assert!(e.message().contains("\"decision\": \"PROCEED\""), "{}", e.message());
         // Free text is fine without a schema.
         let s = stream(&[r#"{"message":{"content":"hello"},"done":false}"#, DONE]).unwrap();
         assert_eq!(s.finish(&cfg(), false).unwrap().text, "hello");
@@ -465,11 +410,7 @@ mod tests {
             r#"{"error":"model \"qwen2.5-coder:7b\" not found, try pulling it first"}"#,
         );
         assert_eq!(e.kind(), "fatal");
-        assert!(
-            e.message().contains("run `ollama pull qwen2.5-coder:7b`"),
-            "{}",
-            e.message()
-        );
+        assert!(e.message().contains("run `ollama pull qwen2.5-coder:7b`"), "{}", e.message());
         let e = http_error(&c, "/api/chat", 404, None, "404 page not found");
         assert_eq!(e.kind(), "fatal");
         assert!(e.message().contains("base_url"), "{}", e.message());
@@ -485,32 +426,21 @@ mod tests {
 
     #[test]
     fn connection_failures_name_the_url() {
-        let e = send_error(
-            &cfg(),
-            "POST",
-            "/api/chat",
-            PluginError::retryable("connection refused"),
-        );
+        let e = send_error(&cfg(), "POST", "/api/chat", PluginError::retryable("connection refused"));
         assert_eq!(e.kind(), "retryable");
         assert!(
-            e.message().contains(
-                "cannot reach Ollama at http://127.0.0.1:11434/api/chat: connection refused"
-            ),
+            e.message().contains("cannot reach Ollama at http://127.0.0.1:11434/api/chat: connection refused"),
             "{}",
             e.message()
         );
-        let d = send_error(
-            &cfg(),
-            "POST",
-            "/api/chat",
-            PluginError::denied("not granted"),
-        );
+        let d = send_error(&cfg(), "POST", "/api/chat", PluginError::denied("not granted"));
         assert_eq!(d.message(), "not granted");
     }
 
     #[test]
     fn model_lookup() {
-        let tags = json!({"models": [{"name": "qwen2.5-coder:7b", "model": "qwen2.5-coder:7b"}, {"model": "llama3:latest"}]});
+        let tags =
+            json!({"models": [{"name": "qwen2.5-coder:7b", "model": "qwen2.5-coder:7b"}, {"model": "llama3:latest"}]});
         let names = model_names(&tags);
         assert_eq!(names, ["qwen2.5-coder:7b", "llama3:latest"]);
         assert!(has_model(&names, "llama3"));

@@ -12,9 +12,7 @@
 pub mod recording;
 
 use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
-use obra_plugin_sdk::{
-    PluginError, ResultExt, RunResult, config, export_agent, log, progress, workspace,
-};
+use obra_plugin_sdk::{PluginError, ResultExt, RunResult, config, export_agent, log, progress, workspace};
 use serde::Deserialize;
 
 use recording::{PastEnd, Recording, Source};
@@ -48,8 +46,7 @@ fn load(source: &Source) -> Result<Recording, PluginError> {
         Source::Inline(value) => recording::parse("config `recording`", &value.to_string()),
         Source::Path(path) => {
             let rel = recording::workspace_relative(path, &workspace::root())?;
-            let text = workspace::read_to_string(&rel)
-                .with_context(|| format!("reading recording {path}"))?;
+            let text = workspace::read_to_string(&rel).with_context(|| format!("reading recording {path}"))?;
             recording::parse(path, &text)
         }
     }
@@ -79,10 +76,9 @@ impl Agent for Replay {
                     rec.iterations.len()
                 ))
             }
-            Source::Path(p) => Ok(format!(
-                "replay {}: recording {p} (read from the workspace at run time)",
-                env!("CARGO_PKG_VERSION")
-            )),
+            Source::Path(p) => {
+                Ok(format!("replay {}: recording {p} (read from the workspace at run time)", env!("CARGO_PKG_VERSION")))
+            }
         }
     }
 
@@ -102,8 +98,7 @@ impl Agent for Replay {
         for path in &entry.deletes {
             if let Err(err) = workspace::remove(path) {
                 // A file that is already gone is what the recording wanted.
-                if matches!(err, PluginError::Denied(_)) || workspace::exists(path).unwrap_or(true)
-                {
+                if matches!(err, PluginError::Denied(_)) || workspace::exists(path).unwrap_or(true) {
                     return Err(err.context(format!("deleting {path}")));
                 }
                 log::warn(&format!("{path} was already gone: {}", err.message()));

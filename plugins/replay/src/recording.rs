@@ -171,15 +171,9 @@ pub fn validate(what: &str, rec: Recording) -> Result<Recording, PluginError> {
         )));
     }
     if rec.iterations.is_empty() {
-        return Err(PluginError::fatal(format!(
-            "{what}: the recording has no iterations"
-        )));
+        return Err(PluginError::fatal(format!("{what}: the recording has no iterations")));
     }
-    let numbered = rec
-        .iterations
-        .iter()
-        .filter(|i| i.iteration.is_some())
-        .count();
+    let numbered = rec.iterations.iter().filter(|i| i.iteration.is_some()).count();
     if numbered != 0 && numbered != rec.iterations.len() {
         return Err(PluginError::fatal(format!(
             "{what}: either every iteration has an `iteration` number or none does ({numbered} of {} have one)",
@@ -189,39 +183,24 @@ pub fn validate(what: &str, rec: Recording) -> Result<Recording, PluginError> {
     let mut seen: Vec<u32> = rec.iterations.iter().filter_map(|i| i.iteration).collect();
     seen.sort_unstable();
     if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
-        return Err(PluginError::fatal(format!(
-            "{what}: iteration {} is recorded twice",
-            w[0]
-        )));
+        return Err(PluginError::fatal(format!("{what}: iteration {} is recorded twice", w[0])));
     }
     Ok(rec)
 }
 
 /// The entry that answers loop iteration `iteration` (from 1).
-pub fn select(
-    rec: &Recording,
-    iteration: u32,
-    past_end: PastEnd,
-) -> Result<&Iteration, PluginError> {
+pub fn select(rec: &Recording, iteration: u32, past_end: PastEnd) -> Result<&Iteration, PluginError> {
     let numbered = rec.iterations.iter().any(|i| i.iteration.is_some());
     let found = if numbered {
-        rec.iterations
-            .iter()
-            .find(|i| i.iteration == Some(iteration))
+        rec.iterations.iter().find(|i| i.iteration == Some(iteration))
     } else {
-        iteration
-            .checked_sub(1)
-            .and_then(|i| rec.iterations.get(i as usize))
+        iteration.checked_sub(1).and_then(|i| rec.iterations.get(i as usize))
     };
     if let Some(it) = found {
         return Ok(it);
     }
     let last_number = if numbered {
-        rec.iterations
-            .iter()
-            .filter_map(|i| i.iteration)
-            .max()
-            .unwrap_or(0)
+        rec.iterations.iter().filter_map(|i| i.iteration).max().unwrap_or(0)
     } else {
         rec.iterations.len() as u32
     };
@@ -242,11 +221,7 @@ pub fn select(
 
 fn describe_iterations(rec: &Recording) -> String {
     if rec.iterations.iter().any(|i| i.iteration.is_some()) {
-        let nums: Vec<String> = rec
-            .iterations
-            .iter()
-            .filter_map(|i| i.iteration.map(|n| n.to_string()))
-            .collect();
+        let nums: Vec<String> = rec.iterations.iter().filter_map(|i| i.iteration.map(|n| n.to_string())).collect();
         format!("iterations {}", nums.join(", "))
     } else {
         format!("iterations 1 to {}", rec.iterations.len())
@@ -269,10 +244,7 @@ pub fn workspace_relative(path: &str, root: &str) -> Result<String, PluginError>
         return Ok(path.to_string());
     }
     let root = root.trim_end_matches('/');
-    match path
-        .strip_prefix(root)
-        .and_then(|rest| rest.strip_prefix('/'))
-    {
+    match path.strip_prefix(root).and_then(|rest| rest.strip_prefix('/')) {
         Some(rel) if !rel.is_empty() => Ok(rel.to_string()),
         _ => Err(PluginError::fatal(format!(
             "recording {path} is outside the workspace {root}: the replay plugin reads files only through the \
@@ -313,20 +285,10 @@ mod tests {
         ]}"#);
         assert_eq!(select(&r, 2, PastEnd::Error).unwrap().result.summary, "two");
         let err = select(&r, 3, PastEnd::Error).unwrap_err();
-        assert!(
-            err.message().contains("iterations 1 to 2"),
-            "{}",
-            err.message()
-        );
+        assert!(err.message().contains("iterations 1 to 2"), "{}", err.message());
         assert!(select(&r, 0, PastEnd::Error).is_err());
-        assert_eq!(
-            select(&r, 7, PastEnd::RepeatLast).unwrap().result.summary,
-            "two"
-        );
-        let rr = select(&r, 2, PastEnd::Error)
-            .unwrap()
-            .result
-            .to_run_result();
+        assert_eq!(select(&r, 7, PastEnd::RepeatLast).unwrap().result.summary, "two");
+        let rr = select(&r, 2, PastEnd::Error).unwrap().result.to_run_result();
         assert_eq!(rr.outcome, Outcome::MaxTurns);
         assert_eq!(rr.turns, 9);
     }
@@ -338,37 +300,21 @@ mod tests {
             {"iteration": 1, "result": {"outcome": "crashed", "summary": "one", "exit_code": 1}}
         ]}"#);
         assert_eq!(select(&r, 1, PastEnd::Error).unwrap().result.summary, "one");
-        assert_eq!(
-            select(&r, 3, PastEnd::Error).unwrap().result.summary,
-            "three"
-        );
+        assert_eq!(select(&r, 3, PastEnd::Error).unwrap().result.summary, "three");
         assert!(select(&r, 2, PastEnd::RepeatLast).is_err());
-        assert_eq!(
-            select(&r, 4, PastEnd::RepeatLast).unwrap().result.summary,
-            "three"
-        );
+        assert_eq!(select(&r, 4, PastEnd::RepeatLast).unwrap().result.summary, "three");
     }
 
     #[test]
     fn bad_recordings_are_fatal_and_name_the_field() {
-        let err = parse(
-            "rec.json",
-            r#"{"iterations": [{"result": {"outcome": "won", "summary": ""}}]}"#,
-        )
-        .unwrap_err();
+        let err = parse("rec.json", r#"{"iterations": [{"result": {"outcome": "won", "summary": ""}}]}"#).unwrap_err();
         assert_eq!(err.kind(), "fatal");
-        assert!(
-            err.message().contains("iterations[0].result.outcome"),
-            "{}",
-            err.message()
-        );
-        assert!(
-            err.message().contains("unknown outcome `won`"),
-            "{}",
-            err.message()
-        );
+        assert!(err.message().contains("iterations[0].result.outcome"), "{}", err.message());
+        assert!(err.message().contains("unknown outcome `won`"), "{}", err.message());
         assert!(parse("r", r#"{"iterations": []}"#).is_err());
-        assert!(parse("r", r#"{"version": 2, "iterations": [{"result": {"outcome": "success", "summary": ""}}]}"#).is_err());
+        assert!(
+            parse("r", r#"{"version": 2, "iterations": [{"result": {"outcome": "success", "summary": ""}}]}"#).is_err()
+        );
         let mixed = r#"{"iterations": [
             {"iteration": 1, "result": {"outcome": "success", "summary": ""}},
             {"result": {"outcome": "success", "summary": ""}}]}"#;
@@ -382,10 +328,7 @@ mod tests {
     #[test]
     fn absolute_paths_must_lie_in_the_workspace() {
         assert_eq!(workspace_relative("a/b.json", "/w").unwrap(), "a/b.json");
-        assert_eq!(
-            workspace_relative("/w/.obra/r.json", "/w/").unwrap(),
-            ".obra/r.json"
-        );
+        assert_eq!(workspace_relative("/w/.obra/r.json", "/w/").unwrap(), ".obra/r.json");
         assert!(workspace_relative("/wx/r.json", "/w").is_err());
         assert!(workspace_relative("/w", "/w").is_err());
         let err = workspace_relative("/etc/r.json", "/w").unwrap_err();

@@ -61,8 +61,7 @@ pub fn evaluate(
     check(
         chars >= cfg.min_summary_chars.max(1),
         Finding::error(if chars == 0 {
-            "The response has no summary: end with a short description of what you changed."
-                .to_string()
+            "The response has no summary: end with a short description of what you changed.".to_string()
         } else {
             format!(
                 "The summary is too short ({chars} characters, at least {} expected): describe what you changed.",
@@ -73,19 +72,13 @@ pub fn evaluate(
     );
     for path in &cfg.expected_files {
         let ok = exists(path)?;
-        check(
-            ok,
-            Finding::error(format!("The file {path} should exist but does not.")).at(path, None),
-            &mut findings,
-        );
+        check(ok, Finding::error(format!("The file {path} should exist but does not.")).at(path, None), &mut findings);
     }
     let summary = result.summary.to_lowercase();
     for pattern in &cfg.forbid_patterns {
         check(
             pattern.is_empty() || !summary.contains(&pattern.to_lowercase()),
-            Finding::error(format!(
-                "The summary contains the forbidden text \"{pattern}\"."
-            )),
+            Finding::error(format!("The summary contains the forbidden text \"{pattern}\".")),
             &mut findings,
         );
     }
@@ -101,14 +94,8 @@ pub fn evaluate(
     Ok(if findings.is_empty() {
         GateResult::pass(format!("response format: all {points} checks passed"))
     } else {
-        GateResult::fail(
-            format!(
-                "response format: {} of {points} checks failed",
-                points - passed
-            ),
-            findings,
-        )
-        .with_score(score)
+        GateResult::fail(format!("response format: {} of {points} checks failed", points - passed), findings)
+            .with_score(score)
     })
 }
 
@@ -156,21 +143,13 @@ mod tests {
     fn empty_summary_and_changes() {
         let c = cfg(r#"{"require_changes": true, "min_summary_chars": 10}"#);
         let r = RunResult::new(Outcome::Success, "  ");
-        let change = FileChange {
-            path: "a".into(),
-            kind: ChangeKind::Created,
-            size: Some(1),
-        };
+        let change = FileChange { path: "a".into(), kind: ChangeKind::Created, size: Some(1) };
         let g = evaluate(&c, &r, &[change], exists_in(&[])).unwrap();
         assert_eq!(g.findings.len(), 1);
         assert!(g.findings[0].message.contains("no summary"));
         let r = RunResult::new(Outcome::Success, "short");
         let g = evaluate(&c, &r, &[], exists_in(&[])).unwrap();
-        assert!(
-            g.findings[0]
-                .message
-                .contains("too short (5 characters, at least 10")
-        );
+        assert!(g.findings[0].message.contains("too short (5 characters, at least 10"));
     }
 
     #[test]

@@ -21,8 +21,7 @@ pub struct ResponseFormat;
 
 impl QualityGate for ResponseFormat {
     fn describe() -> String {
-        "Checks the agent's response: outcome success, non-empty summary, expected files, forbidden patterns"
-            .into()
+        "Checks the agent's response: outcome success, non-empty summary, expected files, forbidden patterns".into()
     }
 
     fn check(input: GateInput) -> Result<GateResult, PluginError> {

@@ -45,23 +45,7 @@ macro_rules! plugin_world {
     };
 }
 
-plugin_world!(
-    agent_world,
-    "agent-plugin",
-    "obra_plugin_sdk::bindings::agent_world"
-);
-plugin_world!(
-    llm_provider_world,
-    "llm-provider-plugin",
-    "obra_plugin_sdk::bindings::llm_provider_world"
-);
-plugin_world!(
-    quality_gate_world,
-    "quality-gate-plugin",
-    "obra_plugin_sdk::bindings::quality_gate_world"
-);
-plugin_world!(
-    breakpoint_rule_world,
-    "breakpoint-rule-plugin",
-    "obra_plugin_sdk::bindings::breakpoint_rule_world"
-);
+plugin_world!(agent_world, "agent-plugin", "obra_plugin_sdk::bindings::agent_world");
+plugin_world!(llm_provider_world, "llm-provider-plugin", "obra_plugin_sdk::bindings::llm_provider_world");
+plugin_world!(quality_gate_world, "quality-gate-plugin", "obra_plugin_sdk::bindings::quality_gate_world");
+plugin_world!(breakpoint_rule_world, "breakpoint-rule-plugin", "obra_plugin_sdk::bindings::breakpoint_rule_world");

@@ -189,10 +189,7 @@ mod tests {
     #[test]
     fn wrong_type_names_the_field() {
         let m = err(r#"{"model": "m", "max_turns": "ten"}"#);
-        assert!(
-            m.starts_with("invalid config: at `max_turns`: invalid type"),
-            "{m}"
-        );
+        assert!(m.starts_with("invalid config: at `max_turns`: invalid type"), "{m}");
     }
 
     #[test]

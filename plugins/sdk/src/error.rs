@@ -49,19 +49,13 @@ impl PluginError {
     /// assert_eq!(err.retry_after_ms(), Some(30_000));
     /// ```
     pub fn rate_limited(message: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
-        PluginError::RateLimited(RateLimit {
-            message: message.into(),
-            retry_after_ms,
-        })
+        PluginError::RateLimited(RateLimit { message: message.into(), retry_after_ms })
     }
 
     /// The human-readable message, without the variant name.
     pub fn message(&self) -> &str {
         match self {
-            PluginError::Retryable(m)
-            | PluginError::Timeout(m)
-            | PluginError::Denied(m)
-            | PluginError::Fatal(m) => m,
+            PluginError::Retryable(m) | PluginError::Timeout(m) | PluginError::Denied(m) | PluginError::Fatal(m) => m,
             PluginError::RateLimited(r) => &r.message,
         }
     }
@@ -79,10 +73,7 @@ impl PluginError {
 
     /// Whether retrying the same call can help (retryable, rate-limited or timeout).
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            PluginError::Retryable(_) | PluginError::RateLimited(_) | PluginError::Timeout(_)
-        )
+        matches!(self, PluginError::Retryable(_) | PluginError::RateLimited(_) | PluginError::Timeout(_))
     }
 
     /// The retry-after hint of a rate-limit error.

@@ -65,10 +65,7 @@ impl Request {
 
     /// Add a header.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.inner.headers.push(KeyValue {
-            key: name.into(),
-            value: value.into(),
-        });
+        self.inner.headers.push(KeyValue { key: name.into(), value: value.into() });
         self
     }
 
@@ -187,9 +184,7 @@ impl Stream {
 
     /// The `retry-after` header in milliseconds, when it is a number of seconds.
     pub fn retry_after_ms(&self) -> Option<u64> {
-        self.header("retry-after")
-            .as_deref()
-            .and_then(parse_retry_after_ms)
+        self.header("retry-after").as_deref().and_then(parse_retry_after_ms)
     }
 
     /// The next raw piece of the body, or `None` at its end.
@@ -255,10 +250,7 @@ impl Iterator for StreamLines<'_> {
 }
 
 fn find_header<'a>(headers: &'a [KeyValue], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|kv| kv.key.eq_ignore_ascii_case(name))
-        .map(|kv| kv.value.as_str())
+    headers.iter().find(|kv| kv.key.eq_ignore_ascii_case(name)).map(|kv| kv.value.as_str())
 }
 
 /// Parse a `retry-after` value given in (possibly fractional) seconds into milliseconds. HTTP dates are not
@@ -272,11 +264,7 @@ fn find_header<'a>(headers: &'a [KeyValue], name: &str) -> Option<&'a str> {
 /// ```
 pub fn parse_retry_after_ms(value: &str) -> Option<u64> {
     let secs: f64 = value.trim().parse().ok()?;
-    if secs.is_finite() && secs >= 0.0 {
-        Some((secs * 1000.0).round() as u64)
-    } else {
-        None
-    }
+    if secs.is_finite() && secs >= 0.0 { Some((secs * 1000.0).round() as u64) } else { None }
 }
 
 /// At most `max_chars` characters of `text` on one line, with `…` when cut: for quoting replies in errors.
@@ -286,11 +274,7 @@ pub fn parse_retry_after_ms(value: &str) -> Option<u64> {
 /// assert_eq!(obra_plugin_sdk::http::excerpt("abcdef", 3), "abc…");
 /// ```
 pub fn excerpt(text: &str, max_chars: usize) -> String {
-    let flat: String = text
-        .trim()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let flat: String = text.trim().chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     if flat.chars().count() <= max_chars {
         flat
     } else {
@@ -308,10 +292,7 @@ mod tests {
     fn response_helpers() {
         let r = Response {
             status: 429,
-            headers: vec![KeyValue {
-                key: "Retry-After".into(),
-                value: "2".into(),
-            }],
+            headers: vec![KeyValue { key: "Retry-After".into(), value: "2".into() }],
             body: b"{\"error\":\"slow\"}".to_vec(),
         };
         assert!(!r.is_success());
@@ -319,11 +300,7 @@ mod tests {
         assert_eq!(r.header("retry-after"), Some("2"));
         let v: serde_json::Value = r.json().unwrap();
         assert_eq!(v["error"], "slow");
-        let bad = Response {
-            status: 200,
-            headers: vec![],
-            body: b"<html>".to_vec(),
-        };
+        let bad = Response { status: 200, headers: vec![], body: b"<html>".to_vec() };
         let err = bad.json::<serde_json::Value>().unwrap_err();
         assert!(err.message().contains("<html>"), "{}", err.message());
     }

@@ -89,8 +89,8 @@ pub use lines::{LineSplitter, sse_data};
 
 /// Types shared by every plugin kind (the WIT `types` interface).
 pub use bindings::caps::obra::plugin::types::{
-    ChangeKind, Completion, CompletionRequest, FileChange, KeyValue, Message, Outcome, PluginError,
-    RateLimit, Role, RunResult, TaskInfo, Usage,
+    ChangeKind, Completion, CompletionRequest, FileChange, KeyValue, Message, Outcome, PluginError, RateLimit, Role,
+    RunResult, TaskInfo, Usage,
 };
 
 /// Report progress of a long operation to the user (same as [`log::progress`]).
@@ -103,9 +103,7 @@ pub type Result<T, E = PluginError> = std::result::Result<T, E>;
 
 /// Agent plugins: run a coding agent on a prompt in a workspace (WIT interface `agent`).
 pub mod agent {
-    pub use crate::bindings::agent_world::exports::obra::plugin::agent::{
-        AgentInfo, Guest as Agent, RunRequest,
-    };
+    pub use crate::bindings::agent_world::exports::obra::plugin::agent::{AgentInfo, Guest as Agent, RunRequest};
     pub use crate::{Outcome, RunResult, Usage};
 }
 
@@ -127,31 +125,17 @@ pub mod quality_gate {
     impl GateResult {
         /// A passing result with score 1.0 and no findings.
         pub fn pass(summary: impl Into<String>) -> Self {
-            GateResult {
-                passed: true,
-                score: 1.0,
-                findings: Vec::new(),
-                summary: summary.into(),
-            }
+            GateResult { passed: true, score: 1.0, findings: Vec::new(), summary: summary.into() }
         }
 
         /// A failing result with score 0.0 and these findings.
         pub fn fail(summary: impl Into<String>, findings: Vec<Finding>) -> Self {
-            GateResult {
-                passed: false,
-                score: 0.0,
-                findings,
-                summary: summary.into(),
-            }
+            GateResult { passed: false, score: 0.0, findings, summary: summary.into() }
         }
 
         /// Replace the score (clamped to 0.0..=1.0).
         pub fn with_score(mut self, score: f32) -> Self {
-            self.score = if score.is_nan() {
-                0.0
-            } else {
-                score.clamp(0.0, 1.0)
-            };
+            self.score = if score.is_nan() { 0.0 } else { score.clamp(0.0, 1.0) };
             self
         }
     }
@@ -159,12 +143,7 @@ pub mod quality_gate {
     impl Finding {
         /// A finding of the given severity.
         pub fn new(severity: Severity, message: impl Into<String>) -> Self {
-            Finding {
-                severity,
-                message: message.into(),
-                path: None,
-                line: None,
-            }
+            Finding { severity, message: message.into(), path: None, line: None }
         }
 
         /// An `error` finding (fails the gate).
@@ -203,8 +182,8 @@ pub mod breakpoint_rule {
 /// The names most plugins need: `use obra_plugin_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Completion, CompletionRequest, Message, Outcome, PluginError, ResultExt, RunResult,
-        TaskInfo, Usage, config, http, kv, llm, log, process, progress, workspace,
+        Completion, CompletionRequest, Message, Outcome, PluginError, ResultExt, RunResult, TaskInfo, Usage, config,
+        http, kv, llm, log, process, progress, workspace,
     };
 }
 
@@ -212,13 +191,7 @@ pub mod prelude {
 impl Default for Usage {
     /// All counts zero, no cost.
     fn default() -> Self {
-        Usage {
-            input_tokens: 0,
-            output_tokens: 0,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-            cost_usd: None,
-        }
+        Usage { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, cost_usd: None }
     }
 }
 

@@ -91,9 +91,7 @@ mod tests {
 
     #[test]
     fn every_chunking_of_a_stream_gives_the_same_lines() {
-        let stream =
-            "{\"message\":{\"content\":\"h\u{e9}llo \u{1F600}\"}}\r\n\n{\"done\":true}\nlast"
-                .as_bytes();
+        let stream = "{\"message\":{\"content\":\"h\u{e9}llo \u{1F600}\"}}\r\n\n{\"done\":true}\nlast".as_bytes();
         let expected = split_all(&[stream]);
         assert_eq!(
             expected,

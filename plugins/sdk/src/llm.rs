@@ -29,38 +29,24 @@ use crate::{Completion, CompletionRequest, Message, PluginError, Role};
 impl Message {
     /// A system message (instructions that frame the conversation).
     pub fn system(content: impl Into<String>) -> Self {
-        Message {
-            role: Role::System,
-            content: content.into(),
-        }
+        Message { role: Role::System, content: content.into() }
     }
 
     /// A user message.
     pub fn user(content: impl Into<String>) -> Self {
-        Message {
-            role: Role::User,
-            content: content.into(),
-        }
+        Message { role: Role::User, content: content.into() }
     }
 
     /// An assistant (model) message.
     pub fn assistant(content: impl Into<String>) -> Self {
-        Message {
-            role: Role::Assistant,
-            content: content.into(),
-        }
+        Message { role: Role::Assistant, content: content.into() }
     }
 }
 
 impl CompletionRequest {
     /// A request for these messages, free text, provider defaults for temperature and length.
     pub fn new(messages: Vec<Message>) -> Self {
-        CompletionRequest {
-            messages,
-            json_schema: None,
-            temperature: None,
-            max_tokens: None,
-        }
+        CompletionRequest { messages, json_schema: None, temperature: None, max_tokens: None }
     }
 
     /// Ask for JSON that follows this JSON Schema.
@@ -116,12 +102,8 @@ pub fn complete_json<T: DeserializeOwned>(
 /// ```
 pub fn parse_json_reply<T: DeserializeOwned>(text: &str) -> Result<T, PluginError> {
     let trimmed = strip_code_fence(text.trim());
-    serde_json::from_str(trimmed).map_err(|e| {
-        PluginError::retryable(format!(
-            "the model returned invalid JSON ({e}): {}",
-            excerpt(text, 200)
-        ))
-    })
+    serde_json::from_str(trimmed)
+        .map_err(|e| PluginError::retryable(format!("the model returned invalid JSON ({e}): {}", excerpt(text, 200))))
 }
 
 fn strip_code_fence(text: &str) -> &str {

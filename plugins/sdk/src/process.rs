@@ -131,10 +131,7 @@ impl Command {
 
     /// Set an environment variable for the child; its name must be granted (`[capabilities] env`).
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.options.env.push(KeyValue {
-            key: key.into(),
-            value: value.into(),
-        });
+        self.options.env.push(KeyValue { key: key.into(), value: value.into() });
         self
     }
 
@@ -180,10 +177,8 @@ impl Command {
 
     /// Start the program and read its standard output line by line.
     pub fn spawn(&self) -> Result<Child, PluginError> {
-        wit::spawn(&self.program, &self.args, &self.options).map(|inner| Child {
-            inner,
-            done: std::cell::Cell::new(false),
-        })
+        wit::spawn(&self.program, &self.args, &self.options)
+            .map(|inner| Child { inner, done: std::cell::Cell::new(false) })
     }
 }
 

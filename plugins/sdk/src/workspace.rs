@@ -30,8 +30,7 @@ pub fn read(path: &str) -> Result<Vec<u8>, PluginError> {
 
 /// Read a whole file as UTF-8 text; invalid UTF-8 is a fatal error naming the file.
 pub fn read_to_string(path: &str) -> Result<String, PluginError> {
-    String::from_utf8(wit::read_file(path)?)
-        .map_err(|_| PluginError::fatal(format!("{path}: not UTF-8 text")))
+    String::from_utf8(wit::read_file(path)?).map_err(|_| PluginError::fatal(format!("{path}: not UTF-8 text")))
 }
 
 /// List a directory (`""` or `"."` for the root).

@@ -40,17 +40,11 @@ pub fn parse(output: &str) -> Option<Counts> {
         }
         let node_line = t.strip_prefix("# ").or_else(|| t.strip_prefix("ℹ "));
         if let Some(rest) = node_line {
-            if let Some(n) = rest
-                .strip_prefix("pass ")
-                .and_then(|n| n.trim().parse().ok())
-            {
+            if let Some(n) = rest.strip_prefix("pass ").and_then(|n| n.trim().parse().ok()) {
                 node.0 = Some(n);
                 continue;
             }
-            if let Some(n) = rest
-                .strip_prefix("fail ")
-                .and_then(|n| n.trim().parse().ok())
-            {
+            if let Some(n) = rest.strip_prefix("fail ").and_then(|n| n.trim().parse().ok()) {
                 node.1 = Some(n);
                 continue;
             }
@@ -72,20 +66,14 @@ pub fn parse(output: &str) -> Option<Counts> {
         return cargo;
     }
     if node.0.is_some() || node.1.is_some() {
-        return Some(Counts {
-            passed: node.0.unwrap_or(0),
-            failed: node.1.unwrap_or(0),
-        });
+        return Some(Counts { passed: node.0.unwrap_or(0), failed: node.1.unwrap_or(0) });
     }
     go.or(generic)
 }
 
 /// `N passed`, `N failed`, `N error`/`N errors` in one line, if it has at least one of them.
 fn words(line: &str) -> Option<Counts> {
-    let tokens: Vec<&str> = line
-        .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let tokens: Vec<&str> = line.split(|c: char| !c.is_ascii_alphanumeric()).filter(|s| !s.is_empty()).collect();
     let mut found = false;
     let mut c = Counts::default();
     for pair in tokens.windows(2) {
@@ -123,17 +111,15 @@ mod tests {
 
     #[test]
     fn pytest_summary_lines() {
-        assert_eq!(
-            parse("..F.\n=========== 1 failed, 3 passed, 2 skipped in 0.12s ===========\n"),
-            c(3, 1)
-        );
+        assert_eq!(parse("..F.\n=========== 1 failed, 3 passed, 2 skipped in 0.12s ===========\n"), c(3, 1));
         assert_eq!(parse("==== 5 passed in 0.01s ====\n"), c(5, 0));
         assert_eq!(parse("==== 1 passed, 2 errors in 0.30s ====\n"), c(1, 2));
     }
 
     #[test]
     fn node_test_runner_tap_and_spec() {
-        let tap = "TAP version 13\nok 1 - a\nnot ok 2 - b\n1..2\n# tests 2\n# suites 0\n# pass 1\n# fail 1\n# cancelled 0\n";
+        let tap =
+            "TAP version 13\nok 1 - a\nnot ok 2 - b\n1..2\n# tests 2\n# suites 0\n# pass 1\n# fail 1\n# cancelled 0\n";
         assert_eq!(parse(tap), c(1, 1));
         let spec = "✔ a (0.5ms)\nℹ tests 3\nℹ pass 3\nℹ fail 0\nℹ duration_ms 40\n";
         assert_eq!(parse(spec), c(3, 0));
@@ -149,10 +135,7 @@ mod tests {
     fn plain_closing_line_and_the_last_one_wins() {
         let out = "FAIL mul 4 5: expected 20, got '9'\n2 passed, 2 failed\n";
         assert_eq!(parse(out), c(2, 2));
-        assert_eq!(
-            parse("1 passed, 0 failed\nthen: 4 passed, 0 failed\n"),
-            c(4, 0)
-        );
+        assert_eq!(parse("1 passed, 0 failed\nthen: 4 passed, 0 failed\n"), c(4, 0));
         assert_eq!(parse("all good\n"), None);
         assert_eq!(parse(""), None);
         assert_eq!(c(2, 2).unwrap().ratio(), Some(0.5));

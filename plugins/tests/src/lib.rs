@@ -63,9 +63,7 @@ impl Config {
             ));
         }
         if cfg.timeout_secs == 0 {
-            return Err(PluginError::fatal(
-                "invalid config: at `timeout_secs`: must be at least 1",
-            ));
+            return Err(PluginError::fatal("invalid config: at `timeout_secs`: must be at least 1"));
         }
         Ok(cfg)
     }
@@ -74,26 +72,18 @@ impl Config {
 /// Judge a finished test run.
 pub fn judge(cfg: &Config, out: &Output) -> GateResult {
     let counts = counts::parse(&format!("{}\n{}", out.stdout, out.stderr));
-    let counted = counts
-        .map(|c| format!(" ({} passed, {} failed)", c.passed, c.failed))
-        .unwrap_or_default();
+    let counted = counts.map(|c| format!(" ({} passed, {} failed)", c.passed, c.failed)).unwrap_or_default();
     let cmd = &cfg.command;
     if out.success() {
         let score = counts.and_then(|c| c.ratio()).unwrap_or(1.0);
         let mut g = GateResult::pass(format!("`{cmd}` passed{counted}")).with_score(score);
         if out.truncated {
-            g.findings.push(Finding::info(format!(
-                "The output was cut at {} bytes.",
-                cfg.max_output_bytes
-            )));
+            g.findings.push(Finding::info(format!("The output was cut at {} bytes.", cfg.max_output_bytes)));
         }
         return g;
     }
     let how = if out.timed_out {
-        format!(
-            "did not finish within {} s and was stopped",
-            cfg.timeout_secs
-        )
+        format!("did not finish within {} s and was stopped", cfg.timeout_secs)
     } else if let Some(code) = out.exit_code {
         format!("failed with exit code {code}")
     } else if let Some(sig) = out.signal {
@@ -103,26 +93,15 @@ pub fn judge(cfg: &Config, out: &Output) -> GateResult {
     };
     let tail = out.tail(cfg.feedback_bytes);
     let tail = tail.trim_end();
-    let cut = if tail.len() < out.stdout.len() + out.stderr.len() || out.truncated {
-        " (last part)"
-    } else {
-        ""
-    };
+    let cut = if tail.len() < out.stdout.len() + out.stderr.len() || out.truncated { " (last part)" } else { "" };
     let message = if tail.is_empty() {
         format!("The tests `{cmd}` {how}{counted}; they printed nothing.")
     } else {
         format!("The tests `{cmd}` {how}{counted}. Output{cut}:\n{tail}")
     };
-    let score = if out.timed_out {
-        0.0
-    } else {
-        counts.and_then(|c| c.ratio()).unwrap_or(0.0)
-    };
-    GateResult::fail(
-        format!("`{}` {how}{counted}", tail_str(cmd, 200)),
-        vec![Finding::error(message)],
-    )
-    .with_score(score)
+    let score = if out.timed_out { 0.0 } else { counts.and_then(|c| c.ratio()).unwrap_or(0.0) };
+    GateResult::fail(format!("`{}` {how}{counted}", tail_str(cmd, 200)), vec![Finding::error(message)])
+        .with_score(score)
 }
 
 /// The gate.
@@ -145,9 +124,7 @@ impl QualityGate for Tests {
         for (k, v) in &cfg.env {
             cmd = cmd.env(k, v);
         }
-        let out = cmd
-            .run()
-            .with_context(|| format!("running the test command `sh -c {:?}`", cfg.command))?;
+        let out = cmd.run().with_context(|| format!("running the test command `sh -c {:?}`", cfg.command))?;
         Ok(judge(&cfg, &out))
     }
 }
@@ -187,20 +164,17 @@ mod tests {
 
     #[test]
     fn failure_scores_by_ratio_and_feeds_back_the_output_tail() {
-        let stdout = format!(
-            "{}\nFAIL mul 4 5: expected 20, got '9'\n2 passed, 2 failed\n",
-            "noise ".repeat(50)
-        );
+        let stdout = format!("{}\nFAIL mul 4 5: expected 20, got '9'\n2 passed, 2 failed\n", "noise ".repeat(50));
         let g = judge(&cfg(), &out(Some(1), &stdout));
         assert!(!g.passed);
         assert_eq!(g.score, 0.5);
-        assert_eq!(
-            g.summary,
-            "`sh test.sh` failed with exit code 1 (2 passed, 2 failed)"
-        );
+        assert_eq!(g.summary, "`sh test.sh` failed with exit code 1 (2 passed, 2 failed)");
         assert_eq!(g.findings.len(), 1);
         let m = &g.findings[0].message;
-        assert!(m.starts_with("The tests `sh test.sh` failed with exit code 1 (2 passed, 2 failed). Output (last part):\n"), "{m}");
+        assert!(
+            m.starts_with("The tests `sh test.sh` failed with exit code 1 (2 passed, 2 failed). Output (last part):\n"),
+            "{m}"
+        );
         assert!(m.ends_with("got '9'\n2 passed, 2 failed"), "{m}");
         assert!(m.len() < 200, "{m}");
     }
@@ -216,11 +190,7 @@ mod tests {
         let g = judge(&cfg(), &o);
         assert!(!g.passed);
         assert_eq!(g.score, 0.0);
-        assert!(
-            g.summary.contains("did not finish within 600 s"),
-            "{}",
-            g.summary
-        );
+        assert!(g.summary.contains("did not finish within 600 s"), "{}", g.summary);
     }
 
     #[test]

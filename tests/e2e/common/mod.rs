@@ -102,7 +102,8 @@ impl Project {
     pub fn obra_json(&self, args: &[&str], expect_code: i32) -> serde_json::Value {
         let out = self.obra(args);
         assert_eq!(out.status.code(), Some(expect_code), "obra {args:?}: {}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("obra {args:?} printed no JSON ({e}): {}", text(&out)))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("obra {args:?} printed no JSON ({e}): {}", text(&out)))
     }
 
     /// Create a task and return its id.

@@ -17,10 +17,7 @@ pub struct HttpResponse {
 
 impl HttpResponse {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn text(&self) -> String {
@@ -28,8 +25,7 @@ impl HttpResponse {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
     }
 
     /// NDJSON: one JSON value per non-empty line.
@@ -37,9 +33,7 @@ impl HttpResponse {
         self.text()
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l).unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}"))
-            })
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line is not JSON ({e}): {l}")))
             .collect()
     }
 
@@ -60,11 +54,7 @@ impl HttpResponse {
                         panic!("unexpected SSE line {line:?}");
                     }
                 }
-                (
-                    event,
-                    serde_json::from_str(&data)
-                        .unwrap_or_else(|e| panic!("SSE data not JSON ({e}): {data}")),
-                )
+                (event, serde_json::from_str(&data).unwrap_or_else(|e| panic!("SSE data not JSON ({e}): {data}")))
             })
             .collect()
     }
@@ -80,44 +70,23 @@ pub fn request(base_url: &str, method: &str, path: &str, body: Option<&Value>) -
          Content-Length: {}\r\n\r\n",
         body.len()
     );
-    stream
-        .write_all(head.as_bytes())
-        .expect("write request head");
-    stream
-        .write_all(body.as_bytes())
-        .expect("write request body");
+    stream.write_all(head.as_bytes()).expect("write request head");
+    stream.write_all(body.as_bytes()).expect("write request body");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read response");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
     let head = String::from_utf8(raw[..split].to_vec()).expect("ASCII head");
     let mut lines = head.split("\r\n");
     let status_line = lines.next().expect("status line");
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
+    let status: u16 = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("status code");
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     let rest = &raw[split + 4..];
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_vec()
-    };
-    HttpResponse {
-        status,
-        headers,
-        body,
-    }
+    let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+    HttpResponse { status, headers, body }
 }
 
 pub fn get(base_url: &str, path: &str) -> HttpResponse {
@@ -131,13 +100,9 @@ pub fn post(base_url: &str, path: &str, body: &Value) -> HttpResponse {
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
-        let line_end = data
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .expect("chunk size line");
+        let line_end = data.windows(2).position(|w| w == b"\r\n").expect("chunk size line");
         let size_str = std::str::from_utf8(&data[..line_end]).expect("ASCII chunk size");
-        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
-            .expect("hex size");
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16).expect("hex size");
         data = &data[line_end + 2..];
         if size == 0 {
             return out;

@@ -135,24 +135,15 @@ pub(crate) enum Bindings {
 
 impl Pre {
     /// Wrap an `InstancePre` for `api_version` and `kind`; fails when the component lacks the kind's export.
-    pub(crate) fn new(
-        api_version: &str,
-        kind: PluginKind,
-        pre: InstancePre<StoreState>,
-    ) -> wasmtime::Result<Self> {
+    pub(crate) fn new(api_version: &str, kind: PluginKind, pre: InstancePre<StoreState>) -> wasmtime::Result<Self> {
         match api_version {
             v0_1_0::VERSION => Ok(Pre::V0_1_0(v0_1_0::Pre::new(kind, pre)?)),
-            other => Err(wasmtime::format_err!(
-                "API version {other} is not served by this host"
-            )),
+            other => Err(wasmtime::format_err!("API version {other} is not served by this host")),
         }
     }
 
     /// Instantiate into `store`.
-    pub(crate) async fn instantiate(
-        &self,
-        store: &mut Store<StoreState>,
-    ) -> wasmtime::Result<Bindings> {
+    pub(crate) async fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Bindings> {
         match self {
             Pre::V0_1_0(p) => Ok(Bindings::V0_1_0(p.instantiate(store).await?)),
         }

@@ -108,19 +108,14 @@ impl Pre {
     pub(crate) fn new(kind: PluginKind, pre: InstancePre<StoreState>) -> wasmtime::Result<Self> {
         Ok(match kind {
             PluginKind::Agent => Pre::Agent(agent_world::AgentPluginPre::new(pre)?),
-            PluginKind::LlmProvider => {
-                Pre::Provider(provider_world::LlmProviderPluginPre::new(pre)?)
-            }
+            PluginKind::LlmProvider => Pre::Provider(provider_world::LlmProviderPluginPre::new(pre)?),
             PluginKind::QualityGate => Pre::Gate(gate_world::QualityGatePluginPre::new(pre)?),
             PluginKind::BreakpointRule => Pre::Rule(rule_world::BreakpointRulePluginPre::new(pre)?),
         })
     }
 
     /// Instantiate into `store`.
-    pub(crate) async fn instantiate(
-        &self,
-        store: &mut Store<StoreState>,
-    ) -> wasmtime::Result<Bindings> {
+    pub(crate) async fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Bindings> {
         Ok(match self {
             Pre::Agent(p) => Bindings::Agent(p.instantiate_async(store).await?),
             Pre::Provider(p) => Bindings::Provider(p.instantiate_async(store).await?),
@@ -142,11 +137,7 @@ fn map<T>(r: Result<T, wit::PluginError>, f: impl FnOnce(T) -> ExportReturn) -> 
 
 impl Bindings {
     /// Call one export. `Err` is a trap; `Ok(Err)` is the plugin's own error.
-    pub(crate) async fn call(
-        &self,
-        store: &mut Store<StoreState>,
-        call: &ExportCall<'_>,
-    ) -> CallResult {
+    pub(crate) async fn call(&self, store: &mut Store<StoreState>, call: &ExportCall<'_>) -> CallResult {
         match (self, call) {
             (Bindings::Agent(b), ExportCall::AgentInfo) => {
                 let i = b.obra_plugin_agent().call_info(store).await?;
@@ -157,16 +148,12 @@ impl Bindings {
                     supports_resume: Some(i.supports_resume),
                 }))
             }
-            (Bindings::Agent(b), ExportCall::AgentHealth(config)) => map(
-                b.obra_plugin_agent().call_health(store, config).await?,
-                ExportReturn::Text,
-            ),
+            (Bindings::Agent(b), ExportCall::AgentHealth(config)) => {
+                map(b.obra_plugin_agent().call_health(store, config).await?, ExportReturn::Text)
+            }
             (Bindings::Agent(b), ExportCall::AgentRun(request)) => {
                 let request = run_request(request);
-                map(
-                    b.obra_plugin_agent().call_run(store, &request).await?,
-                    |r| ExportReturn::RunResult(r.into()),
-                )
+                map(b.obra_plugin_agent().call_run(store, &request).await?, |r| ExportReturn::RunResult(r.into()))
             }
             (Bindings::Provider(b), ExportCall::ProviderInfo) => {
                 let i = b.obra_plugin_llm_provider().call_info(store).await?;
@@ -177,64 +164,41 @@ impl Bindings {
                     supports_resume: None,
                 }))
             }
-            (Bindings::Provider(b), ExportCall::ProviderHealth(config)) => map(
-                b.obra_plugin_llm_provider()
-                    .call_health(store, config)
-                    .await?,
-                ExportReturn::Text,
-            ),
-            (Bindings::Provider(b), ExportCall::ProviderListModels(config)) => map(
-                b.obra_plugin_llm_provider()
-                    .call_list_models(store, config)
-                    .await?,
-                ExportReturn::Models,
-            ),
+            (Bindings::Provider(b), ExportCall::ProviderHealth(config)) => {
+                map(b.obra_plugin_llm_provider().call_health(store, config).await?, ExportReturn::Text)
+            }
+            (Bindings::Provider(b), ExportCall::ProviderListModels(config)) => {
+                map(b.obra_plugin_llm_provider().call_list_models(store, config).await?, ExportReturn::Models)
+            }
             (Bindings::Provider(b), ExportCall::ProviderComplete(config, request)) => {
                 let request = completion_request(request);
-                map(
-                    b.obra_plugin_llm_provider()
-                        .call_complete(store, config, &request)
-                        .await?,
-                    |c| ExportReturn::Completion(c.into()),
-                )
+                map(b.obra_plugin_llm_provider().call_complete(store, config, &request).await?, |c| {
+                    ExportReturn::Completion(c.into())
+                })
             }
             (Bindings::Gate(b), ExportCall::GateDescribe) => {
                 let text = b.obra_plugin_quality_gate().call_describe(store).await?;
-                ok(ExportReturn::Description(SelfDescription {
-                    description: text,
-                    ..Default::default()
-                }))
+                ok(ExportReturn::Description(SelfDescription { description: text, ..Default::default() }))
             }
             (Bindings::Gate(b), ExportCall::GateCheck(input)) => {
                 let input = gate_input(input);
-                map(
-                    b.obra_plugin_quality_gate()
-                        .call_check(store, &input)
-                        .await?,
-                    |r| ExportReturn::GateResult(gate_result(r)),
-                )
+                map(b.obra_plugin_quality_gate().call_check(store, &input).await?, |r| {
+                    ExportReturn::GateResult(gate_result(r))
+                })
             }
             (Bindings::Rule(b), ExportCall::RuleDescribe) => {
                 let text = b.obra_plugin_breakpoint_rule().call_describe(store).await?;
-                ok(ExportReturn::Description(SelfDescription {
-                    description: text,
-                    ..Default::default()
-                }))
+                ok(ExportReturn::Description(SelfDescription { description: text, ..Default::default() }))
             }
             (Bindings::Rule(b), ExportCall::RuleEvaluate(event)) => {
                 let event = loop_event(event);
-                map(
-                    b.obra_plugin_breakpoint_rule()
-                        .call_evaluate(store, &event)
-                        .await?,
-                    |v| {
-                        ExportReturn::Verdict(match v {
-                            wit_rule::Verdict::Proceed => contract::Verdict::Proceed,
-                            wit_rule::Verdict::Pause(r) => contract::Verdict::Pause(r),
-                            wit_rule::Verdict::Abort(r) => contract::Verdict::Abort(r),
-                        })
-                    },
-                )
+                map(b.obra_plugin_breakpoint_rule().call_evaluate(store, &event).await?, |v| {
+                    ExportReturn::Verdict(match v {
+                        wit_rule::Verdict::Proceed => contract::Verdict::Proceed,
+                        wit_rule::Verdict::Pause(r) => contract::Verdict::Pause(r),
+                        wit_rule::Verdict::Abort(r) => contract::Verdict::Abort(r),
+                    })
+                })
             }
             (_, call) => Ok(Err(contract::PluginError::Fatal(format!(
                 "internal error: {} called on a plugin of another kind",
@@ -250,10 +214,9 @@ impl From<wit::PluginError> for contract::PluginError {
     fn from(e: wit::PluginError) -> Self {
         match e {
             wit::PluginError::Retryable(m) => Self::Retryable(m),
-            wit::PluginError::RateLimited(r) => Self::RateLimited {
-                message: r.message,
-                retry_after_ms: r.retry_after_ms,
-            },
+            wit::PluginError::RateLimited(r) => {
+                Self::RateLimited { message: r.message, retry_after_ms: r.retry_after_ms }
+            }
             wit::PluginError::Timeout(m) => Self::Timeout(m),
             wit::PluginError::Denied(m) => Self::Denied(m),
             wit::PluginError::Fatal(m) => Self::Fatal(m),
@@ -266,13 +229,7 @@ impl From<contract::PluginError> for wit::PluginError {
         use contract::PluginError as E;
         match e {
             E::Retryable(m) => Self::Retryable(m),
-            E::RateLimited {
-                message,
-                retry_after_ms,
-            } => Self::RateLimited(wit::RateLimit {
-                message,
-                retry_after_ms,
-            }),
+            E::RateLimited { message, retry_after_ms } => Self::RateLimited(wit::RateLimit { message, retry_after_ms }),
             E::Timeout(m) => Self::Timeout(m),
             E::Denied(m) => Self::Denied(m),
             E::Fatal(m) | E::Trapped(m) => Self::Fatal(m),
@@ -430,23 +387,13 @@ impl From<wit::CompletionRequest> for contract::CompletionRequest {
 
 impl From<wit::Completion> for contract::Completion {
     fn from(c: wit::Completion) -> Self {
-        Self {
-            text: c.text,
-            model: c.model,
-            usage: c.usage.into(),
-            duration_ms: c.duration_ms,
-        }
+        Self { text: c.text, model: c.model, usage: c.usage.into(), duration_ms: c.duration_ms }
     }
 }
 
 impl From<contract::Completion> for wit::Completion {
     fn from(c: contract::Completion) -> Self {
-        Self {
-            text: c.text,
-            model: c.model,
-            usage: usage(&c.usage),
-            duration_ms: c.duration_ms,
-        }
+        Self { text: c.text, model: c.model, usage: usage(&c.usage), duration_ms: c.duration_ms }
     }
 }
 
@@ -513,10 +460,7 @@ mod tests {
 
     #[test]
     fn plugin_errors_round_trip_and_traps_become_fatal() {
-        let e = contract::PluginError::RateLimited {
-            message: "slow".into(),
-            retry_after_ms: Some(5),
-        };
+        let e = contract::PluginError::RateLimited { message: "slow".into(), retry_after_ms: Some(5) };
         let back: contract::PluginError = wit::PluginError::from(e.clone()).into();
         assert_eq!(back, e);
         let t: wit::PluginError = contract::PluginError::Trapped("x".into()).into();
@@ -530,11 +474,7 @@ mod tests {
             summary: "s".into(),
             session_id: Some("id".into()),
             turns: 3,
-            usage: contract::Usage {
-                input_tokens: 1,
-                cost_usd: Some(0.5),
-                ..Default::default()
-            },
+            usage: contract::Usage { input_tokens: 1, cost_usd: Some(0.5), ..Default::default() },
             duration_ms: 9,
             api_status: Some(529),
             retry_after_ms: None,

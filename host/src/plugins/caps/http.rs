@@ -64,11 +64,7 @@ fn headers_of(response: &reqwest::Response) -> Vec<KeyValue> {
 
 impl Prepared {
     async fn send(self) -> Result<(reqwest::Response, u64, String), PluginError> {
-        let response = self
-            .request
-            .send()
-            .await
-            .map_err(|e| classify(&self.url, e))?;
+        let response = self.request.send().await.map_err(|e| classify(&self.url, e))?;
         if response.content_length().is_some_and(|len| len > self.cap) {
             return Err(too_big(&self.url, self.cap));
         }
@@ -80,43 +76,27 @@ impl StoreState {
     /// Check the origin and build the request; nothing is sent here.
     fn prepare_request(&self, req: Request) -> Result<Prepared, PluginError> {
         let url = self.grant.check_url(&req.url, &self.call.config)?;
-        let bad = |what: String| {
-            PluginError::Fatal(format!(
-                "plugin {:?} sent an invalid request: {what}",
-                self.plugin
-            ))
-        };
+        let bad =
+            |what: String| PluginError::Fatal(format!("plugin {:?} sent an invalid request: {what}", self.plugin));
         let method = reqwest::Method::from_bytes(req.method.as_bytes())
             .map_err(|_| bad(format!("{:?} is not an HTTP method", req.method)))?;
         let mut headers = HeaderMap::new();
         for kv in &req.headers {
-            let name = HeaderName::from_bytes(kv.key.as_bytes())
-                .map_err(|_| bad(format!("bad header name {:?}", kv.key)))?;
-            let value = HeaderValue::from_str(&kv.value)
-                .map_err(|_| bad(format!("bad value for header {}", kv.key)))?;
+            let name =
+                HeaderName::from_bytes(kv.key.as_bytes()).map_err(|_| bad(format!("bad header name {:?}", kv.key)))?;
+            let value =
+                HeaderValue::from_str(&kv.value).map_err(|_| bad(format!("bad value for header {}", kv.key)))?;
             headers.append(name, value);
         }
         let limits = &self.grant.limits;
         let ceiling = Duration::from_secs(limits.host_call_timeout_secs);
-        let timeout = req
-            .timeout_ms
-            .map_or(ceiling, |ms| Duration::from_millis(ms).min(ceiling));
-        let mut request = self
-            .services
-            .http
-            .request(method, url.clone())
-            .headers(headers)
-            .timeout(timeout);
+        let timeout = req.timeout_ms.map_or(ceiling, |ms| Duration::from_millis(ms).min(ceiling));
+        let mut request = self.services.http.request(method, url.clone()).headers(headers).timeout(timeout);
         if let Some(body) = req.body {
             request = request.body(body);
         }
         tracing::debug!(plugin = %self.plugin, method = %req.method, url = %url, "http request");
-        Ok(Prepared {
-            request,
-            timeout,
-            cap: limits.max_http_body_bytes,
-            url: url.to_string(),
-        })
+        Ok(Prepared { request, timeout, cap: limits.max_http_body_bytes, url: url.to_string() })
     }
 }
 
@@ -125,10 +105,7 @@ impl HostResponseStream for StoreState {
         Ok(self.table.get(&stream)?.status)
     }
 
-    async fn headers(
-        &mut self,
-        stream: Resource<ResponseStream>,
-    ) -> wasmtime::Result<Vec<KeyValue>> {
+    async fn headers(&mut self, stream: Resource<ResponseStream>) -> wasmtime::Result<Vec<KeyValue>> {
         Ok(self.table.get(&stream)?.headers.clone())
     }
 
@@ -141,19 +118,14 @@ impl HostResponseStream for StoreState {
             return Ok(Ok(None));
         };
         let result = match tokio::time::timeout_at(s.deadline, response.chunk()).await {
-            Err(_) => Err(PluginError::Timeout(format!(
-                "the response of {} did not finish within its time limit",
-                s.url
-            ))),
+            Err(_) => {
+                Err(PluginError::Timeout(format!("the response of {} did not finish within its time limit", s.url)))
+            }
             Ok(Err(e)) => Err(classify(&s.url, e)),
             Ok(Ok(None)) => Ok(None),
             Ok(Ok(Some(chunk))) => {
                 s.read += chunk.len() as u64;
-                if s.read > s.cap {
-                    Err(too_big(&s.url, s.cap))
-                } else {
-                    Ok(Some(chunk.to_vec()))
-                }
+                if s.read > s.cap { Err(too_big(&s.url, s.cap)) } else { Ok(Some(chunk.to_vec())) }
             }
         };
         if !matches!(result, Ok(Some(_))) {
@@ -181,19 +153,12 @@ impl Host for StoreState {
                 }
                 body.extend_from_slice(&chunk);
             }
-            Ok(Response {
-                status,
-                headers,
-                body,
-            })
+            Ok(Response { status, headers, body })
         });
         timed(self.timer("http.send"), work).await
     }
 
-    async fn send_streaming(
-        &mut self,
-        req: Request,
-    ) -> wasmtime::Result<Result<Resource<ResponseStream>, WitError>> {
+    async fn send_streaming(&mut self, req: Request) -> wasmtime::Result<Result<Resource<ResponseStream>, WitError>> {
         let work = self.prepare_request(req).map(|p| async move {
             let deadline = tokio::time::Instant::now() + p.timeout;
             let (response, cap, url) = p.send().await?;

@@ -27,10 +27,7 @@ impl StoreState {
             )));
         }
         let store = self.services.kv.clone().ok_or_else(|| {
-            PluginError::Fatal(format!(
-                "plugin {:?} used kv, but this Obra has no key-value store",
-                self.plugin
-            ))
+            PluginError::Fatal(format!("plugin {:?} used kv, but this Obra has no key-value store", self.plugin))
         })?;
         Ok((store, self.plugin.clone()))
     }
@@ -42,9 +39,8 @@ fn store_error(e: anyhow::Error) -> PluginError {
 
 impl Host for StoreState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, WitError>> {
-        let work = self.kv(&key).map(|(store, plugin)| async move {
-            store.get(&plugin, &key).await.map_err(store_error)
-        });
+        let work =
+            self.kv(&key).map(|(store, plugin)| async move { store.get(&plugin, &key).await.map_err(store_error) });
         timed(self.timer("kv.get"), work).await
     }
 
@@ -62,9 +58,8 @@ impl Host for StoreState {
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), WitError>> {
-        let work = self.kv(&key).map(|(store, plugin)| async move {
-            store.delete(&plugin, &key).await.map_err(store_error)
-        });
+        let work =
+            self.kv(&key).map(|(store, plugin)| async move { store.delete(&plugin, &key).await.map_err(store_error) });
         timed(self.timer("kv.delete"), work).await
     }
 }

@@ -40,10 +40,7 @@ impl StoreState {
 }
 
 impl Host for StoreState {
-    async fn complete(
-        &mut self,
-        request: CompletionRequest,
-    ) -> wasmtime::Result<Result<Completion, WitError>> {
+    async fn complete(&mut self, request: CompletionRequest) -> wasmtime::Result<Result<Completion, WitError>> {
         timed(self.timer("llm.complete"), self.complete_work(request)).await
     }
 }

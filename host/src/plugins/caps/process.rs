@@ -120,19 +120,14 @@ fn resolve_program(program: &str) -> Result<PathBuf, PluginError> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| {
-            PluginError::Fatal(format!(
-                "program {program:?} was not found on PATH; is it installed?"
-            ))
-        })
+        .ok_or_else(|| PluginError::Fatal(format!("program {program:?} was not found on PATH; is it installed?")))
 }
 
 fn is_executable(path: &Path) -> bool {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        path.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     }
     #[cfg(not(unix))]
     {
@@ -151,12 +146,7 @@ struct Prepared {
 
 impl StoreState {
     /// Check everything and build the command; nothing is started here.
-    fn prepare(
-        &self,
-        program: &str,
-        args: &[String],
-        options: RunOptions,
-    ) -> Result<Prepared, PluginError> {
+    fn prepare(&self, program: &str, args: &[String], options: RunOptions) -> Result<Prepared, PluginError> {
         self.grant.check_command(program, args)?;
         for kv in &options.env {
             self.grant.check_env(&kv.key)?;
@@ -166,9 +156,7 @@ impl StoreState {
                 let jail = Jail::new(&self.plugin, root)?;
                 let dir = jail.existing("run a program in", cwd.as_deref().unwrap_or(""))?;
                 if !dir.is_dir() {
-                    return Err(PluginError::Fatal(format!(
-                        "the working directory {cwd:?} is not a directory"
-                    )));
+                    return Err(PluginError::Fatal(format!("the working directory {cwd:?} is not a directory")));
                 }
                 dir
             }
@@ -182,12 +170,8 @@ impl StoreState {
         };
         let limits = &self.grant.limits;
         let ceiling = Duration::from_secs(limits.host_call_timeout_secs);
-        let timeout = options
-            .timeout_ms
-            .map_or(ceiling, |ms| Duration::from_millis(ms).min(ceiling));
-        let cap = options
-            .max_output_bytes
-            .map_or(limits.max_output_bytes, |b| b.min(limits.max_output_bytes));
+        let timeout = options.timeout_ms.map_or(ceiling, |ms| Duration::from_millis(ms).min(ceiling));
+        let cap = options.max_output_bytes.map_or(limits.max_output_bytes, |b| b.min(limits.max_output_bytes));
 
         let mut command = Command::new(resolve_program(program)?);
         command
@@ -196,35 +180,23 @@ impl StoreState {
             .envs(self.grant.passed_through_env())
             .envs(options.env.iter().map(|kv| (&kv.key, &kv.value)))
             .current_dir(cwd)
-            .stdin(if options.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if options.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         #[cfg(unix)]
         command.process_group(0);
-        Ok(Prepared {
-            command,
-            stdin: options.stdin,
-            timeout,
-            cap,
-            shown: display_command(program, args),
-        })
+        Ok(Prepared { command, stdin: options.stdin, timeout, cap, shown: display_command(program, args) })
     }
 }
 
 impl Prepared {
     /// Start the program (the first side effect, after every check passed).
     fn start(mut self, plugin: &str) -> Result<(GroupChild, Prepared), PluginError> {
-        let mut child = self.command.spawn().map_err(|e| {
-            PluginError::Fatal(format!(
-                "plugin {plugin:?} could not start {:?}: {e}",
-                self.shown
-            ))
-        })?;
+        let mut child = self
+            .command
+            .spawn()
+            .map_err(|e| PluginError::Fatal(format!("plugin {plugin:?} could not start {:?}: {e}", self.shown)))?;
         if let (Some(text), Some(mut stdin)) = (self.stdin.take(), child.stdin.take()) {
             tokio::spawn(async move {
                 let _ = stdin.write_all(text.as_bytes()).await;
@@ -287,9 +259,7 @@ impl StoreState {
             shown: p.shown,
             timed_out: false,
         };
-        self.table
-            .push(resource)
-            .map_err(|e| PluginError::Fatal(format!("too many open resources: {e}")))
+        self.table.push(resource).map_err(|e| PluginError::Fatal(format!("too many open resources: {e}")))
     }
 }
 
@@ -373,10 +343,7 @@ impl ChildProcess {
                 Ok(None)
             }
             Ok(Ok(line)) => Ok(line),
-            Ok(Err(e)) => Err(PluginError::Fatal(format!(
-                "reading the output of {} failed: {e}",
-                self.shown
-            ))),
+            Ok(Err(e)) => Err(PluginError::Fatal(format!("reading the output of {} failed: {e}", self.shown))),
         }
     }
 
@@ -406,10 +373,7 @@ impl ChildProcess {
 }
 
 impl HostChild for StoreState {
-    async fn next_line(
-        &mut self,
-        child: Resource<ChildProcess>,
-    ) -> wasmtime::Result<Result<Option<String>, WitError>> {
+    async fn next_line(&mut self, child: Resource<ChildProcess>) -> wasmtime::Result<Result<Option<String>, WitError>> {
         let limit = self.host_call_timeout();
         let child = self.table.get_mut(&child)?;
         Ok(match tokio::time::timeout(limit, child.next_line()).await {
@@ -418,10 +382,7 @@ impl HostChild for StoreState {
         })
     }
 
-    async fn wait(
-        &mut self,
-        child: Resource<ChildProcess>,
-    ) -> wasmtime::Result<Result<ProcessOutput, WitError>> {
+    async fn wait(&mut self, child: Resource<ChildProcess>) -> wasmtime::Result<Result<ProcessOutput, WitError>> {
         let child = self.table.get_mut(&child)?;
         Ok(child.wait().await.map_err(Into::into))
     }
@@ -471,10 +432,7 @@ mod tests {
     #[test]
     fn programs_resolve_on_the_host_path() {
         assert!(resolve_program("sh").unwrap().is_absolute());
-        assert_eq!(
-            resolve_program("/bin/sh").unwrap(),
-            PathBuf::from("/bin/sh")
-        );
+        assert_eq!(resolve_program("/bin/sh").unwrap(), PathBuf::from("/bin/sh"));
         assert!(resolve_program("surely-not-installed-xyz").is_err());
     }
 
@@ -486,19 +444,10 @@ mod tests {
         // The shell forks a grandchild that would write the marker after the time limit.
         let script = format!("(sleep 1; touch {}) & sleep 30", marker.display());
         let mut command = Command::new("/bin/sh");
-        command
-            .args(["-c", &script])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        command.args(["-c", &script]).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         command.process_group(0);
-        let prepared = Prepared {
-            command,
-            stdin: None,
-            timeout: Duration::from_millis(200),
-            cap: 100,
-            shown: "sh".into(),
-        };
+        let prepared =
+            Prepared { command, stdin: None, timeout: Duration::from_millis(200), cap: 100, shown: "sh".into() };
         let out = prepared.run("p").await.unwrap();
         assert!(out.timed_out);
         tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -23,16 +23,10 @@ pub(crate) struct Jail {
 impl Jail {
     /// A jail for `plugin` rooted at `root` (which must exist).
     pub(crate) fn new(plugin: &str, root: &Path) -> Result<Self, PluginError> {
-        let root = root.canonicalize().map_err(|e| {
-            PluginError::Fatal(format!(
-                "the workspace {} cannot be opened: {e}",
-                root.display()
-            ))
-        })?;
-        Ok(Self {
-            plugin: plugin.to_string(),
-            root,
-        })
+        let root = root
+            .canonicalize()
+            .map_err(|e| PluginError::Fatal(format!("the workspace {} cannot be opened: {e}", root.display())))?;
+        Ok(Self { plugin: plugin.to_string(), root })
     }
 
     /// The canonical root.
@@ -80,14 +74,7 @@ impl Jail {
         if real.starts_with(&self.root) {
             Ok(())
         } else {
-            Err(self.outside(
-                verb,
-                rel,
-                &format!(
-                    "it resolves (through a symbolic link) to {}",
-                    real.display()
-                ),
-            ))
+            Err(self.outside(verb, rel, &format!("it resolves (through a symbolic link) to {}", real.display())))
         }
     }
 
@@ -180,9 +167,7 @@ impl StoreState {
         let real = self.jail()?.existing("list", &path)?;
         Ok(async move {
             let mut entries = Vec::new();
-            let mut dir = tokio::fs::read_dir(&real)
-                .await
-                .map_err(|e| io_error(&path, e))?;
+            let mut dir = tokio::fs::read_dir(&real).await.map_err(|e| io_error(&path, e))?;
             while let Some(entry) = dir.next_entry().await.map_err(|e| io_error(&path, e))? {
                 let meta = entry.metadata().await.map_err(|e| io_error(&path, e))?;
                 entries.push(DirEntry {
@@ -206,16 +191,12 @@ impl StoreState {
         let real = jail.for_write("write", &path)?;
         Ok(async move {
             if let Some(parent) = real.parent() {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(|e| io_error(&path, e))?;
+                tokio::fs::create_dir_all(parent).await.map_err(|e| io_error(&path, e))?;
                 // Re-check the (possibly just created) parent, in case a link was swapped in meanwhile.
                 let parent_real = parent.canonicalize().map_err(|e| io_error(&path, e))?;
                 jail.check_inside("write", &path, &parent_real)?;
             }
-            tokio::fs::write(&real, contents)
-                .await
-                .map_err(|e| io_error(&path, e))
+            tokio::fs::write(&real, contents).await.map_err(|e| io_error(&path, e))
         })
     }
 
@@ -225,54 +206,29 @@ impl StoreState {
     ) -> Result<impl Future<Output = Result<(), PluginError>> + use<>, PluginError> {
         self.grant.check_workspace(WorkspaceOp::Write, &path)?;
         let real = self.jail()?.existing("remove", &path)?;
-        Ok(async move {
-            tokio::fs::remove_file(&real)
-                .await
-                .map_err(|e| io_error(&path, e))
-        })
+        Ok(async move { tokio::fs::remove_file(&real).await.map_err(|e| io_error(&path, e)) })
     }
 }
 
 impl Host for StoreState {
     async fn root(&mut self) -> wasmtime::Result<String> {
-        Ok(self
-            .call
-            .ctx
-            .workspace
-            .as_deref()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default())
+        Ok(self.call.ctx.workspace.as_deref().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default())
     }
 
     async fn read_file(&mut self, path: String) -> wasmtime::Result<Result<Vec<u8>, WitError>> {
         timed(self.timer("workspace.read-file"), self.read_file_work(path)).await
     }
 
-    async fn list_dir(
-        &mut self,
-        path: String,
-    ) -> wasmtime::Result<Result<Vec<DirEntry>, WitError>> {
+    async fn list_dir(&mut self, path: String) -> wasmtime::Result<Result<Vec<DirEntry>, WitError>> {
         timed(self.timer("workspace.list-dir"), self.list_dir_work(path)).await
     }
 
-    async fn write_file(
-        &mut self,
-        path: String,
-        contents: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), WitError>> {
-        timed(
-            self.timer("workspace.write-file"),
-            self.write_file_work(path, contents),
-        )
-        .await
+    async fn write_file(&mut self, path: String, contents: Vec<u8>) -> wasmtime::Result<Result<(), WitError>> {
+        timed(self.timer("workspace.write-file"), self.write_file_work(path, contents)).await
     }
 
     async fn remove_file(&mut self, path: String) -> wasmtime::Result<Result<(), WitError>> {
-        timed(
-            self.timer("workspace.remove-file"),
-            self.remove_file_work(path),
-        )
-        .await
+        timed(self.timer("workspace.remove-file"), self.remove_file_work(path)).await
     }
 }
 
@@ -293,19 +249,10 @@ mod tests {
     #[test]
     fn relative_paths_inside_resolve() {
         let (_d, jail) = setup();
-        assert_eq!(
-            jail.existing("read", "src/a.txt").unwrap(),
-            jail.root().join("src/a.txt")
-        );
-        assert_eq!(
-            jail.existing("read", "./src/../src/a.txt").unwrap(),
-            jail.root().join("src/a.txt")
-        );
+        assert_eq!(jail.existing("read", "src/a.txt").unwrap(), jail.root().join("src/a.txt"));
+        assert_eq!(jail.existing("read", "./src/../src/a.txt").unwrap(), jail.root().join("src/a.txt"));
         assert_eq!(jail.existing("list", "").unwrap(), jail.root());
-        assert_eq!(
-            jail.for_write("write", "new/dir/b.txt").unwrap(),
-            jail.root().join("new/dir/b.txt")
-        );
+        assert_eq!(jail.for_write("write", "new/dir/b.txt").unwrap(), jail.root().join("new/dir/b.txt"));
     }
 
     #[test]
@@ -313,10 +260,7 @@ mod tests {
         let (_d, jail) = setup();
         for bad in ["/etc/passwd", "../secret.txt", "src/../../secret.txt"] {
             let e = jail.existing("read", bad).unwrap_err();
-            assert!(
-                matches!(&e, PluginError::Denied(m) if m.contains("plugin \"p\" may not read")),
-                "{bad}: {e}"
-            );
+            assert!(matches!(&e, PluginError::Denied(m) if m.contains("plugin \"p\" may not read")), "{bad}: {e}");
         }
         assert!(jail.for_write("write", "../x.txt").is_err());
         assert!(jail.for_write("write", "").is_err());
@@ -326,14 +270,9 @@ mod tests {
     #[test]
     fn symlinks_resolving_outside_are_refused() {
         let (d, jail) = setup();
-        std::os::unix::fs::symlink(d.path().join("secret.txt"), jail.root().join("link.txt"))
-            .unwrap();
+        std::os::unix::fs::symlink(d.path().join("secret.txt"), jail.root().join("link.txt")).unwrap();
         std::os::unix::fs::symlink(d.path(), jail.root().join("up")).unwrap();
-        std::os::unix::fs::symlink(
-            jail.root().join("src/a.txt"),
-            jail.root().join("inside.txt"),
-        )
-        .unwrap();
+        std::os::unix::fs::symlink(jail.root().join("src/a.txt"), jail.root().join("inside.txt")).unwrap();
         let e = jail.existing("read", "link.txt").unwrap_err().to_string();
         assert!(e.contains("symbolic link"), "{e}");
         assert!(jail.existing("read", "up/secret.txt").is_err());

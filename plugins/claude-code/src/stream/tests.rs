@@ -29,12 +29,7 @@ fn run(lines: &[String], end: ProcessEnd) -> (Vec<String>, Normalised) {
 }
 
 fn exited(code: i32) -> ProcessEnd {
-    ProcessEnd {
-        exit_code: Some(code),
-        duration_ms: 777,
-        timeout_ms: 60_000,
-        ..ProcessEnd::default()
-    }
+    ProcessEnd { exit_code: Some(code), duration_ms: 777, timeout_ms: 60_000, ..ProcessEnd::default() }
 }
 
 #[test]
@@ -82,11 +77,7 @@ fn max_turns() {
     ];
     let r = run(&lines, exited(1)).1.result;
     assert_eq!(r.outcome, Outcome::MaxTurns);
-    assert!(
-        r.summary.contains("turn limit after 2 turns"),
-        "{}",
-        r.summary
-    );
+    assert!(r.summary.contains("turn limit after 2 turns"), "{}", r.summary);
     assert!(r.summary.contains("Still working on it"), "{}", r.summary);
     assert_eq!(r.exit_code, Some(1));
 }
@@ -97,12 +88,7 @@ fn api_error_with_status_and_rate_limits() {
     let r = run(&[init(), api.to_string()], exited(1)).1.result;
     assert_eq!(r.outcome, Outcome::ApiError);
     assert_eq!(r.api_status, Some(500));
-    assert!(
-        r.summary
-            .starts_with("model API error (HTTP 500): API Error: 500"),
-        "{}",
-        r.summary
-    );
+    assert!(r.summary.starts_with("model API error (HTTP 500): API Error: 500"), "{}", r.summary);
 
     let limited = r#"{"type":"result","subtype":"success","is_error":true,"num_turns":1,"result":"API Error: 429 {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"Rate limited. Please retry after 30 seconds\"}}","session_id":"s","api_error_status":429}"#;
     let r = run(&[limited.to_string()], exited(1)).1.result;
@@ -134,12 +120,7 @@ fn permission_denials() {
     let r = run(&[denied.to_string()], exited(0)).1.result;
     assert_eq!(r.outcome, Outcome::PermissionDenied);
     assert_eq!(r.permission_denials, ["Write a.txt", "Bash rm -rf /"]);
-    assert!(
-        r.summary
-            .contains("refused permission: Write a.txt; Bash rm -rf /"),
-        "{}",
-        r.summary
-    );
+    assert!(r.summary.contains("refused permission: Write a.txt; Bash rm -rf /"), "{}", r.summary);
 
     // A complete, successful result with a denial along the way is still a success; the denial is listed.
     let fine = r#"{"type":"result","subtype":"success","is_error":false,"result":"Done another way.","permission_denials":[{"tool_name":"Bash","tool_input":{"command":"curl x"}}]}"#;
@@ -150,10 +131,7 @@ fn permission_denials() {
 
 #[test]
 fn timeout_without_result() {
-    let lines = vec![
-        init(),
-        assistant("m1", r#"{"type":"text","text":"Looking around"}"#, 3),
-    ];
+    let lines = vec![init(), assistant("m1", r#"{"type":"text","text":"Looking around"}"#, 3)];
     let end = ProcessEnd {
         exit_code: None,
         signal: Some(9),
@@ -178,58 +156,31 @@ fn crash_without_result_includes_the_stderr_tail() {
     end.stderr = format!("{}\nError: Invalid API key", "x".repeat(5000));
     let r = run(&[init()], end).1.result;
     assert_eq!(r.outcome, Outcome::Crashed);
-    assert!(
-        r.summary
-            .starts_with("claude exited with code 1 without a result object"),
-        "{}",
-        r.summary
-    );
-    assert!(
-        r.summary.ends_with("Error: Invalid API key"),
-        "{}",
-        r.summary
-    );
+    assert!(r.summary.starts_with("claude exited with code 1 without a result object"), "{}", r.summary);
+    assert!(r.summary.ends_with("Error: Invalid API key"), "{}", r.summary);
     assert!(r.summary.len() < 2200);
 
     let mut end = exited(127);
     end.stderr = "sh: claude: not found".into();
     let r = run(&[], end).1.result;
     assert_eq!(r.outcome, Outcome::Crashed);
-    assert!(
-        r.summary.contains("without printing anything"),
-        "{}",
-        r.summary
-    );
+    assert!(r.summary.contains("without printing anything"), "{}", r.summary);
     assert!(r.summary.contains("claude: not found"), "{}", r.summary);
 
-    let end = ProcessEnd {
-        signal: Some(11),
-        ..ProcessEnd::default()
-    };
+    let end = ProcessEnd { signal: Some(11), ..ProcessEnd::default() };
     let r = run(&[init()], end).1.result;
     assert!(r.summary.contains("killed by signal 11"), "{}", r.summary);
 }
 
 #[test]
 fn non_json_lines_are_counted_not_fatal() {
-    let result =
-        r#"{"type":"result","subtype":"success","is_error":false,"result":"ok"}"#.to_string();
-    let lines = vec![
-        "Warning: something odd".to_string(),
-        init(),
-        "   ".to_string(),
-        "42".to_string(),
-        result,
-    ];
+    let result = r#"{"type":"result","subtype":"success","is_error":false,"result":"ok"}"#.to_string();
+    let lines = vec!["Warning: something odd".to_string(), init(), "   ".to_string(), "42".to_string(), result];
     let (_, n) = run(&lines, exited(0));
     assert_eq!(n.result.outcome, Outcome::Success);
     assert_eq!(n.warnings.len(), 1);
     assert!(n.warnings[0].contains("2 line(s)"), "{}", n.warnings[0]);
-    assert!(
-        n.warnings[0].contains("Warning: something odd"),
-        "{}",
-        n.warnings[0]
-    );
+    assert!(n.warnings[0].contains("Warning: something odd"), "{}", n.warnings[0]);
 
     let garbage = vec!["<html>502 Bad Gateway</html>".to_string(), init()];
     let r = run(&garbage, exited(0)).1.result;
@@ -254,13 +205,7 @@ fn api_retry_events_become_progress_and_unknown_events_are_ignored() {
         r#"{"type":"result","subtype":"success","is_error":false,"result":"fine"}"#.to_string(),
     ];
     let (progress, n) = run(&lines, exited(0));
-    assert_eq!(
-        progress,
-        [
-            "API error (HTTP 529), retrying (attempt 1/10) in 0.5 s",
-            "API error, retrying (attempt 2)"
-        ]
-    );
+    assert_eq!(progress, ["API error (HTTP 529), retrying (attempt 1/10) in 0.5 s", "API error, retrying (attempt 2)"]);
     assert_eq!(n.result.outcome, Outcome::Success);
     assert!(n.warnings.is_empty());
 }
@@ -269,11 +214,7 @@ fn api_retry_events_become_progress_and_unknown_events_are_ignored() {
 fn usage_without_result_counts_each_message_once() {
     let lines = vec![
         assistant("m1", r#"{"type":"text","text":"a"}"#, 5),
-        assistant(
-            "m1",
-            r#"{"type":"tool_use","id":"t","name":"Read","input":{"file_path":"/elsewhere/x"}}"#,
-            7,
-        ),
+        assistant("m1", r#"{"type":"tool_use","id":"t","name":"Read","input":{"file_path":"/elsewhere/x"}}"#, 7),
         assistant("m2", r#"{"type":"text","text":"b"}"#, 4),
     ];
     let (progress, n) = run(&lines, exited(1));
@@ -292,10 +233,7 @@ fn other_errors_are_crashes_and_budget_is_a_limit() {
     let during = r#"{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":1,"errors":["Tool execution failed"]}"#;
     let r = run(&[during.to_string()], exited(1)).1.result;
     assert_eq!(r.outcome, Outcome::Crashed);
-    assert_eq!(
-        r.summary,
-        "claude reported error_during_execution: Tool execution failed"
-    );
+    assert_eq!(r.summary, "claude reported error_during_execution: Tool execution failed");
 
     let budget = r#"{"type":"result","subtype":"error_max_budget_usd","is_error":true,"total_cost_usd":1.02}"#;
     let r = run(&[budget.to_string()], exited(1)).1.result;
@@ -306,18 +244,10 @@ fn other_errors_are_crashes_and_budget_is_a_limit() {
 
 #[test]
 fn tool_descriptions() {
-    let d = |name: &str, input: &str| {
-        describe_tool(name, Some(&serde_json::from_str(input).unwrap()), WS)
-    };
-    assert_eq!(
-        d("Edit", r#"{"file_path":"/tmp/ws/src/main.rs"}"#),
-        "Edit src/main.rs"
-    );
+    let d = |name: &str, input: &str| describe_tool(name, Some(&serde_json::from_str(input).unwrap()), WS);
+    assert_eq!(d("Edit", r#"{"file_path":"/tmp/ws/src/main.rs"}"#), "Edit src/main.rs");
     assert_eq!(d("Glob", r#"{"pattern":"**/*.rs"}"#), "Glob **/*.rs");
-    assert_eq!(
-        d("TodoWrite", r#"{"todos":[{},{},{}]}"#),
-        "TodoWrite (3 items)"
-    );
+    assert_eq!(d("TodoWrite", r#"{"todos":[{},{},{}]}"#), "TodoWrite (3 items)");
     assert_eq!(d("Mystery", r#"{"x":1}"#), "Mystery");
     assert_eq!(describe_tool("Task", None, WS), "Task");
     let long = d("Bash", &format!(r#"{{"command":"{}"}}"#, "a".repeat(300)));

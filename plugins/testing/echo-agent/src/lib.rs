@@ -62,11 +62,7 @@ impl Agent for EchoAgent {
                 progress(&format!("echo {text}"));
                 let out = process::run("echo", [text])?;
                 let mut result = RunResult::new(
-                    if out.success() {
-                        Outcome::Success
-                    } else {
-                        Outcome::Crashed
-                    },
+                    if out.success() { Outcome::Success } else { Outcome::Crashed },
                     out.stdout.trim_end(),
                 );
                 result.exit_code = out.exit_code;

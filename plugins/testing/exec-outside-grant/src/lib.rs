@@ -49,22 +49,13 @@ impl Agent for ExecOutsideGrant {
         let cfg: Config = config(&request.config)?;
         let command = match cfg.attempt {
             Attempt::Program => process::command("sh").args(["-c", "echo pwned"]),
-            Attempt::Env => process::command("echo")
-                .arg("pwned")
-                .env("OBRA_TEST_SECRET", "1"),
+            Attempt::Env => process::command("echo").arg("pwned").env("OBRA_TEST_SECRET", "1"),
             Attempt::Cwd => process::command("echo").arg("pwned").cwd("../.."),
             Attempt::Granted => process::command("echo").arg("ok"),
         };
         let out = command.run()?;
-        let prefix = if matches!(cfg.attempt, Attempt::Granted) {
-            ""
-        } else {
-            "PWNED: "
-        };
-        Ok(RunResult::new(
-            Outcome::Success,
-            format!("{prefix}{}", out.stdout.trim_end()),
-        ))
+        let prefix = if matches!(cfg.attempt, Attempt::Granted) { "" } else { "PWNED: " };
+        Ok(RunResult::new(Outcome::Success, format!("{prefix}{}", out.stdout.trim_end())))
     }
 }
 

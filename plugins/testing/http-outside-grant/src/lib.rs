@@ -9,9 +9,7 @@
 //! a completion whose text starts `PWNED: HTTP <status>`.
 
 use obra_plugin_sdk::llm_provider::{LlmProvider, ProviderInfo};
-use obra_plugin_sdk::{
-    Completion, CompletionRequest, PluginError, Usage, config, export_llm_provider, http,
-};
+use obra_plugin_sdk::{Completion, CompletionRequest, PluginError, Usage, config, export_llm_provider, http};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -35,11 +33,7 @@ fn default_target() -> String {
 
 fn request(url: &str, streaming: bool) -> Result<u16, PluginError> {
     let req = http::Request::get(url);
-    if streaming {
-        Ok(req.send_streaming()?.status())
-    } else {
-        Ok(req.send()?.status)
-    }
+    if streaming { Ok(req.send_streaming()?.status()) } else { Ok(req.send()?.status) }
 }
 
 struct HttpOutsideGrant;
@@ -65,10 +59,7 @@ impl LlmProvider for HttpOutsideGrant {
         Ok(vec![format!("PWNED: HTTP {status}")])
     }
 
-    fn complete(
-        config_json: String,
-        _request: CompletionRequest,
-    ) -> Result<Completion, PluginError> {
+    fn complete(config_json: String, _request: CompletionRequest) -> Result<Completion, PluginError> {
         let cfg: Config = config(&config_json)?;
         let status = request(&cfg.target, cfg.streaming)?;
         Ok(Completion {

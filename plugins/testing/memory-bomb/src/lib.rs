@@ -31,10 +31,7 @@ impl Agent for MemoryBomb {
             }
             blocks.push(std::hint::black_box(block));
         }
-        Ok(RunResult::new(
-            Outcome::Success,
-            format!("allocated {} MiB", blocks.len()),
-        ))
+        Ok(RunResult::new(Outcome::Success, format!("allocated {} MiB", blocks.len())))
     }
 }
 

@@ -43,12 +43,9 @@ fn attempt(name: &str, symlink: &str) -> Result<String, PluginError> {
         "absolute" => workspace::read("/etc/passwd")?,
         "symlink" => workspace::read(symlink)?,
         "inside" => workspace::read("README.md")?,
-        "list-parent" => workspace::list_dir("..")?
-            .into_iter()
-            .map(|e| e.name)
-            .collect::<Vec<_>>()
-            .join(",")
-            .into_bytes(),
+        "list-parent" => {
+            workspace::list_dir("..")?.into_iter().map(|e| e.name).collect::<Vec<_>>().join(",").into_bytes()
+        }
         "write" => {
             workspace::write("pwned.txt", b"pwned")?;
             b"wrote pwned.txt".to_vec()
@@ -79,21 +76,14 @@ impl Agent for ReadOutsideWorkspace {
         let cfg: Config = config(&request.config)?;
         if cfg.attempt != "all" {
             let got = attempt(&cfg.attempt, &cfg.symlink)?;
-            let prefix = if cfg.attempt == "inside" {
-                String::new()
-            } else {
-                format!("LEAKED {}: ", cfg.attempt)
-            };
+            let prefix = if cfg.attempt == "inside" { String::new() } else { format!("LEAKED {}: ", cfg.attempt) };
             return Ok(RunResult::new(Outcome::Success, format!("{prefix}{got}")));
         }
         let mut lines = Vec::new();
         for name in ESCAPES {
             match attempt(name, &cfg.symlink) {
                 Ok(got) => {
-                    return Ok(RunResult::new(
-                        Outcome::Success,
-                        format!("LEAKED {name}: {got}"),
-                    ));
+                    return Ok(RunResult::new(Outcome::Success, format!("LEAKED {name}: {got}")));
                 }
                 Err(e) => lines.push(format!("{name}: {}: {}", e.kind(), e.message())),
             }
