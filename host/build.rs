@@ -11,6 +11,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::{Digest, Sha256};
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let repo = manifest_dir.parent().expect("host/ has a parent").to_path_buf();
@@ -67,9 +69,10 @@ fn main() {
         let built = release.join(&wasm);
         let target = dist.join(&name);
         fs::create_dir_all(&target).expect("create plugin dist dir");
-        fs::copy(&built, target.join(&wasm))
-            .unwrap_or_else(|e| panic!("plugin {name}: {} was not built: {e}", built.display()));
-        fs::write(target.join("plugin.toml"), &manifest_text).expect("write plugin.toml");
+        let bytes =
+            fs::read(&built).unwrap_or_else(|e| panic!("plugin {name}: {} was not built: {e}", built.display()));
+        fs::write(target.join(&wasm), &bytes).expect("write the component");
+        fs::write(target.join("plugin.toml"), pin_sha256(&manifest_text, &bytes)).expect("write plugin.toml");
         if !testing {
             writeln!(
                 builtins,
@@ -83,6 +86,24 @@ fn main() {
     builtins.push_str("];\n");
     fs::write(out_dir.join("builtin_plugins.rs"), builtins).expect("write builtin_plugins.rs");
     println!("cargo:rustc-env=OBRA_BUILT_PLUGINS_DIR={}", dist.display());
+}
+
+/// The manifest with `sha256 = "<hash of the component>"` added after its top-level `wasm = ...` line (before any
+/// table), unless it already pins one: the host requires the pin for plugins loaded from a directory.
+fn pin_sha256(manifest: &str, component: &[u8]) -> String {
+    if manifest.lines().any(|l| l.trim_start().starts_with("sha256")) {
+        return manifest.to_string();
+    }
+    let hash = hex::encode(Sha256::digest(component));
+    let mut out = String::with_capacity(manifest.len() + 80);
+    for line in manifest.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if line.trim_start().starts_with("wasm") && line.contains('=') {
+            out.push_str(&format!("sha256 = \"{hash}\"\n"));
+        }
+    }
+    out
 }
 
 /// `<target>/plugins-wasm`, found from OUT_DIR (`<target>/<profile>/build/<pkg>/out`).

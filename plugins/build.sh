@@ -2,6 +2,7 @@
 # Build every plugin of this workspace for wasm32-wasip2 (release) and lay them out for the host:
 #   <out>/<name>/{plugin.toml,<crate>.wasm}           built-in plugins   (plugins/<name>/plugin.toml)
 #   <out>/testing/<name>/{plugin.toml,<crate>.wasm}   hostile/test plugins (plugins/testing/<name>/plugin.toml)
+# Each installed plugin.toml gets the sha256 of its component.
 # Usage: plugins/build.sh [OUT_DIR]     (default: plugins/target/dist)
 # Honours CARGO_TARGET_DIR (default: plugins/target). Extra cargo flags can be passed in CARGO_FLAGS.
 set -euo pipefail
@@ -39,8 +40,15 @@ while IFS= read -r manifest; do
         *) dest="$out/$name" ;;
     esac
     mkdir -p "$dest"
-    cp "$manifest" "$dest/plugin.toml"
     cp "$src" "$dest/$wasm"
+    # Pin the component in the installed manifest (the host requires sha256 for plugins loaded from a
+    # directory): insert it after the top-level `wasm = ...` line, before any [table].
+    sum="$(sha256sum "$src" | cut -d' ' -f1)"
+    if grep -q '^sha256[[:space:]]*=' "$manifest"; then
+        cp "$manifest" "$dest/plugin.toml"
+    else
+        sed "/^wasm[[:space:]]*=/a sha256 = \"$sum\"" "$manifest" > "$dest/plugin.toml"
+    fi
     printf '%-28s %8d bytes  -> %s\n' "$name" "$(stat -c %s "$src")" "$dest"
     count=$((count + 1))
 done < <(find "$here" -path "$target_dir" -prune -o -path "$here/target" -prune -o -name plugin.toml -print | sort)

@@ -16,7 +16,7 @@ use super::grants::EffectiveGrant;
 use super::handles::{AgentHandle, BreakpointRuleHandle, LlmProviderHandle, QualityGateHandle};
 use super::inspect::{self, ComponentInterfaces};
 use super::instance::PluginInstance;
-use super::manifest::{Manifest, PluginKind, sha256_hex};
+use super::manifest::{Manifest, ManifestError, PluginKind, sha256_hex};
 use super::report::{CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource};
 use super::store::HostServices;
 use crate::contract::{Agent, BreakpointRule, CallContext, KvStore, LlmProvider, PluginError, QualityGate};
@@ -224,6 +224,21 @@ impl PluginHost {
 
         let sha256 = sha256_hex(wasm);
         manifest.verify_sha256(&wasm_file, wasm).inspect_err(|e| step("sha256", false, e.to_string()))?;
+        // A plugin installed from a directory must pin its component: the grant the user gave is for exactly
+        // that component, so a swapped .wasm must not inherit it. Built-ins are pinned by the binary itself.
+        if manifest.sha256.is_none() && matches!(c.source, PluginSource::Directory { .. }) {
+            let e = PluginHostError::Manifest(ManifestError {
+                file: c.file.clone(),
+                line: None,
+                key: Some("sha256".into()),
+                message: format!(
+                    "a plugin installed from a directory must pin its component: add sha256 = \"{sha256}\" to \
+                     its plugin.toml (the sha256 of {wasm_file})"
+                ),
+            });
+            step("sha256", false, e.to_string());
+            return Err(e);
+        }
         step(
             "sha256",
             true,

@@ -415,11 +415,31 @@ fn a_sha256_mismatch_is_refused() {
     let dir = test_plugin("echo-agent").unwrap();
     let copy = copy_dir(&dir);
     let manifest = std::fs::read_to_string(copy.path().join("plugin.toml")).unwrap();
-    let wrong = format!("sha256 = \"{}\"\n{manifest}", "0".repeat(64));
+    let wrong: String = manifest
+        .lines()
+        .map(|l| if l.starts_with("sha256") { format!("sha256 = \"{}\"\n", "0".repeat(64)) } else { format!("{l}\n") })
+        .collect();
+    assert_ne!(wrong, manifest, "the built plugin pins its sha256");
     std::fs::write(copy.path().join("plugin.toml"), wrong).unwrap();
     let mut host = PluginHost::new(config(&[]), None).unwrap();
     let e = host.load_path(copy.path()).unwrap_err().to_string();
     assert!(e.contains("echo_agent.wasm: key `sha256`: the component's sha256 is"), "{e}");
+}
+
+#[test]
+fn a_directory_plugin_without_sha256_is_refused_with_the_line_to_add() {
+    let dir = test_plugin("echo-agent").unwrap();
+    let copy = copy_dir(&dir);
+    let manifest = std::fs::read_to_string(copy.path().join("plugin.toml")).unwrap();
+    let unpinned: String = manifest.lines().filter(|l| !l.starts_with("sha256")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(copy.path().join("plugin.toml"), unpinned).unwrap();
+    let wasm = std::fs::read(copy.path().join("echo_agent.wasm")).unwrap();
+    let mut host = PluginHost::new(config(&[]), None).unwrap();
+    let e = host.load_path(copy.path()).unwrap_err().to_string();
+    let line = format!("add sha256 = \"{}\"", crate::plugins::manifest::sha256_hex(&wasm));
+    assert!(e.contains(&line), "{e}");
+    let report = host.check(copy.path());
+    assert!(!report.ok && report.steps.iter().any(|s| s.step == "sha256" && !s.ok && s.detail.contains(&line)));
 }
 
 mod capabilities {
