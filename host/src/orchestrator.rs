@@ -76,6 +76,21 @@ pub struct LoadedPlugins {
     pub host: PluginHost,
     /// Plugins found on the search path that failed to load (each error names the plugin or file).
     pub load_errors: Vec<PluginHostError>,
+    /// Plugins the configuration names by path, mapped to the names in their manifests.
+    pub by_path: std::collections::BTreeMap<String, String>,
+}
+
+impl LoadedPlugins {
+    /// The plugin name a configuration reference stands for: itself, or the manifest name of a plugin given
+    /// by path.
+    pub fn resolve<'a>(&'a self, reference: &'a str) -> &'a str {
+        self.by_path.get(reference).map(String::as_str).unwrap_or(reference)
+    }
+}
+
+/// Whether a configuration reference to a plugin is a path (a directory or a plugin.toml) rather than a name.
+fn is_plugin_path(reference: &str) -> bool {
+    reference.contains('/') || reference.ends_with(".toml")
 }
 
 impl Orchestrator {
@@ -162,15 +177,30 @@ impl Orchestrator {
                 for error in &errors {
                     tracing::info!("a plugin was not loaded: {error}");
                 }
-                Ok::<_, anyhow::Error>(LoadedPlugins { host, load_errors: errors })
+                // Plugins the configuration names by path (`agent.plugin: ./my-agent`) are loaded from there.
+                let mut by_path = std::collections::BTreeMap::new();
+                for reference in self.config.config.plugin_references() {
+                    if is_plugin_path(reference) {
+                        let path = self.root.join(reference);
+                        let name = host.load_path(&path).with_context(|| {
+                            format!("cannot load the plugin {reference} named in the configuration")
+                        })?;
+                        by_path.insert(reference.to_string(), name);
+                    }
+                }
+                Ok::<_, anyhow::Error>(LoadedPlugins { host, load_errors: errors, by_path })
             })
             .await
     }
 
     /// Look a plugin up; when it is missing, say which plugins failed to load, since one of them may be it.
-    async fn lookup<T>(&self, find: impl FnOnce(&PluginHost) -> Result<T, PluginHostError>) -> Result<T> {
+    async fn lookup<T>(
+        &self,
+        reference: &str,
+        find: impl FnOnce(&PluginHost, &str) -> Result<T, PluginHostError>,
+    ) -> Result<T> {
         let plugins = self.plugins().await?;
-        find(&plugins.host).map_err(|e| {
+        find(&plugins.host, plugins.resolve(reference)).map_err(|e| {
             if plugins.load_errors.is_empty() {
                 anyhow::Error::new(e)
             } else {
@@ -188,20 +218,20 @@ impl Orchestrator {
     /// Resolve the plugins the configuration names (agent, LLM, enabled gates and rules).
     pub async fn loop_plugins(&self) -> Result<LoopPlugins> {
         let c = &self.config.config;
-        let agent = self.lookup(|h| h.agent(&c.agent.plugin)).await?;
+        let agent = self.lookup(&c.agent.plugin, |h, n| h.agent(n)).await?;
         let llm = if c.llm.enabled() {
             let config = c.llm_config(&c.llm.provider).to_string();
-            Some(self.lookup(|h| h.llm_provider(&c.llm.provider, &config)).await?)
+            Some(self.lookup(&c.llm.provider, |h, n| h.llm_provider(n, &config)).await?)
         } else {
             None
         };
         let mut gates = Vec::new();
         for gate in c.gates.iter().filter(|g| g.enabled) {
-            gates.push((gate.clone(), self.lookup(|h| h.quality_gate(&gate.plugin)).await?));
+            gates.push((gate.clone(), self.lookup(&gate.plugin, |h, n| h.quality_gate(n)).await?));
         }
         let mut rules = Vec::new();
         for rule in c.rules.iter().filter(|r| r.enabled) {
-            rules.push((rule.clone(), self.lookup(|h| h.breakpoint_rule(&rule.plugin)).await?));
+            rules.push((rule.clone(), self.lookup(&rule.plugin, |h, n| h.breakpoint_rule(n)).await?));
         }
         Ok(LoopPlugins { agent, llm, gates, rules })
     }
@@ -251,5 +281,5 @@ pub async fn standalone_plugins(options: &OpenOptions) -> Result<LoadedPlugins> 
     let mut host = PluginHost::new(config.config.plugins, None)?;
     host.load_builtins(crate::builtin::BUILTINS)?;
     let report = host.load_search_path(None);
-    Ok(LoadedPlugins { host, load_errors: report.errors })
+    Ok(LoadedPlugins { host, load_errors: report.errors, by_path: Default::default() })
 }

@@ -156,3 +156,48 @@ fn a_component_importing_an_undeclared_capability_is_refused_at_load() {
     assert!(interactions(&project, id).is_empty(), "nothing ran");
     next_task_still_runs(&project);
 }
+
+#[test]
+fn a_plugin_given_by_path_in_the_config_is_loaded_from_there() {
+    let project = Project::new();
+    let from = common::built_plugins_dir().join("echo-agent");
+    let to = project.path().join("tools/echo");
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(&from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    project.write_config(&format!("agent:\n  plugin: ./tools/echo\nllm:\n  provider: none\n{GRANTS}"));
+    let id = project.create_task("by path", "run the agent found at ./tools/echo");
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(interactions(&project, id)[0]["agent"], "echo-agent");
+
+    project.write_config("agent:\n  plugin: ./tools/missing\n");
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("./tools/missing"), "{}", text(&out));
+}
+
+#[test]
+fn plugin_list_info_and_check_describe_the_plugins() {
+    let project = Project::new();
+    let list = project.obra_json(&["plugin", "list", "--json"], 0);
+    let names: Vec<&str> = list["plugins"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for builtin in ["claude-code", "replay", "ollama", "response-format", "tests", "low-confidence", "max-iterations"] {
+        assert!(names.contains(&builtin), "{names:?}");
+    }
+    let info = project.obra_json(&["plugin", "info", "claude-code", "--json"], 0);
+    assert_eq!(info["kind"], "agent");
+    assert!(info["grant"]["commands"][0].as_str().unwrap().contains("claude"), "{info}");
+    assert!(info["imports"].as_array().unwrap().iter().any(|i| i.as_str().unwrap().contains("obra:plugin/process")));
+
+    let out = project.obra(&["plugin", "info", "claude-cod"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("claude-code"), "{}", text(&out));
+
+    let good = common::built_plugins_dir().join("echo-agent");
+    let out = project.obra(&["plugin", "check", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ready to use"), "{}", text(&out));
+}

@@ -272,6 +272,17 @@ impl Config {
         Ok(())
     }
 
+    /// Every plugin the configuration names: the agent, the LLM provider (unless none), enabled gates and rules.
+    pub fn plugin_references(&self) -> Vec<&str> {
+        let mut refs = vec![self.agent.plugin.as_str()];
+        if self.llm.enabled() {
+            refs.push(self.llm.provider.as_str());
+        }
+        refs.extend(self.gates.iter().filter(|g| g.enabled).map(|g| g.plugin.as_str()));
+        refs.extend(self.rules.iter().filter(|r| r.enabled).map(|r| r.plugin.as_str()));
+        refs
+    }
+
     /// The JSON config section of an agent plugin (`{}` when the config has none).
     pub fn agent_config(&self, plugin: &str) -> serde_json::Value {
         self.agents.get(plugin).cloned().unwrap_or_else(empty_object)
