@@ -174,10 +174,6 @@ impl Engine {
                     verdict.explanation.push_str(&format!(" Rule {rule} aborted the task: {reason}"));
                     (TaskStatus::Failed, None, Action::Escalate)
                 }
-                (Some((rule, Verdict::Pause(reason))), Action::Proceed) => {
-                    verdict.explanation.push_str(&format!(" Rule {rule} paused the task: {reason}"));
-                    (TaskStatus::Paused, Some((rule.clone(), reason.clone())), Action::Escalate)
-                }
                 (Some((rule, Verdict::Pause(reason))), _) => {
                     verdict.explanation.push_str(&format!(" Rule {rule} paused the task: {reason}"));
                     (TaskStatus::Paused, Some((rule.clone(), reason.clone())), Action::Escalate)
