@@ -290,13 +290,7 @@ impl PluginHost {
             })?;
         step("link", true, "pre-instantiated".into());
 
-        let grant = EffectiveGrant::new(
-            &manifest.name,
-            &manifest.capabilities,
-            &self.config.grant_for(&manifest.name),
-            &self.config.limits,
-            &manifest.limits,
-        );
+        let grant = self.effective_grant(&manifest);
         let info = PluginInfo {
             name: manifest.name.clone(),
             version: manifest.version.clone(),
@@ -314,6 +308,17 @@ impl PluginHost {
         };
         let instance = PluginInstance::new(&manifest.name, grant, self.engine.clone(), self.services.clone(), pre);
         Ok(Loaded { info, instance: Arc::new(instance) })
+    }
+
+    /// What a plugin with this manifest gets under the current config: its request intersected with the grant.
+    fn effective_grant(&self, manifest: &Manifest) -> EffectiveGrant {
+        EffectiveGrant::new(
+            &manifest.name,
+            &manifest.capabilities,
+            &self.config.grant_for(&manifest.name),
+            &self.config.limits,
+            &manifest.limits,
+        )
     }
 
     /// `obra plugin check <path>`: run every load step on a plugin directory (or its `plugin.toml`) without
@@ -338,13 +343,7 @@ impl PluginHost {
             }
         };
         if let Ok(manifest) = Manifest::parse(&manifest_path.display().to_string(), &text) {
-            let grant = EffectiveGrant::new(
-                &manifest.name,
-                &manifest.capabilities,
-                &self.config.grant_for(&manifest.name),
-                &self.config.limits,
-                &manifest.limits,
-            );
+            let grant = self.effective_grant(&manifest);
             report.name = Some(manifest.name);
             report.kind = Some(manifest.kind);
             report.grant = Some(GrantSummary::of(&grant));
