@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+mod support;
+
 fn obra(project: &Path, home: &Path, cache: &Path) -> Duration {
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_obra"))
@@ -46,18 +48,6 @@ fn main() {
     let mut warm: Vec<Duration> = (0..30).map(|_| obra(&project, &home, &warm_cache)).collect();
     let mut cold: Vec<Duration> =
         (0..5).map(|i| obra(&project, &home, &dir.path().join(format!("cold-cache-{i}")))).collect();
-    report("obra status, warm compile cache (all built-in plugins loaded)", &mut warm);
-    report("obra status, cold compile cache (every built-in compiled)", &mut cold);
-}
-
-fn report(name: &str, samples: &mut [Duration]) {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "{name}: n={} median={:.1} ms p95={:.1} ms min={:.1} ms",
-        samples.len(),
-        pick(0.5).as_secs_f64() * 1e3,
-        pick(0.95).as_secs_f64() * 1e3,
-        samples[0].as_secs_f64() * 1e3
-    );
+    support::report("obra status, warm compile cache (all built-in plugins loaded)", &mut warm, 1);
+    support::report("obra status, cold compile cache (every built-in compiled)", &mut cold, 1);
 }

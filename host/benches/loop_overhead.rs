@@ -5,7 +5,9 @@
 //! Run: `cargo bench -p obra --bench loop_overhead` (prints median and p95 per iteration).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod support;
 
 use obra::config::Config;
 use obra::contract::{Agent, CallContext, Outcome, PluginError, RunRequest, RunResult, Usage};
@@ -79,18 +81,6 @@ fn main() {
                 samples.push(elapsed); // the first 20 warm the caches
             }
         }
-        report("loop overhead per iteration (instant agent, SQLite WAL, 20-file workspace)", &mut samples);
+        support::report("loop overhead per iteration (instant agent, SQLite WAL, 20-file workspace)", &mut samples, 3);
     });
-}
-
-fn report(name: &str, samples: &mut [Duration]) {
-    samples.sort();
-    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "{name}: n={} median={:.3} ms p95={:.3} ms min={:.3} ms",
-        samples.len(),
-        pick(0.5).as_secs_f64() * 1e3,
-        pick(0.95).as_secs_f64() * 1e3,
-        samples[0].as_secs_f64() * 1e3
-    );
 }
