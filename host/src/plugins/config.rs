@@ -94,7 +94,8 @@ impl Default for LimitsConfig {
     }
 }
 
-/// What the user allows one plugin. The effective grant is this intersected with the manifest's request.
+/// A set of capabilities: what the user allows one plugin (`plugins.grants.<name>`), and, as
+/// [`super::manifest::Capabilities`], what a manifest requests. The effective grant is the intersection of the two.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UserGrant {

@@ -81,22 +81,9 @@ impl fmt::Display for PluginKind {
     }
 }
 
-/// The `[capabilities]` a manifest requests.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Capabilities {
-    /// Programs and argument patterns the plugin wants to run.
-    pub commands: Vec<CommandPattern>,
-    /// Environment variables its children may receive.
-    pub env: Vec<String>,
-    /// HTTP origins (or `config:<key>` references) it wants to reach.
-    pub http: Vec<String>,
-    /// Workspace access it wants.
-    pub workspace: WorkspaceAccess,
-    /// Whether it wants to ask the configured LLM.
-    pub llm: bool,
-    /// Whether it wants key-value state.
-    pub kv: bool,
-}
+/// The `[capabilities]` a manifest requests: the same set of capabilities a user grants (see
+/// [`super::config::UserGrant`]), so the effective grant is a field-by-field intersection of two values of one type.
+pub type Capabilities = super::config::UserGrant;
 
 /// The optional `[limits]` of a manifest: each may only lower the host's ceiling.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
