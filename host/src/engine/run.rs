@@ -252,7 +252,15 @@ impl Engine {
             attempt += 1;
             let interaction_id =
                 self.state.begin_interaction(info.id as i64, info.iteration, agent.name(), prompt).await?;
-            let before = Snapshot::take(&self.workspace)?;
+            // The first attempt starts from the iteration's snapshot; a later one rescans, since the tree may
+            // have changed during the back-off.
+            let rescanned;
+            let before = if attempt == 1 {
+                &start_snapshot
+            } else {
+                rescanned = Snapshot::take(&self.workspace)?;
+                &rescanned
+            };
             let started = Instant::now();
             let request = RunRequest {
                 task: info.clone(),
@@ -267,7 +275,7 @@ impl Engine {
             drop(ctx);
             let _ = forwarder.await;
             let after = Snapshot::take(&self.workspace)?;
-            let attempt_changes = diff(&before, &after);
+            let attempt_changes = diff(before, &after);
             let stored = match &result {
                 Ok(r) => Ok(r),
                 Err(e) => Err(e.to_string()),
