@@ -49,7 +49,8 @@ impl OpenOptions {
         Self { dir: Some(dir.into()), ..Self::default() }
     }
 
-    fn start_dir(&self) -> Result<PathBuf> {
+    /// The directory to start from: `dir`, or the current directory; canonical.
+    pub fn start_dir(&self) -> Result<PathBuf> {
         let dir = match &self.dir {
             Some(d) => d.clone(),
             None => std::env::current_dir().context("cannot read the current directory")?,

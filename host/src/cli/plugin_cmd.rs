@@ -14,10 +14,9 @@ use crate::plugins::{GrantSummary, PluginInfo, PluginSource};
 
 pub(super) async fn run(g: &GlobalArgs, cmd: PluginCommand) -> Result<ExitCode> {
     let options = open_options(g);
-    let project = match Orchestrator::open(options.clone()).await {
-        Ok(o) => Some(o),
-        Err(e) if e.to_string().contains("not inside an Obra project") => None,
-        Err(e) => return Err(e),
+    let project = match crate::config::find_project_root(&options.start_dir()?) {
+        Some(_) => Some(Orchestrator::open(options.clone()).await?),
+        None => None,
     };
     let standalone;
     let plugins: &LoadedPlugins = match &project {
