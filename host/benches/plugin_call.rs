@@ -3,8 +3,8 @@
 //! parse, lifting the 10 KB result). Also the warm start: loading a plugin whose compiled component is cached,
 //! and the first call, which instantiates it.
 //!
-//! Run: `cargo bench -p obra --bench plugin_call` (builds the test plugins with `plugins/build.sh` first, or uses
-//! `OBRA_TEST_PLUGINS_DIR`). Prints median and p95.
+//! Run: `cargo bench -p obra --bench plugin_call` (uses the plugins the build made, or `OBRA_TEST_PLUGINS_DIR`).
+//! Prints median and p95.
 
 use std::time::{Duration, Instant};
 

@@ -30,7 +30,12 @@ pub fn test_plugin(name: &str) -> Result<PathBuf, String> {
     [root.join("testing").join(name), root.join(name)]
         .into_iter()
         .find(|dir| dir.join("plugin.toml").is_file())
-        .ok_or_else(|| format!("{} has no plugin {name}: does plugins/build.sh build it?", root.display()))
+        .ok_or_else(|| {
+            format!(
+                "{} has no plugin {name}: is there a plugins/{name}/ or plugins/testing/{name}/ with a plugin.toml?",
+                root.display()
+            )
+        })
 }
 
 fn locate_test_plugins() -> Result<PathBuf, String> {
