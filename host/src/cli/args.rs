@@ -25,6 +25,10 @@ pub struct GlobalArgs {
     /// Run as if obra was started in DIR.
     #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// The project to work on, by name or id (default: the one `obra project use` chose, else the one whose
+    /// workspace holds the current directory, else the only one).
+    #[arg(long, global = true, value_name = "NAME|ID", env = "OBRA_PROJECT")]
+    pub project: Option<String>,
     /// Apply a configuration profile (minimal, python_project, web_app, ml_project, microservice, production).
     #[arg(long, global = true, value_name = "NAME", env = "OBRA_PROFILE")]
     pub profile: Option<String>,
