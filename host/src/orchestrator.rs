@@ -27,8 +27,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
-use crate::config::{self, ConfigSources, LoadedConfig};
-use crate::engine::{Engine, LoopObserver, LoopPlugins, TaskOutcome};
+use crate::config::{self, Config, ConfigReloader, ConfigSources, LoadedConfig, ReloadOutcome};
+use crate::engine::{ConfigPoll, ConfigUpdate, ConfigWatch, Engine, LoopObserver, LoopPlugins, TaskOutcome};
 use crate::plugins::{LoadReport, PluginHost, PluginHostError};
 use crate::state::{NewTask, Project, StateManager, Task};
 
@@ -65,6 +65,7 @@ impl OpenOptions {
 /// An open project: its configuration, its store and (loaded on first use) its plugins.
 pub struct Orchestrator {
     root: PathBuf,
+    sources: ConfigSources,
     config: LoadedConfig,
     state: StateManager,
     project: Project,
@@ -107,13 +108,13 @@ impl Orchestrator {
         if !config_file.exists() {
             std::fs::write(&config_file, PROJECT_CONFIG_TEMPLATE).context("cannot write .obra/config.yaml")?;
         }
-        let config = load_config(&root, &options)?;
+        let (sources, config) = load_config(&root, &options)?;
         let state = StateManager::open(&db_path(&root, &config)).await?;
         let name = name.unwrap_or_else(|| {
             root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
         });
         let project = state.create_project(&name, &root).await?;
-        Ok(Self { root, config, state, project, plugins: tokio::sync::OnceCell::new() })
+        Ok(Self { root, sources, config, state, project, plugins: tokio::sync::OnceCell::new() })
     }
 
     /// Open the project at or above `options.dir`.
@@ -125,7 +126,7 @@ impl Orchestrator {
                 start.display()
             );
         };
-        let config = load_config(&root, &options)?;
+        let (sources, config) = load_config(&root, &options)?;
         let path = db_path(&root, &config);
         if !path.exists() {
             bail!("the project's database {} is missing; run `obra init` in {}", path.display(), root.display());
@@ -137,7 +138,7 @@ impl Orchestrator {
             .into_iter()
             .next()
             .with_context(|| format!("the database {} holds no project; run `obra init` again", path.display()))?;
-        Ok(Self { root, config, state, project, plugins: tokio::sync::OnceCell::new() })
+        Ok(Self { root, sources, config, state, project, plugins: tokio::sync::OnceCell::new() })
     }
 
     /// The project root (the directory holding `.obra/`), which is also the agents' workspace.
@@ -218,7 +219,12 @@ impl Orchestrator {
 
     /// Resolve the plugins the configuration names (agent, LLM, enabled gates and rules).
     pub async fn loop_plugins(&self) -> Result<LoopPlugins> {
-        let c = &self.config.config;
+        self.resolve_loop_plugins(&self.config.config).await
+    }
+
+    /// Resolve the plugins `c` names, with the plugin host of this project (loaded from the configuration the
+    /// project was opened with).
+    pub async fn resolve_loop_plugins(&self, c: &Config) -> Result<LoopPlugins> {
         let agent = self.lookup(&c.agent.plugin, |h, n| h.agent(n)).await?;
         let llm = if c.llm.enabled() {
             let config = c.llm_config(&c.llm.provider).to_string();
@@ -243,13 +249,75 @@ impl Orchestrator {
         self.state.require_task(task_id).await?;
         let plugins = self.loop_plugins().await?;
         let engine = Engine::new(self.config.config.clone(), self.state.clone(), plugins, self.root.clone(), observer);
-        engine.execute_task(task_id).await
+        let watch = self.config_watch();
+        engine.execute_task_watched(task_id, Some(&watch)).await
+    }
+
+    /// A watch over this project's configuration files for the engine's iteration boundaries: a valid edit is
+    /// applied with its plugins resolved, an invalid one is reported and ignored.
+    pub fn config_watch(&self) -> ProjectConfigWatch<'_> {
+        ProjectConfigWatch {
+            orchestrator: self,
+            reloader: std::sync::Mutex::new(ConfigReloader::new(self.sources.clone(), self.config.clone())),
+            running: std::sync::Mutex::new(self.config.config.clone()),
+        }
     }
 }
 
-fn load_config(root: &Path, options: &OpenOptions) -> Result<LoadedConfig> {
+/// The [`ConfigWatch`] of an open project (see [`Orchestrator::config_watch`]).
+pub struct ProjectConfigWatch<'a> {
+    orchestrator: &'a Orchestrator,
+    reloader: std::sync::Mutex<ConfigReloader>,
+    running: std::sync::Mutex<Config>,
+}
+
+#[async_trait::async_trait]
+impl ConfigWatch for ProjectConfigWatch<'_> {
+    async fn poll(&self) -> ConfigPoll {
+        let (previous, outcome) = {
+            let mut reloader = self.reloader.lock().unwrap_or_else(|e| e.into_inner());
+            let previous = reloader.current().clone();
+            (previous, reloader.check())
+        };
+        let (loaded, changed) = match outcome {
+            ReloadOutcome::Unchanged => return ConfigPoll::Unchanged,
+            ReloadOutcome::Rejected(e) => {
+                tracing::info!("configuration edit rejected, the previous configuration stays in force: {e}");
+                return ConfigPoll::Rejected(e.to_string());
+            }
+            ReloadOutcome::Reloaded(loaded, changed) => (loaded, changed),
+        };
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let live = config::live_part(&running, &loaded.config);
+        let (needs_restart, applied): (Vec<String>, Vec<String>) =
+            changed.into_iter().partition(|k| config::needs_restart(k));
+        match self.orchestrator.resolve_loop_plugins(&live).await {
+            Ok(plugins) => {
+                if !needs_restart.is_empty() {
+                    tracing::info!(
+                        "configuration changes that need a restart were not applied: {}",
+                        needs_restart.join(", ")
+                    );
+                }
+                *self.running.lock().unwrap_or_else(|e| e.into_inner()) = live.clone();
+                ConfigPoll::Reloaded(Box::new(ConfigUpdate { config: live, plugins, applied, needs_restart }))
+            }
+            Err(e) => {
+                self.reloader.lock().unwrap_or_else(|e| e.into_inner()).restore(previous);
+                let error = format!(
+                    "the edited configuration names a plugin that cannot be used ({e:#}); the previous configuration stays in force"
+                );
+                tracing::info!("{error}");
+                ConfigPoll::Rejected(error)
+            }
+        }
+    }
+}
+
+fn load_config(root: &Path, options: &OpenOptions) -> Result<(ConfigSources, LoadedConfig)> {
     let sources = ConfigSources::from_process(Some(root.to_path_buf()), options.profile.clone(), options.sets.clone());
-    Ok(config::load(&sources)?)
+    let config = config::load(&sources)?;
+    Ok((sources, config))
 }
 
 fn db_path(root: &Path, config: &LoadedConfig) -> PathBuf {
@@ -260,7 +328,7 @@ fn db_path(root: &Path, config: &LoadedConfig) -> PathBuf {
 /// The `.obra/config.yaml` that `obra init` writes: commented pointers, no settings.
 const PROJECT_CONFIG_TEMPLATE: &str = "\
 # This project's Obra settings. Name only what you change; every key and its default is in
-# config/default.yaml of Obra's sources (or run `obra --help`). Examples:
+# config/default.yaml of Obra's sources; `obra config show` prints each value and its layer. Examples:
 #
 # agent:
 #   plugin: claude-code

@@ -58,6 +58,12 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Run a whole supervised task in a scratch git repository, with the built-in replay agent and no LLM.
     Demo(DemoArgs),
+    /// Show the resolved configuration with where each value comes from, or check it.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// List and describe configuration profiles (built-in and ~/.config/obra/profiles/*.yaml).
+    #[command(subcommand)]
+    Profile(ProfileCommand),
 }
 
 /// `--json`.
@@ -206,6 +212,54 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Print the outcome as JSON at the end.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every resolved key as `key = value    # layer` (inside a project its .obra/config.yaml applies).
+    Show(ConfigShowArgs),
+    /// Check every layer the current directory would use, or one file as a project config.
+    Validate(ConfigValidateArgs),
+}
+
+/// `obra config show`.
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    /// Only this key, or the keys of this section (e.g. engine.max_iterations, engine.decision, gates).
+    pub key: Option<String>,
+    /// Print `[{"key": .., "value": .., "source": ..}]`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra config validate`.
+#[derive(Debug, Args)]
+pub struct ConfigValidateArgs {
+    /// A file to check as a project config (.obra/config.yaml) on top of the defaults.
+    pub file: Option<PathBuf>,
+    /// Print `{"ok": .., "error": .., "layers": [..]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra profile ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// List the built-in and user profiles.
+    List(JsonArg),
+    /// Show a profile's YAML and the keys it changes.
+    Show(ProfileShowArgs),
+}
+
+/// `obra profile show`.
+#[derive(Debug, Args)]
+pub struct ProfileShowArgs {
+    /// The profile's name.
+    pub name: String,
+    /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }

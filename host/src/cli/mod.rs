@@ -2,9 +2,11 @@
 //! [`Orchestrator`] and print.
 
 pub mod args;
+mod config_cmd;
 mod demo;
 pub mod output;
 mod plugin_cmd;
+mod profile_cmd;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,6 +70,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Breakpoint(cmd) => breakpoint(&g, cmd).await,
         Command::Plugin(cmd) => plugin_cmd::run(&g, cmd).await,
         Command::Demo(a) => demo::run(&g, a).await,
+        Command::Config(cmd) => config_cmd::run(&g, cmd),
+        Command::Profile(cmd) => profile_cmd::run(&g, cmd),
     }
 }
 

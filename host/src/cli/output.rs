@@ -113,6 +113,23 @@ impl LoopObserver for StepPrinter {
                 self.paint("1;31", "!!"),
                 one_line(reason, 300)
             )),
+            Step::ConfigReloaded { applied, needs_restart } => {
+                if !applied.is_empty() {
+                    self.line(&format!("  {} reloaded ({})", self.paint("36", "config"), applied.join(", ")));
+                }
+                if !needs_restart.is_empty() {
+                    self.line(&format!(
+                        "  {} changed but needs a restart, not applied ({})",
+                        self.paint("33", "config"),
+                        needs_restart.join(", ")
+                    ));
+                }
+            }
+            Step::ConfigRejected { error } => self.line(&format!(
+                "  {} config edit rejected, the previous configuration stays in force: {}",
+                self.paint("33", "warning:"),
+                one_line(error, 300)
+            )),
             Step::TaskFinished { task_id, status } => {
                 self.line(&format!("{} task {task_id} is {}", self.paint("1;36", "==>"), status.as_str()))
             }

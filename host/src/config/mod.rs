@@ -7,9 +7,15 @@
 //! result is checked for values out of range.
 
 mod layers;
+mod profiles;
+mod provenance;
+mod reload;
 mod types;
 
 pub use layers::{ConfigError, Layer, LayerSource};
+pub use profiles::{ProfileChange, ProfileInfo, ProfileOrigin, find_profile, list_profiles, user_profiles_dir};
+pub use provenance::{ResolvedKey, select};
+pub use reload::{ConfigReloader, ReloadOutcome, changed_keys, live_part, needs_restart};
 pub use types::*;
 
 use std::path::{Path, PathBuf};
@@ -90,6 +96,11 @@ pub fn load(sources: &ConfigSources) -> Result<LoadedConfig, ConfigError> {
     for set in &sources.sets {
         layers.push(Layer::from_set(set)?);
     }
+    resolve(layers)
+}
+
+/// Merge checked layers (lowest first) and check the result as a whole.
+fn resolve(layers: Vec<Layer>) -> Result<LoadedConfig, ConfigError> {
     let merged = layers::merge(&layers);
     let config: Config = serde_yaml::from_value(merged)
         .map_err(|e| ConfigError::Invalid { source_name: "the merged configuration".into(), message: e.to_string() })?;
@@ -97,8 +108,24 @@ pub fn load(sources: &ConfigSources) -> Result<LoadedConfig, ConfigError> {
     Ok(LoadedConfig { config, layers })
 }
 
+/// Check one file as a project-style layer (`.obra/config.yaml`) on top of the defaults alone: its keys,
+/// types and, merged with the defaults, its values. A missing file is an error too.
+pub fn validate_file(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let default = Layer::parse(LayerSource::Default, DEFAULT_YAML)?;
+    let layer = Layer::read_file(LayerSource::Project(path.to_path_buf()))?
+        .ok_or_else(|| ConfigError::Unreadable { path: path.display().to_string(), message: "no such file".into() })?;
+    resolve(vec![default, layer])
+}
+
+impl LoadedConfig {
+    /// Every resolved key with its value and the layer it came from, in the order of `config/default.yaml`.
+    pub fn provenance(&self) -> Vec<ResolvedKey> {
+        provenance::resolve(&self.layers, &self.config)
+    }
+}
+
 fn profile_layer(name: &str, sources: &ConfigSources) -> Result<Layer, ConfigError> {
-    if let Some(dir) = sources.user_file().and_then(|f| f.parent().map(|p| p.join("profiles"))) {
+    if let Some(dir) = user_profiles_dir(sources) {
         let path = dir.join(format!("{name}.yaml"));
         if let Some(layer) = Layer::read_file(LayerSource::Profile(name.to_string(), Some(path)))? {
             return Ok(layer);
@@ -106,14 +133,7 @@ fn profile_layer(name: &str, sources: &ConfigSources) -> Result<Layer, ConfigErr
     }
     match BUILTIN_PROFILES.iter().find(|(n, _)| *n == name) {
         Some((_, yaml)) => Layer::parse(LayerSource::Profile(name.to_string(), None), yaml),
-        None => {
-            let names: Vec<&str> = BUILTIN_PROFILES.iter().map(|(n, _)| *n).collect();
-            Err(ConfigError::UnknownProfile {
-                name: name.to_string(),
-                suggestion: layers::closest(name, names.iter().copied()),
-                available: names.join(", "),
-            })
-        }
+        None => find_profile(sources, name).and_then(|p| p.layer()),
     }
 }
 

@@ -122,3 +122,199 @@ fn plugin_sections_merge_key_by_key() {
     assert_eq!(cc["max_turns"], 3);
     assert_eq!(cc["permission_mode"], "acceptEdits", "other keys of the section keep their defaults");
 }
+
+fn source_of(loaded: &LoadedConfig, key: &str) -> LayerSource {
+    loaded.provenance().into_iter().find(|k| k.key == key).unwrap_or_else(|| panic!("no key {key}")).source
+}
+
+fn value_of(loaded: &LoadedConfig, key: &str) -> serde_json::Value {
+    loaded.provenance().into_iter().find(|k| k.key == key).unwrap_or_else(|| panic!("no key {key}")).value
+}
+
+#[test]
+fn provenance_names_the_layer_of_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    write_project_config(dir.path(), "agent:\n  timeout_secs: 60\n");
+    let user = dir.path().join("user.yaml");
+    std::fs::write(&user, "llm:\n  timeout_secs: 30\n").unwrap();
+    let mut sources = sources_in(dir.path());
+    sources.user_file = Some(user.clone());
+    sources.profile = Some("production".into());
+    sources.env = vec![("OBRA_LLM__WEIGHT".into(), "0.3".into())];
+    sources.sets = vec!["engine.max_iterations=5".into()];
+    let loaded = load(&sources).unwrap();
+
+    assert_eq!(source_of(&loaded, "agent.plugin"), LayerSource::Default);
+    assert_eq!(
+        source_of(&loaded, "engine.decision.proceed_threshold"),
+        LayerSource::Profile("production".into(), None)
+    );
+    assert_eq!(source_of(&loaded, "agent.timeout_secs"), LayerSource::Project(dir.path().join(".obra/config.yaml")));
+    assert_eq!(source_of(&loaded, "llm.timeout_secs"), LayerSource::User(user));
+    assert_eq!(source_of(&loaded, "llm.weight"), LayerSource::Env("OBRA_LLM__WEIGHT".into()));
+    assert_eq!(source_of(&loaded, "engine.max_iterations"), LayerSource::Set("engine.max_iterations=5".into()));
+    assert_eq!(value_of(&loaded, "engine.max_iterations"), 5);
+    assert_eq!(value_of(&loaded, "llm.weight"), 0.3);
+    // A list has one origin and its entries show every field, defaults included.
+    assert_eq!(source_of(&loaded, "gates"), LayerSource::Profile("production".into(), None));
+    let gates = value_of(&loaded, "gates");
+    assert_eq!(gates[0]["plugin"], "response-format");
+    assert_eq!(gates[0]["enabled"], true, "a default filled in: {gates}");
+    assert!(loaded.provenance().iter().all(|k| !k.key.starts_with("gates.")));
+    // Siblings keep their own origin.
+    assert_eq!(
+        source_of(&loaded, "engine.decision.escalate_threshold"),
+        LayerSource::Profile("production".into(), None)
+    );
+    assert_eq!(source_of(&loaded, "engine.retry.jitter"), LayerSource::Default);
+}
+
+#[test]
+fn every_resolved_key_is_listed_once_and_the_values_match_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load(&sources_in(dir.path())).unwrap();
+    let keys: Vec<String> = loaded.provenance().into_iter().map(|k| k.key).collect();
+    let mut unique = keys.clone();
+    unique.dedup();
+    assert_eq!(keys, unique);
+    for expected in ["database.path", "engine.retry.multiplier", "agents.claude-code.max_turns", "plugins.cache_dir"] {
+        assert!(keys.iter().any(|k| k == expected), "{expected} missing from {keys:?}");
+    }
+    assert_eq!(value_of(&loaded, "engine.decision.proceed_threshold"), 0.85);
+    assert_eq!(value_of(&loaded, "plugins.search_path"), serde_json::json!([]));
+}
+
+#[test]
+fn select_takes_a_key_or_a_section_and_suggests_the_closest_for_an_unknown_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = load(&sources_in(dir.path())).unwrap().provenance();
+    assert_eq!(select(&entries, "engine.max_iterations").unwrap().len(), 1);
+    let section = select(&entries, "engine.decision").unwrap();
+    assert_eq!(section.len(), 2);
+    assert!(select(&entries, "engine").unwrap().len() > 3);
+    let err = select(&entries, "engine.max_iteration").unwrap_err().to_string();
+    assert!(err.contains("did you mean `engine.max_iterations`"), "{err}");
+    let err = select(&entries, "engin").unwrap_err().to_string();
+    assert!(err.contains("`engine`"), "{err}");
+}
+
+#[test]
+fn validate_file_checks_keys_types_values_and_readability() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, "engine:\n  max_iterations: 4\n").unwrap();
+    assert_eq!(validate_file(&good).unwrap().config.engine.max_iterations, 4);
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "engine:\n  decision:\n    escalate_threshold: 0.99\n").unwrap();
+    assert!(validate_file(&bad).unwrap_err().to_string().contains("escalate_threshold"));
+    let text = validate_file(dir.path()).unwrap_err().to_string();
+    assert!(text.contains("cannot read"), "a directory: {text}");
+    let binary = dir.path().join("binary.yaml");
+    std::fs::write(&binary, b"engine:\n  max_iterations: \xff\xfe\n").unwrap();
+    assert!(validate_file(&binary).unwrap_err().to_string().contains("cannot read"));
+    assert!(validate_file(&dir.path().join("missing.yaml")).unwrap_err().to_string().contains("no such file"));
+}
+
+#[test]
+fn every_builtin_profile_changes_something_and_sets_test_and_lint_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = sources_in(dir.path());
+    for (name, _) in BUILTIN_PROFILES {
+        let profile = find_profile(&sources, name).unwrap();
+        assert_eq!(profile.origin, ProfileOrigin::BuiltIn);
+        assert!(profile.error.is_none(), "{name}: {:?}", profile.error);
+        let changes = profile.changes().unwrap();
+        assert!(!changes.is_empty(), "profile {name} changes nothing");
+        assert!(changes.iter().any(|c| c.key.starts_with("engine.")), "{name} sets no engine limit or threshold");
+        let mut with = sources.clone();
+        with.profile = Some(name.to_string());
+        let config = load(&with).unwrap().config;
+        let commands: Vec<&str> = config
+            .gates
+            .iter()
+            .filter(|g| g.enabled && g.plugin == "tests")
+            .filter_map(|g| g.config["command"].as_str())
+            .collect();
+        if *name != "minimal" {
+            assert_eq!(commands.len(), 2, "{name}: a test and a lint command: {commands:?}");
+        }
+        for line in profile.yaml.lines() {
+            let t = line.trim_start().trim_start_matches("- ");
+            if t.starts_with('#') || t.starts_with("plugin:") {
+                continue;
+            }
+            if let Some((_, value)) = t.split_once(':')
+                && !value.trim().is_empty()
+            {
+                assert!(line.contains('#'), "profile {name}: no comment on `{line}`");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_user_profile_overrides_a_builtin_and_an_invalid_one_is_reported_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let user_dir = dir.path().join("home");
+    std::fs::create_dir_all(user_dir.join("profiles")).unwrap();
+    std::fs::write(user_dir.join("profiles/minimal.yaml"), "engine:\n  max_iterations: 9\n").unwrap();
+    std::fs::write(user_dir.join("profiles/broken.yaml"), "# mine\nengine:\n  max_iteratons: 2\n").unwrap();
+    let mut sources = sources_in(dir.path());
+    sources.user_file = Some(user_dir.join("config.yaml"));
+    let list = list_profiles(&sources);
+    let minimal = list.iter().find(|p| p.name == "minimal").unwrap();
+    assert!(minimal.overrides_builtin && matches!(minimal.origin, ProfileOrigin::User(_)));
+    let broken = list.iter().find(|p| p.name == "broken").unwrap();
+    let err = broken.error.as_ref().unwrap().to_string();
+    assert!(err.contains("broken.yaml") && err.contains("line 3") && err.contains("max_iterations"), "{err}");
+
+    sources.profile = Some("minimal".into());
+    assert_eq!(load(&sources).unwrap().config.engine.max_iterations, 9);
+    sources.profile = Some("broken".into());
+    assert!(load(&sources).unwrap_err().to_string().contains("line 3"));
+    sources.profile = Some("brokn".into());
+    let err = load(&sources).unwrap_err().to_string();
+    assert!(err.contains("did you mean \"broken\"") && err.contains("python_project"), "{err}");
+}
+
+#[test]
+fn the_reloader_applies_a_valid_edit_and_rejects_a_bad_one_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_project_config(dir.path(), "engine:\n  max_iterations: 2\n");
+    let sources = sources_in(dir.path());
+    let mut reloader = ConfigReloader::new(sources.clone(), load(&sources).unwrap());
+    assert!(matches!(reloader.check(), ReloadOutcome::Unchanged));
+
+    write_project_config(dir.path(), "# only a comment changed\nengine:\n  max_iterations: 2\n");
+    assert!(matches!(reloader.check(), ReloadOutcome::Unchanged), "a change that changes no value");
+
+    write_project_config(dir.path(), "engine:\n  max_iterations: 5\ndatabase:\n  path: other.db\n");
+    match reloader.check() {
+        ReloadOutcome::Reloaded(loaded, changed) => {
+            assert_eq!(loaded.config.engine.max_iterations, 5);
+            assert_eq!(changed, vec!["database.path".to_string(), "engine.max_iterations".to_string()]);
+            assert!(needs_restart("database.path") && !needs_restart("engine.max_iterations"));
+        }
+        other => panic!("{other:?}"),
+    }
+    write_project_config(dir.path(), "engine:\n  max_iterations: 5\n  bogus: 1\n");
+    match reloader.check() {
+        ReloadOutcome::Rejected(e) => assert!(e.to_string().contains("line 3"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(reloader.check(), ReloadOutcome::Unchanged), "reported once");
+    assert_eq!(reloader.current().config.engine.max_iterations, 5, "the last good configuration stays");
+}
+
+#[test]
+fn live_part_keeps_what_needs_a_restart() {
+    let running = embedded_defaults().clone();
+    let mut new = running.clone();
+    new.database.path = "x.db".into();
+    new.agent.plugin = "replay".into();
+    new.engine.max_iterations = 9;
+    let live = live_part(&running, &new);
+    assert_eq!(live.database, running.database);
+    assert_eq!(live.agent.plugin, running.agent.plugin);
+    assert_eq!(live.engine.max_iterations, 9);
+}

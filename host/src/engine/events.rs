@@ -73,6 +73,18 @@ pub enum Step {
         /// Why.
         reason: String,
     },
+    /// The configuration files changed and the new configuration is in force from this iteration on.
+    ConfigReloaded {
+        /// The keys whose value changed and now apply.
+        applied: Vec<String>,
+        /// The keys that changed but take effect only when Obra starts again.
+        needs_restart: Vec<String>,
+    },
+    /// The configuration files changed but the result is invalid: the previous configuration stays.
+    ConfigRejected {
+        /// Why, naming the file, line and key.
+        error: String,
+    },
     /// The execution ended.
     TaskFinished {
         /// Task.

@@ -14,7 +14,7 @@ pub use events::{LoopObserver, Step};
 pub use run::TaskOutcome;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::config::{Config, GateConfig, RuleConfig};
 use crate::contract::{Agent, BreakpointRule, LlmProvider, QualityGate};
@@ -33,15 +33,56 @@ pub struct LoopPlugins {
     pub rules: Vec<(RuleConfig, Arc<dyn BreakpointRule>)>,
 }
 
+/// A new configuration for the rest of a task, with the plugins it names resolved.
+pub struct ConfigUpdate {
+    /// The configuration to run with (settings that need a restart already kept at their running values).
+    pub config: Config,
+    /// The plugins it names.
+    pub plugins: LoopPlugins,
+    /// The keys whose value changed and now apply.
+    pub applied: Vec<String>,
+    /// The keys that changed but take effect only when Obra starts again.
+    pub needs_restart: Vec<String>,
+}
+
+/// What a [`ConfigWatch`] found at an iteration boundary.
+pub enum ConfigPoll {
+    /// Nothing to do.
+    Unchanged,
+    /// Run the rest of the task with this.
+    Reloaded(Box<ConfigUpdate>),
+    /// The configuration changed but cannot be used; why (file, line, key).
+    Rejected(String),
+}
+
+/// Asked at the top of each iteration after the first whether the configuration changed.
+#[async_trait::async_trait]
+pub trait ConfigWatch: Send + Sync {
+    /// Check the configuration's sources; called once per iteration boundary.
+    async fn poll(&self) -> ConfigPoll;
+}
+
+/// The configuration an engine runs with and what depends on it; replaced whole on a reload.
+struct Current {
+    config: Config,
+    plugins: LoopPlugins,
+    retry: retry::RetryPolicy,
+}
+
+impl Current {
+    fn new(config: Config, plugins: LoopPlugins) -> Self {
+        let retry = retry::RetryPolicy::new(config.engine.retry.clone());
+        Self { config, plugins, retry }
+    }
+}
+
 /// Runs tasks through the loop.
 pub struct Engine {
-    config: Config,
+    current: Mutex<Arc<Current>>,
     state: StateManager,
-    plugins: LoopPlugins,
     workspace: PathBuf,
     observer: Arc<dyn LoopObserver>,
     prompts: prompt::PromptRenderer,
-    retry: retry::RetryPolicy,
 }
 
 impl Engine {
@@ -53,12 +94,21 @@ impl Engine {
         workspace: PathBuf,
         observer: Arc<dyn LoopObserver>,
     ) -> Self {
-        let retry = retry::RetryPolicy::new(config.engine.retry.clone());
-        Self { config, state, plugins, workspace, observer, prompts: prompt::PromptRenderer::new(), retry }
+        let current = Mutex::new(Arc::new(Current::new(config, plugins)));
+        Self { current, state, workspace, observer, prompts: prompt::PromptRenderer::new() }
     }
 
-    /// The configuration the engine runs with.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration the engine runs with now (it changes when a [`ConfigWatch`] reloads it).
+    pub fn config(&self) -> Config {
+        self.current().config.clone()
+    }
+
+    fn current(&self) -> Arc<Current> {
+        Arc::clone(&self.current.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Swap in a reloaded configuration and its plugins, whole.
+    fn replace_current(&self, config: Config, plugins: LoopPlugins) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(Current::new(config, plugins));
     }
 }

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde::Serialize;
 
-use super::Engine;
 use super::decision::{self, LlmOpinion};
 use super::events::Step;
 use super::prompt::{TaskPromptInput, ValidationPromptInput};
+use super::{ConfigPoll, ConfigWatch, Engine};
 use crate::contract::{
     CallContext, CompletionRequest, FileChange, GateInput, LoopEvent, Message, Outcome, PluginError, Role, RunRequest,
     RunResult, Severity, TaskInfo, Verdict,
@@ -54,6 +54,13 @@ struct OpinionReply {
 impl Engine {
     /// Execute one task until it completes, pauses at a breakpoint, or fails.
     pub async fn execute_task(&self, task_id: i64) -> Result<TaskOutcome> {
+        self.execute_task_watched(task_id, None).await
+    }
+
+    /// Like [`Engine::execute_task`], and at the top of each iteration after the first asks `watch` whether
+    /// the configuration changed: a valid new one is swapped in whole for the rest of the task, an invalid
+    /// one is reported and ignored.
+    pub async fn execute_task_watched(&self, task_id: i64, watch: Option<&dyn ConfigWatch>) -> Result<TaskOutcome> {
         let task = self.state.require_task(task_id).await?;
         match task.status() {
             TaskStatus::Completed => bail!("task {task_id} is already completed; create a new task for further work"),
@@ -87,7 +94,8 @@ impl Engine {
             .project(task.project_id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("task {task_id} belongs to a project that no longer exists"))?;
-        let max_iterations = task.max_iterations.map(|m| m as u32).unwrap_or(self.config.engine.max_iterations).max(1);
+        let task_limit = task.max_iterations.map(|m| m as u32);
+        let mut max_iterations = task_limit.unwrap_or(self.current().config.engine.max_iterations).max(1);
         let human_feedback = self.state.latest_breakpoint_feedback(task_id).await?;
         let mut feedback: Vec<String> = Vec::new();
         let mut session = task.session_id.clone();
@@ -101,7 +109,29 @@ impl Engine {
             reason: String::new(),
         };
 
-        for iteration in 1..=max_iterations {
+        let mut iteration = 0;
+        while iteration < max_iterations {
+            iteration += 1;
+            if iteration > 1
+                && let Some(watch) = watch
+            {
+                match watch.poll().await {
+                    ConfigPoll::Unchanged => {}
+                    ConfigPoll::Reloaded(update) => {
+                        let update = *update;
+                        // A new limit counts from the start of the execution; it cannot end the current
+                        // iteration before it ran.
+                        max_iterations = task_limit.unwrap_or(update.config.engine.max_iterations).max(iteration);
+                        self.replace_current(update.config, update.plugins);
+                        self.observer.step(&Step::ConfigReloaded {
+                            applied: update.applied,
+                            needs_restart: update.needs_restart,
+                        });
+                    }
+                    ConfigPoll::Rejected(error) => self.observer.step(&Step::ConfigRejected { error }),
+                }
+            }
+            let current = self.current();
             let task = self.state.require_task(task_id).await?;
             let prompt = self.prompts.task_prompt(&TaskPromptInput {
                 project: &project,
@@ -133,7 +163,7 @@ impl Engine {
                 Ok(r) => self.run_gates(&info, r, &changes).await,
                 Err(_) => Vec::new(),
             };
-            let gate_pairs: Vec<_> = self.plugins.gates.iter().map(|(c, _)| c).zip(gates.iter()).collect();
+            let gate_pairs: Vec<_> = current.plugins.gates.iter().map(|(c, _)| c).zip(gates.iter()).collect();
             let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
             let (opinion, llm_note, concerns) = match &result {
                 Ok(r) => self.llm_opinion(&task, r, &changes, &gates).await,
@@ -141,11 +171,11 @@ impl Engine {
             };
             let outcome = result.as_ref().ok().map(|r| r.outcome);
             let mut verdict = decision::decide(
-                &self.config.engine.decision,
+                &current.config.engine.decision,
                 &heuristic,
                 &decision::Context {
                     opinion: opinion.as_ref(),
-                    llm_weight: self.config.llm.weight,
+                    llm_weight: current.config.llm.weight,
                     llm_note: llm_note.as_deref(),
                     outcome,
                     iteration,
@@ -243,9 +273,10 @@ impl Engine {
         prompt: &str,
         mut session: Option<String>,
     ) -> Result<(i64, Result<RunResult, PluginError>, Vec<FileChange>)> {
-        let agent = &self.plugins.agent;
-        let config = serde_json::to_string(&self.config.agent_config(agent.name()))?;
-        let timeout = Duration::from_secs(self.config.agent.timeout_secs);
+        let current = self.current();
+        let agent = &current.plugins.agent;
+        let config = serde_json::to_string(&current.config.agent_config(agent.name()))?;
+        let timeout = Duration::from_secs(current.config.agent.timeout_secs);
         let start_snapshot = Snapshot::take(&self.workspace)?;
         let mut attempt = 0;
         loop {
@@ -293,7 +324,7 @@ impl Engine {
                 Err(e) => Some(e.clone()),
             };
             if let Some(error) = retry_error
-                && let Some(delay) = self.retry.delay_after(attempt, &error)
+                && let Some(delay) = current.retry.delay_after(attempt, &error)
             {
                 self.observer.step(&Step::Retrying { what: "agent", attempt, delay, reason: error.to_string() });
                 if let Ok(r) = &result {
@@ -307,8 +338,9 @@ impl Engine {
     }
 
     async fn run_gates(&self, info: &TaskInfo, result: &RunResult, changes: &[FileChange]) -> Vec<GateRecord> {
+        let current = self.current();
         let mut records = Vec::new();
-        for (config, gate) in &self.plugins.gates {
+        for (config, gate) in &current.plugins.gates {
             let input = GateInput {
                 task: info.clone(),
                 agent_result: result.clone(),
@@ -355,7 +387,8 @@ impl Engine {
         changes: &[FileChange],
         gates: &[GateRecord],
     ) -> (Option<LlmOpinion>, Option<String>, Vec<String>) {
-        let Some(llm) = &self.plugins.llm else {
+        let current = self.current();
+        let Some(llm) = &current.plugins.llm else {
             return (None, Some("no LLM is configured (llm.provider: none)".into()), vec![]);
         };
         let prompt = match self.prompts.validation_prompt(&ValidationPromptInput {
@@ -374,7 +407,7 @@ impl Engine {
             temperature: None,
             max_tokens: Some(1024),
         };
-        let limit = Duration::from_secs(self.config.llm.timeout_secs);
+        let limit = Duration::from_secs(current.config.llm.timeout_secs);
         let mut attempt = 0;
         let note = loop {
             attempt += 1;
@@ -398,7 +431,7 @@ impl Engine {
                 },
                 Err(e) => e,
             };
-            match self.retry.delay_after(attempt, &error) {
+            match current.retry.delay_after(attempt, &error) {
                 Some(delay) => {
                     self.observer.step(&Step::Retrying { what: "llm", attempt, delay, reason: error.to_string() });
                     tokio::time::sleep(delay).await;
@@ -413,7 +446,8 @@ impl Engine {
     /// Evaluate the rules in order; the first that pauses or aborts wins. A rule that fails pauses the task:
     /// when unsure, ask a human.
     async fn evaluate_rules(&self, event: &LoopEvent) -> Option<(String, Verdict)> {
-        for (config, rule) in &self.plugins.rules {
+        let current = self.current();
+        for (config, rule) in &current.plugins.rules {
             let mut event = event.clone();
             event.config = config.config.to_string();
             let (ctx, forwarder) = self.call_context(None);
@@ -442,7 +476,7 @@ impl Engine {
         });
         let ctx = CallContext {
             workspace: Some(self.workspace.clone()),
-            llm: self.plugins.llm.clone(),
+            llm: self.current().plugins.llm.clone(),
             progress: Some(tx),
             timeout,
         };
