@@ -58,6 +58,8 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Run a whole supervised task in a scratch git repository, with the built-in replay agent and no LLM.
     Demo(DemoArgs),
+    /// A prompt for obra commands, with history, Tab completion and breakpoints announced as they open.
+    Interactive(super::repl::InteractiveArgs),
 }
 
 /// `--json`.

@@ -5,6 +5,7 @@ pub mod args;
 mod demo;
 pub mod output;
 mod plugin_cmd;
+pub mod repl;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Breakpoint(cmd) => breakpoint(&g, cmd).await,
         Command::Plugin(cmd) => plugin_cmd::run(&g, cmd).await,
         Command::Demo(a) => demo::run(&g, a).await,
+        Command::Interactive(a) => Box::pin(repl::run(&g, a)).await,
     }
 }
 
