@@ -64,6 +64,8 @@ pub enum Command {
     /// List and describe configuration profiles (built-in and ~/.config/obra/profiles/*.yaml).
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// A prompt for obra commands, with history, Tab completion and breakpoints announced as they open.
+    Interactive(super::repl::InteractiveArgs),
 }
 
 /// `--json`.

@@ -7,6 +7,7 @@ mod demo;
 pub mod output;
 mod plugin_cmd;
 mod profile_cmd;
+pub mod repl;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(a) => demo::run(&g, a).await,
         Command::Config(cmd) => config_cmd::run(&g, cmd),
         Command::Profile(cmd) => profile_cmd::run(&g, cmd),
+        Command::Interactive(a) => Box::pin(repl::run(&g, a)).await,
     }
 }
 

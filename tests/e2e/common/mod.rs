@@ -98,6 +98,17 @@ impl Project {
         cmd.output().expect("run obra")
     }
 
+    /// An `obra` command set up to run in the project (its environment, its directory), not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(obra_bin());
+        cmd.current_dir(self.path()).args(args);
+        cmd.env_remove("OBRA_PROFILE");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
     /// Run `obra ... --json` and parse stdout, asserting the exit code.
     pub fn obra_json(&self, args: &[&str], expect_code: i32) -> serde_json::Value {
         let out = self.obra(args);
