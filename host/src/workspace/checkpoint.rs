@@ -1,0 +1,908 @@
+//! Checkpoints: snapshots of the workspace's working tree, stored as commits under private git refs.
+//!
+//! A checkpoint is a commit pointed at by `refs/obra/checkpoints/<id>`, where `<id>` is a sequence number
+//! (`1`, `2`, ...). Taking or restoring one never touches the user's HEAD, branches or index file: trees are
+//! built in an in-memory index and files are read and written directly, as raw bytes (no clean/smudge or
+//! line-ending filters), so a restore is byte-identical.
+//!
+//! What a checkpoint holds: every file and symbolic link under the workspace, tracked or untracked, except
+//! files git ignores (`.gitignore`, `.git/info/exclude`, `core.excludesFile`; a tracked file is never
+//! ignored) and anything under a directory named `.git` or `.obra`. Executable bits and symbolic links are
+//! kept. When the workspace is a subdirectory of the repository, the checkpoint's scope is that subdirectory:
+//! the commit's tree is HEAD's tree with the subdirectory replaced by the snapshot, so `git diff HEAD <ref>`
+//! shows exactly what the checkpoint changed, and a restore only writes inside the workspace. All workspaces
+//! of one repository share the same list of checkpoints.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use git2::{Commit, ErrorCode, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Signature, TreeWalkMode};
+
+/// Where the checkpoints' refs live.
+const REF_PREFIX: &str = "refs/obra/checkpoints/";
+
+/// Directory names never captured, written or removed: version control and Obra's own state.
+const SKIPPED_NAMES: &[&str] = &[".git", ".obra"];
+
+/// How many changed paths a refused restore names.
+const LISTED_PATHS: usize = 10;
+
+/// One checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Short unique name (a sequence number), the last component of `git_ref`.
+    pub id: String,
+    /// The ref that holds it: `refs/obra/checkpoints/<id>`.
+    pub git_ref: String,
+    /// The commit's sha, in hex.
+    pub commit: String,
+    /// The label given when it was taken (the commit message).
+    pub label: String,
+    /// When it was taken, in seconds since the Unix epoch (the commit time).
+    pub time: i64,
+    /// Number of files (and symbolic links) it holds within the workspace.
+    pub files: usize,
+}
+
+/// What [`Checkpoints::restore`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Files written (created, replaced, or whose executable bit changed).
+    pub written: usize,
+    /// Files removed because the checkpoint does not hold them.
+    pub removed: usize,
+    /// The checkpoint of the state before the restore; `None` when the working tree already matched.
+    pub safety_checkpoint: Option<CheckpointInfo>,
+}
+
+/// Kind of a captured entry, as git's file modes tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Exec,
+    Link,
+}
+
+impl Kind {
+    fn mode(self) -> u32 {
+        match self {
+            Kind::File => 0o100644,
+            Kind::Exec => 0o100755,
+            Kind::Link => 0o120000,
+        }
+    }
+
+    fn from_mode(mode: i32) -> Option<Self> {
+        match mode {
+            0o100644 => Some(Kind::File),
+            0o100755 => Some(Kind::Exec),
+            0o120000 => Some(Kind::Link),
+            _ => None,
+        }
+    }
+}
+
+/// Entries of a tree, by `/`-separated path relative to the workspace.
+type Entries = BTreeMap<String, (Kind, Oid)>;
+
+/// The checkpoints of one workspace.
+pub struct Checkpoints {
+    repo: Repository,
+    /// The workspace, canonical.
+    root: PathBuf,
+    /// The workspace's path within the repository's working directory: empty, or ending in `/`.
+    prefix: String,
+}
+
+impl std::fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoints").field("root", &self.root).field("prefix", &self.prefix).finish()
+    }
+}
+
+impl Checkpoints {
+    /// Open the checkpoints of `workspace`: `None` when it is not inside a git repository, an error when the
+    /// repository is bare.
+    pub fn open(workspace: &Path) -> Result<Option<Self>> {
+        let root = workspace
+            .canonicalize()
+            .with_context(|| format!("cannot open the workspace {}; check that it exists", workspace.display()))?;
+        let repo = match Repository::discover(&root) {
+            Ok(repo) => repo,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot open the git repository of {}", root.display())),
+        };
+        let Some(workdir) = repo.workdir() else {
+            bail!(
+                "{} is in a bare git repository ({}); checkpoints need a working tree, so run obra in a clone",
+                root.display(),
+                repo.path().display()
+            );
+        };
+        let workdir = workdir.canonicalize().with_context(|| format!("cannot open {}", workdir.display()))?;
+        let relative = root.strip_prefix(&workdir).with_context(|| {
+            format!("the workspace {} is outside its repository's working tree {}", root.display(), workdir.display())
+        })?;
+        let mut prefix = String::new();
+        for component in relative.components() {
+            let name = component.as_os_str().to_str().with_context(|| {
+                format!("the workspace path {} is not UTF-8; move the workspace to a UTF-8 path", root.display())
+            })?;
+            if SKIPPED_NAMES.contains(&name) {
+                bail!(
+                    "the workspace {} is inside a {name} directory; open the project's own directory",
+                    root.display()
+                );
+            }
+            prefix.push_str(name);
+            prefix.push('/');
+        }
+        Ok(Some(Self { repo, root, prefix }))
+    }
+
+    /// Take a checkpoint of the working tree, with `label` as its commit message. Its parent is HEAD's commit
+    /// (none in a repository without commits); author and committer are the repository's configured user, or
+    /// `obra <obra@localhost>` when there is none.
+    pub fn create(&self, label: &str) -> Result<CheckpointInfo> {
+        Ok(self.create_with_entries(label)?.0)
+    }
+
+    /// The checkpoints, newest first.
+    pub fn list(&self) -> Result<Vec<CheckpointInfo>> {
+        self.commits()?.into_iter().map(|(id, commit)| self.info(id, &commit)).collect()
+    }
+
+    /// Paths (relative to the workspace, sorted) whose working-tree content or kind differs from the
+    /// checkpoint `commit` (an id, a ref or a commit sha): added, modified and deleted files.
+    pub fn changes_since(&self, commit: &str) -> Result<Vec<String>> {
+        let (_, commit) = self.resolve(commit)?;
+        let saved = self.commit_entries(&commit)?;
+        let current = self.scan(false)?;
+        Ok(changed_paths(&saved, &current))
+    }
+
+    /// Make the working tree identical to the checkpoint `commit` (an id, a ref or a commit sha): files it
+    /// holds are written with their bytes, executable bit and symlink targets, files it does not hold are
+    /// removed (except ignored files and `.obra/`), and directories left empty are removed. HEAD, the index
+    /// file and branches are not touched.
+    ///
+    /// A safety checkpoint labelled `before rollback to <id>` is taken first, so the restore can itself be
+    /// undone; none is taken (and nothing written) when the working tree already matches.
+    ///
+    /// Without `force`, the restore is refused, and nothing changes, when the working tree has edits that no
+    /// checkpoint holds: that is, when it matches none of the checkpoints (usually it matches the newest, or
+    /// the one restored last). The error names up to ten of the paths that differ from the closest one.
+    pub fn restore(&self, commit: &str, force: bool) -> Result<RestoreReport> {
+        let (name, target_commit) = self.resolve(commit)?;
+        let target = self.commit_entries(&target_commit)?;
+        let current = self.scan(false)?;
+        if current == target {
+            return Ok(RestoreReport { written: 0, removed: 0, safety_checkpoint: None });
+        }
+        if !force && let Some((closest, changed)) = self.uncaptured(&current)? {
+            let mut listed = changed.iter().take(LISTED_PATHS).cloned().collect::<Vec<_>>().join(", ");
+            if changed.len() > LISTED_PATHS {
+                listed.push_str(&format!(" and {} more", changed.len() - LISTED_PATHS));
+            }
+            let against = match closest {
+                Some(id) => format!("compared with checkpoint {id}"),
+                None => "there are no checkpoints".to_string(),
+            };
+            bail!(
+                "the workspace has edits no checkpoint holds ({against}): {listed}; take a checkpoint to keep them, \
+                 or use --force to discard them; a safety checkpoint is taken either way"
+            );
+        }
+
+        let (safety, current) = self.create_with_entries(&format!("before rollback to {name}"))?;
+        let mut removed = 0;
+        for path in current.keys().filter(|p| !target.contains_key(*p)) {
+            let file = self.root.join(path);
+            match std::fs::remove_file(&file) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot remove {}", file.display())),
+            }
+            self.remove_empty_parents(path);
+        }
+        let mut written = 0;
+        for (path, &(kind, oid)) in &target {
+            match current.get(path) {
+                Some(&(old_kind, old_oid)) if old_kind == kind && old_oid == oid => continue,
+                Some(&(old_kind, old_oid)) if old_oid == oid && old_kind != Kind::Link && kind != Kind::Link => {
+                    platform::set_executable(&self.root.join(path), kind == Kind::Exec)?;
+                }
+                _ => self.write_entry(path, kind, oid)?,
+            }
+            written += 1;
+        }
+        Ok(RestoreReport { written, removed, safety_checkpoint: Some(safety) })
+    }
+
+    /// Take a checkpoint; also return the entries it holds.
+    fn create_with_entries(&self, label: &str) -> Result<(CheckpointInfo, Entries)> {
+        let entries = self.scan(true)?;
+        let parent = self.head_commit()?;
+        let mut index = Index::new()?;
+        if !self.prefix.is_empty()
+            && let Some(parent) = &parent
+        {
+            index.read_tree(&parent.tree()?)?;
+            index.remove_dir(Path::new(self.prefix.trim_end_matches('/')), 0)?;
+        }
+        for (path, &(kind, oid)) in &entries {
+            index.add(&index_entry(format!("{}{path}", self.prefix), kind, oid))?;
+        }
+        let tree =
+            self.repo.find_tree(index.write_tree_to(&self.repo).context("cannot write the checkpoint's tree")?)?;
+        let signature = match self.repo.signature() {
+            Ok(signature) => signature,
+            Err(_) => Signature::now("obra", "obra@localhost")?,
+        };
+        let parents = parent.iter().collect::<Vec<_>>();
+        let oid = self
+            .repo
+            .commit(None, &signature, &signature, label, &tree, &parents)
+            .context("cannot write the checkpoint's commit")?;
+
+        let mut number = self.next_number()?;
+        let id = loop {
+            let id = number.to_string();
+            match self.repo.reference(&format!("{REF_PREFIX}{id}"), oid, false, &format!("obra checkpoint: {label}")) {
+                Ok(_) => break id,
+                Err(e) if e.code() == ErrorCode::Exists => number += 1,
+                Err(e) => return Err(e).context("cannot create the checkpoint's ref"),
+            }
+        };
+        let commit = self.repo.find_commit(oid)?;
+        let info = CheckpointInfo {
+            git_ref: format!("{REF_PREFIX}{id}"),
+            id,
+            commit: oid.to_string(),
+            label: label.to_string(),
+            time: commit.time().seconds(),
+            files: entries.len(),
+        };
+        Ok((info, entries))
+    }
+
+    fn info(&self, id: String, commit: &Commit<'_>) -> Result<CheckpointInfo> {
+        Ok(CheckpointInfo {
+            git_ref: format!("{REF_PREFIX}{id}"),
+            id,
+            commit: commit.id().to_string(),
+            label: commit.message().unwrap_or_default().to_string(),
+            time: commit.time().seconds(),
+            files: self.commit_entries(commit)?.len(),
+        })
+    }
+
+    /// The checkpoints' ids and commits, newest first (by sequence number, then commit time).
+    fn commits(&self) -> Result<Vec<(String, Commit<'_>)>> {
+        let mut found = Vec::new();
+        for reference in self.repo.references_glob(&format!("{REF_PREFIX}*"))? {
+            let reference = reference?;
+            let Some(id) = reference.name().ok().and_then(|n| n.strip_prefix(REF_PREFIX)) else { continue };
+            let id = id.to_string();
+            let commit = reference.peel_to_commit().with_context(|| format!("checkpoint {id} is not a commit"))?;
+            found.push((id, commit));
+        }
+        found.sort_by_key(|(id, commit)| std::cmp::Reverse((id.parse::<u64>().unwrap_or(0), commit.time().seconds())));
+        Ok(found)
+    }
+
+    fn next_number(&self) -> Result<u64> {
+        let mut last = 0;
+        for name in self.repo.references_glob(&format!("{REF_PREFIX}*"))?.names() {
+            if let Some(n) = name?.strip_prefix(REF_PREFIX).and_then(|id| id.parse::<u64>().ok()) {
+                last = last.max(n);
+            }
+        }
+        Ok(last + 1)
+    }
+
+    /// A checkpoint id, a ref or a commit sha; returns the name used in labels and the commit.
+    fn resolve(&self, spec: &str) -> Result<(String, Commit<'_>)> {
+        if let Ok(reference) = self.repo.find_reference(&format!("{REF_PREFIX}{spec}")) {
+            return Ok((spec.to_string(), reference.peel_to_commit()?));
+        }
+        let commit = self.repo.revparse_single(spec).and_then(|o| o.peel_to_commit()).with_context(|| {
+            format!("there is no checkpoint or commit {spec:?}; list the checkpoints to see their ids")
+        })?;
+        let name = match spec.strip_prefix(REF_PREFIX) {
+            Some(id) => id.to_string(),
+            None => commit.as_object().short_id()?.as_str().unwrap_or(spec).to_string(),
+        };
+        Ok((name, commit))
+    }
+
+    fn head_commit(&self) -> Result<Option<Commit<'_>>> {
+        match self.repo.head() {
+            Ok(head) => Ok(Some(head.peel_to_commit().context("cannot read HEAD's commit")?)),
+            Err(e) if matches!(e.code(), ErrorCode::UnbornBranch | ErrorCode::NotFound) => Ok(None),
+            Err(e) => Err(e).context("cannot read HEAD"),
+        }
+    }
+
+    /// When no checkpoint holds `current`: the closest checkpoint's id (`None` if there are no checkpoints)
+    /// and the paths that differ from it.
+    fn uncaptured(&self, current: &Entries) -> Result<Option<(Option<String>, Vec<String>)>> {
+        let mut closest: Option<(Option<String>, Vec<String>)> = None;
+        let mut seen = Vec::new();
+        for (id, commit) in self.commits()? {
+            let tree_id = commit.tree_id();
+            if seen.contains(&tree_id) {
+                continue;
+            }
+            seen.push(tree_id);
+            let changed = changed_paths(&self.commit_entries(&commit)?, current);
+            if changed.is_empty() {
+                return Ok(None);
+            }
+            if closest.as_ref().is_none_or(|(_, best)| changed.len() < best.len()) {
+                closest = Some((Some(id), changed));
+            }
+        }
+        Ok(Some(closest.unwrap_or_else(|| (None, current.keys().cloned().collect()))))
+    }
+
+    /// The entries of a commit's tree within the workspace.
+    fn commit_entries(&self, commit: &Commit<'_>) -> Result<Entries> {
+        let mut tree = commit.tree()?;
+        if !self.prefix.is_empty() {
+            match tree.get_path(Path::new(self.prefix.trim_end_matches('/'))) {
+                Ok(entry) if entry.kind() == Some(ObjectType::Tree) => tree = self.repo.find_tree(entry.id())?,
+                Ok(_) => return Ok(Entries::new()),
+                Err(e) if e.code() == ErrorCode::NotFound => return Ok(Entries::new()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut entries = Entries::new();
+        tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            let Ok(name) = entry.name() else { return git2::TreeWalkResult::Skip };
+            if SKIPPED_NAMES.contains(&name) {
+                return git2::TreeWalkResult::Skip;
+            }
+            if let Some(kind) = Kind::from_mode(entry.filemode()) {
+                entries.insert(format!("{dir}{name}"), (kind, entry.id()));
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        Ok(entries)
+    }
+
+    /// The working tree's entries; with `store`, their contents are also written to the object database.
+    fn scan(&self, store: bool) -> Result<Entries> {
+        let mut tracked = self.repo.index().context("cannot read the repository's index")?;
+        tracked.read(false).context("cannot read the repository's index")?;
+        let odb = self.repo.odb()?;
+        let mut entries = Entries::new();
+        let mut stack = vec![String::new()];
+        while let Some(dir) = stack.pop() {
+            let abs = self.root.join(&dir);
+            let listing = std::fs::read_dir(&abs).with_context(|| format!("cannot list {}", abs.display()))?;
+            for entry in listing {
+                let entry = entry.with_context(|| format!("cannot list {}", abs.display()))?;
+                let name = entry.file_name();
+                let path = entry.path();
+                let Some(name) = name.to_str() else {
+                    bail!("cannot checkpoint {}: the name is not UTF-8; rename it", path.display());
+                };
+                if SKIPPED_NAMES.contains(&name) {
+                    continue;
+                }
+                let rel = if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
+                let kind = entry.file_type().with_context(|| format!("cannot read {}", path.display()))?;
+                if kind.is_dir() {
+                    if !self.is_ignored(&rel, true, &tracked)? {
+                        stack.push(rel);
+                    }
+                    continue;
+                }
+                if !(kind.is_file() || kind.is_symlink()) || self.is_ignored(&rel, false, &tracked)? {
+                    continue;
+                }
+                let value = if kind.is_symlink() {
+                    let target = platform::link_target(&path)?;
+                    let oid =
+                        if store { self.repo.blob(&target)? } else { Oid::hash_object(ObjectType::Blob, &target)? };
+                    (Kind::Link, oid)
+                } else {
+                    let meta = std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let kind = if platform::is_executable(&meta) { Kind::Exec } else { Kind::File };
+                    let mut oid = Oid::hash_file(ObjectType::Blob, &path)
+                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    if store && !odb.exists(oid) {
+                        oid = store_file(&odb, &path)?;
+                    }
+                    (kind, oid)
+                };
+                entries.insert(rel, value);
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Whether git ignores `rel` (relative to the workspace): a tracked file is never ignored, and an ignored
+    /// directory is still walked when it holds tracked files.
+    fn is_ignored(&self, rel: &str, is_dir: bool, tracked: &Index) -> Result<bool> {
+        let path = format!("{}{rel}", self.prefix);
+        let ignored = if is_dir { format!("{path}/") } else { path.clone() };
+        if !self.repo.is_path_ignored(&ignored).with_context(|| format!("cannot check whether {rel} is ignored"))? {
+            return Ok(false);
+        }
+        if is_dir {
+            Ok(!tracked.iter().any(|e| e.path.starts_with(ignored.as_bytes())))
+        } else {
+            Ok(tracked.get_path(Path::new(&path), 0).is_none())
+        }
+    }
+
+    /// Write one entry of a checkpoint, replacing whatever is at its path.
+    fn write_entry(&self, rel: &str, kind: Kind, oid: Oid) -> Result<()> {
+        let mut dir = self.root.clone();
+        let mut parts = rel.split('/').collect::<Vec<_>>();
+        let name = parts.pop().unwrap_or_default();
+        for part in parts {
+            if part.is_empty() || part == "." || part == ".." {
+                bail!("the checkpoint holds an invalid path {rel:?}");
+            }
+            dir.push(part);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => bail!(
+                    "cannot restore {rel}: {} is in the way (git ignores it); move it away and restore again",
+                    dir.display()
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", dir.display())),
+            }
+        }
+        if name.is_empty() || name == "." || name == ".." {
+            bail!("the checkpoint holds an invalid path {rel:?}");
+        }
+        let file = dir.join(name);
+        match std::fs::symlink_metadata(&file) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir(&file).with_context(|| {
+                format!(
+                    "cannot restore {rel}: the directory {} is in the way; move it away and restore again",
+                    file.display()
+                )
+            })?,
+            Ok(_) => std::fs::remove_file(&file).with_context(|| format!("cannot replace {}", file.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+        }
+        let blob = self.repo.find_blob(oid).with_context(|| format!("the checkpoint's content of {rel} is missing"))?;
+        if kind == Kind::Link {
+            platform::symlink(blob.content(), &file)
+        } else {
+            std::fs::write(&file, blob.content()).with_context(|| format!("cannot write {}", file.display()))?;
+            if kind == Kind::Exec { platform::set_executable(&file, true) } else { Ok(()) }
+        }
+    }
+
+    /// Remove the directories above `rel` that are now empty, up to the workspace.
+    fn remove_empty_parents(&self, rel: &str) {
+        let mut dir = Path::new(rel).parent();
+        while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            if std::fs::remove_dir(self.root.join(d)).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+    }
+}
+
+/// Paths whose entry differs between two trees, sorted.
+fn changed_paths(a: &Entries, b: &Entries) -> Vec<String> {
+    let mut paths = a.iter().filter(|(p, v)| b.get(*p) != Some(*v)).map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    paths.extend(b.keys().filter(|p| !a.contains_key(*p)).cloned());
+    paths.sort();
+    paths
+}
+
+fn index_entry(path: String, kind: Kind, id: Oid) -> IndexEntry {
+    let zero = IndexTime::new(0, 0);
+    IndexEntry {
+        ctime: zero,
+        mtime: zero,
+        dev: 0,
+        ino: 0,
+        mode: kind.mode(),
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id,
+        flags: 0,
+        flags_extended: 0,
+        path: path.into_bytes(),
+    }
+}
+
+/// Stream a file's raw bytes into the object database as a blob.
+fn store_file(odb: &git2::Odb<'_>, path: &Path) -> Result<Oid> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let size = file.metadata()?.len();
+    let mut writer = odb.writer(usize::try_from(size)?, ObjectType::Blob)?;
+    std::io::copy(&mut file, &mut writer).with_context(|| format!("cannot store {}", path.display()))?;
+    writer.flush()?;
+    writer.finalize().with_context(|| {
+        format!("cannot store {}; it changed while being read, take the checkpoint again", path.display())
+    })
+}
+
+#[cfg(unix)]
+mod platform {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use anyhow::{Context, Result};
+
+    pub fn link_target(path: &Path) -> Result<Vec<u8>> {
+        let target = std::fs::read_link(path).with_context(|| format!("cannot read the link {}", path.display()))?;
+        Ok(target.as_os_str().as_bytes().to_vec())
+    }
+
+    pub fn symlink(target: &[u8], path: &Path) -> Result<()> {
+        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
+            .with_context(|| format!("cannot create the link {}", path.display()))
+    }
+
+    pub fn is_executable(meta: &std::fs::Metadata) -> bool {
+        meta.permissions().mode() & 0o100 != 0
+    }
+
+    /// Set or clear the executable bits (set only where the file is readable, as `chmod +x` under a umask).
+    pub fn set_executable(path: &Path, executable: bool) -> Result<()> {
+        let mode =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.permissions().mode();
+        let mode = if executable { mode | ((mode & 0o444) >> 2) } else { mode & !0o111 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot change the mode of {}", path.display()))
+    }
+}
+
+#[cfg(not(unix))]
+mod platform {
+    use std::path::Path;
+
+    use anyhow::{Context, Result, bail};
+
+    pub fn link_target(path: &Path) -> Result<Vec<u8>> {
+        let target = std::fs::read_link(path).with_context(|| format!("cannot read the link {}", path.display()))?;
+        Ok(target.to_string_lossy().replace('\\', "/").into_bytes())
+    }
+
+    pub fn symlink(_target: &[u8], path: &Path) -> Result<()> {
+        bail!("cannot restore the symbolic link {}: not supported on this platform", path.display())
+    }
+
+    pub fn is_executable(_meta: &std::fs::Metadata) -> bool {
+        false
+    }
+
+    pub fn set_executable(_path: &Path, _executable: bool) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    /// Files of a tree (skipping `.git`): bytes or link target, and whether executable.
+    fn files(root: &Path) -> BTreeMap<String, (Vec<u8>, bool)> {
+        let mut out = BTreeMap::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let entry = entry.unwrap();
+                let path = entry.path();
+                let kind = entry.file_type().unwrap();
+                if entry.file_name() == ".git" {
+                    continue;
+                }
+                let rel = path.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if kind.is_symlink() {
+                    out.insert(
+                        rel,
+                        (format!("-> {}", std::fs::read_link(&path).unwrap().display()).into_bytes(), false),
+                    );
+                } else {
+                    let exec = std::fs::metadata(&path).unwrap().permissions().mode() & 0o100 != 0;
+                    out.insert(rel, (std::fs::read(&path).unwrap(), exec));
+                }
+            }
+        }
+        out
+    }
+
+    fn write(root: &Path, rel: &str, text: &str) {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn chmod(root: &Path, rel: &str, mode: u32) {
+        std::fs::set_permissions(root.join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// Stage everything in the repository's own index and commit it on the current branch.
+    fn commit_all(repo: &Repository, message: &str) -> Oid {
+        let mut index = repo.index().unwrap();
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).unwrap();
+        index.write().unwrap();
+        let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+        let signature = Signature::now("Test", "test@example.invalid").unwrap();
+        let parent = repo.head().ok().map(|h| h.peel_to_commit().unwrap());
+        let parents = parent.iter().collect::<Vec<_>>();
+        repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).unwrap()
+    }
+
+    /// What a checkpoint must never change: the index file's bytes, HEAD's, and every branch's commit.
+    #[derive(Debug, PartialEq)]
+    struct UserState(Option<Vec<u8>>, Vec<u8>, Vec<(String, Oid)>);
+
+    fn user_state(repo: &Repository) -> UserState {
+        let index = std::fs::read(repo.path().join("index")).ok();
+        let head = std::fs::read(repo.path().join("HEAD")).unwrap();
+        let branches = repo
+            .branches(None)
+            .unwrap()
+            .map(|b| {
+                let (b, _) = b.unwrap();
+                (b.name().unwrap().unwrap().to_string(), b.get().target().unwrap())
+            })
+            .collect();
+        UserState(index, head, branches)
+    }
+
+    fn paths(entries: &Entries) -> Vec<&str> {
+        entries.keys().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn open_is_none_outside_a_repository_and_an_error_in_a_bare_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Checkpoints::open(dir.path()).unwrap().is_none());
+        let bare = dir.path().join("bare.git");
+        Repository::init_bare(&bare).unwrap();
+        let err = Checkpoints::open(&bare).unwrap_err().to_string();
+        assert!(err.contains("bare git repository"), "{err}");
+    }
+
+    #[test]
+    fn creates_a_checkpoint_in_a_repository_without_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, "README.md", "hello\n");
+        write(root, "src/deep/lib.rs", "fn f() {}\n");
+        let before = user_state(&repo);
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let info = checkpoints.create("first").unwrap();
+        assert_eq!(info.id, "1");
+        assert_eq!(info.git_ref, "refs/obra/checkpoints/1");
+        assert_eq!(info.files, 2);
+        assert_eq!(info.label, "first");
+        let commit = repo.find_commit(Oid::from_str(&info.commit).unwrap()).unwrap();
+        assert_eq!(commit.parent_count(), 0);
+        assert_eq!(commit.message().unwrap(), "first");
+        assert_eq!(repo.find_reference(&info.git_ref).unwrap().target().unwrap(), commit.id());
+        assert!(repo.head().is_err(), "HEAD stays unborn");
+        assert_eq!(user_state(&repo), before);
+        assert_eq!(checkpoints.list().unwrap(), vec![info]);
+    }
+
+    #[test]
+    fn captures_untracked_files_but_not_ignored_ones_or_obra() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, ".gitignore", "*.log\ntarget/\n");
+        write(root, "tracked.log", "tracked although ignored\n");
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("tracked.log")).unwrap();
+        index.write().unwrap();
+        commit_all(&repo, "base");
+        write(root, ".git/info/exclude", "secret.txt\n");
+        write(root, "secret.txt", "excluded\n");
+        write(root, "debug.log", "ignored\n");
+        write(root, "target/out.bin", "ignored dir\n");
+        write(root, "new/untracked.rs", "untracked\n");
+        write(root, ".obra/obra.db", "state\n");
+        write(root, "sub/.obra/x", "nested state\n");
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let info = checkpoints.create("cp").unwrap();
+        let (_, commit) = checkpoints.resolve(&info.id).unwrap();
+        let entries = checkpoints.commit_entries(&commit).unwrap();
+        assert_eq!(paths(&entries), vec![".gitignore", "new/untracked.rs", "tracked.log"]);
+        assert_eq!(info.files, 3);
+        assert_eq!(commit.parent_id(0).unwrap(), repo.head().unwrap().target().unwrap());
+    }
+
+    #[test]
+    fn round_trip_restores_bytes_exec_bits_and_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, ".gitignore", "*.log\n");
+        write(root, "run.sh", "#!/bin/sh\necho hi\n");
+        chmod(root, "run.sh", 0o755);
+        write(root, "src/a.rs", "a\n");
+        write(root, "src/b.rs", "b\n");
+        write(root, "bin.dat", "\0\u{1}\r\n binary");
+        std::os::unix::fs::symlink("src/a.rs", root.join("link")).unwrap();
+        commit_all(&repo, "base");
+        write(root, "untracked.txt", "untracked\n");
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let first = checkpoints.create("first").unwrap();
+        let saved = files(root);
+
+        write(root, "src/a.rs", "changed\n");
+        std::fs::remove_file(root.join("src/b.rs")).unwrap();
+        std::fs::remove_file(root.join("untracked.txt")).unwrap();
+        write(root, "added/deep/new.rs", "new\n");
+        chmod(root, "run.sh", 0o644);
+        std::fs::remove_file(root.join("link")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", root.join("link")).unwrap();
+        write(root, "debug.log", "ignored\n");
+        write(root, ".obra/state", "state\n");
+        assert_eq!(
+            checkpoints.changes_since(&first.commit).unwrap(),
+            vec!["added/deep/new.rs", "link", "run.sh", "src/a.rs", "src/b.rs", "untracked.txt"]
+        );
+        let second = checkpoints.create("second").unwrap();
+        assert!(checkpoints.changes_since(&second.id).unwrap().is_empty());
+
+        let before = user_state(&repo);
+        let report = checkpoints.restore(&first.id, false).unwrap();
+        assert_eq!(user_state(&repo), before);
+        assert_eq!((report.written, report.removed), (5, 1));
+        let mut expected = saved;
+        expected.insert("debug.log".into(), (b"ignored\n".to_vec(), false));
+        expected.insert(".obra/state".into(), (b"state\n".to_vec(), false));
+        assert_eq!(files(root), expected);
+        assert!(!root.join("added").exists(), "directories left empty are removed");
+        assert!(checkpoints.changes_since(&first.id).unwrap().is_empty());
+
+        let safety = report.safety_checkpoint.unwrap();
+        assert_eq!(safety.label, "before rollback to 1");
+        assert_eq!(safety.commit, checkpoints.resolve(&safety.id).unwrap().1.id().to_string());
+        let ids = checkpoints.list().unwrap().into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(ids, vec!["3", "2", "1"]);
+        // Restoring what the tree already holds does nothing.
+        let again = checkpoints.restore(&first.commit, false).unwrap();
+        assert_eq!(again, RestoreReport { written: 0, removed: 0, safety_checkpoint: None });
+    }
+
+    #[test]
+    fn restore_refuses_uncaptured_edits_without_force_and_the_safety_checkpoint_undoes_a_forced_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, "a.txt", "one\n");
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let first = checkpoints.create("first").unwrap();
+        write(root, "a.txt", "two\n");
+        write(root, "b.txt", "new\n");
+        let edited = files(root);
+        let before = user_state(&repo);
+
+        let err = checkpoints.restore(&first.id, false).unwrap_err().to_string();
+        assert!(err.contains("a.txt, b.txt"), "{err}");
+        assert!(err.contains("use --force to discard them; a safety checkpoint is taken either way"), "{err}");
+        assert_eq!(files(root), edited);
+        assert_eq!(checkpoints.list().unwrap().len(), 1);
+        assert_eq!(user_state(&repo), before);
+
+        let report = checkpoints.restore(&first.id, true).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "one\n");
+        assert!(!root.join("b.txt").exists());
+        let safety = report.safety_checkpoint.unwrap();
+        assert_eq!(checkpoints.list().unwrap()[0], safety);
+        // The tree now matches checkpoint 1, which a checkpoint holds: undoing needs no force.
+        checkpoints.restore(&safety.id, false).unwrap();
+        assert_eq!(files(root), edited);
+        assert_eq!(user_state(&repo), before);
+    }
+
+    #[test]
+    fn restore_leaves_a_staged_index_and_the_branch_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, "a.txt", "one\n");
+        commit_all(&repo, "base");
+        write(root, "a.txt", "staged\n");
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("a.txt")).unwrap();
+        index.write().unwrap();
+        let before = user_state(&repo);
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let first = checkpoints.create("first").unwrap();
+        assert_eq!(user_state(&repo), before);
+        write(root, "a.txt", "later\n");
+        checkpoints.create("second").unwrap();
+        checkpoints.restore(&first.id, false).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "staged\n");
+        assert_eq!(user_state(&repo), before);
+        let statuses = repo.statuses(None).unwrap();
+        assert_eq!(statuses.get(0).unwrap().status(), git2::Status::INDEX_MODIFIED);
+    }
+
+    #[test]
+    fn a_subdirectory_workspace_is_the_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, "outside.txt", "outside\n");
+        write(root, "app/main.rs", "main\n");
+        write(root, "app/lib/util.rs", "util\n");
+        let head = commit_all(&repo, "base");
+        write(root, "outside.txt", "edited outside\n");
+        write(root, "app/main.rs", "edited main\n");
+        let checkpoints = Checkpoints::open(&root.join("app")).unwrap().unwrap();
+        let first = checkpoints.create("first").unwrap();
+        assert_eq!(first.files, 2);
+        let commit = repo.find_commit(Oid::from_str(&first.commit).unwrap()).unwrap();
+        assert_eq!(commit.parent_id(0).unwrap(), head);
+        let tree = commit.tree().unwrap();
+        let blob_text = |path: &str| {
+            let id = tree.get_path(Path::new(path)).unwrap().id();
+            String::from_utf8(repo.find_blob(id).unwrap().content().to_vec()).unwrap()
+        };
+        assert_eq!(blob_text("outside.txt"), "outside\n", "outside the scope the tree is HEAD's");
+        assert_eq!(blob_text("app/main.rs"), "edited main\n");
+
+        write(root, "app/main.rs", "again\n");
+        write(root, "app/new.rs", "new\n");
+        write(root, "outside.txt", "edited twice\n");
+        assert_eq!(checkpoints.changes_since(&first.id).unwrap(), vec!["main.rs", "new.rs"]);
+        checkpoints.restore(&first.id, true).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("app/main.rs")).unwrap(), "edited main\n");
+        assert!(!root.join("app/new.rs").exists());
+        assert_eq!(std::fs::read_to_string(root.join("outside.txt")).unwrap(), "edited twice\n");
+    }
+
+    #[test]
+    fn the_git_cli_sees_valid_objects_and_an_untouched_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, "a.txt", "one\n");
+        write(root, "dir/run.sh", "#!/bin/sh\n");
+        chmod(root, "dir/run.sh", 0o755);
+        commit_all(&repo, "base");
+        write(root, "a.txt", "two\n");
+        write(root, "b.txt", "new\n");
+        let git = |args: &[&str]| std::process::Command::new("git").arg("-C").arg(root).args(args).output();
+        let Ok(status_before) = git(&["status", "--porcelain"]) else { return }; // no git CLI: nothing to check
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let info = checkpoints.create("cp").unwrap();
+        let fsck = git(&["fsck", "--strict", "--no-dangling"]).unwrap();
+        assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+        let diff = git(&["diff", "--name-status", "HEAD", &info.git_ref]).unwrap();
+        assert_eq!(String::from_utf8_lossy(&diff.stdout), "M\ta.txt\nA\tb.txt\n");
+        assert_eq!(git(&["status", "--porcelain"]).unwrap().stdout, status_before.stdout);
+    }
+
+    #[test]
+    fn unknown_checkpoints_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        Repository::init(dir.path()).unwrap();
+        let checkpoints = Checkpoints::open(dir.path()).unwrap().unwrap();
+        let err = checkpoints.restore("7", false).unwrap_err().to_string();
+        assert!(err.contains("no checkpoint or commit \"7\""), "{err}");
+    }
+}
