@@ -42,6 +42,8 @@ pub struct Engine {
     observer: Arc<dyn LoopObserver>,
     prompts: prompt::PromptRenderer,
     retry: retry::RetryPolicy,
+    /// Whether "the workspace is not in git, no checkpoints" was said already.
+    warned_no_git: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -54,7 +56,16 @@ impl Engine {
         observer: Arc<dyn LoopObserver>,
     ) -> Self {
         let retry = retry::RetryPolicy::new(config.engine.retry.clone());
-        Self { config, state, plugins, workspace, observer, prompts: prompt::PromptRenderer::new(), retry }
+        Self {
+            config,
+            state,
+            plugins,
+            workspace,
+            observer,
+            prompts: prompt::PromptRenderer::new(),
+            retry,
+            warned_no_git: Default::default(),
+        }
     }
 
     /// The configuration the engine runs with.
