@@ -29,8 +29,14 @@ use anyhow::{Context, Result, bail};
 
 use crate::config::{self, Config, ConfigReloader, ConfigSources, LoadedConfig, ReloadOutcome};
 use crate::engine::{ConfigPoll, ConfigUpdate, ConfigWatch, Engine, LoopObserver, LoopPlugins, TaskOutcome};
+
+pub mod runner;
+pub use runner::{RunOptions, RunSummary};
 use crate::plugins::{LoadReport, PluginHost, PluginHostError};
 use crate::state::{NewTask, Project, StateManager, Task};
+
+pub mod store;
+pub use store::Store;
 
 /// How to open a project.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +47,8 @@ pub struct OpenOptions {
     pub profile: Option<String>,
     /// `--set` overrides.
     pub sets: Vec<String>,
+    /// `--project`: the project to work on, by name or id.
+    pub project: Option<String>,
 }
 
 impl OpenOptions {
@@ -69,6 +77,7 @@ pub struct Orchestrator {
     config: LoadedConfig,
     state: StateManager,
     project: Project,
+    options: OpenOptions,
     plugins: tokio::sync::OnceCell<LoadedPlugins>,
 }
 
@@ -108,40 +117,42 @@ impl Orchestrator {
         if !config_file.exists() {
             std::fs::write(&config_file, PROJECT_CONFIG_TEMPLATE).context("cannot write .obra/config.yaml")?;
         }
-        let (sources, config) = load_config(&root, &options)?;
-        let state = StateManager::open(&db_path(&root, &config)).await?;
+        let (sources, config) = load_config(Some(&root), options.profile.clone(), &options.sets)?;
+        let state = StateManager::open(&store::resolve_db_path(&root, &config.config.database.path)).await?;
         let name = name.unwrap_or_else(|| {
             root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
         });
         let project = state.create_project(&name, &root).await?;
-        Ok(Self { root, sources, config, state, project, plugins: tokio::sync::OnceCell::new() })
+        Ok(Self { root, sources, config, state, project, options, plugins: tokio::sync::OnceCell::new() })
     }
 
-    /// Open the project at or above `options.dir`.
+    /// Open the store `options` point at and the project they choose (see [`store`] for the rules), with
+    /// the configuration of that project: its workspace's `.obra/config.yaml` and its profile, unless
+    /// `--profile` names another.
     pub async fn open(options: OpenOptions) -> Result<Self> {
-        let start = options.start_dir()?;
-        let Some(root) = config::find_project_root(&start) else {
-            bail!(
-                "{} is not inside an Obra project (no .obra/ here or above); run `obra init` first, or `obra demo` to try Obra",
-                start.display()
-            );
-        };
-        let (sources, config) = load_config(&root, &options)?;
-        let path = db_path(&root, &config);
-        if !path.exists() {
-            bail!("the project's database {} is missing; run `obra init` in {}", path.display(), root.display());
-        }
-        let state = StateManager::open(&path).await?;
-        let project = state
-            .projects()
-            .await?
-            .into_iter()
-            .next()
-            .with_context(|| format!("the database {} holds no project; run `obra init` again", path.display()))?;
-        Ok(Self { root, sources, config, state, project, plugins: tokio::sync::OnceCell::new() })
+        let store = Store::open(&options, false).await?;
+        let project = store.choose(options.project.as_deref(), &options.start_dir()?).await?;
+        Self::with_project(store, project, &options)
     }
 
-    /// The project root (the directory holding `.obra/`), which is also the agents' workspace.
+    /// Open a chosen project of an open store.
+    pub fn with_project(store: Store, project: Project, options: &OpenOptions) -> Result<Self> {
+        let root = PathBuf::from(&project.workspace);
+        let profile = options.profile.clone().or_else(|| project.profile.clone());
+        let (sources, config) = load_config(Some(&root), profile, &options.sets)
+            .with_context(|| format!("in the configuration of project \"{}\"", project.name))?;
+        Ok(Self {
+            root,
+            sources,
+            config,
+            state: store.state,
+            project,
+            options: options.clone(),
+            plugins: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// The project's workspace: where the agents work and where its `.obra/` (config, plugins) is.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -212,6 +223,19 @@ impl Orchestrator {
         })
     }
 
+    /// A task of this project, or an error that says where it is (another project, or nowhere).
+    pub async fn task(&self, id: i64) -> Result<Task> {
+        let task = self.state.require_task(id).await?;
+        if task.project_id != self.project.id {
+            let owner = self.state.project(task.project_id).await?.map(|p| p.name).unwrap_or_else(|| "?".into());
+            bail!(
+                "task {id} belongs to project \"{owner}\", not to \"{}\"; add --project \"{owner}\" to work on it",
+                self.project.name
+            );
+        }
+        Ok(task)
+    }
+
     /// Add a task to the backlog.
     pub async fn create_task(&self, new: NewTask) -> Result<Task> {
         self.state.create_task(&new).await
@@ -222,8 +246,8 @@ impl Orchestrator {
         self.resolve_loop_plugins(&self.config.config).await
     }
 
-    /// Resolve the plugins `c` names, with the plugin host of this project (loaded from the configuration the
-    /// project was opened with).
+    /// Resolve the plugins `c` names (agent, LLM, enabled gates and rules), with the plugin host of this
+    /// project (loaded from the configuration the project was opened with).
     pub async fn resolve_loop_plugins(&self, c: &Config) -> Result<LoopPlugins> {
         let agent = self.lookup(&c.agent.plugin, |h, n| h.agent(n)).await?;
         let llm = if c.llm.enabled() {
@@ -243,23 +267,42 @@ impl Orchestrator {
         Ok(LoopPlugins { agent, llm, gates, rules })
     }
 
+    /// The configuration a task runs with: the project's, or, when the task was created with its own
+    /// `--profile` (and none is given on this command line), the project's layers with that profile.
+    pub fn config_for_task(&self, task: &Task) -> Result<(ConfigSources, LoadedConfig)> {
+        match &task.profile {
+            Some(profile) if self.options.profile.is_none() && task.profile != self.project.profile => {
+                load_config(Some(&self.root), Some(profile.clone()), &self.options.sets)
+                    .with_context(|| format!("in the configuration of task {} (profile {profile})", task.id))
+            }
+            _ => Ok((self.sources.clone(), self.config.clone())),
+        }
+    }
+
     /// Execute one task through the loop; `observer` sees each step.
     pub async fn execute_task(&self, task_id: i64, observer: Arc<dyn LoopObserver>) -> Result<TaskOutcome> {
         // Fail on a bad id before loading any plugin.
-        self.state.require_task(task_id).await?;
-        let plugins = self.loop_plugins().await?;
-        let engine = Engine::new(self.config.config.clone(), self.state.clone(), plugins, self.root.clone(), observer);
-        let watch = self.config_watch();
+        let task = self.task(task_id).await?;
+        let (sources, config) = self.config_for_task(&task)?;
+        let plugins = self.resolve_loop_plugins(&config.config).await?;
+        let engine = Engine::new(config.config.clone(), self.state.clone(), plugins, self.root.clone(), observer);
+        let watch = self.config_watch_for(sources, config);
         engine.execute_task_watched(task_id, Some(&watch)).await
     }
 
     /// A watch over this project's configuration files for the engine's iteration boundaries: a valid edit is
     /// applied with its plugins resolved, an invalid one is reported and ignored.
     pub fn config_watch(&self) -> ProjectConfigWatch<'_> {
+        self.config_watch_for(self.sources.clone(), self.config.clone())
+    }
+
+    /// A watch over the layers `sources` name, starting from `config` (loaded from them).
+    fn config_watch_for(&self, sources: ConfigSources, config: LoadedConfig) -> ProjectConfigWatch<'_> {
+        let running = config.config.clone();
         ProjectConfigWatch {
             orchestrator: self,
-            reloader: std::sync::Mutex::new(ConfigReloader::new(self.sources.clone(), self.config.clone())),
-            running: std::sync::Mutex::new(self.config.config.clone()),
+            reloader: std::sync::Mutex::new(ConfigReloader::new(sources, config)),
+            running: std::sync::Mutex::new(running),
         }
     }
 }
@@ -270,7 +313,6 @@ pub struct ProjectConfigWatch<'a> {
     reloader: std::sync::Mutex<ConfigReloader>,
     running: std::sync::Mutex<Config>,
 }
-
 #[async_trait::async_trait]
 impl ConfigWatch for ProjectConfigWatch<'_> {
     async fn poll(&self) -> ConfigPoll {
@@ -314,15 +356,10 @@ impl ConfigWatch for ProjectConfigWatch<'_> {
     }
 }
 
-fn load_config(root: &Path, options: &OpenOptions) -> Result<(ConfigSources, LoadedConfig)> {
-    let sources = ConfigSources::from_process(Some(root.to_path_buf()), options.profile.clone(), options.sets.clone());
+fn load_config(root: Option<&Path>, profile: Option<String>, sets: &[String]) -> Result<(ConfigSources, LoadedConfig)> {
+    let sources = ConfigSources::from_process(root.map(Path::to_path_buf), profile, sets.to_vec());
     let config = config::load(&sources)?;
     Ok((sources, config))
-}
-
-fn db_path(root: &Path, config: &LoadedConfig) -> PathBuf {
-    let path = Path::new(&config.config.database.path);
-    if path.is_absolute() { path.to_path_buf() } else { root.join(path) }
 }
 
 /// The `.obra/config.yaml` that `obra init` writes: commented pointers, no settings.

@@ -45,9 +45,14 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Make the current directory an Obra project: creates .obra/ with its database and config.
     Init(InitArgs),
+    /// Create, list, show and choose projects (a store can hold several).
+    #[command(subcommand)]
+    Project(ProjectCommand),
     /// Create, execute and inspect tasks.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// Run the project's backlog: execute every ready task in dependency and priority order.
+    Run(RunArgs),
     /// Show the project's tasks and open breakpoints.
     Status(JsonArg),
     /// List and resolve breakpoints (where a task waits for a human).
@@ -56,6 +61,13 @@ pub enum Command {
     /// List, describe and check plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// List checkpoints (snapshots of the workspace taken before each agent run) and roll back to one.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+    /// Show the project's activity: tasks created, iterations, decisions, breakpoints, checkpoints.
+    Logs(LogsArgs),
+    /// Print a shell completion script, e.g. `obra completions bash > ~/.local/share/bash-completion/completions/obra`.
+    Completions(CompletionsArgs),
     /// Run a whole supervised task in a scratch git repository, with the built-in replay agent and no LLM.
     Demo(DemoArgs),
     /// Show the resolved configuration with where each value comes from, or check it.
@@ -84,6 +96,129 @@ pub struct InitArgs {
     pub name: Option<String>,
 }
 
+/// `obra project ...`.
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Add a project to the store (`--profile` is remembered as the project's profile).
+    Create(ProjectCreateArgs),
+    /// List the store's projects.
+    List(JsonArg),
+    /// Show a project (the current one unless named) with its task counts.
+    Show(ProjectShowArgs),
+    /// Make a project the current one for later commands on this store.
+    Use(ProjectUseArgs),
+}
+
+/// `obra project create`.
+#[derive(Debug, Args)]
+pub struct ProjectCreateArgs {
+    /// A unique name.
+    pub name: String,
+    /// The directory the agents work in (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+    /// What the project is about.
+    #[arg(short, long, default_value = "")]
+    pub description: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra project show`.
+#[derive(Debug, Args)]
+pub struct ProjectShowArgs {
+    /// The project, by name or id (default: the current one).
+    pub project: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra project use`.
+#[derive(Debug, Args)]
+pub struct ProjectUseArgs {
+    /// The project, by name or id.
+    pub project: String,
+}
+
+/// `obra run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Stop after this many task executions.
+    #[arg(long, value_name = "N")]
+    pub max_tasks: Option<u32>,
+    /// When no task is ready, wait for new ones (checking every --poll seconds) instead of stopping; Ctrl-C
+    /// stops after the current task.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between checks for new tasks with --watch.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
+    pub poll: u64,
+    /// Print a JSON summary at the end (progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra checkpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// List the project's checkpoints, newest first.
+    List(CheckpointListArgs),
+    /// Make the workspace what it was at a checkpoint, and its task pending again. A checkpoint of the
+    /// current state is taken first, so a rollback can be undone.
+    Rollback(CheckpointRollbackArgs),
+}
+
+/// `obra checkpoint list`.
+#[derive(Debug, Args)]
+pub struct CheckpointListArgs {
+    /// Only this task's checkpoints.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra checkpoint rollback`.
+#[derive(Debug, Args)]
+pub struct CheckpointRollbackArgs {
+    /// The checkpoint's id (see `obra checkpoint list`).
+    pub id: i64,
+    /// Roll back even when files changed after the newest checkpoint (they are kept in the safety
+    /// checkpoint taken first).
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Only this task's activity.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<i64>,
+    /// Show at most the last N events.
+    #[arg(short = 'n', long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub limit: i64,
+    /// Keep printing new events as they happen (Ctrl-C to stop).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
 /// `obra task ...`.
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
@@ -93,8 +228,98 @@ pub enum TaskCommand {
     Execute(TaskExecuteArgs),
     /// Show a task with its iterations, gate results and decisions.
     Show(TaskIdArgs),
-    /// List the project's tasks.
-    List(JsonArg),
+    /// List the project's tasks (all, or those matching the filters).
+    List(TaskListArgs),
+    /// Change a task's title, description, priority or dependencies.
+    Update(TaskUpdateArgs),
+    /// Show the dependency graph of the project's tasks as a tree, DOT or Mermaid.
+    Deps(TaskDepsArgs),
+    /// Cancel a task: it will not run; its open breakpoint is closed.
+    Cancel(TaskCancelArgs),
+    /// Make a failed or cancelled task pending again.
+    Retry(TaskIdArgs),
+}
+
+/// `obra task list`.
+#[derive(Debug, Args)]
+pub struct TaskListArgs {
+    /// Only tasks with these statuses, e.g. --status pending,failed.
+    #[arg(long, value_delimiter = ',', value_parser = ["pending", "running", "completed", "paused", "failed", "cancelled"])]
+    pub status: Vec<String>,
+    /// Only tasks ready to run now (pending, with every dependency completed).
+    #[arg(long, conflicts_with = "status")]
+    pub ready: bool,
+    /// Only tasks with at least this priority.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=10))]
+    pub min_priority: Option<i64>,
+    /// Only tasks whose title contains TEXT (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    pub search: Option<String>,
+    /// At most N tasks.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    pub limit: Option<i64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra task update`.
+#[derive(Debug, Args)]
+pub struct TaskUpdateArgs {
+    /// The task's id.
+    pub id: i64,
+    /// New title.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// New description.
+    #[arg(short, long)]
+    pub description: Option<String>,
+    /// New priority from 1 (low) to 10 (high).
+    #[arg(short, long, value_parser = clap::value_parser!(i64).range(1..=10))]
+    pub priority: Option<i64>,
+    /// New dependencies, replacing the old ones, e.g. --depends-on 1,3.
+    #[arg(long, value_delimiter = ',', value_name = "IDS", conflicts_with = "no_deps")]
+    pub depends_on: Option<Vec<i64>>,
+    /// Remove every dependency.
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Output formats of `obra task deps`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    /// An indented tree: each task with the tasks it depends on under it.
+    Tree,
+    /// Graphviz DOT (`obra task deps --format dot | dot -Tsvg > deps.svg`).
+    Dot,
+    /// A Mermaid flowchart (paste into Markdown).
+    Mermaid,
+}
+
+/// `obra task deps`.
+#[derive(Debug, Args)]
+pub struct TaskDepsArgs {
+    /// Only this task and what it depends on, directly or not.
+    pub id: Option<i64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GraphFormat::Tree)]
+    pub format: GraphFormat,
+    /// Print the graph as JSON (nodes and edges).
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+/// `obra task cancel`.
+#[derive(Debug, Args)]
+pub struct TaskCancelArgs {
+    /// The task's id.
+    pub id: i64,
+    /// Why (kept with the task).
+    #[arg(long, default_value = "cancelled by the user")]
+    pub reason: String,
 }
 
 /// `obra task create`.
@@ -144,8 +369,20 @@ pub struct TaskIdArgs {
 pub enum BreakpointCommand {
     /// List breakpoints (open ones unless --all).
     List(BreakpointListArgs),
+    /// Show a breakpoint with the iteration that opened it.
+    Show(BreakpointShowArgs),
     /// Resolve a breakpoint: approve the work, reject it, or send it back with feedback.
     Resolve(BreakpointResolveArgs),
+}
+
+/// `obra breakpoint show`.
+#[derive(Debug, Args)]
+pub struct BreakpointShowArgs {
+    /// The breakpoint's id.
+    pub id: i64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `obra breakpoint list`.

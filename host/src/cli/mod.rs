@@ -3,11 +3,17 @@
 
 pub mod args;
 mod config_cmd;
+mod checkpoint_cmd;
 mod demo;
+pub mod deps;
+mod logs_cmd;
 pub mod output;
 mod plugin_cmd;
 mod profile_cmd;
 pub mod repl;
+mod project_cmd;
+mod run_cmd;
+mod task_cmd;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,11 +23,11 @@ use clap::Parser;
 use serde_json::json;
 
 pub use args::Cli;
-use args::{BreakpointCommand, Command, GlobalArgs, TaskCommand};
+use args::{BreakpointCommand, Command, GlobalArgs};
 use output::{StepPrinter, one_line, print_json};
 
 use crate::orchestrator::{OpenOptions, Orchestrator};
-use crate::state::{NewTask, Resolution, TaskStatus};
+use crate::state::{Resolution, TaskStatus};
 
 /// Exit code: a task paused at a breakpoint.
 pub const EXIT_PAUSED: u8 = 3;
@@ -66,7 +72,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Task(cmd) => task(&g, cmd).await,
+        Command::Project(cmd) => project_cmd::run(&g, cmd).await,
+        Command::Task(cmd) => task_cmd::run(&g, cmd).await,
+        Command::Run(a) => run_cmd::run(&g, a).await,
+        Command::Logs(a) => logs_cmd::run(&g, a).await,
+        Command::Checkpoint(cmd) => checkpoint_cmd::run(&g, cmd).await,
+        Command::Completions(a) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(a.shell, &mut command, "obra", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status(a) => status(&g, a.json).await,
         Command::Breakpoint(cmd) => breakpoint(&g, cmd).await,
         Command::Plugin(cmd) => plugin_cmd::run(&g, cmd).await,
@@ -78,103 +93,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn open_options(g: &GlobalArgs) -> OpenOptions {
-    OpenOptions { dir: g.dir.clone(), profile: g.profile.clone(), sets: g.sets.clone() }
+    OpenOptions { dir: g.dir.clone(), profile: g.profile.clone(), sets: g.sets.clone(), project: g.project.clone() }
 }
 
-async fn task(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
-    let obra = Orchestrator::open(open_options(g)).await?;
-    match cmd {
-        TaskCommand::Create(a) => {
-            let task = obra
-                .create_task(NewTask {
-                    project_id: obra.project().id,
-                    title: a.title,
-                    description: a.description,
-                    priority: a.priority,
-                    depends_on: a.depends_on,
-                    max_iterations: a.max_iterations,
-                })
-                .await?;
-            if a.json {
-                print_json(&task)?;
-            } else {
-                println!("Created task {}: {}\nRun it with: obra task execute {}", task.id, task.title, task.id);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        TaskCommand::Execute(a) => {
-            let printer = Arc::new(StepPrinter::new(a.json));
-            let outcome = obra.execute_task(a.id, printer).await?;
-            if a.json {
-                print_json(&outcome)?;
-            }
-            Ok(exit_for(outcome.status))
-        }
-        TaskCommand::Show(a) => {
-            let task = obra.state().require_task(a.id).await?;
-            let mut iterations = Vec::new();
-            for i in obra.state().interactions(task.id).await? {
-                let gates = obra.state().gate_results(i.id).await?;
-                let decision = obra.state().decision(i.id).await?;
-                iterations.push((i, gates, decision));
-            }
-            if a.json {
-                let list: Vec<_> =
-                    iterations.iter().map(|(i, g, d)| json!({ "interaction": i, "gates": g, "decision": d })).collect();
-                print_json(&json!({ "task": task, "interactions": list }))?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            println!(
-                "Task {}: {}  [{}; priority {}; {} attempt(s)]",
-                task.id, task.title, task.status, task.priority, task.attempts
-            );
-            if !task.description.is_empty() {
-                println!("  {}", task.description);
-            }
-            if let Some(reason) = &task.status_reason {
-                println!("  why: {}", one_line(reason, 300));
-            }
-            for (i, gates, decision) in &iterations {
-                println!(
-                    "  #{} iteration {} via {}: {} {}",
-                    i.id,
-                    i.iteration,
-                    i.agent,
-                    i.outcome.as_deref().unwrap_or(&i.status),
-                    one_line(i.summary.as_deref().or(i.error.as_deref()).unwrap_or(""), 120)
-                );
-                for gate in gates {
-                    println!(
-                        "      gate {}: {} ({:.2}) {}",
-                        gate.gate,
-                        if gate.passed { "pass" } else { "FAIL" },
-                        gate.score,
-                        one_line(&gate.summary, 100)
-                    );
-                }
-                if let Some(d) = decision {
-                    println!("      decision {} at {:.2}", d.action.to_uppercase(), d.confidence);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        TaskCommand::List(a) => {
-            let tasks = obra.state().tasks(obra.project().id).await?;
-            if a.json {
-                print_json(&tasks)?;
-            } else if tasks.is_empty() {
-                println!("No tasks yet. Create one: obra task create \"title\" --description \"what to do\"");
-            } else {
-                for t in tasks {
-                    println!("{:>4}  {:<10} p{:<2}  {}", t.id, t.status, t.priority, t.title);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn exit_for(status: TaskStatus) -> ExitCode {
+pub(crate) fn exit_for(status: TaskStatus) -> ExitCode {
     match status {
         TaskStatus::Paused => ExitCode::from(EXIT_PAUSED),
         TaskStatus::Failed => ExitCode::from(EXIT_FAILED),
@@ -272,6 +194,73 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
+        BreakpointCommand::Show(a) => {
+            let Some(bp) = obra.state().breakpoint(a.id).await? else {
+                anyhow::bail!("breakpoint {} does not exist; `obra breakpoint list --all` lists them", a.id);
+            };
+            let task = obra.task(bp.task_id).await?;
+            let interaction = match bp.interaction_id {
+                Some(id) => obra.state().interactions(task.id).await?.into_iter().find(|i| i.id == id),
+                None => None,
+            };
+            let decision = match &interaction {
+                Some(i) => obra.state().decision(i.id).await?,
+                None => None,
+            };
+            let gates = match &interaction {
+                Some(i) => obra.state().gate_results(i.id).await?,
+                None => Vec::new(),
+            };
+            if a.json {
+                print_json(&json!({
+                    "breakpoint": bp,
+                    "task": task,
+                    "interaction": interaction,
+                    "gates": gates,
+                    "decision": decision,
+                }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("Breakpoint {} [{}] on task {}: {}", bp.id, bp.status, task.id, task.title);
+            println!("  rule:    {}", bp.rule);
+            println!("  reason:  {}", bp.reason);
+            println!("  opened:  {}", bp.created_at);
+            if let Some(resolution) = &bp.resolution {
+                println!(
+                    "  resolved: {resolution} by {} at {}",
+                    bp.resolved_by.as_deref().unwrap_or("?"),
+                    bp.resolved_at.as_deref().unwrap_or("?")
+                );
+            }
+            if let Some(feedback) = &bp.feedback {
+                println!("  feedback: {feedback}");
+            }
+            if let Some(i) = &interaction {
+                println!(
+                    "  iteration {} via {}: {} {}",
+                    i.iteration,
+                    i.agent,
+                    i.outcome.as_deref().unwrap_or(&i.status),
+                    one_line(i.summary.as_deref().or(i.error.as_deref()).unwrap_or(""), 200)
+                );
+            }
+            for gate in &gates {
+                println!(
+                    "    gate {}: {} ({:.2}) {}",
+                    gate.gate,
+                    if gate.passed { "pass" } else { "FAIL" },
+                    gate.score,
+                    one_line(&gate.summary, 120)
+                );
+            }
+            if let Some(d) = &decision {
+                println!("    decision {} at {:.2}: {}", d.action.to_uppercase(), d.confidence, one_line(&d.explanation, 200));
+            }
+            if bp.status == "open" {
+                println!("Resolve with: obra breakpoint resolve {} --approve | --reject | --feedback \"...\"", bp.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         BreakpointCommand::Resolve(a) => {
             let resolution = match (a.approve, a.reject, a.feedback) {
                 (true, _, _) => Resolution::Approve,
@@ -279,6 +268,9 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                 (_, _, Some(text)) if !text.trim().is_empty() => Resolution::Feedback(text),
                 _ => anyhow::bail!("--feedback needs some text for the agent"),
             };
+            if let Some(bp) = obra.state().breakpoint(a.id).await? {
+                obra.task(bp.task_id).await?;
+            }
             let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             let bp = obra.state().resolve_breakpoint(a.id, resolution, &by).await?;
             let task = obra.state().require_task(bp.task_id).await?;

@@ -2,15 +2,23 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::contract::{ChangeKind, Verdict};
 use crate::engine::{LoopObserver, Step};
 use crate::state::Action;
 
-/// Prints each step of the loop as one or more plain lines, to stdout or (with `--json`) stderr.
+/// Prints each step of the loop as one or more plain lines, to stdout or (with `--json`) stderr. On a
+/// terminal, a spinner with the elapsed time and the agent's latest action stays under the lines while the
+/// agent and the checks run; elsewhere (a pipe, a file, CI) there are only the plain lines.
 pub struct StepPrinter {
     out: Mutex<Box<dyn Write + Send>>,
     color: bool,
+    terminal: bool,
+    to_stderr: bool,
+    spinner: Mutex<Option<ProgressBar>>,
 }
 
 impl StepPrinter {
@@ -21,8 +29,33 @@ impl StepPrinter {
         } else {
             (Box::new(std::io::stdout()), std::io::stdout().is_terminal())
         };
+        let terminal = color;
         let color = color && std::env::var_os("NO_COLOR").is_none();
-        Self { out: Mutex::new(out), color }
+        Self { out: Mutex::new(out), color, terminal, to_stderr, spinner: Mutex::new(None) }
+    }
+
+    /// Show a spinner with `message` under the printed lines (terminals only), replacing any other.
+    fn spin(&self, message: &str) {
+        if !self.terminal {
+            return;
+        }
+        let target = if self.to_stderr { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::stdout() };
+        let bar = ProgressBar::with_draw_target(None, target);
+        if let Ok(style) = ProgressStyle::with_template("  {spinner} {elapsed:>4} {wide_msg}") {
+            bar.set_style(style);
+        }
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        if let Some(old) = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).replace(bar) {
+            old.finish_and_clear();
+        }
+    }
+
+    /// Remove the spinner, if one is shown.
+    fn stop_spinner(&self) {
+        if let Some(bar) = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            bar.finish_and_clear();
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -30,6 +63,11 @@ impl StepPrinter {
     }
 
     fn line(&self, text: &str) {
+        if let Some(bar) = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            // Printed above the spinner, which stays at the bottom.
+            bar.println(text);
+            return;
+        }
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
@@ -39,11 +77,27 @@ impl StepPrinter {
 impl LoopObserver for StepPrinter {
     fn step(&self, step: &Step) {
         match step {
-            Step::IterationStarted { task_id, iteration, max_iterations, prompt_chars } => self.line(&format!(
-                "{} task {task_id}, iteration {iteration}/{max_iterations}: prompt of {prompt_chars} characters sent to the agent",
-                self.paint("1;36", "==>")
+            Step::TaskPicked { task_id, title, ready, pending } => self.line(&format!(
+                "{} task {task_id}: {} ({ready} ready, {pending} pending)",
+                self.paint("1;35", "###"),
+                one_line(title, 120)
             )),
-            Step::Progress(message) => self.line(&format!("    {}", one_line(message, 160))),
+            Step::IterationStarted { task_id, iteration, max_iterations, prompt_chars } => {
+                self.line(&format!(
+                    "{} task {task_id}, iteration {iteration}/{max_iterations}: prompt of {prompt_chars} characters sent to the agent",
+                    self.paint("1;36", "==>")
+                ));
+                self.spin(&format!("task {task_id}: the agent is working"));
+            }
+            Step::CheckpointTaken { id, files } => {
+                self.line(&format!("  checkpoint {id} ({files} files); undo this iteration with: obra checkpoint rollback {id}"))
+            }
+            Step::Progress(message) => {
+                self.line(&format!("    {}", one_line(message, 160)));
+                if let Some(bar) = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                    bar.set_message(one_line(message, 100));
+                }
+            }
             Step::Retrying { what, attempt, delay, reason } => self.line(&format!(
                 "    {} {what} attempt {attempt} failed ({}); retrying in {:.1}s",
                 self.paint("33", "retry"),
@@ -51,6 +105,7 @@ impl LoopObserver for StepPrinter {
                 delay.as_secs_f64()
             )),
             Step::AgentFinished { result, changes } => {
+                self.stop_spinner();
                 match result {
                     Ok(r) => self.line(&format!(
                         "  agent: {} after {} turn(s), {:.1}s{}: {}",
@@ -81,6 +136,7 @@ impl LoopObserver for StepPrinter {
                     let more = if more > 0 { format!(" and {more} more") } else { String::new() };
                     self.line(&format!("  changes: {}{more}", list.join(" ")));
                 }
+                self.spin("checking the work: gates, LLM opinion, rules");
             }
             Step::GateFinished(g) => {
                 let mark = if g.passed { self.paint("32", "pass") } else { self.paint("31", "FAIL") };
@@ -99,6 +155,7 @@ impl LoopObserver for StepPrinter {
                 self.line(&format!("  rule {rule}: {}", one_line(&text, 200)));
             }
             Step::Decided { action, confidence, explanation } => {
+                self.stop_spinner();
                 let name = action.as_str().to_uppercase();
                 let painted = match action {
                     Action::Proceed => self.paint("1;32", &name),
@@ -131,6 +188,7 @@ impl LoopObserver for StepPrinter {
                 one_line(error, 300)
             )),
             Step::TaskFinished { task_id, status } => {
+                self.stop_spinner();
                 self.line(&format!("{} task {task_id} is {}", self.paint("1;36", "==>"), status.as_str()))
             }
         }

@@ -93,6 +93,9 @@ pub struct EngineConfig {
     /// Iterations per task execution.
     #[serde(default)]
     pub max_iterations: u32,
+    /// Save the workspace as a checkpoint before each agent run.
+    #[serde(default)]
+    pub checkpoints: bool,
     /// Decision thresholds.
     #[serde(default)]
     pub decision: DecisionConfig,

@@ -8,6 +8,17 @@ use crate::state::{Action, GateRecord, TaskStatus};
 /// One step of the loop.
 #[derive(Debug, Clone)]
 pub enum Step {
+    /// `obra run` picked the next task.
+    TaskPicked {
+        /// Task.
+        task_id: i64,
+        /// Its title.
+        title: String,
+        /// Tasks ready to run now, this one included.
+        ready: usize,
+        /// Pending tasks in the project, ready or not.
+        pending: usize,
+    },
     /// An iteration begins.
     IterationStarted {
         /// Task.
@@ -18,6 +29,13 @@ pub enum Step {
         max_iterations: u32,
         /// Prompt size in characters.
         prompt_chars: usize,
+    },
+    /// The workspace was saved as a checkpoint before the agent runs.
+    CheckpointTaken {
+        /// Its id in the store (`obra checkpoint rollback ID`).
+        id: i64,
+        /// Files it holds.
+        files: usize,
     },
     /// A live message from the agent plugin (a tool use, an API retry).
     Progress(String),

@@ -83,6 +83,8 @@ pub struct Engine {
     workspace: PathBuf,
     observer: Arc<dyn LoopObserver>,
     prompts: prompt::PromptRenderer,
+    /// Whether "the workspace is not in git, no checkpoints" was said already.
+    warned_no_git: std::sync::atomic::AtomicBool,
 }
 
 impl Engine {
@@ -95,7 +97,14 @@ impl Engine {
         observer: Arc<dyn LoopObserver>,
     ) -> Self {
         let current = Mutex::new(Arc::new(Current::new(config, plugins)));
-        Self { current, state, workspace, observer, prompts: prompt::PromptRenderer::new() }
+        Self {
+            current,
+            state,
+            workspace,
+            observer,
+            prompts: prompt::PromptRenderer::new(),
+            warned_no_git: Default::default(),
+        }
     }
 
     /// The configuration the engine runs with now (it changes when a [`ConfigWatch`] reloads it).

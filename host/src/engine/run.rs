@@ -15,6 +15,8 @@ use crate::contract::{
     RunResult, Severity, TaskInfo, Verdict,
 };
 use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus};
+use crate::state::NewCheckpoint;
+use crate::workspace::checkpoint::{CheckpointInfo, Checkpoints};
 use crate::workspace::{Snapshot, diff};
 
 /// Most feedback items carried into the next prompt, and the most characters of each.
@@ -147,6 +149,10 @@ impl Engine {
                 max_iterations,
                 prompt_chars: prompt.chars().count(),
             });
+            if current.config.engine.checkpoints {
+                self.take_checkpoint(&task, &format!("task {task_id} iteration {iteration}: before the agent runs"))
+                    .await?;
+            }
             let info = task_info(&task, iteration, max_iterations);
             let (interaction_id, result, changes) = self.run_agent(&info, &prompt, session.clone()).await?;
             self.observer.step(&Step::AgentFinished {
@@ -267,6 +273,47 @@ impl Engine {
 
     /// Run the agent under the retry policy. Every attempt is its own interaction row; the returned changes
     /// are everything that changed in the workspace over all attempts.
+    /// Snapshot the workspace as a checkpoint (when it is in a git repository) and record it in the store.
+    /// A workspace outside git is noted once per execution; a snapshot that fails is reported and the work
+    /// goes on, since the agent's run does not depend on it.
+    async fn take_checkpoint(&self, task: &Task, label: &str) -> Result<()> {
+        let workspace = self.workspace.clone();
+        let label_owned = label.to_string();
+        let taken = tokio::task::spawn_blocking(move || -> Result<Option<CheckpointInfo>> {
+            match Checkpoints::open(&workspace)? {
+                Some(checkpoints) => Ok(Some(checkpoints.create(&label_owned)?)),
+                None => Ok(None),
+            }
+        })
+        .await?;
+        match taken {
+            Ok(Some(info)) => {
+                let row = self
+                    .state
+                    .record_checkpoint(&NewCheckpoint {
+                        project_id: task.project_id,
+                        task_id: Some(task.id),
+                        interaction_id: None,
+                        label: label.to_string(),
+                        git_ref: info.git_ref.clone(),
+                        commit_sha: info.commit.clone(),
+                    })
+                    .await?;
+                self.observer.step(&Step::CheckpointTaken { id: row.id, files: info.files });
+            }
+            Ok(None) => {
+                if !self.warned_no_git.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    self.observer.step(&Step::Progress(format!(
+                        "no checkpoint: {} is not in a git repository (`git init` there to be able to roll back)",
+                        self.workspace.display()
+                    )));
+                }
+            }
+            Err(e) => self.observer.step(&Step::Progress(format!("checkpoint failed, continuing without: {e:#}"))),
+        }
+        Ok(())
+    }
+
     async fn run_agent(
         &self,
         info: &TaskInfo,

@@ -91,7 +91,7 @@ impl Project {
     pub fn obra(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new(obra_bin());
         cmd.current_dir(self.path()).args(args).stdin(std::process::Stdio::null());
-        cmd.env_remove("OBRA_PROFILE");
+        cmd.env_remove("OBRA_PROFILE").env_remove("OBRA_PROJECT");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }

@@ -1,0 +1,61 @@
+//! `obra run`: work through the project's backlog.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::args::{GlobalArgs, RunArgs};
+use super::output::{StepPrinter, print_json};
+use super::{EXIT_FAILED, EXIT_PAUSED, open_options};
+use crate::orchestrator::{Orchestrator, RunOptions};
+use crate::state::TaskStatus;
+
+pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
+    let obra = Orchestrator::open(open_options(g)).await?;
+    let options = RunOptions {
+        max_tasks: a.max_tasks,
+        watch: a.watch.then(|| Duration::from_secs(a.poll)),
+        stop: Default::default(),
+    };
+    // The first Ctrl-C stops the run after the current task; the second ends obra at once.
+    let stop = options.stop.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("\nobra: stopped; the interrupted task stays `running` until it is executed again");
+                std::process::exit(130);
+            }
+            eprintln!("\nobra: stopping after the current task (Ctrl-C again to stop now)");
+        }
+    });
+    let printer = Arc::new(StepPrinter::new(a.json));
+    eprintln!("Running project \"{}\" ({})", obra.project().name, obra.project().workspace);
+    let summary = obra.run_project(&options, printer).await?;
+    let (completed, paused, failed) =
+        (summary.count(TaskStatus::Completed), summary.count(TaskStatus::Paused), summary.count(TaskStatus::Failed));
+    if a.json {
+        print_json(&summary)?;
+    } else {
+        println!(
+            "Run finished ({}): {} execution(s): {completed} completed, {paused} paused at a breakpoint, {failed} failed",
+            summary.stopped_because,
+            summary.executions.len()
+        );
+        for b in &summary.blocked {
+            println!("  task {} waits for task {}, which is {}", b.task_id, b.waits_for, b.dependency_status);
+        }
+        if paused > 0 {
+            println!("Open breakpoints: obra breakpoint list");
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::from(EXIT_FAILED)
+    } else if paused > 0 {
+        ExitCode::from(EXIT_PAUSED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,210 @@
+//! `obra task ...`: create, execute, inspect and manage tasks.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Result, bail};
+use serde_json::json;
+
+use super::args::{GlobalArgs, GraphFormat, TaskCommand};
+use super::deps::Graph;
+use super::output::{StepPrinter, one_line, print_json};
+use super::{exit_for, open_options};
+use crate::orchestrator::Orchestrator;
+use crate::state::{NewTask, TaskFilter, TaskStatus, TaskUpdate};
+
+pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
+    let obra = Orchestrator::open(open_options(g)).await?;
+    match cmd {
+        TaskCommand::Create(a) => {
+            let task = obra
+                .create_task(NewTask {
+                    project_id: obra.project().id,
+                    title: a.title,
+                    description: a.description,
+                    priority: a.priority,
+                    depends_on: a.depends_on,
+                    max_iterations: a.max_iterations,
+                    profile: g.profile.clone(),
+                })
+                .await?;
+            if a.json {
+                print_json(&task)?;
+            } else {
+                println!("Created task {}: {}\nRun it with: obra task execute {}", task.id, task.title, task.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Execute(a) => {
+            let printer = Arc::new(StepPrinter::new(a.json));
+            let outcome = obra.execute_task(a.id, printer).await?;
+            if a.json {
+                print_json(&outcome)?;
+            }
+            Ok(exit_for(outcome.status))
+        }
+        TaskCommand::Show(a) => {
+            let task = obra.task(a.id).await?;
+            let mut iterations = Vec::new();
+            for i in obra.state().interactions(task.id).await? {
+                let gates = obra.state().gate_results(i.id).await?;
+                let decision = obra.state().decision(i.id).await?;
+                let changes = obra.state().file_changes(i.id).await?;
+                iterations.push((i, gates, decision, changes));
+            }
+            if a.json {
+                let list: Vec<_> = iterations
+                    .iter()
+                    .map(|(i, g, d, c)| json!({ "interaction": i, "gates": g, "decision": d, "changes": c }))
+                    .collect();
+                print_json(&json!({ "task": task, "interactions": list }))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "Task {}: {}  [{}; priority {}; {} attempt(s)]",
+                task.id, task.title, task.status, task.priority, task.attempts
+            );
+            if !task.description.is_empty() {
+                println!("  {}", task.description);
+            }
+            if let Some(reason) = &task.status_reason {
+                println!("  why: {}", one_line(reason, 300));
+            }
+            let deps = task.dependencies();
+            if !deps.is_empty() {
+                let list: Vec<String> = deps.iter().map(|d| d.to_string()).collect();
+                println!("  depends on: {}", list.join(", "));
+            }
+            if let Some(profile) = &task.profile {
+                println!("  profile: {profile}");
+            }
+            for (i, gates, decision, changes) in &iterations {
+                println!(
+                    "  #{} iteration {} via {}: {} {}",
+                    i.id,
+                    i.iteration,
+                    i.agent,
+                    i.outcome.as_deref().unwrap_or(&i.status),
+                    one_line(i.summary.as_deref().or(i.error.as_deref()).unwrap_or(""), 120)
+                );
+                for gate in gates {
+                    println!(
+                        "      gate {}: {} ({:.2}) {}",
+                        gate.gate,
+                        if gate.passed { "pass" } else { "FAIL" },
+                        gate.score,
+                        one_line(&gate.summary, 100)
+                    );
+                }
+                if !changes.is_empty() {
+                    let list: Vec<String> = changes.iter().take(10).map(|c| format!("{} {}", c.kind, c.path)).collect();
+                    let more = changes.len().saturating_sub(10);
+                    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+                    println!("      changes: {}{more}", list.join(", "));
+                }
+                if let Some(d) = decision {
+                    println!("      decision {} at {:.2}", d.action.to_uppercase(), d.confidence);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::List(a) => {
+            let tasks = if a.ready {
+                let mut ready = obra.state().ready_tasks(obra.project().id).await?;
+                ready.retain(|t| a.min_priority.is_none_or(|p| t.priority >= p));
+                if let Some(text) = &a.search {
+                    let text = text.to_lowercase();
+                    ready.retain(|t| t.title.to_lowercase().contains(&text));
+                }
+                if let Some(limit) = a.limit {
+                    ready.truncate(limit as usize);
+                }
+                ready
+            } else {
+                let statuses = a.status.iter().filter_map(|s| TaskStatus::parse(s)).collect();
+                let filter = TaskFilter {
+                    project_id: obra.project().id,
+                    statuses,
+                    min_priority: a.min_priority,
+                    title_contains: a.search.clone(),
+                    limit: a.limit,
+                };
+                obra.state().list_tasks(&filter).await?
+            };
+            if a.json {
+                print_json(&tasks)?;
+            } else if tasks.is_empty() {
+                let filtered = a.ready || !a.status.is_empty() || a.min_priority.is_some() || a.search.is_some();
+                if filtered {
+                    println!("No task matches.");
+                } else {
+                    println!("No tasks yet. Create one: obra task create \"title\" --description \"what to do\"");
+                }
+            } else {
+                let mut out = std::io::stdout().lock();
+                for t in tasks {
+                    let deps = t.dependencies();
+                    let deps = if deps.is_empty() {
+                        String::new()
+                    } else {
+                        format!("  (after {})", deps.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
+                    };
+                    writeln!(out, "{:>4}  {:<10} p{:<2}  {}{deps}", t.id, t.status, t.priority, t.title)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Update(a) => {
+            let depends_on = if a.no_deps { Some(Vec::new()) } else { a.depends_on };
+            if a.title.is_none() && a.description.is_none() && a.priority.is_none() && depends_on.is_none() {
+                bail!("nothing to change: give --title, --description, --priority, --depends-on or --no-deps");
+            }
+            let update = TaskUpdate { title: a.title, description: a.description, priority: a.priority, depends_on };
+            obra.task(a.id).await?;
+            let task = obra.state().update_task(a.id, &update).await?;
+            if a.json {
+                print_json(&task)?;
+            } else {
+                println!("Updated task {}: {} [{}; priority {}]", task.id, task.title, task.status, task.priority);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Deps(a) => {
+            if let Some(id) = a.id {
+                obra.task(id).await?;
+            }
+            let tasks = obra.state().tasks(obra.project().id).await?;
+            let graph = Graph::new(&tasks, a.id);
+            if a.json {
+                let edges: Vec<_> = graph.edges().into_iter().map(|(d, t)| json!({ "from": d, "to": t })).collect();
+                let nodes: Vec<_> = graph.nodes.values().collect();
+                print_json(&json!({ "nodes": nodes, "edges": edges }))?;
+            } else {
+                let text = match a.format {
+                    GraphFormat::Tree => graph.tree(),
+                    GraphFormat::Dot => graph.dot(),
+                    GraphFormat::Mermaid => graph.mermaid(),
+                };
+                print!("{text}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Cancel(a) => {
+            obra.task(a.id).await?;
+            let task = obra.state().cancel_task(a.id, &a.reason).await?;
+            println!("Cancelled task {}: {}", task.id, task.title);
+            Ok(ExitCode::SUCCESS)
+        }
+        TaskCommand::Retry(a) => {
+            obra.task(a.id).await?;
+            let task = obra.state().retry_task(a.id).await?;
+            if a.json {
+                print_json(&task)?;
+            } else {
+                println!("Task {} is pending again. Run it with: obra task execute {}", task.id, task.id);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! `obra run`: execute a project's ready tasks one after another, in dependency and priority order.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::Orchestrator;
+use crate::engine::{LoopObserver, Step, TaskOutcome};
+use crate::state::{Task, TaskStatus};
+
+/// How long `obra run` goes on.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this many task executions.
+    pub max_tasks: Option<u32>,
+    /// When no task is ready, wait this long and look again, instead of stopping.
+    pub watch: Option<Duration>,
+    /// Set (e.g. by Ctrl-C) to stop before the next task.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Every execution, in order.
+    pub executions: Vec<TaskOutcome>,
+    /// Pending tasks left that cannot run: a task they depend on failed, paused or was cancelled.
+    pub blocked: Vec<BlockedTask>,
+    /// Why the run stopped.
+    pub stopped_because: String,
+}
+
+/// A pending task that waits for a dependency that will not complete by itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlockedTask {
+    /// The task.
+    pub task_id: i64,
+    /// The dependency in the way.
+    pub waits_for: i64,
+    /// That dependency's status.
+    pub dependency_status: String,
+}
+
+impl RunSummary {
+    /// Executions that ended with `status`.
+    pub fn count(&self, status: TaskStatus) -> usize {
+        self.executions.iter().filter(|o| o.status == status).count()
+    }
+}
+
+impl Orchestrator {
+    /// Execute the project's ready tasks (pending, every dependency completed; highest priority first, then
+    /// oldest) until none is ready, `options.max_tasks` is reached, or `options.stop` is set. A task that
+    /// pauses at a breakpoint or fails does not stop the run: tasks that do not depend on it go on. With
+    /// `options.watch`, the run waits for new ready tasks (added or unblocked by a resolved breakpoint from
+    /// another process) instead of stopping.
+    pub async fn run_project(&self, options: &RunOptions, observer: Arc<dyn LoopObserver>) -> Result<RunSummary> {
+        let mut summary = RunSummary::default();
+        loop {
+            if options.stop.load(Ordering::SeqCst) {
+                summary.stopped_because = "stopped by the user".into();
+                break;
+            }
+            if let Some(max) = options.max_tasks
+                && summary.executions.len() >= max as usize
+            {
+                summary.stopped_because = format!("reached --max-tasks {max}");
+                break;
+            }
+            let ready = self.state().ready_tasks(self.project().id).await?;
+            let Some(next) = ready.first().cloned() else {
+                match options.watch {
+                    Some(poll) => {
+                        wait_or_stop(poll, &options.stop).await;
+                        continue;
+                    }
+                    None => {
+                        summary.stopped_because = "no task is ready".into();
+                        break;
+                    }
+                }
+            };
+            let all = self.state().tasks(self.project().id).await?;
+            let pending = all.iter().filter(|t| t.status() == TaskStatus::Pending).count();
+            observer.step(&Step::TaskPicked {
+                task_id: next.id,
+                title: next.title.clone(),
+                ready: ready.len(),
+                pending,
+            });
+            let outcome = self.execute_task(next.id, observer.clone()).await?;
+            summary.executions.push(outcome);
+        }
+        summary.blocked = blocked_tasks(&self.state().tasks(self.project().id).await?);
+        Ok(summary)
+    }
+}
+
+/// Pending tasks with a dependency that failed, is paused or was cancelled.
+fn blocked_tasks(tasks: &[Task]) -> Vec<BlockedTask> {
+    let status_of = |id: i64| tasks.iter().find(|t| t.id == id).map(|t| t.status());
+    tasks
+        .iter()
+        .filter(|t| t.status() == TaskStatus::Pending)
+        .filter_map(|t| {
+            t.dependencies().into_iter().find_map(|dep| match status_of(dep) {
+                Some(s @ (TaskStatus::Failed | TaskStatus::Paused | TaskStatus::Cancelled)) => {
+                    Some(BlockedTask { task_id: t.id, waits_for: dep, dependency_status: s.as_str().to_string() })
+                }
+                _ => None,
+            })
+        })
+        .collect()
+}
+
+/// Sleep for `total`, waking early when `stop` is set.
+async fn wait_or_stop(total: Duration, stop: &AtomicBool) {
+    let step = Duration::from_millis(200);
+    let mut waited = Duration::ZERO;
+    while waited < total && !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(step).await;
+        waited += step;
+    }
+}

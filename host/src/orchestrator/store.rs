@@ -1,0 +1,194 @@
+//! Where the store is, and which of its projects a command works on.
+//!
+//! A store holds any number of projects. It is the project-local `.obra/obra.db` when the command runs inside
+//! a directory made by `obra init`, the database named by `database.url` when that is set (PostgreSQL for a
+//! team), and otherwise the user's `~/.local/share/obra/obra.db`. The project is, in order: `--project`
+//! (or `OBRA_PROJECT`), the one `obra project use` chose for this store, the one whose workspace holds the
+//! current directory, the only one.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
+
+use super::OpenOptions;
+use crate::config::{self, LoadedConfig};
+use crate::state::{Project, StateManager};
+
+/// An open store, before a project is chosen.
+pub struct Store {
+    /// The store.
+    pub state: StateManager,
+    /// Where it is, for messages (a file path, or a URL without its password).
+    pub location: String,
+    /// The directory holding `.obra/`, when the command runs inside a project made by `obra init`.
+    pub local_root: Option<PathBuf>,
+    /// The configuration the store was found with (no project's profile applied yet).
+    pub config: LoadedConfig,
+    /// The file that remembers `obra project use` for this store.
+    selection_file: PathBuf,
+}
+
+/// Where the user-wide store lives when no project directory and no URL name one.
+pub fn user_store_path() -> Result<PathBuf> {
+    let base = dirs::data_dir().context("cannot find the user's data directory (set HOME or XDG_DATA_HOME)")?;
+    Ok(base.join("obra").join("obra.db"))
+}
+
+impl Store {
+    /// Open the store `options` point at. With `create`, a missing user-wide store is created; a project-local
+    /// one must exist (`obra init` makes it).
+    pub async fn open(options: &OpenOptions, create: bool) -> Result<Self> {
+        let start = options.start_dir()?;
+        let local_root = config::find_project_root(&start);
+        let (_, config) = super::load_config(local_root.as_deref(), options.profile.clone(), &options.sets)?;
+        // MERGE-STATE: database.url
+        let (path, selection_file) = match &local_root {
+            Some(root) => {
+                (resolve_db_path(root, &config.config.database.path), root.join(".obra").join("current-project"))
+            }
+            None => (user_store_path()?, selection_dir()?.join("current-project")),
+        };
+        if !path.exists() {
+            match &local_root {
+                Some(root) => bail!(
+                    "the project's database {} is missing; run `obra init` in {} to make a new one",
+                    path.display(),
+                    root.display()
+                ),
+                None if !create => bail!(
+                    "{} is not inside an Obra project and you have no projects yet; run `obra init` in your \
+                     project's directory, `obra project create NAME`, or `obra demo` to try Obra",
+                    start.display()
+                ),
+                None => {}
+            }
+        }
+        let state = StateManager::open(&path).await?;
+        Ok(Self { state, location: path.display().to_string(), local_root, config, selection_file })
+    }
+
+    /// The project `obra project use` chose, if it still exists.
+    pub async fn selected(&self) -> Result<Option<Project>> {
+        let Ok(text) = std::fs::read_to_string(&self.selection_file) else { return Ok(None) };
+        let Ok(id) = text.trim().parse::<i64>() else { return Ok(None) };
+        self.state.project(id).await
+    }
+
+    /// Remember `project` as this store's current project.
+    pub fn select(&self, project: &Project) -> Result<()> {
+        if let Some(dir) = self.selection_file.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        std::fs::write(&self.selection_file, format!("{}\n", project.id))
+            .with_context(|| format!("cannot write {}", self.selection_file.display()))
+    }
+
+    /// A project by id or name, or an error that lists the projects.
+    pub async fn find(&self, reference: &str) -> Result<Project> {
+        let reference = reference.trim();
+        let projects = self.state.projects().await?;
+        let found = match reference.parse::<i64>() {
+            Ok(id) => projects.iter().find(|p| p.id == id).or_else(|| projects.iter().find(|p| p.name == reference)),
+            Err(_) => projects.iter().find(|p| p.name == reference),
+        };
+        match found {
+            Some(p) => Ok(p.clone()),
+            None if projects.is_empty() => {
+                bail!("there is no project \"{reference}\": the store {} holds no project yet", self.location)
+            }
+            None => {
+                let names: Vec<String> = projects.iter().map(|p| format!("{} ({})", p.name, p.id)).collect();
+                let closest = projects
+                    .iter()
+                    .map(|p| (strsim::jaro_winkler(&p.name, reference), &p.name))
+                    .filter(|(score, _)| *score > 0.8)
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .map(|(_, n)| format!(" (did you mean \"{n}\"?)"))
+                    .unwrap_or_default();
+                bail!("there is no project \"{reference}\"{closest}; projects: {}", names.join(", "))
+            }
+        }
+    }
+
+    /// The project a command works on (see the module docs for the order).
+    pub async fn choose(&self, explicit: Option<&str>, start: &Path) -> Result<Project> {
+        if let Some(reference) = explicit.filter(|r| !r.trim().is_empty()) {
+            return self.find(reference).await;
+        }
+        if let Some(project) = self.selected().await? {
+            return Ok(project);
+        }
+        let projects = self.state.projects().await?;
+        let holding = projects
+            .iter()
+            .filter(|p| start.starts_with(&p.workspace))
+            .max_by_key(|p| Path::new(&p.workspace).components().count());
+        if let Some(project) = holding {
+            return Ok(project.clone());
+        }
+        match projects.as_slice() {
+            [only] => Ok(only.clone()),
+            [] => bail!(
+                "the store {} holds no project; run `obra init` in your project's directory or `obra project create NAME`",
+                self.location
+            ),
+            many => {
+                let names: Vec<String> = many.iter().map(|p| format!("{} ({})", p.name, p.id)).collect();
+                bail!(
+                    "which project? The store {} holds {}: {}. Choose one with --project NAME, or `obra project use NAME`",
+                    self.location,
+                    many.len(),
+                    names.join(", ")
+                )
+            }
+        }
+    }
+}
+
+/// The SQLite file `database.path` names, relative to the project root unless absolute.
+pub fn resolve_db_path(root: &Path, configured: &str) -> PathBuf {
+    let path = Path::new(configured);
+    if path.is_absolute() { path.to_path_buf() } else { root.join(path) }
+}
+
+fn selection_dir() -> Result<PathBuf> {
+    let base = dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .context("cannot find the user's state directory (set HOME or XDG_STATE_HOME)")?;
+    Ok(base.join("obra"))
+}
+
+fn short_hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..6])
+}
+
+/// A database URL fit to print: the password, if any, replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(an unparsable database.url)".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_the_password_only() {
+        assert_eq!(redact_url("postgres://obra:secret@127.0.0.1:5432/obra"), "postgres://obra:***@127.0.0.1:5432/obra");
+        assert_eq!(redact_url("postgres://127.0.0.1/obra"), "postgres://127.0.0.1/obra");
+        assert!(!redact_url("not a url with secret").contains("secret"));
+    }
+
+    #[test]
+    fn relative_database_paths_are_relative_to_the_project_root() {
+        assert_eq!(resolve_db_path(Path::new("/p"), ".obra/obra.db"), PathBuf::from("/p/.obra/obra.db"));
+        assert_eq!(resolve_db_path(Path::new("/p"), "/var/obra.db"), PathBuf::from("/var/obra.db"));
+    }
+}

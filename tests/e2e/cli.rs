@@ -1,0 +1,355 @@
+//! The CLI end to end: projects, task management, `obra run`, `obra logs`, completions, and bad input that
+//! must leave the store unchanged. `--json` output is parsed back everywhere.
+
+mod common;
+
+use common::{Project, text};
+
+/// echo-agent (changes nothing, reports the prompt's size), no LLM, one iteration, and a tests gate whose
+/// command decides the outcome.
+fn project_with_gate(gate_command: &str, rules: &str) -> Project {
+    let project = Project::new();
+    project.install_plugin("echo-agent");
+    project.write_config(&format!(
+        r#"agent:
+  plugin: echo-agent
+llm:
+  provider: none
+engine:
+  max_iterations: 1
+gates:
+  - plugin: response-format
+  - plugin: tests
+    enabled: true
+    config:
+      command: "{gate_command}"
+rules:
+{rules}
+plugins:
+  grants:
+    echo-agent:
+      commands: [ {{ program: echo, args: ["**"] }} ]
+"#
+    ));
+    project
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn ids(list: &serde_json::Value) -> Vec<i64> {
+    list.as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect()
+}
+
+#[test]
+fn projects_are_created_listed_shown_and_chosen_by_flag_or_by_use() {
+    let project = Project::new();
+    let other_dir = tempfile::tempdir().unwrap();
+    let other_path = other_dir.path().to_str().unwrap();
+    let created = project.obra_json(
+        &[
+            "project",
+            "create",
+            "other",
+            "--workspace",
+            other_path,
+            "--description",
+            "a second one",
+            "--profile",
+            "minimal",
+            "--json",
+        ],
+        0,
+    );
+    assert_eq!(created["name"], "other");
+    assert_eq!(created["profile"], "minimal");
+    let other_id = created["id"].as_i64().unwrap();
+
+    let list = project.obra_json(&["project", "list", "--json"], 0);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let current: Vec<&str> =
+        list.iter().filter(|p| p["current"] == true).map(|p| p["project"]["name"].as_str().unwrap()).collect();
+    assert_eq!(current, vec!["scratch"], "the project whose workspace holds the current directory is current");
+
+    // --project chooses another project for one command.
+    let task = project.obra_json(&["task", "create", "in other", "--project", "other", "--json"], 0);
+    assert_eq!(task["project_id"].as_i64(), Some(other_id));
+    let here = project.obra_json(&["task", "list", "--json"], 0);
+    assert!(here.as_array().unwrap().is_empty(), "the task went to the other project: {here}");
+    // A task of another project is not reachable through this one.
+    let out = project.obra(&["task", "show", &task["id"].to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("belongs to project \"other\""), "{}", text(&out));
+
+    // `project use` makes it current for later commands.
+    let out = project.obra(&["project", "use", "other"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let there = project.obra_json(&["task", "list", "--json"], 0);
+    assert_eq!(ids(&there), vec![task["id"].as_i64().unwrap()]);
+    let shown = project.obra_json(&["project", "show", "--json"], 0);
+    assert_eq!(shown["project"]["name"], "other");
+    assert_eq!(shown["project"]["description"], "a second one");
+    assert_eq!(shown["task_counts"]["pending"], 1);
+
+    // An unknown project is an error that lists the real ones.
+    let out = project.obra(&["task", "list", "--project", "othr"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no project \"othr\"") && err.contains("did you mean \"other\"?"), "{err}");
+    // A project name is unique.
+    let out = project.obra(&["project", "create", "other", "--workspace", other_path]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("already exists"), "{}", text(&out));
+}
+
+#[test]
+fn outside_any_project_the_user_store_holds_projects() {
+    let scratch = Project::uninitialised();
+    let out = scratch.obra(&["project", "list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("No projects"), "{}", text(&out));
+    let created = scratch.obra_json(&["project", "create", "solo", "--json"], 0);
+    assert_eq!(created["workspace"].as_str().map(std::path::PathBuf::from), Some(scratch.path().canonicalize().unwrap()));
+    let task = scratch.obra_json(&["task", "create", "first", "--json"], 0);
+    assert_eq!(task["project_id"], created["id"]);
+    // The store is the user's, not a .obra/ in the directory.
+    assert!(!scratch.path().join(".obra").exists());
+}
+
+#[test]
+fn task_flags_filters_updates_and_the_dependency_graph() {
+    let project = Project::new();
+    let a = project.obra_json(&["task", "create", "Build", "--priority", "3", "--json"], 0);
+    let b = project.obra_json(
+        &["task", "create", "Test \"all\"", "--priority", "8", "--depends-on", "1", "--max-iterations", "4", "--json"],
+        0,
+    );
+    let c = project.obra_json(&["task", "create", "Deploy", "--depends-on", "1,2", "--profile", "minimal", "--json"], 0);
+    assert_eq!(b["max_iterations"], 4);
+    assert_eq!(b["depends_on"], "[1]");
+    assert_eq!(c["profile"], "minimal");
+    let (a, b, c) = (a["id"].as_i64().unwrap(), b["id"].as_i64().unwrap(), c["id"].as_i64().unwrap());
+
+    assert_eq!(ids(&project.obra_json(&["task", "list", "--json"], 0)), vec![b, c, a], "priority first");
+    assert_eq!(ids(&project.obra_json(&["task", "list", "--min-priority", "5", "--json"], 0)), vec![b, c]);
+    assert_eq!(ids(&project.obra_json(&["task", "list", "--search", "dEpLoY", "--json"], 0)), vec![c]);
+    assert_eq!(ids(&project.obra_json(&["task", "list", "--limit", "1", "--json"], 0)), vec![b]);
+    assert_eq!(ids(&project.obra_json(&["task", "list", "--ready", "--json"], 0)), vec![a], "only Build can run");
+
+    let updated = project.obra_json(&["task", "update", &a.to_string(), "--priority", "9", "--json"], 0);
+    assert_eq!(updated["priority"], 9);
+
+    let tree = project.obra(&["task", "deps"]);
+    assert!(tree.status.success(), "{}", text(&tree));
+    let tree = String::from_utf8_lossy(&tree.stdout).into_owned();
+    assert!(tree.starts_with(&format!("{c}: Deploy [pending]\n├── {a}: Build [pending]\n└── {b}: Test")), "{tree}");
+    let dot = String::from_utf8_lossy(&project.obra(&["task", "deps", "--format", "dot"]).stdout).into_owned();
+    assert!(dot.contains(&format!("t{a} -> t{b};")) && dot.contains(&format!("t{b} -> t{c};")), "{dot}");
+    let mermaid = String::from_utf8_lossy(&project.obra(&["task", "deps", "--format", "mermaid"]).stdout).into_owned();
+    assert!(mermaid.starts_with("flowchart LR") && mermaid.contains(&format!("t{a} --> t{c}")), "{mermaid}");
+    let graph = project.obra_json(&["task", "deps", &b.to_string(), "--json"], 0);
+    assert_eq!(graph["edges"], serde_json::json!([{ "from": a, "to": b }]), "only B and what it needs");
+
+    // A cycle is refused, named, and nothing changes.
+    let out = project.obra(&["task", "update", &a.to_string(), "--depends-on", &c.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("cycle") || stderr(&out).contains("already depends on"), "{}", text(&out));
+    let shown = project.obra_json(&["task", "show", &a.to_string(), "--json"], 0);
+    assert_eq!(shown["task"]["depends_on"], "[]");
+
+    // Cancel and retry.
+    let out = project.obra(&["task", "cancel", &c.to_string(), "--reason", "not needed"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(ids(&project.obra_json(&["task", "list", "--status", "cancelled", "--json"], 0)), vec![c]);
+    let out = project.obra(&["task", "cancel", &c.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "cancelling twice is refused: {}", text(&out));
+    let retried = project.obra_json(&["task", "retry", &c.to_string(), "--json"], 0);
+    assert_eq!(retried["status"], "pending");
+    let out = project.obra(&["task", "retry", &a.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "a pending task cannot be retried: {}", text(&out));
+}
+
+#[test]
+fn run_executes_ready_tasks_in_dependency_order_and_logs_show_it() {
+    let project = project_with_gate("true", "  []");
+    let first = project.create_task("first", "one");
+    let second = project.obra_json(&["task", "create", "second", "--depends-on", &first.to_string(), "--priority", "10", "--json"], 0)
+        ["id"]
+        .as_i64()
+        .unwrap();
+    let third = project.create_task("third", "three");
+    let summary = project.obra_json(&["run", "--json"], 0);
+    let order: Vec<i64> =
+        summary["executions"].as_array().unwrap().iter().map(|o| o["task_id"].as_i64().unwrap()).collect();
+    // `second` has the highest priority but waits for `first`.
+    assert_eq!(order, vec![first, third, second], "{summary}");
+    assert!(summary["executions"].as_array().unwrap().iter().all(|o| o["status"] == "completed"), "{summary}");
+    assert_eq!(summary["stopped_because"], "no task is ready");
+
+    let out = project.obra(&["logs", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    for kind in ["task_created", "iteration_started", "iteration_finished", "decision"] {
+        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    }
+    let only_second = project.obra(&["logs", "--task", &second.to_string(), "--json"]);
+    assert!(
+        String::from_utf8_lossy(&only_second.stdout)
+            .lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["task_id"] == second),
+        "{}",
+        text(&only_second)
+    );
+    let limited = project.obra(&["logs", "-n", "2"]);
+    assert_eq!(String::from_utf8_lossy(&limited.stdout).lines().count(), 2, "{}", text(&limited));
+}
+
+#[test]
+fn a_failed_task_blocks_its_dependents_and_run_exits_4() {
+    let project = project_with_gate("echo failing; exit 1", "  - plugin: max-iterations\n    config:\n      action: abort\n");
+    let doomed = project.create_task("doomed", "never passes");
+    let waits = project.obra_json(&["task", "create", "waits", "--depends-on", &doomed.to_string(), "--json"], 0)["id"]
+        .as_i64()
+        .unwrap();
+    let out = project.obra(&["run", "--json"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["executions"].as_array().unwrap().len(), 1);
+    assert_eq!(summary["blocked"][0]["task_id"], waits);
+    assert_eq!(summary["blocked"][0]["dependency_status"], "failed");
+    // Progress went to stderr as plain lines (not a terminal): the task header and its decision.
+    let progress = stderr(&out);
+    assert!(progress.contains(&format!("task {doomed}: doomed")), "{progress}");
+    assert!(!progress.contains('\u{1b}'), "no escape codes when not a terminal: {progress}");
+}
+
+#[test]
+fn breakpoint_show_explains_the_pause() {
+    let project = project_with_gate("echo 'assertion failed'; exit 1", "  - plugin: max-iterations\n");
+    let id = project.create_task("stuck", "gate fails");
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let open = project.obra_json(&["breakpoint", "list", "--json"], 0);
+    let bp = open[0]["id"].as_i64().unwrap();
+    let shown = project.obra_json(&["breakpoint", "show", &bp.to_string(), "--json"], 0);
+    assert_eq!(shown["breakpoint"]["rule"], "max-iterations");
+    assert_eq!(shown["task"]["id"], id);
+    assert!(shown["gates"].as_array().unwrap().iter().any(|g| g["gate"] == "tests" && g["passed"] == false), "{shown}");
+    let text_out = project.obra(&["breakpoint", "show", &bp.to_string()]);
+    assert!(String::from_utf8_lossy(&text_out.stdout).contains("Resolve with: obra breakpoint resolve"), "{}", text(&text_out));
+    // Cancelling the task closes its breakpoint.
+    assert!(project.obra(&["task", "cancel", &id.to_string()]).status.success());
+    let open = project.obra_json(&["breakpoint", "list", "--json"], 0);
+    assert!(open.as_array().unwrap().is_empty(), "{open}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let project = Project::uninitialised();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = project.obra(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", text(&out));
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(script.contains("obra") && script.contains("breakpoint"), "{shell}: {script}");
+    }
+    let out = project.obra(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// Every command given an id that does not exist says so, exits 1, and changes nothing.
+#[test]
+fn unknown_ids_are_errors_that_change_nothing() {
+    let project = Project::new();
+    let id = project.create_task("only", "one");
+    let before = project.obra_json(&["task", "list", "--json"], 0);
+    for args in [
+        vec!["task", "show", "999"],
+        vec!["task", "execute", "999"],
+        vec!["task", "cancel", "999"],
+        vec!["task", "retry", "999"],
+        vec!["task", "update", "999", "--priority", "2"],
+        vec!["task", "deps", "999"],
+        vec!["breakpoint", "show", "999"],
+        vec!["breakpoint", "resolve", "999", "--approve"],
+        vec!["logs", "--task", "999"],
+    ] {
+        let out = project.obra(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(stderr(&out).contains("999") && stderr(&out).contains("does not exist"), "{args:?}: {}", text(&out));
+    }
+    for args in [
+        vec!["task", "create", "x", "--depends-on", "999"],
+        vec!["task", "update", &id.to_string(), "--depends-on", &id.to_string()],
+    ] {
+        let out = project.obra(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+    }
+    let out = project.obra(&["task", "update", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("nothing to change"), "{}", text(&out));
+    assert_eq!(project.obra_json(&["task", "list", "--json"], 0), before);
+}
+
+#[test]
+fn malformed_set_and_unreadable_config_are_explained() {
+    let project = Project::new();
+    project.create_task("kept", "");
+    for set in ["engine.max_iterations", "engine.max_iterations=abc", "=3"] {
+        let out = project.obra(&["task", "list", "--set", set]);
+        assert_eq!(out.status.code(), Some(1), "--set {set}: {}", text(&out));
+        assert!(stderr(&out).contains("--set") || stderr(&out).contains("max_iterations"), "--set {set}: {}", text(&out));
+    }
+    // The project's config file is a directory: unreadable.
+    std::fs::remove_file(project.path().join(".obra/config.yaml")).unwrap();
+    std::fs::create_dir(project.path().join(".obra/config.yaml")).unwrap();
+    let out = project.obra(&["task", "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("cannot read the config file"), "{}", text(&out));
+    std::fs::remove_dir(project.path().join(".obra/config.yaml")).unwrap();
+    let list = project.obra_json(&["task", "list", "--json"], 0);
+    assert_eq!(list.as_array().unwrap().len(), 1, "the task is still there");
+}
+
+#[test]
+fn a_locked_database_is_reported_and_nothing_is_lost() {
+    let project = Project::new();
+    project.create_task("kept", "");
+    let db = project.path().join(".obra/obra.db");
+    // Another process holds the write lock.
+    let mut holder = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys, time\nc = sqlite3.connect(sys.argv[1], isolation_level=None)\nc.execute('BEGIN IMMEDIATE')\nprint('locked', flush=True)\ntime.sleep(30)",
+            db.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (it holds the lock for this test)");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(holder.stdout.as_mut().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    let out = project.obra(&["task", "create", "blocked", "--set", "database.busy_timeout_ms=300"]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("locked"), "{}", text(&out));
+    let list = project.obra_json(&["task", "list", "--json"], 0);
+    let titles: Vec<&str> = list.as_array().unwrap().iter().map(|t| t["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, vec!["kept"]);
+}
+
+#[test]
+fn an_unreachable_postgresql_is_reported_without_its_password() {
+    let project = Project::uninitialised();
+    let out = project.obra(&["project", "list", "--set", "database.url=postgres://obra:s3cret@127.0.0.1:1/obra"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("127.0.0.1:1") && err.contains("database.url"), "{err}");
+    assert!(!err.contains("s3cret"), "the password leaked: {err}");
+}
