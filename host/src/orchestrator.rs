@@ -33,7 +33,7 @@ use crate::engine::{ConfigPoll, ConfigUpdate, ConfigWatch, Engine, LoopObserver,
 pub mod runner;
 pub use runner::{RunOptions, RunSummary};
 use crate::plugins::{LoadReport, PluginHost, PluginHostError};
-use crate::state::{NewTask, Project, StateManager, Task};
+use crate::state::{NewProject, NewTask, OpenSettings, Project, StateManager, Task};
 
 pub mod store;
 pub use store::Store;
@@ -105,8 +105,9 @@ fn is_plugin_path(reference: &str) -> bool {
 }
 
 impl Orchestrator {
-    /// Make `options.dir` (or the current directory) a project: create `.obra/`, the database and a project
-    /// row. Fails if it already is one.
+    /// Make `options.dir` (or the current directory) a project: create `.obra/`, the database (unless
+    /// `database.url` names a shared one) and a project row, with `--profile` as the project's profile. Fails
+    /// if it already is one.
     pub async fn init(options: OpenOptions, name: Option<String>) -> Result<Self> {
         let root = options.start_dir()?;
         if root.join(".obra").join("obra.db").exists() {
@@ -118,11 +119,23 @@ impl Orchestrator {
             std::fs::write(&config_file, PROJECT_CONFIG_TEMPLATE).context("cannot write .obra/config.yaml")?;
         }
         let (sources, config) = load_config(Some(&root), options.profile.clone(), &options.sets)?;
-        let state = StateManager::open(&store::resolve_db_path(&root, &config.config.database.path)).await?;
+        let database = &config.config.database;
+        let settings = OpenSettings { busy_timeout: std::time::Duration::from_millis(database.busy_timeout_ms) };
+        let state = match database.url.trim() {
+            "" => StateManager::open_with(&store::resolve_db_path(&root, &database.path), &settings).await?,
+            url => StateManager::connect_with(url, &settings).await?,
+        };
         let name = name.unwrap_or_else(|| {
             root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
         });
-        let project = state.create_project(&name, &root).await?;
+        let project = state
+            .create_project(&NewProject {
+                name,
+                workspace: root.clone(),
+                description: String::new(),
+                profile: options.profile.clone(),
+            })
+            .await?;
         Ok(Self { root, sources, config, state, project, options, plugins: tokio::sync::OnceCell::new() })
     }
 

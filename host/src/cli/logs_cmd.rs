@@ -34,8 +34,7 @@ pub(super) async fn run(g: &GlobalArgs, a: LogsArgs) -> Result<ExitCode> {
                 _ = tokio::time::sleep(FOLLOW_POLL) => {}
                 _ = tokio::signal::ctrl_c() => break,
             }
-            // Events of the same timestamp as the last one shown may still arrive: ask from that time on
-            // and skip what was printed.
+            // Only events after the last one shown; `seen` guards against printing one twice.
             let new = obra.state().activity(project, a.task, last.as_deref(), 10_000).await?;
             print_events(&new, a.json, &mut seen, &mut last)?;
         }

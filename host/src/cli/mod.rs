@@ -16,7 +16,6 @@ mod run_cmd;
 mod task_cmd;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Parser;
@@ -24,7 +23,7 @@ use serde_json::json;
 
 pub use args::Cli;
 use args::{BreakpointCommand, Command, GlobalArgs};
-use output::{StepPrinter, one_line, print_json};
+use output::{one_line, print_json};
 
 use crate::orchestrator::{OpenOptions, Orchestrator};
 use crate::state::{Resolution, TaskStatus};

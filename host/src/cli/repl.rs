@@ -21,7 +21,7 @@ use clap::{Args, CommandFactory, FromArgMatches};
 
 use super::Cli;
 use super::args::{Command, GlobalArgs};
-use crate::orchestrator::{OpenOptions, Orchestrator};
+use crate::orchestrator::{OpenOptions, Store};
 
 /// `obra interactive`.
 #[derive(Debug, Args)]
@@ -97,13 +97,14 @@ impl Session {
             dir: self.globals.dir.clone(),
             profile: self.globals.profile.clone(),
             sets: self.globals.sets.clone(),
+            project: self.shared.project().map(|p| p.id.to_string()).or_else(|| self.globals.project.clone()),
         }
     }
 
     /// Make `wanted` (a project's id or name) the current project.
     async fn use_project(&self, wanted: &str) -> Result<ProjectRef> {
-        let obra = Orchestrator::open(self.open_options()).await?;
-        let projects = obra.state().projects().await?;
+        let store = Store::open(&self.open_options(), false).await?;
+        let projects = store.state.projects().await?;
         let list: Vec<ProjectRef> = projects.into_iter().map(|p| ProjectRef { id: p.id, name: p.name }).collect();
         let chosen = find_project(&list, wanted)?;
         *self.shared.project.lock().unwrap_or_else(|e| e.into_inner()) = Some(chosen.clone());

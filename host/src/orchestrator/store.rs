@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::OpenOptions;
 use crate::config::{self, LoadedConfig};
-use crate::state::{Project, StateManager};
+use crate::state::{OpenSettings, Project, StateManager, redact_url};
 
 /// An open store, before a project is chosen.
 pub struct Store {
@@ -42,7 +42,15 @@ impl Store {
         let start = options.start_dir()?;
         let local_root = config::find_project_root(&start);
         let (_, config) = super::load_config(local_root.as_deref(), options.profile.clone(), &options.sets)?;
-        // MERGE-STATE: database.url
+        let settings =
+            OpenSettings { busy_timeout: std::time::Duration::from_millis(config.config.database.busy_timeout_ms) };
+        let url = config.config.database.url.trim().to_string();
+        if !url.is_empty() {
+            let state = StateManager::connect_with(&url, &settings).await?;
+            let location = redact_url(&url);
+            let selection_file = selection_dir()?.join(format!("current-project-{}", short_hash(&location)));
+            return Ok(Self { state, location, local_root, config, selection_file });
+        }
         let (path, selection_file) = match &local_root {
             Some(root) => {
                 (resolve_db_path(root, &config.config.database.path), root.join(".obra").join("current-project"))
@@ -64,7 +72,7 @@ impl Store {
                 None => {}
             }
         }
-        let state = StateManager::open(&path).await?;
+        let state = StateManager::open_with(&path, &settings).await?;
         Ok(Self { state, location: path.display().to_string(), local_root, config, selection_file })
     }
 
@@ -163,28 +171,9 @@ fn short_hash(text: &str) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..6])
 }
 
-/// A database URL fit to print: the password, if any, replaced by `***`.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "(an unparsable database.url)".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_url_hides_the_password_only() {
-        assert_eq!(redact_url("postgres://obra:secret@127.0.0.1:5432/obra"), "postgres://obra:***@127.0.0.1:5432/obra");
-        assert_eq!(redact_url("postgres://127.0.0.1/obra"), "postgres://127.0.0.1/obra");
-        assert!(!redact_url("not a url with secret").contains("secret"));
-    }
 
     #[test]
     fn relative_database_paths_are_relative_to_the_project_root() {

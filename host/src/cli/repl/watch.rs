@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::editor::Printer;
 use super::{ProjectRef, Shared};
 use crate::cli::output::one_line;
-use crate::orchestrator::{OpenOptions, Orchestrator};
+use crate::orchestrator::{OpenOptions, Store};
 use crate::state::Breakpoint;
 
 /// How often the store is polled.
@@ -60,15 +60,17 @@ impl Announcer {
 
 /// Poll the store until aborted. Without a project (yet), it keeps trying to open one.
 pub(crate) async fn watch(options: OpenOptions, shared: Arc<Shared>, mut printer: Option<Printer>) {
-    let mut obra: Option<Orchestrator> = None;
+    let mut store: Option<Store> = None;
     let mut announcer = Announcer::default();
+    let start = options.start_dir().ok();
     loop {
-        if obra.is_none() {
-            obra = Orchestrator::open(options.clone()).await.ok();
+        if store.is_none() {
+            store = Store::open(&options, false).await.ok();
         }
-        if let Some(o) = &obra {
-            match poll(o, &shared).await {
-                Ok((project, open)) => {
+        if let (Some(s), Some(start)) = (&store, &start) {
+            match poll(s, &shared, start).await {
+                Ok(None) => {}
+                Ok(Some((project, open))) => {
                     let lines = announcer.lines(project, &open);
                     if !lines.is_empty() {
                         printer = print(printer, lines.join("\n") + "\n").await;
@@ -76,7 +78,7 @@ pub(crate) async fn watch(options: OpenOptions, shared: Arc<Shared>, mut printer
                 }
                 Err(e) => {
                     tracing::debug!("interactive: polling the store failed: {e:#}");
-                    obra = None;
+                    store = None;
                 }
             }
         }
@@ -87,16 +89,27 @@ pub(crate) async fn watch(options: OpenOptions, shared: Arc<Shared>, mut printer
     }
 }
 
-/// Refresh the snapshot; the current project's id and open breakpoints.
-async fn poll(obra: &Orchestrator, shared: &Shared) -> anyhow::Result<(i64, Vec<Breakpoint>)> {
-    let state = obra.state();
-    let project = shared.project().map(|p| p.id).unwrap_or(obra.project().id);
+/// Refresh the snapshot; the current project's id and open breakpoints (none while no project is chosen and
+/// the store cannot choose one by itself).
+async fn poll(
+    store: &Store,
+    shared: &Shared,
+    start: &std::path::Path,
+) -> anyhow::Result<Option<(i64, Vec<Breakpoint>)>> {
+    let state = &store.state;
+    let project = match shared.project() {
+        Some(p) => p.id,
+        None => match store.choose(None, start).await {
+            Ok(p) => p.id,
+            Err(_) => return Ok(None),
+        },
+    };
     let projects = state.projects().await?.into_iter().map(|p| ProjectRef { id: p.id, name: p.name }).collect();
     let tasks = state.tasks(project).await?.into_iter().map(|t| (t.id, t.title)).collect();
     let open = state.breakpoints(project, true).await?;
     let breakpoints = open.iter().map(|b| (b.id, b.task_id)).collect();
     *shared.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Snapshot { projects, tasks, breakpoints };
-    Ok((project, open))
+    Ok(Some((project, open)))
 }
 
 /// Print above the prompt (the printer may block briefly, so off the runtime's threads).
