@@ -15,6 +15,7 @@
 //!         priority: 5,
 //!         depends_on: vec![],
 //!         max_iterations: None,
+//!         profile: None,
 //!     })
 //!     .await?;
 //! let outcome = obra.execute_task(task.id, std::sync::Arc::new(obra::engine::events::Silent)).await?;
@@ -30,7 +31,7 @@ use anyhow::{Context, Result, bail};
 use crate::config::{self, ConfigSources, LoadedConfig};
 use crate::engine::{Engine, LoopObserver, LoopPlugins, TaskOutcome};
 use crate::plugins::{LoadReport, PluginHost, PluginHostError};
-use crate::state::{NewTask, Project, StateManager, Task};
+use crate::state::{NewProject, NewTask, OpenSettings, Project, StateManager, Task};
 
 /// How to open a project.
 #[derive(Debug, Clone, Default)]
@@ -108,11 +109,13 @@ impl Orchestrator {
             std::fs::write(&config_file, PROJECT_CONFIG_TEMPLATE).context("cannot write .obra/config.yaml")?;
         }
         let config = load_config(&root, &options)?;
-        let state = StateManager::open(&db_path(&root, &config)).await?;
+        let state = open_store(&root, &config).await?;
         let name = name.unwrap_or_else(|| {
             root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
         });
-        let project = state.create_project(&name, &root).await?;
+        let project = state
+            .create_project(&NewProject { name, workspace: root.clone(), description: String::new(), profile: None })
+            .await?;
         Ok(Self { root, config, state, project, plugins: tokio::sync::OnceCell::new() })
     }
 
@@ -127,16 +130,18 @@ impl Orchestrator {
         };
         let config = load_config(&root, &options)?;
         let path = db_path(&root, &config);
-        if !path.exists() {
+        let url = &config.config.database.url;
+        if url.is_empty() && !path.exists() {
             bail!("the project's database {} is missing; run `obra init` in {}", path.display(), root.display());
         }
-        let state = StateManager::open(&path).await?;
+        let state = open_store(&root, &config).await?;
+        let shown = if url.is_empty() { path.display().to_string() } else { crate::state::redact_url(url) };
         let project = state
             .projects()
             .await?
             .into_iter()
             .next()
-            .with_context(|| format!("the database {} holds no project; run `obra init` again", path.display()))?;
+            .with_context(|| format!("the database {shown} holds no project; run `obra init` again"))?;
         Ok(Self { root, config, state, project, plugins: tokio::sync::OnceCell::new() })
     }
 
@@ -250,6 +255,17 @@ impl Orchestrator {
 fn load_config(root: &Path, options: &OpenOptions) -> Result<LoadedConfig> {
     let sources = ConfigSources::from_process(Some(root.to_path_buf()), options.profile.clone(), options.sets.clone());
     Ok(config::load(&sources)?)
+}
+
+/// Open the store the configuration names: `database.url` when set, else the SQLite file `database.path`.
+async fn open_store(root: &Path, config: &LoadedConfig) -> Result<StateManager> {
+    let database = &config.config.database;
+    let settings = OpenSettings { busy_timeout: std::time::Duration::from_millis(database.busy_timeout_ms) };
+    if database.url.is_empty() {
+        StateManager::open_with(&db_path(root, config), &settings).await
+    } else {
+        StateManager::connect_with(&database.url, &settings).await
+    }
 }
 
 fn db_path(root: &Path, config: &LoadedConfig) -> PathBuf {

@@ -87,6 +87,7 @@ async fn task(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     priority: a.priority,
                     depends_on: a.depends_on,
                     max_iterations: a.max_iterations,
+                    profile: None,
                 })
                 .await?;
             if a.json {
@@ -110,11 +111,14 @@ async fn task(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             for i in obra.state().interactions(task.id).await? {
                 let gates = obra.state().gate_results(i.id).await?;
                 let decision = obra.state().decision(i.id).await?;
-                iterations.push((i, gates, decision));
+                let changes = obra.state().file_changes(i.id).await?;
+                iterations.push((i, gates, decision, changes));
             }
             if a.json {
-                let list: Vec<_> =
-                    iterations.iter().map(|(i, g, d)| json!({ "interaction": i, "gates": g, "decision": d })).collect();
+                let list: Vec<_> = iterations
+                    .iter()
+                    .map(|(i, g, d, c)| json!({ "interaction": i, "changes": c, "gates": g, "decision": d }))
+                    .collect();
                 print_json(&json!({ "task": task, "interactions": list }))?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -128,7 +132,7 @@ async fn task(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             if let Some(reason) = &task.status_reason {
                 println!("  why: {}", one_line(reason, 300));
             }
-            for (i, gates, decision) in &iterations {
+            for (i, gates, decision, _) in &iterations {
                 println!(
                     "  #{} iteration {} via {}: {} {}",
                     i.id,
