@@ -12,7 +12,7 @@ mod support;
 use obra::config::Config;
 use obra::contract::{Agent, CallContext, Outcome, PluginError, RunRequest, RunResult, Usage};
 use obra::engine::{Engine, LoopPlugins, events::Silent};
-use obra::state::{NewTask, StateManager, TaskStatus};
+use obra::state::{NewProject, NewTask, StateManager, TaskStatus};
 
 struct InstantAgent;
 
@@ -52,7 +52,15 @@ fn main() {
             std::fs::write(workspace.join(format!("src/file{i}.rs")), format!("// file {i}\n")).unwrap();
         }
         let state = StateManager::open(&dir.path().join("obra.db")).await.unwrap();
-        let project = state.create_project("bench", &workspace).await.unwrap();
+        let project = state
+            .create_project(&NewProject {
+                name: "bench".into(),
+                workspace: workspace.clone(),
+                description: String::new(),
+                profile: None,
+            })
+            .await
+            .unwrap();
         let mut config = Config::default();
         config.llm.provider = "none".into();
         config.engine.max_iterations = 1;
@@ -70,6 +78,7 @@ fn main() {
                     priority: 5,
                     depends_on: vec![],
                     max_iterations: None,
+                    profile: None,
                 })
                 .await
                 .unwrap();

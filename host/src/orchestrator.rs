@@ -15,6 +15,7 @@
 //!         priority: 5,
 //!         depends_on: vec![],
 //!         max_iterations: None,
+//!         profile: None,
 //!     })
 //!     .await?;
 //! let outcome = obra.execute_task(task.id, std::sync::Arc::new(obra::engine::events::Silent)).await?;

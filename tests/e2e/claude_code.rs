@@ -97,7 +97,7 @@ fn a_write_tool_use_creates_the_file_the_tests_gate_passes_and_the_task_complete
     assert_eq!(first["interaction"]["outcome"], "success");
     assert!(first["interaction"]["session_id"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(first["interaction"]["output_tokens"].as_i64().unwrap() > 0);
-    assert!(first["interaction"]["changes_json"].as_str().unwrap().contains("hello.txt"));
+    assert!(first["changes"].as_array().unwrap().iter().any(|c| c["path"] == "hello.txt"));
     let gates = first["gates"].as_array().unwrap();
     assert!(gates.iter().all(|g| g["passed"] == true), "{gates:?}");
     assert_eq!(first["decision"]["action"], "proceed");

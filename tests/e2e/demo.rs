@@ -43,8 +43,8 @@ fn demo_completes_after_a_retry_that_carries_the_failing_tests_into_the_next_pro
     let second_prompt = interactions[1]["interaction"]["prompt"].as_str().unwrap();
     assert!(second_prompt.contains("Quality gate `tests` failed"), "{second_prompt}");
     assert!(second_prompt.contains("FAIL mul 4 5"), "the failing test output reaches the agent:\n{second_prompt}");
-    let changes = interactions[0]["interaction"]["changes_json"].as_str().unwrap();
-    assert!(changes.contains("calc.sh") && changes.contains("created"), "{changes}");
+    let changes = interactions[0]["changes"].as_array().unwrap();
+    assert!(changes.iter().any(|c| c["path"] == "calc.sh" && c["kind"] == "created"), "{changes:?}");
 }
 
 #[test]

@@ -3,7 +3,8 @@
 //!
 //! - [`fake_anthropic`]: the Anthropic Messages API, for the real `claude` CLI;
 //! - [`fake_ollama`]: the Ollama API (`/api/chat`, `/api/generate`, `/api/tags`, `/api/version`);
-//! - [`claude`]: find the pinned Claude Code CLI and build a ready-to-run environment for it.
+//! - [`claude`]: find the pinned Claude Code CLI and build a ready-to-run environment for it;
+//! - [`postgres`]: a throwaway PostgreSQL database per test, from `OBRA_TEST_POSTGRES_URL`.
 //!
 //! Every fake binds `127.0.0.1:0`, runs on its own thread with its own tokio runtime (so it works from
 //! synchronous tests and from inside a tokio runtime alike), records every request it receives, and stops
@@ -12,6 +13,7 @@
 pub mod claude;
 pub mod fake_anthropic;
 pub mod fake_ollama;
+pub mod postgres;
 mod server;
 
 pub use claude::{ClaudeCli, ClaudeEnv, ClaudeOutput, require_claude};

@@ -75,6 +75,7 @@ pub(super) async fn run(g: &GlobalArgs, args: DemoArgs) -> Result<ExitCode> {
             priority: 5,
             depends_on: vec![],
             max_iterations: Some(3),
+            profile: None,
         })
         .await?;
     say(&format!("  3. `obra task create`: task {} \"{}\"", task.id, task.title));

@@ -50,6 +50,12 @@ pub struct DatabaseConfig {
     /// SQLite file, relative to the project root unless absolute.
     #[serde(default)]
     pub path: String,
+    /// Database URL (`sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DATABASE`); empty uses `path`.
+    #[serde(default)]
+    pub url: String,
+    /// How long a SQLite statement waits for another process's write lock, in milliseconds.
+    #[serde(default)]
+    pub busy_timeout_ms: u64,
 }
 
 /// `agent:`

@@ -119,7 +119,14 @@ mod tests {
     use super::*;
 
     fn project() -> Project {
-        Project { id: 1, name: "demo".into(), workspace: "/w".into(), created_at: String::new() }
+        Project {
+            id: 1,
+            name: "demo".into(),
+            workspace: "/w".into(),
+            created_at: String::new(),
+            description: String::new(),
+            profile: None,
+        }
     }
 
     fn task() -> Task {
@@ -137,6 +144,10 @@ mod tests {
             session_id: None,
             created_at: String::new(),
             updated_at: String::new(),
+            profile: None,
+            git_branch: None,
+            git_base_commit: None,
+            git_commit: None,
         }
     }
 

@@ -66,6 +66,9 @@ impl Engine {
         let task = self.state.require_task(task_id).await?;
         match task.status() {
             TaskStatus::Completed => bail!("task {task_id} is already completed; create a new task for further work"),
+            TaskStatus::Cancelled => {
+                bail!("task {task_id} is cancelled; `obra task retry {task_id}` makes it pending again")
+            }
             TaskStatus::Paused => {
                 let open = self.state.open_breakpoint_of_task(task_id).await?;
                 if let Some(bp) = open {

@@ -2,138 +2,432 @@
 //!
 //! Everything the loop learns is written here before the next step starts, so a killed process resumes
 //! where it stood. Every change that touches more than one row is one transaction.
+//!
+//! One code path serves SQLite and PostgreSQL through sqlx's `Any` driver (docs/decisions/0008): the SQL is
+//! written once with `$n` placeholders, integers are read as `i64`, reals as `f64`, and booleans are stored
+//! as integers. Only the schema (migrations/sqlite, migrations/postgres) and the connection set-up differ.
 
+mod level2;
 mod models;
 
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result, bail};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use anyhow::{Context, Result, anyhow, bail};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row};
 
 pub use models::*;
 
 use crate::contract::{FileChange, KvStore, RunResult};
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long `connect` waits for a PostgreSQL server to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The current time as an RFC 3339 string with milliseconds, the format of every timestamp in the store.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
+/// The database engine behind a [`StateManager`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (or memory).
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// How to open a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenSettings {
+    /// How long a SQLite statement waits for another process's write lock before giving up.
+    pub busy_timeout: Duration,
+}
+
+impl Default for OpenSettings {
+    fn default() -> Self {
+        Self { busy_timeout: Duration::from_secs(10) }
+    }
+}
+
 /// Handle to the store. Cheap to clone; all clones share one connection pool.
 #[derive(Clone, Debug)]
 pub struct StateManager {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
+    /// What error messages call the database: the SQLite path, or the PostgreSQL URL without its password.
+    name: Arc<str>,
+    busy_timeout: Duration,
+}
+
+/// A transaction on either backend.
+type Tx = sqlx::Transaction<'static, Any>;
+
+/// Turns a sqlx error into one that names the database and, for a lock, says what to do.
+trait DbResult<T> {
+    fn db(self, state: &StateManager) -> Result<T>;
+}
+
+impl<T> DbResult<T> for std::result::Result<T, sqlx::Error> {
+    fn db(self, state: &StateManager) -> Result<T> {
+        self.map_err(|e| state.error(e))
+    }
+}
+
+/// Whether a SQLite error is SQLITE_BUSY or SQLITE_LOCKED (with any extended code).
+fn is_locked(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(e) => {
+            e.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| matches!(c & 0xff, 5 | 6))
+                || e.message().contains("database is locked")
+        }
+        _ => false,
+    }
+}
+
+/// The error for a SQLite database another process keeps locked.
+fn locked_error(name: &str, waited: Duration) -> anyhow::Error {
+    anyhow!(
+        "the database {name} is locked by another obra process (waited {} ms); let it finish, or raise \
+         database.busy_timeout_ms. Nothing was changed.",
+        waited.as_millis()
+    )
+}
+
+/// A sqlx error as the store reports it: a SQLite lock becomes a message that says what to do.
+fn db_error(backend: Backend, name: &str, busy_timeout: Duration, error: sqlx::Error) -> anyhow::Error {
+    if backend == Backend::Sqlite && is_locked(&error) {
+        locked_error(name, busy_timeout)
+    } else {
+        anyhow::Error::new(error)
+    }
+}
+
+/// Bring the schema of the database behind `conn` up to date, refusing (and leaving untouched) a database
+/// with migrations this build does not know.
+async fn migrate(conn: &mut sqlx::AnyConnection, backend: Backend, name: &str, busy_timeout: Duration) -> Result<()> {
+    let fail = |e| db_error(backend, name, busy_timeout, e);
+    let migrator = match backend {
+        Backend::Sqlite => &SQLITE_MIGRATOR,
+        Backend::Postgres => &POSTGRES_MIGRATOR,
+    };
+    let known: Vec<i64> = migrator.iter().map(|m| m.version).collect();
+    let has_table_sql = match backend {
+        Backend::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        Backend::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'"
+        }
+    };
+    let (has_table,): (i64,) = sqlx::query_as(has_table_sql).fetch_one(&mut *conn).await.map_err(fail)?;
+    if has_table > 0 {
+        let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(fail)?;
+        if let Some((newer,)) = applied.iter().find(|(v,)| !known.contains(v)) {
+            bail!(
+                "the database {name} was written by a newer Obra (schema level {newer}; this obra knows up to {}). \
+                 Nothing was changed. Upgrade obra, or point --db at another database.",
+                known.iter().max().copied().unwrap_or(0)
+            );
+        }
+        if applied.len() == known.len() {
+            return Ok(());
+        }
+    }
+    // `run_direct` (not `run`, which goes through `Acquire`): with `&mut AnyConnection`, `run` makes every
+    // caller's future fail rustc's "Acquire/Send is not general enough" check once it is spawned.
+    migrator.run_direct(None, &mut *conn, false).await.map_err(|e| match e {
+        sqlx::migrate::MigrateError::Execute(inner) | sqlx::migrate::MigrateError::ExecuteMigration(inner, _)
+            if is_locked(&inner) =>
+        {
+            fail(inner)
+        }
+        e => anyhow!(e).context(format!("cannot upgrade the database {name}")),
+    })?;
+    Ok(())
+}
+
+/// `url` with its password replaced by `***`, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_string(),
+        // Not a URL we can take apart: hide everything between `://user:` and `@`.
+        Err(_) => match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &url[scheme_end + 3..at];
+                match userinfo.find(':') {
+                    Some(colon) => format!("{}:***{}", &url[..scheme_end + 3 + colon], &url[at..]),
+                    None => url.to_string(),
+                }
+            }
+            _ => url.to_string(),
+        },
+    }
 }
 
 impl StateManager {
-    /// Open (creating if needed) the SQLite database at `path`, and bring its schema up to date.
+    /// Open (creating if needed) the SQLite database at `path` in WAL mode, and bring its schema up to date.
     ///
     /// A database written by a newer Obra (one with migrations this build does not know) is refused and
     /// left untouched.
     pub async fn open(path: &Path) -> Result<Self> {
-        if let Some(parent) = path.parent() {
+        Self::open_with(path, &OpenSettings::default()).await
+    }
+
+    /// [`open`](Self::open) with explicit settings (the busy timeout).
+    ///
+    /// When another process holds the write lock for longer than `settings.busy_timeout`, this fails with
+    /// "the database ... is locked by another obra process" and changes nothing.
+    pub async fn open_with(path: &Path, settings: &OpenSettings) -> Result<Self> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create the directory {} for the database", parent.display()))?;
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
+        let absolute = std::path::absolute(path)
+            .with_context(|| format!("cannot resolve the database path {}", path.display()))?;
+        let file_url = url::Url::from_file_path(&absolute)
+            .map_err(|()| anyhow!("the database path {} is not usable in a URL", absolute.display()))?;
+        sqlx::any::install_default_drivers();
+        let options: AnyConnectOptions = format!("sqlite://{}?mode=rwc", file_url.path()).parse()?;
+        let ms = settings.busy_timeout.as_millis().min(i32::MAX as u128);
+        let pragmas = format!(
+            "PRAGMA busy_timeout = {ms}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+        );
+        let name: Arc<str> = path.display().to_string().into();
+        let open_error = |e: sqlx::Error| {
+            if is_locked(&e) {
+                locked_error(&name, settings.busy_timeout)
+            } else {
+                anyhow!(e).context(format!("cannot open the database {}", path.display()))
+            }
+        };
+        // Migrate on a connection of its own before the pool opens any: a SQLite connection that read the
+        // schema before an upgrade would describe `SELECT *` with the old columns.
+        let mut conn = sqlx::AnyConnection::connect_with(&options).await.map_err(open_error)?;
+        conn.execute(AssertSqlSafe(pragmas.clone())).await.map_err(open_error)?;
+        migrate(&mut conn, Backend::Sqlite, &name, settings.busy_timeout).await?;
+        let _ = conn.close().await;
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
+            .after_connect(move |conn, _| {
+                let pragmas = pragmas.clone();
+                Box::pin(async move {
+                    conn.execute(AssertSqlSafe(pragmas)).await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
-            .with_context(|| format!("cannot open the database {}", path.display()))?;
-        let state = Self { pool };
-        state.migrate(path).await?;
+            .map_err(open_error)?;
+        let state = Self { pool, backend: Backend::Sqlite, name, busy_timeout: settings.busy_timeout };
+        // Make sure this process can write: a lock held by another process shows here, not half-way
+        // through the first iteration.
+        let probe = state.begin().await?;
+        probe.rollback().await.db(&state)?;
         Ok(state)
     }
 
-    /// Open an in-memory database (for tests and benchmarks).
+    /// Open an in-memory SQLite database (for tests and benchmarks).
     pub async fn open_in_memory() -> Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await?;
-        let state = Self { pool };
-        state.migrate(Path::new(":memory:")).await?;
-        Ok(state)
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            })
+            .connect("sqlite::memory:")
+            .await?;
+        let mut conn = pool.acquire().await?;
+        migrate(&mut conn, Backend::Sqlite, ":memory:", Duration::ZERO).await?;
+        drop(conn);
+        Ok(Self { pool, backend: Backend::Sqlite, name: ":memory:".into(), busy_timeout: Duration::ZERO })
     }
 
-    async fn migrate(&self, path: &Path) -> Result<()> {
-        let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
-        let has_table: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-                .fetch_optional(&self.pool)
-                .await?;
-        if has_table.is_some() {
-            let applied: Vec<(i64,)> =
-                sqlx::query_as("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(&self.pool).await?;
-            if let Some((newer,)) = applied.iter().find(|(v,)| !known.contains(v)) {
-                bail!(
-                    "the database {} was written by a newer Obra (schema level {newer}; this obra knows up to {}). \
-                     Nothing was changed. Upgrade obra, or point --db at another database.",
-                    path.display(),
-                    known.iter().max().copied().unwrap_or(0)
-                );
+    /// Open the database at `url`: `sqlite://PATH` (or `sqlite::memory:`), or
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE` (`postgresql://` too), and bring its schema up to date.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, &OpenSettings::default()).await
+    }
+
+    /// [`connect`](Self::connect) with explicit settings.
+    pub async fn connect_with(url: &str, settings: &OpenSettings) -> Result<Self> {
+        let shown = redact_url(url);
+        let scheme = url.split(':').next().unwrap_or_default().to_ascii_lowercase();
+        match scheme.as_str() {
+            "sqlite" => {
+                let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                let rest = rest.split('?').next().unwrap_or_default();
+                if rest == ":memory:" {
+                    return Self::open_in_memory().await;
+                }
+                if rest.is_empty() {
+                    bail!("the database URL {shown} names no file; use sqlite://PATH (database.url)");
+                }
+                Self::open_with(Path::new(rest), settings).await
             }
+            "postgres" | "postgresql" => Self::connect_postgres(url, &shown).await,
+            _ => bail!(
+                "unsupported database URL {shown}: use sqlite://PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE \
+                 in database.url (or leave it empty to use database.path)"
+            ),
         }
-        MIGRATOR.run(&self.pool).await.with_context(|| format!("cannot upgrade the database {}", path.display()))?;
-        Ok(())
+    }
+
+    async fn connect_postgres(url: &str, shown: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let parsed = url::Url::parse(url).map_err(|e| anyhow!("the database URL {shown} is not valid: {e}"))?;
+        let at = format!("{}:{}", parsed.host_str().unwrap_or("localhost"), parsed.port().unwrap_or(5432));
+        let scrub = |text: String| match parsed.password() {
+            Some(p) if !p.is_empty() => text.replace(p, "***"),
+            _ => text,
+        };
+        let options: AnyConnectOptions = url
+            .parse()
+            .map_err(|e: sqlx::Error| anyhow!(scrub(format!("the database URL {shown} is not valid: {e}"))))?;
+        // One direct connection first: the pool would retry a refused connection until its timeout.
+        let probe = tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect_with(&options)).await;
+        let mut conn = None;
+        let failure = match probe {
+            Ok(Ok(connected)) => {
+                conn = Some(connected);
+                None
+            }
+            Ok(Err(sqlx::Error::Io(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                Some("connection refused; is the server running?".to_string())
+            }
+            Ok(Err(sqlx::Error::Database(e))) => Some(format!("{} (as user \"{}\");", e.message(), parsed.username())),
+            Ok(Err(e)) => Some(format!("{e};")),
+            Err(_) => Some(format!("no answer within {} s; is the server reachable?", CONNECT_TIMEOUT.as_secs())),
+        };
+        if let Some(reason) = failure {
+            bail!(scrub(format!("cannot connect to PostgreSQL at {at}: {reason} check database.url ({shown})")));
+        }
+        if let Some(mut conn) = conn {
+            migrate(&mut conn, Backend::Postgres, shown, Duration::ZERO).await?;
+            let _ = conn.close().await;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| anyhow!(scrub(format!("cannot connect to PostgreSQL at {at}: {e}; check database.url"))))?;
+        Ok(Self { pool, backend: Backend::Postgres, name: shown.into(), busy_timeout: Duration::ZERO })
+    }
+
+    /// The database engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The error for a failed statement: a lock becomes a message that says what to do.
+    fn error(&self, error: sqlx::Error) -> anyhow::Error {
+        db_error(self.backend, &self.name, self.busy_timeout, error)
+    }
+
+    /// Begin a write transaction (on SQLite `BEGIN IMMEDIATE`, so a lock shows at the start, not half-way).
+    async fn begin(&self) -> Result<Tx> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.db(self),
+            Backend::Postgres => self.pool.begin().await.db(self),
+        }
     }
 
     /// The schema level of the database (the highest applied migration).
     pub async fn schema_level(&self) -> Result<i64> {
-        let row: (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1").fetch_one(&self.pool).await?;
+        let row: (Option<i64>,) = sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations WHERE success = TRUE")
+            .fetch_one(&self.pool)
+            .await
+            .db(self)?;
         Ok(row.0.unwrap_or(0))
     }
 
     // ----- projects -----
 
     /// Create a project. Names are unique.
-    pub async fn create_project(&self, name: &str, workspace: &Path) -> Result<Project> {
-        let name = name.trim();
+    pub async fn create_project(&self, new: &NewProject) -> Result<Project> {
+        let name = new.name.trim();
         if name.is_empty() {
             bail!("a project needs a non-empty name");
         }
         if self.project_by_name(name).await?.is_some() {
             bail!("a project named \"{name}\" already exists");
         }
-        let id = sqlx::query("INSERT INTO projects (name, workspace, created_at) VALUES (?, ?, ?)")
-            .bind(name)
-            .bind(workspace.display().to_string())
-            .bind(now())
-            .execute(&self.pool)
-            .await?
-            .last_insert_rowid();
-        self.project(id).await?.context("project vanished after insert")
+        sqlx::query_as::<_, Project>(
+            "INSERT INTO projects (name, workspace, created_at, description, profile) VALUES ($1, $2, $3, $4, $5)
+             RETURNING *",
+        )
+        .bind(name)
+        .bind(new.workspace.display().to_string())
+        .bind(now())
+        .bind(&new.description)
+        .bind(&new.profile)
+        .fetch_one(&self.pool)
+        .await
+        .db(self)
     }
 
     /// A project by id.
     pub async fn project(&self, id: i64) -> Result<Option<Project>> {
-        Ok(sqlx::query_as::<_, Project>("SELECT * FROM projects WHERE id = ?")
+        sqlx::query_as::<_, Project>("SELECT * FROM projects WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?)
+            .await
+            .db(self)
     }
 
     /// A project by name.
     pub async fn project_by_name(&self, name: &str) -> Result<Option<Project>> {
-        Ok(sqlx::query_as::<_, Project>("SELECT * FROM projects WHERE name = ?")
+        sqlx::query_as::<_, Project>("SELECT * FROM projects WHERE name = $1")
             .bind(name)
             .fetch_optional(&self.pool)
-            .await?)
+            .await
+            .db(self)
+    }
+
+    /// A project by reference: a number is an id, anything else a name.
+    pub async fn project_by_ref(&self, reference: &str) -> Result<Option<Project>> {
+        let reference = reference.trim();
+        match reference.parse::<i64>() {
+            Ok(id) => self.project(id).await,
+            Err(_) => self.project_by_name(reference).await,
+        }
     }
 
     /// All projects, oldest first.
     pub async fn projects(&self) -> Result<Vec<Project>> {
-        Ok(sqlx::query_as::<_, Project>("SELECT * FROM projects ORDER BY id").fetch_all(&self.pool).await?)
+        sqlx::query_as::<_, Project>("SELECT * FROM projects ORDER BY id").fetch_all(&self.pool).await.db(self)
+    }
+
+    /// Set (or with `None` clear) the profile a project's tasks use by default.
+    pub async fn set_project_profile(&self, id: i64, profile: Option<&str>) -> Result<()> {
+        let done = sqlx::query("UPDATE projects SET profile = $1 WHERE id = $2")
+            .bind(profile)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .db(self)?;
+        if done.rows_affected() == 0 {
+            bail!("project {id} does not exist; `obra project list` lists the projects");
+        }
+        Ok(())
     }
 
     // ----- tasks -----
@@ -143,10 +437,13 @@ impl StateManager {
         if new.title.trim().is_empty() {
             bail!("a task needs a non-empty title");
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for dep in &new.depends_on {
-            let row: Option<(i64,)> =
-                sqlx::query_as("SELECT project_id FROM tasks WHERE id = ?").bind(dep).fetch_optional(&mut *tx).await?;
+            let row: Option<(i64,)> = sqlx::query_as("SELECT project_id FROM tasks WHERE id = $1")
+                .bind(dep)
+                .fetch_optional(&mut *tx)
+                .await
+                .db(self)?;
             match row {
                 None => bail!("task {dep} (in --depends-on) does not exist; `obra status` lists the tasks"),
                 Some((p,)) if p != new.project_id => bail!("task {dep} belongs to another project"),
@@ -154,9 +451,9 @@ impl StateManager {
             }
         }
         let ts = now();
-        let id = sqlx::query(
-            "INSERT INTO tasks (project_id, title, description, priority, depends_on, max_iterations, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        let task = sqlx::query_as::<_, Task>(
+            "INSERT INTO tasks (project_id, title, description, priority, depends_on, max_iterations, profile,
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *",
         )
         .bind(new.project_id)
         .bind(new.title.trim())
@@ -164,18 +461,22 @@ impl StateManager {
         .bind(new.priority)
         .bind(serde_json::to_string(&new.depends_on)?)
         .bind(new.max_iterations.map(i64::from))
+        .bind(&new.profile)
         .bind(&ts)
-        .bind(&ts)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
-        tx.commit().await?;
-        self.task(id).await?.context("task vanished after insert")
+        .fetch_one(&mut *tx)
+        .await
+        .db(self)?;
+        tx.commit().await.db(self)?;
+        Ok(task)
     }
 
     /// A task by id.
     pub async fn task(&self, id: i64) -> Result<Option<Task>> {
-        Ok(sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
+        sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .db(self)
     }
 
     /// A task by id, or an error that says how to find the right id.
@@ -188,21 +489,23 @@ impl StateManager {
 
     /// The tasks of a project, highest priority first, then oldest first.
     pub async fn tasks(&self, project_id: i64) -> Result<Vec<Task>> {
-        Ok(sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE project_id = ? ORDER BY priority DESC, id")
+        sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE project_id = $1 ORDER BY priority DESC, id")
             .bind(project_id)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .db(self)
     }
 
     /// Set a task's status and the reason for it.
     pub async fn set_task_status(&self, id: i64, status: TaskStatus, reason: Option<&str>) -> Result<()> {
-        let done = sqlx::query("UPDATE tasks SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?")
+        let done = sqlx::query("UPDATE tasks SET status = $1, status_reason = $2, updated_at = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(reason)
             .bind(now())
             .bind(id)
             .execute(&self.pool)
-            .await?;
+            .await
+            .db(self)?;
         if done.rows_affected() == 0 {
             bail!("task {id} does not exist");
         }
@@ -214,31 +517,35 @@ impl StateManager {
     /// Record that an iteration starts: the interaction row with its prompt, the task's attempt count and
     /// its `running` status, in one transaction. Returns the interaction id.
     pub async fn begin_interaction(&self, task_id: i64, iteration: u32, agent: &str, prompt: &str) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let ts = now();
-        let id = sqlx::query(
-            "INSERT INTO interactions (task_id, iteration, agent, prompt, started_at) VALUES (?, ?, ?, ?, ?)",
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO interactions (task_id, iteration, agent, prompt, started_at) VALUES ($1, $2, $3, $4, $5)
+             RETURNING id",
         )
         .bind(task_id)
         .bind(i64::from(iteration))
         .bind(agent)
         .bind(prompt)
         .bind(&ts)
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut *tx)
+        .await
+        .db(self)?;
         sqlx::query(
-            "UPDATE tasks SET attempts = attempts + 1, status = 'running', status_reason = NULL, updated_at = ? WHERE id = ?",
+            "UPDATE tasks SET attempts = attempts + 1, status = 'running', status_reason = NULL, updated_at = $1
+             WHERE id = $2",
         )
         .bind(&ts)
         .bind(task_id)
         .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        .await
+        .db(self)?;
+        tx.commit().await.db(self)?;
         Ok(id)
     }
 
-    /// Record what the agent produced (or the error that stopped it) and the files it changed.
+    /// Record what the agent produced (or the error that stopped it) and the files it changed, in one
+    /// transaction; when the result names an agent session, that session's usage is added up too.
     pub async fn finish_interaction(
         &self,
         id: i64,
@@ -246,12 +553,14 @@ impl StateManager {
         changes: &[FileChange],
         duration: Duration,
     ) -> Result<()> {
-        let changes_json = serde_json::to_string(changes)?;
-        let query = match result {
+        let ts = now();
+        let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.begin().await?;
+        let done = match result {
             Ok(r) => sqlx::query(
-                "UPDATE interactions SET status = 'finished', outcome = ?, summary = ?, session_id = ?, turns = ?,
-                 input_tokens = ?, output_tokens = ?, cost_usd = ?, api_status = ?, exit_code = ?, result_json = ?,
-                 changes_json = ?, finished_at = ?, duration_ms = ? WHERE id = ?",
+                "UPDATE interactions SET status = 'finished', outcome = $1, summary = $2, session_id = $3, turns = $4,
+                 input_tokens = $5, output_tokens = $6, cost_usd = $7, api_status = $8, exit_code = $9,
+                 result_json = $10, finished_at = $11, duration_ms = $12 WHERE id = $13",
             )
             .bind(r.outcome.as_str())
             .bind(&r.summary)
@@ -264,64 +573,128 @@ impl StateManager {
             .bind(r.exit_code.map(i64::from))
             .bind(serde_json::to_string(r)?),
             Err(error) => sqlx::query(
-                "UPDATE interactions SET status = 'failed', error = ?, changes_json = ?, finished_at = ?, duration_ms = ?
-                 WHERE id = ?",
+                "UPDATE interactions SET status = 'failed', error = $1, finished_at = $2, duration_ms = $3 WHERE id = $4",
             )
             .bind(error),
-        };
-        query.bind(changes_json).bind(now()).bind(duration.as_millis() as i64).bind(id).execute(&self.pool).await?;
+        }
+        .bind(&ts)
+        .bind(duration_ms)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .db(self)?;
+        if done.rows_affected() == 0 {
+            bail!("interaction {id} does not exist");
+        }
+        for change in changes {
+            sqlx::query("INSERT INTO file_changes (interaction_id, path, kind, size) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(&change.path)
+                .bind(change.kind.as_str())
+                .bind(change.size.map(|s| i64::try_from(s).unwrap_or(i64::MAX)))
+                .execute(&mut *tx)
+                .await
+                .db(self)?;
+        }
+        if let Ok(r) = result
+            && let Some(session) = r.session_id.as_deref().filter(|s| !s.is_empty())
+        {
+            sqlx::query(
+                "INSERT INTO agent_sessions (task_id, agent, session_id, started_at, last_used_at, interactions,
+                 input_tokens, output_tokens, cost_usd)
+                 SELECT task_id, agent, $1, $2, $2, 1, $3, $4, $5 FROM interactions WHERE id = $6
+                 ON CONFLICT (task_id, agent, session_id) DO UPDATE SET
+                 last_used_at = excluded.last_used_at,
+                 interactions = agent_sessions.interactions + 1,
+                 input_tokens = agent_sessions.input_tokens + excluded.input_tokens,
+                 output_tokens = agent_sessions.output_tokens + excluded.output_tokens,
+                 cost_usd = agent_sessions.cost_usd + excluded.cost_usd",
+            )
+            .bind(session)
+            .bind(&ts)
+            .bind(r.usage.input_tokens as i64)
+            .bind(r.usage.output_tokens as i64)
+            .bind(r.usage.cost_usd.unwrap_or(0.0))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .db(self)?;
+        }
+        tx.commit().await.db(self)?;
         Ok(())
     }
 
     /// The interactions of a task, in order.
     pub async fn interactions(&self, task_id: i64) -> Result<Vec<Interaction>> {
-        Ok(sqlx::query_as::<_, Interaction>("SELECT * FROM interactions WHERE task_id = ? ORDER BY id")
+        sqlx::query_as::<_, Interaction>("SELECT * FROM interactions WHERE task_id = $1 ORDER BY id")
             .bind(task_id)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .db(self)
+    }
+
+    /// The files an interaction changed, in the order they were recorded.
+    pub async fn file_changes(&self, interaction_id: i64) -> Result<Vec<FileChangeRow>> {
+        sqlx::query_as::<_, FileChangeRow>("SELECT * FROM file_changes WHERE interaction_id = $1 ORDER BY id")
+            .bind(interaction_id)
+            .fetch_all(&self.pool)
+            .await
+            .db(self)
+    }
+
+    /// The agent sessions a task used, oldest first.
+    pub async fn sessions(&self, task_id: i64) -> Result<Vec<AgentSession>> {
+        sqlx::query_as::<_, AgentSession>("SELECT * FROM agent_sessions WHERE task_id = $1 ORDER BY id")
+            .bind(task_id)
+            .fetch_all(&self.pool)
+            .await
+            .db(self)
     }
 
     /// The gate results of an interaction, in the order the gates ran.
     pub async fn gate_results(&self, interaction_id: i64) -> Result<Vec<GateResultRow>> {
-        Ok(sqlx::query_as::<_, GateResultRow>("SELECT * FROM gate_results WHERE interaction_id = ? ORDER BY id")
+        sqlx::query_as::<_, GateResultRow>("SELECT * FROM gate_results WHERE interaction_id = $1 ORDER BY id")
             .bind(interaction_id)
             .fetch_all(&self.pool)
-            .await?)
+            .await
+            .db(self)
     }
 
     /// The decision made on an interaction, if one was made.
     pub async fn decision(&self, interaction_id: i64) -> Result<Option<DecisionRow>> {
-        Ok(sqlx::query_as::<_, DecisionRow>("SELECT * FROM decisions WHERE interaction_id = ? ORDER BY id DESC")
+        sqlx::query_as::<_, DecisionRow>("SELECT * FROM decisions WHERE interaction_id = $1 ORDER BY id DESC LIMIT 1")
             .bind(interaction_id)
             .fetch_optional(&self.pool)
-            .await?)
+            .await
+            .db(self)
     }
 
     /// Record the end of an iteration in one transaction: its gate results, its decision, the task's new
     /// status, and the breakpoint it opens (if any). Returns the breakpoint's id when one was opened.
     pub async fn conclude_iteration(&self, record: &IterationRecord<'_>) -> Result<Option<i64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let ts = now();
         for gate in record.gates {
             sqlx::query(
                 "INSERT INTO gate_results (interaction_id, gate, passed, score, summary, findings_json, error, duration_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(record.interaction_id)
             .bind(&gate.gate)
-            .bind(gate.passed)
+            .bind(i64::from(gate.passed))
             .bind(f64::from(gate.score))
             .bind(&gate.summary)
             .bind(serde_json::to_string(&gate.findings)?)
             .bind(&gate.error)
             .bind(gate.duration_ms as i64)
             .execute(&mut *tx)
-            .await?;
+            .await
+            .db(self)?;
         }
         let d = record.decision;
         sqlx::query(
             "INSERT INTO decisions (interaction_id, action, confidence, heuristic_score, llm_score, llm_reasoning,
-             explanation, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             explanation, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(record.interaction_id)
         .bind(d.action.as_str())
@@ -332,32 +705,37 @@ impl StateManager {
         .bind(&d.explanation)
         .bind(&ts)
         .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE tasks SET status = ?, status_reason = ?, session_id = COALESCE(?, session_id), updated_at = ? WHERE id = ?")
-            .bind(record.task_status.as_str())
-            .bind(record.status_reason)
-            .bind(record.session_id)
-            .bind(&ts)
-            .bind(record.task_id)
-            .execute(&mut *tx)
-            .await?;
+        .await
+        .db(self)?;
+        sqlx::query(
+            "UPDATE tasks SET status = $1, status_reason = $2, session_id = COALESCE($3, session_id), updated_at = $4
+             WHERE id = $5",
+        )
+        .bind(record.task_status.as_str())
+        .bind(record.status_reason)
+        .bind(record.session_id)
+        .bind(&ts)
+        .bind(record.task_id)
+        .execute(&mut *tx)
+        .await
+        .db(self)?;
         let mut breakpoint_id = None;
         if let Some((rule, reason)) = &record.breakpoint {
-            breakpoint_id = Some(
-                sqlx::query(
-                    "INSERT INTO breakpoints (task_id, interaction_id, rule, reason, created_at) VALUES (?, ?, ?, ?, ?)",
-                )
-                .bind(record.task_id)
-                .bind(record.interaction_id)
-                .bind(rule)
-                .bind(reason)
-                .bind(&ts)
-                .execute(&mut *tx)
-                .await?
-                .last_insert_rowid(),
-            );
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO breakpoints (task_id, interaction_id, rule, reason, created_at) VALUES ($1, $2, $3, $4, $5)
+                 RETURNING id",
+            )
+            .bind(record.task_id)
+            .bind(record.interaction_id)
+            .bind(rule)
+            .bind(reason)
+            .bind(&ts)
+            .fetch_one(&mut *tx)
+            .await
+            .db(self)?;
+            breakpoint_id = Some(id);
         }
-        tx.commit().await?;
+        tx.commit().await.db(self)?;
         Ok(breakpoint_id)
     }
 
@@ -366,49 +744,56 @@ impl StateManager {
     /// Breakpoints of a project, newest first; only open ones when `open_only`.
     pub async fn breakpoints(&self, project_id: i64, open_only: bool) -> Result<Vec<Breakpoint>> {
         let sql = if open_only {
-            "SELECT b.* FROM breakpoints b JOIN tasks t ON t.id = b.task_id WHERE t.project_id = ? AND b.status = 'open' ORDER BY b.id DESC"
+            "SELECT b.* FROM breakpoints b JOIN tasks t ON t.id = b.task_id WHERE t.project_id = $1 AND b.status = 'open'
+             ORDER BY b.id DESC"
         } else {
-            "SELECT b.* FROM breakpoints b JOIN tasks t ON t.id = b.task_id WHERE t.project_id = ? ORDER BY b.id DESC"
+            "SELECT b.* FROM breakpoints b JOIN tasks t ON t.id = b.task_id WHERE t.project_id = $1 ORDER BY b.id DESC"
         };
-        Ok(sqlx::query_as::<_, Breakpoint>(sql).bind(project_id).fetch_all(&self.pool).await?)
+        sqlx::query_as::<_, Breakpoint>(sql).bind(project_id).fetch_all(&self.pool).await.db(self)
     }
 
     /// A breakpoint by id.
     pub async fn breakpoint(&self, id: i64) -> Result<Option<Breakpoint>> {
-        Ok(sqlx::query_as::<_, Breakpoint>("SELECT * FROM breakpoints WHERE id = ?")
+        sqlx::query_as::<_, Breakpoint>("SELECT * FROM breakpoints WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?)
+            .await
+            .db(self)
     }
 
     /// The open breakpoint of a task, if it has one.
     pub async fn open_breakpoint_of_task(&self, task_id: i64) -> Result<Option<Breakpoint>> {
-        Ok(sqlx::query_as::<_, Breakpoint>(
-            "SELECT * FROM breakpoints WHERE task_id = ? AND status = 'open' ORDER BY id DESC LIMIT 1",
+        sqlx::query_as::<_, Breakpoint>(
+            "SELECT * FROM breakpoints WHERE task_id = $1 AND status = 'open' ORDER BY id DESC LIMIT 1",
         )
         .bind(task_id)
         .fetch_optional(&self.pool)
-        .await?)
+        .await
+        .db(self)
     }
 
     /// The feedback of the most recent breakpoint of a task that was resolved with feedback.
     pub async fn latest_breakpoint_feedback(&self, task_id: i64) -> Result<Option<String>> {
         let row: Option<(Option<String>,)> = sqlx::query_as(
-            "SELECT feedback FROM breakpoints WHERE task_id = ? AND status = 'resolved' AND resolution = 'feedback'
+            "SELECT feedback FROM breakpoints WHERE task_id = $1 AND status = 'resolved' AND resolution = 'feedback'
              ORDER BY id DESC LIMIT 1",
         )
         .bind(task_id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await
+        .db(self)?;
         Ok(row.and_then(|(f,)| f))
     }
 
     /// Resolve an open breakpoint and move its task on, in one transaction: `approve` completes the task,
     /// `reject` fails it, `feedback` makes it pending again so the next execution carries the feedback.
     pub async fn resolve_breakpoint(&self, id: i64, resolution: Resolution, by: &str) -> Result<Breakpoint> {
-        let mut tx = self.pool.begin().await?;
-        let bp: Option<Breakpoint> =
-            sqlx::query_as("SELECT * FROM breakpoints WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+        let mut tx = self.begin().await?;
+        let bp: Option<Breakpoint> = sqlx::query_as("SELECT * FROM breakpoints WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .db(self)?;
         let Some(bp) = bp else {
             bail!("breakpoint {id} does not exist; `obra breakpoint list` shows the open ones");
         };
@@ -433,35 +818,39 @@ impl StateManager {
                 format!("feedback given at breakpoint {id} by {by}; execute the task again"),
             ),
         };
-        sqlx::query(
-            "UPDATE breakpoints SET status = 'resolved', resolution = ?, feedback = ?, resolved_by = ?, resolved_at = ?
-             WHERE id = ?",
+        let resolved = sqlx::query_as::<_, Breakpoint>(
+            "UPDATE breakpoints SET status = 'resolved', resolution = $1, feedback = $2, resolved_by = $3,
+             resolved_at = $4 WHERE id = $5 RETURNING *",
         )
         .bind(name)
         .bind(&feedback)
         .bind(by)
         .bind(&ts)
         .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE tasks SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?")
+        .fetch_one(&mut *tx)
+        .await
+        .db(self)?;
+        sqlx::query("UPDATE tasks SET status = $1, status_reason = $2, updated_at = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(&reason)
             .bind(&ts)
             .bind(bp.task_id)
             .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.breakpoint(id).await?.context("breakpoint vanished after update")
+            .await
+            .db(self)?;
+        tx.commit().await.db(self)?;
+        Ok(resolved)
     }
 
     /// Counts of tasks by status for a project.
     pub async fn task_counts(&self, project_id: i64) -> Result<Vec<(String, i64)>> {
-        let rows =
-            sqlx::query("SELECT status, COUNT(*) AS n FROM tasks WHERE project_id = ? GROUP BY status ORDER BY status")
-                .bind(project_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM tasks WHERE project_id = $1 GROUP BY status ORDER BY status",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await
+        .db(self)?;
         Ok(rows.iter().map(|r| (r.get::<String, _>("status"), r.get::<i64, _>("n"))).collect())
     }
 }
@@ -469,17 +858,18 @@ impl StateManager {
 #[async_trait::async_trait]
 impl KvStore for StateManager {
     async fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM plugin_kv WHERE plugin = ? AND key = ?")
+        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM plugin_kv WHERE plugin = $1 AND key = $2")
             .bind(plugin)
             .bind(key)
             .fetch_optional(&self.pool)
-            .await?;
+            .await
+            .db(self)?;
         Ok(row.map(|(v,)| v))
     }
 
     async fn set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<()> {
         sqlx::query(
-            "INSERT INTO plugin_kv (plugin, key, value, updated_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO plugin_kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
         )
         .bind(plugin)
@@ -487,16 +877,18 @@ impl KvStore for StateManager {
         .bind(value)
         .bind(now())
         .execute(&self.pool)
-        .await?;
+        .await
+        .db(self)?;
         Ok(())
     }
 
     async fn delete(&self, plugin: &str, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM plugin_kv WHERE plugin = ? AND key = ?")
+        sqlx::query("DELETE FROM plugin_kv WHERE plugin = $1 AND key = $2")
             .bind(plugin)
             .bind(key)
             .execute(&self.pool)
-            .await?;
+            .await
+            .db(self)?;
         Ok(())
     }
 }

@@ -1,6 +1,10 @@
 //! Rows of the store and the records the engine hands to it.
 
+use std::path::PathBuf;
+
 use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
 use crate::contract::Finding;
 
@@ -15,6 +19,23 @@ pub struct Project {
     pub workspace: String,
     /// Creation time (RFC 3339).
     pub created_at: String,
+    /// What the project is about (may be empty).
+    pub description: String,
+    /// The profile its tasks use unless they name one.
+    pub profile: Option<String>,
+}
+
+/// What `create_project` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewProject {
+    /// Unique name.
+    pub name: String,
+    /// The workspace the agents work in.
+    pub workspace: PathBuf,
+    /// What the project is about (may be empty).
+    pub description: String,
+    /// Default profile of its tasks.
+    pub profile: Option<String>,
 }
 
 /// Where a task stands.
@@ -31,6 +52,8 @@ pub enum TaskStatus {
     Paused,
     /// Given up: an unrecoverable agent failure or a rule aborted it.
     Failed,
+    /// Cancelled by a human; `retry_task` makes it pending again.
+    Cancelled,
 }
 
 impl TaskStatus {
@@ -42,6 +65,7 @@ impl TaskStatus {
             Self::Completed => "completed",
             Self::Paused => "paused",
             Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -53,6 +77,7 @@ impl TaskStatus {
             "completed" => Self::Completed,
             "paused" => Self::Paused,
             "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
             _ => return None,
         })
     }
@@ -71,7 +96,7 @@ pub struct Task {
     pub description: String,
     /// 1 (low) to 10 (high).
     pub priority: i64,
-    /// `pending`, `running`, `completed`, `paused` or `failed`.
+    /// `pending`, `running`, `completed`, `paused`, `failed` or `cancelled`.
     pub status: String,
     /// Why the task has its status (the decision's explanation, the breakpoint's reason, the error).
     pub status_reason: Option<String>,
@@ -87,6 +112,14 @@ pub struct Task {
     pub created_at: String,
     /// Last change.
     pub updated_at: String,
+    /// The profile the task runs with; none for the project's.
+    pub profile: Option<String>,
+    /// The git branch the task's work is on.
+    pub git_branch: Option<String>,
+    /// The commit the branch started from.
+    pub git_base_commit: Option<String>,
+    /// The commit holding the task's finished work.
+    pub git_commit: Option<String>,
 }
 
 impl Task {
@@ -116,6 +149,36 @@ pub struct NewTask {
     pub depends_on: Vec<i64>,
     /// Iteration limit override.
     pub max_iterations: Option<u32>,
+    /// Profile override; none for the project's.
+    pub profile: Option<String>,
+}
+
+/// Which tasks `list_tasks` returns.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskFilter {
+    /// The project.
+    pub project_id: i64,
+    /// Only these statuses; all when empty.
+    pub statuses: Vec<TaskStatus>,
+    /// Only tasks with at least this priority.
+    pub min_priority: Option<i64>,
+    /// Only tasks whose title contains this text (case-insensitive for ASCII).
+    pub title_contains: Option<String>,
+    /// At most this many tasks.
+    pub limit: Option<i64>,
+}
+
+/// The fields `update_task` changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TaskUpdate {
+    /// New title.
+    pub title: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New priority.
+    pub priority: Option<i64>,
+    /// New dependencies (replacing the old ones).
+    pub depends_on: Option<Vec<i64>>,
 }
 
 /// One iteration: a prompt sent to an agent and what came back.
@@ -155,8 +218,6 @@ pub struct Interaction {
     pub error: Option<String>,
     /// The full agent result as JSON.
     pub result_json: Option<String>,
-    /// The files changed, as JSON.
-    pub changes_json: String,
     /// Start time.
     pub started_at: String,
     /// End time.
@@ -166,7 +227,7 @@ pub struct Interaction {
 }
 
 /// A stored gate result.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GateResultRow {
     /// Id.
     pub id: i64,
@@ -186,6 +247,23 @@ pub struct GateResultRow {
     pub error: Option<String>,
     /// Duration.
     pub duration_ms: i64,
+}
+
+// `passed` is stored as an integer on both backends (the Any driver has no SQLite boolean).
+impl FromRow<'_, AnyRow> for GateResultRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            interaction_id: row.try_get("interaction_id")?,
+            gate: row.try_get("gate")?,
+            passed: row.try_get::<i64, _>("passed")? != 0,
+            score: row.try_get("score")?,
+            summary: row.try_get("summary")?,
+            findings_json: row.try_get("findings_json")?,
+            error: row.try_get("error")?,
+            duration_ms: row.try_get("duration_ms")?,
+        })
+    }
 }
 
 /// A stored decision.
@@ -330,4 +408,104 @@ pub enum Resolution {
     Reject,
     /// Send the task back to the agent with this feedback in the next prompt.
     Feedback(String),
+}
+
+/// One file an interaction changed.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct FileChangeRow {
+    /// Id.
+    pub id: i64,
+    /// The interaction that changed it.
+    pub interaction_id: i64,
+    /// Path relative to the workspace root, `/`-separated.
+    pub path: String,
+    /// `created`, `modified` or `deleted`.
+    pub kind: String,
+    /// Size after the change.
+    pub size: Option<i64>,
+    /// Content hash before the change (filled by the file watcher; none until then).
+    pub hash_before: Option<String>,
+    /// Content hash after the change.
+    pub hash_after: Option<String>,
+}
+
+/// An agent session used by a task, with what it consumed over its interactions.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct AgentSession {
+    /// Id.
+    pub id: i64,
+    /// Task.
+    pub task_id: i64,
+    /// Agent plugin name.
+    pub agent: String,
+    /// The agent's session id.
+    pub session_id: String,
+    /// First use.
+    pub started_at: String,
+    /// Last use.
+    pub last_used_at: String,
+    /// Interactions that used it.
+    pub interactions: i64,
+    /// Prompt tokens over those interactions.
+    pub input_tokens: i64,
+    /// Output tokens over those interactions.
+    pub output_tokens: i64,
+    /// Cost over those interactions.
+    pub cost_usd: f64,
+}
+
+/// A recorded git checkpoint a project can roll back to.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct Checkpoint {
+    /// Id.
+    pub id: i64,
+    /// Project.
+    pub project_id: i64,
+    /// The task it was taken for, if any.
+    pub task_id: Option<i64>,
+    /// The interaction it was taken after, if any.
+    pub interaction_id: Option<i64>,
+    /// Human-readable label.
+    pub label: String,
+    /// The git ref that keeps the commit alive (e.g. `refs/obra/checkpoints/7`).
+    pub git_ref: String,
+    /// The commit.
+    pub commit_sha: String,
+    /// When it was taken.
+    pub created_at: String,
+    /// When the workspace was last rolled back to it.
+    pub rolled_back_at: Option<String>,
+}
+
+/// What `record_checkpoint` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCheckpoint {
+    /// Project.
+    pub project_id: i64,
+    /// Task, if any.
+    pub task_id: Option<i64>,
+    /// Interaction, if any.
+    pub interaction_id: Option<i64>,
+    /// Label.
+    pub label: String,
+    /// Git ref.
+    pub git_ref: String,
+    /// Commit.
+    pub commit_sha: String,
+}
+
+/// One line of a project's timeline (`obra logs`).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ActivityEvent {
+    /// When (RFC 3339).
+    pub at: String,
+    /// `task_created`, `iteration_started`, `iteration_finished`, `decision`, `breakpoint_opened`,
+    /// `breakpoint_resolved` or `checkpoint`.
+    pub kind: String,
+    /// The task it concerns, if any.
+    pub task_id: Option<i64>,
+    /// Id of the row it comes from (task, interaction, decision, breakpoint or checkpoint).
+    pub ref_id: i64,
+    /// One-line description.
+    pub text: String,
 }
