@@ -32,9 +32,9 @@ use crate::config::{self, Config, ConfigReloader, ConfigSources, LoadedConfig, R
 use crate::engine::{ConfigPoll, ConfigUpdate, ConfigWatch, Engine, LoopObserver, LoopPlugins, TaskOutcome};
 
 pub mod runner;
-pub use runner::{RunOptions, RunSummary};
 use crate::plugins::{LoadReport, PluginHost, PluginHostError};
 use crate::state::{NewProject, NewTask, OpenSettings, Project, StateManager, Task};
+pub use runner::{RunOptions, RunSummary};
 
 pub mod store;
 pub use store::Store;

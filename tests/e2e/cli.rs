@@ -111,7 +111,10 @@ fn outside_any_project_the_user_store_holds_projects() {
     assert!(out.status.success(), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("No projects"), "{}", text(&out));
     let created = scratch.obra_json(&["project", "create", "solo", "--json"], 0);
-    assert_eq!(created["workspace"].as_str().map(std::path::PathBuf::from), Some(scratch.path().canonicalize().unwrap()));
+    assert_eq!(
+        created["workspace"].as_str().map(std::path::PathBuf::from),
+        Some(scratch.path().canonicalize().unwrap())
+    );
     let task = scratch.obra_json(&["task", "create", "first", "--json"], 0);
     assert_eq!(task["project_id"], created["id"]);
     // The store is the user's, not a .obra/ in the directory.
@@ -126,7 +129,8 @@ fn task_flags_filters_updates_and_the_dependency_graph() {
         &["task", "create", "Test \"all\"", "--priority", "8", "--depends-on", "1", "--max-iterations", "4", "--json"],
         0,
     );
-    let c = project.obra_json(&["task", "create", "Deploy", "--depends-on", "1,2", "--profile", "minimal", "--json"], 0);
+    let c =
+        project.obra_json(&["task", "create", "Deploy", "--depends-on", "1,2", "--profile", "minimal", "--json"], 0);
     assert_eq!(b["max_iterations"], 4);
     assert_eq!(b["depends_on"], "[1]");
     assert_eq!(c["profile"], "minimal");
@@ -175,7 +179,8 @@ fn task_flags_filters_updates_and_the_dependency_graph() {
 fn run_executes_ready_tasks_in_dependency_order_and_logs_show_it() {
     let project = project_with_gate("true", "  []");
     let first = project.create_task("first", "one");
-    let second = project.obra_json(&["task", "create", "second", "--depends-on", &first.to_string(), "--priority", "10", "--json"], 0)
+    let second = project
+        .obra_json(&["task", "create", "second", "--depends-on", &first.to_string(), "--priority", "10", "--json"], 0)
         ["id"]
         .as_i64()
         .unwrap();
@@ -212,7 +217,8 @@ fn run_executes_ready_tasks_in_dependency_order_and_logs_show_it() {
 
 #[test]
 fn a_failed_task_blocks_its_dependents_and_run_exits_4() {
-    let project = project_with_gate("echo failing; exit 1", "  - plugin: max-iterations\n    config:\n      action: abort\n");
+    let project =
+        project_with_gate("echo failing; exit 1", "  - plugin: max-iterations\n    config:\n      action: abort\n");
     let doomed = project.create_task("doomed", "never passes");
     let waits = project.obra_json(&["task", "create", "waits", "--depends-on", &doomed.to_string(), "--json"], 0)["id"]
         .as_i64()
@@ -242,7 +248,11 @@ fn breakpoint_show_explains_the_pause() {
     assert_eq!(shown["task"]["id"], id);
     assert!(shown["gates"].as_array().unwrap().iter().any(|g| g["gate"] == "tests" && g["passed"] == false), "{shown}");
     let text_out = project.obra(&["breakpoint", "show", &bp.to_string()]);
-    assert!(String::from_utf8_lossy(&text_out.stdout).contains("Resolve with: obra breakpoint resolve"), "{}", text(&text_out));
+    assert!(
+        String::from_utf8_lossy(&text_out.stdout).contains("Resolve with: obra breakpoint resolve"),
+        "{}",
+        text(&text_out)
+    );
     // Cancelling the task closes its breakpoint.
     assert!(project.obra(&["task", "cancel", &id.to_string()]).status.success());
     let open = project.obra_json(&["breakpoint", "list", "--json"], 0);
@@ -303,7 +313,11 @@ fn malformed_set_and_unreadable_config_are_explained() {
     for set in ["engine.max_iterations", "engine.max_iterations=abc", "=3"] {
         let out = project.obra(&["task", "list", "--set", set]);
         assert_eq!(out.status.code(), Some(1), "--set {set}: {}", text(&out));
-        assert!(stderr(&out).contains("--set") || stderr(&out).contains("max_iterations"), "--set {set}: {}", text(&out));
+        assert!(
+            stderr(&out).contains("--set") || stderr(&out).contains("max_iterations"),
+            "--set {set}: {}",
+            text(&out)
+        );
     }
     // The project's config file is a directory: unreadable.
     std::fs::remove_file(project.path().join(".obra/config.yaml")).unwrap();

@@ -121,14 +121,7 @@ impl Graph {
         for (i, dep) in deps.iter().enumerate() {
             let last = i + 1 == deps.len();
             let (branch, cont) = if last { ("└── ", "    ") } else { ("├── ", "│   ") };
-            self.tree_node(
-                *dep,
-                &format!("{rest_prefix}{branch}"),
-                &format!("{rest_prefix}{cont}"),
-                shown,
-                path,
-                out,
-            );
+            self.tree_node(*dep, &format!("{rest_prefix}{branch}"), &format!("{rest_prefix}{cont}"), shown, path, out);
         }
         path.pop();
     }

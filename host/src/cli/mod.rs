@@ -2,16 +2,16 @@
 //! [`Orchestrator`] and print.
 
 pub mod args;
-mod config_cmd;
 mod checkpoint_cmd;
+mod config_cmd;
 mod demo;
 pub mod deps;
 mod logs_cmd;
 pub mod output;
 mod plugin_cmd;
 mod profile_cmd;
-pub mod repl;
 mod project_cmd;
+pub mod repl;
 mod run_cmd;
 mod task_cmd;
 
@@ -253,7 +253,12 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                 );
             }
             if let Some(d) = &decision {
-                println!("    decision {} at {:.2}: {}", d.action.to_uppercase(), d.confidence, one_line(&d.explanation, 200));
+                println!(
+                    "    decision {} at {:.2}: {}",
+                    d.action.to_uppercase(),
+                    d.confidence,
+                    one_line(&d.explanation, 200)
+                );
             }
             if bp.status == "open" {
                 println!("Resolve with: obra breakpoint resolve {} --approve | --reject | --feedback \"...\"", bp.id);

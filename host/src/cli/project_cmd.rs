@@ -29,9 +29,13 @@ pub(super) async fn run(g: &GlobalArgs, cmd: ProjectCommand) -> Result<ExitCode>
                 None => options.start_dir()?,
             };
             if !workspace.is_dir() {
-                bail!("the workspace {} is not a directory; create it first or pass another --workspace", workspace.display());
+                bail!(
+                    "the workspace {} is not a directory; create it first or pass another --workspace",
+                    workspace.display()
+                );
             }
-            let workspace = workspace.canonicalize().with_context(|| format!("cannot resolve {}", workspace.display()))?;
+            let workspace =
+                workspace.canonicalize().with_context(|| format!("cannot resolve {}", workspace.display()))?;
             let project = store
                 .state
                 .create_project(&NewProject {
@@ -86,7 +90,9 @@ pub(super) async fn run(g: &GlobalArgs, cmd: ProjectCommand) -> Result<ExitCode>
             if a.json {
                 let counts: serde_json::Map<String, serde_json::Value> =
                     counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
-                print_json(&json!({ "project": project, "task_counts": counts, "open_breakpoints": open.len(), "store": store.location }))?;
+                print_json(
+                    &json!({ "project": project, "task_counts": counts, "open_breakpoints": open.len(), "store": store.location }),
+                )?;
             } else {
                 println!("Project {} \"{}\"", project.id, project.name);
                 println!("  workspace: {}", project.workspace);

@@ -14,8 +14,8 @@ use crate::contract::{
     CallContext, CompletionRequest, FileChange, GateInput, LoopEvent, Message, Outcome, PluginError, Role, RunRequest,
     RunResult, Severity, TaskInfo, Verdict,
 };
-use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus};
 use crate::state::NewCheckpoint;
+use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus};
 use crate::workspace::checkpoint::{CheckpointInfo, Checkpoints};
 use crate::workspace::{Snapshot, diff};
 
