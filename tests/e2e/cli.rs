@@ -367,3 +367,100 @@ fn an_unreachable_postgresql_is_reported_without_its_password() {
     assert!(err.contains("127.0.0.1:1") && err.contains("database.url"), "{err}");
     assert!(!err.contains("s3cret"), "the password leaked: {err}");
 }
+
+/// Two machines (two workspaces, two HOMEs) share one PostgreSQL store through `database.url`: a project
+/// made on one is seen, given tasks and run from the other, and the whole loop's history lands there.
+#[test]
+fn a_team_shares_one_postgresql_store() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(database) = runtime.block_on(obra_testkit::postgres::TestDatabase::create()) else { return };
+    let machine = || {
+        let mut m = Project::uninitialised();
+        m.set_env("OBRA_DATABASE__URL", database.url());
+        let git = std::process::Command::new("git").current_dir(m.path()).args(["init", "-q"]).status().unwrap();
+        assert!(git.success());
+        m
+    };
+    let alpha = machine();
+    let out = alpha.obra(&["init", "--name", "alpha"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!alpha.path().join(".obra/obra.db").exists(), "no SQLite file when database.url names the store");
+    alpha.install_plugin("echo-agent");
+    alpha.write_config(
+        r#"agent:
+  plugin: echo-agent
+llm:
+  provider: none
+engine:
+  max_iterations: 1
+gates:
+  - plugin: response-format
+plugins:
+  grants:
+    echo-agent:
+      commands: [ { program: echo, args: ["**"] } ]
+"#,
+    );
+
+    let beta = machine();
+    let projects = beta.obra_json(&["project", "list", "--json"], 0);
+    assert_eq!(projects[0]["project"]["name"], "alpha", "{projects}");
+    let task = beta.obra_json(&["task", "create", "from beta", "--project", "alpha", "--json"], 0);
+    let id = task["id"].as_i64().unwrap();
+
+    let summary = alpha.obra_json(&["run", "--json"], 0);
+    assert_eq!(summary["executions"][0]["task_id"], id, "{summary}");
+    assert_eq!(summary["executions"][0]["status"], "completed", "{summary}");
+    let shown = beta.obra_json(&["task", "show", &id.to_string(), "--project", "alpha", "--json"], 0);
+    assert_eq!(shown["task"]["status"], "completed");
+    assert_eq!(shown["interactions"][0]["decision"]["action"], "proceed", "{shown}");
+    // The URL (with its password) is never printed.
+    let out = beta.obra(&["project", "show", "alpha"]);
+    let password = url::Url::parse(database.url()).unwrap().password().map(str::to_string);
+    let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(shown.contains(":***@127.0.0.1"), "{}", text(&out));
+    if let Some(password) = password.filter(|p| !p.is_empty()) {
+        assert!(!shown.contains(&format!(":{password}@")), "{}", text(&out));
+    }
+    drop(alpha);
+    drop(beta);
+    runtime.block_on(database.cleanup());
+}
+
+/// A checkpoint is taken before each agent run; rolling back restores the files and makes the task pending,
+/// and the safety checkpoint taken first undoes the rollback.
+#[test]
+fn checkpoints_are_listed_and_rolled_back_through_the_cli() {
+    let project = project_with_gate("true", "  []");
+    std::fs::write(project.path().join("notes.txt"), "before the agent\n").unwrap();
+    let id = project.create_task("touch nothing", "");
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("obra checkpoint rollback"), "{}", text(&out));
+    let list = project.obra_json(&["checkpoint", "list", "--json"], 0);
+    let checkpoint = list[0]["id"].as_i64().unwrap();
+    assert_eq!(list[0]["task_id"], id);
+
+    // Later edits: the rollback refuses them without --force, and changes nothing.
+    std::fs::write(project.path().join("notes.txt"), "edited later\n").unwrap();
+    std::fs::write(project.path().join("new.txt"), "new\n").unwrap();
+    let out = project.obra(&["checkpoint", "rollback", &checkpoint.to_string()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("--force"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(project.path().join("notes.txt")).unwrap(), "edited later\n");
+
+    let rolled = project.obra_json(&["checkpoint", "rollback", &checkpoint.to_string(), "--force", "--json"], 0);
+    assert_eq!(std::fs::read_to_string(project.path().join("notes.txt")).unwrap(), "before the agent\n");
+    assert!(!project.path().join("new.txt").exists());
+    assert_eq!(project.obra_json(&["task", "show", &id.to_string(), "--json"], 0)["task"]["status"], "pending");
+    // The safety checkpoint brings the later edits back, without --force (the tree matches a checkpoint).
+    let safety = rolled["safety_checkpoint"].as_i64().unwrap();
+    let out = project.obra(&["checkpoint", "rollback", &safety.to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(project.path().join("notes.txt")).unwrap(), "edited later\n");
+    assert_eq!(std::fs::read_to_string(project.path().join("new.txt")).unwrap(), "new\n");
+
+    let out = project.obra(&["checkpoint", "rollback", "999"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", text(&out));
+}
