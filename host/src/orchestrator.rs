@@ -1,11 +1,12 @@
-//! The programmatic API: an [`Orchestrator`] opens a project (config, store, plugins) and executes tasks.
-//! The CLI is a thin layer over it.
+//! The programmatic API: an [`Orchestrator`] opens a store and one of its projects (config, store, plugins),
+//! executes tasks and runs the backlog. The CLI is a thin layer over it.
 //!
 //! ```no_run
 //! # async fn example() -> anyhow::Result<()> {
 //! use obra::orchestrator::{Orchestrator, OpenOptions};
 //! use obra::state::NewTask;
 //!
+//! // The project whose workspace holds this directory (`project: Some(..)` names another one).
 //! let obra = Orchestrator::open(OpenOptions::in_dir("/path/to/project")).await?;
 //! let task = obra
 //!     .create_task(NewTask {
@@ -20,6 +21,10 @@
 //!     .await?;
 //! let outcome = obra.execute_task(task.id, std::sync::Arc::new(obra::engine::events::Silent)).await?;
 //! println!("task {} is {:?} (confidence {:?})", task.id, outcome.status, outcome.confidence);
+//!
+//! // Or work through every ready task, in dependency and priority order, like `obra run`.
+//! let summary = obra.run_project(&obra::orchestrator::RunOptions::default(), std::sync::Arc::new(obra::engine::events::Silent)).await?;
+//! println!("{} executions; stopped because {}", summary.executions.len(), summary.stopped_because);
 //! # Ok(()) }
 //! ```
 

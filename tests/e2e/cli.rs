@@ -464,3 +464,17 @@ fn checkpoints_are_listed_and_rolled_back_through_the_cli() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(stderr(&out).contains("does not exist"), "{}", text(&out));
 }
+
+/// On a terminal, a spinner with the elapsed time stays under the lines while the checks run; the lines are
+/// the same as without a terminal.
+#[test]
+fn a_terminal_shows_a_spinner_while_the_work_is_checked() {
+    let project = project_with_gate("sleep 2; true", "  []");
+    let id = project.create_task("slow gate", "");
+    let mut cmd = project.command(&["task", "execute", &id.to_string()]);
+    cmd.env("TERM", "xterm");
+    let mut session = rexpect::session::spawn_command(cmd, Some(30_000)).expect("start obra in a pty");
+    session.exp_string("checking the work").expect("the spinner's message while the gates run");
+    session.exp_string(&format!("task {id} is completed")).expect("the task completes");
+    session.exp_eof().expect("obra exits");
+}

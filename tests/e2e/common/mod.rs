@@ -102,7 +102,7 @@ impl Project {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(obra_bin());
         cmd.current_dir(self.path()).args(args);
-        cmd.env_remove("OBRA_PROFILE");
+        cmd.env_remove("OBRA_PROFILE").env_remove("OBRA_PROJECT");
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
