@@ -43,7 +43,8 @@ pub struct GlobalArgs {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make the current directory an Obra project: creates .obra/ with its database and config.
+    /// Make the current directory an Obra project: creates .obra/ with its database and config (with
+    /// --profile, the project keeps that profile).
     Init(InitArgs),
     /// Create, list, show and choose projects (a store can hold several).
     #[command(subcommand)]
@@ -222,7 +223,7 @@ pub struct CompletionsArgs {
 /// `obra task ...`.
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
-    /// Add a task to the project's backlog.
+    /// Add a task to the project's backlog (with --profile, the task keeps that profile and runs with it).
     Create(TaskCreateArgs),
     /// Supervise one task until it completes, pauses at a breakpoint, or fails.
     Execute(TaskExecuteArgs),
