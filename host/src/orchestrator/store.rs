@@ -131,7 +131,9 @@ impl Store {
         let holding = projects
             .iter()
             .filter(|p| start.starts_with(&p.workspace))
-            .max_by_key(|p| Path::new(&p.workspace).components().count());
+            // The deepest workspace wins; among projects sharing one, the oldest, so that creating a project
+            // never changes which one a directory means.
+            .max_by_key(|p| (Path::new(&p.workspace).components().count(), std::cmp::Reverse(p.id)));
         if let Some(project) = holding {
             return Ok(project.clone());
         }
@@ -174,6 +176,52 @@ fn short_hash(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::config::ConfigSources;
+    use crate::state::NewProject;
+
+    async fn store_with(projects: &[(&str, &str)], selection: &Path) -> Store {
+        let state = StateManager::open_in_memory().await.unwrap();
+        for (name, workspace) in projects {
+            let new = NewProject {
+                name: name.to_string(),
+                workspace: PathBuf::from(workspace),
+                description: String::new(),
+                profile: None,
+            };
+            state.create_project(&new).await.unwrap();
+        }
+        let sources = ConfigSources { user_file: Some(selection.with_extension("none")), ..Default::default() };
+        let config = config::load(&sources).unwrap();
+        Store { state, location: "test".into(), local_root: None, config, selection_file: selection.to_path_buf() }
+    }
+
+    #[tokio::test]
+    async fn the_project_is_the_flag_then_use_then_the_deepest_oldest_workspace_then_the_only_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let selection = dir.path().join("current-project");
+        let store = store_with(&[("a", "/w"), ("b", "/w"), ("c", "/w/sub")], &selection).await;
+        let name = |p: Project| p.name;
+        assert_eq!(name(store.choose(None, Path::new("/w/sub/x")).await.unwrap()), "c", "deepest workspace");
+        assert_eq!(name(store.choose(None, Path::new("/w")).await.unwrap()), "a", "oldest of a shared workspace");
+        assert_eq!(name(store.choose(Some("b"), Path::new("/w/sub")).await.unwrap()), "b", "the flag wins");
+        assert_eq!(name(store.choose(Some("3"), Path::new("/")).await.unwrap()), "c", "an id works too");
+        let err = store.choose(None, Path::new("/elsewhere")).await.unwrap_err().to_string();
+        assert!(err.contains("which project?") && err.contains("a (1), b (2), c (3)"), "{err}");
+        let err = store.find("bb").await.unwrap_err().to_string();
+        assert!(err.contains("did you mean \"b\"?"), "{err}");
+
+        store.select(&store.find("b").await.unwrap()).unwrap();
+        assert_eq!(
+            name(store.choose(None, Path::new("/w/sub")).await.unwrap()),
+            "b",
+            "`project use` beats the workspace"
+        );
+        assert_eq!(name(store.choose(Some("a"), Path::new("/w/sub")).await.unwrap()), "a", "the flag beats `use`");
+
+        let only = store_with(&[("solo", "/somewhere")], &dir.path().join("other")).await;
+        assert_eq!(name(only.choose(None, Path::new("/elsewhere")).await.unwrap()), "solo", "the only project");
+    }
 
     #[test]
     fn relative_database_paths_are_relative_to_the_project_root() {
