@@ -142,7 +142,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     println!("No tasks yet. Create one: obra task create \"title\" --description \"what to do\"");
                 }
             } else {
-                let mut out = std::io::stdout().lock();
+                let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
                 for t in tasks {
                     let deps = t.dependencies();
                     let deps = if deps.is_empty() {
@@ -152,6 +152,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     };
                     writeln!(out, "{:>4}  {:<10} p{:<2}  {}{deps}", t.id, t.status, t.priority, t.title)?;
                 }
+                out.flush()?;
             }
             Ok(ExitCode::SUCCESS)
         }
