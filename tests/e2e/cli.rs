@@ -478,3 +478,30 @@ fn a_terminal_shows_a_spinner_while_the_work_is_checked() {
     session.exp_string(&format!("task {id} is completed")).expect("the task completes");
     session.exp_eof().expect("obra exits");
 }
+
+/// `obra logs --follow` prints what happens after it started, as it happens.
+#[test]
+fn logs_follow_prints_new_events() {
+    let project = Project::new();
+    project.create_task("before", "");
+    let mut follower = project
+        .command(&["logs", "--follow", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start obra logs --follow");
+    // If an expected line never comes, end the follower so the test fails instead of hanging.
+    let pid = follower.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        let _ = std::process::Command::new("kill").arg(&pid).status();
+    });
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(follower.stdout.take().unwrap()));
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["text"], "before", "the existing event is printed first: {first}");
+    let id = project.create_task("after", "");
+    let next: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    follower.kill().unwrap();
+    follower.wait().unwrap();
+    assert_eq!(next["kind"], "task_created");
+    assert_eq!(next["task_id"], id, "{next}");
+}
