@@ -45,7 +45,8 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
             summary.executions.len()
         );
         for b in &summary.blocked {
-            println!("  task {} waits for task {}, which is {}", b.task_id, b.waits_for, b.dependency_status);
+            let via = if b.via == b.waits_for { String::new() } else { format!(" (through task {})", b.via) };
+            println!("  task {} waits for task {}{via}, which is {}", b.task_id, b.waits_for, b.dependency_status);
         }
         if paused > 0 {
             println!("Open breakpoints: obra breakpoint list");

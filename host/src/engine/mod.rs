@@ -9,6 +9,7 @@ pub mod events;
 pub mod prompt;
 pub mod retry;
 mod run;
+pub mod scheduler;
 
 pub use events::{LoopObserver, Step};
 pub use run::TaskOutcome;

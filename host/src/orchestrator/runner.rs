@@ -8,8 +8,9 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Orchestrator;
+use crate::engine::scheduler::{Blocked, Schedule};
 use crate::engine::{LoopObserver, Step, TaskOutcome};
-use crate::state::{Task, TaskStatus};
+use crate::state::TaskStatus;
 
 /// How long `obra run` goes on.
 #[derive(Debug, Clone, Default)]
@@ -27,21 +28,11 @@ pub struct RunOptions {
 pub struct RunSummary {
     /// Every execution, in order.
     pub executions: Vec<TaskOutcome>,
-    /// Pending tasks left that cannot run: a task they depend on failed, paused or was cancelled.
-    pub blocked: Vec<BlockedTask>,
+    /// Pending tasks left that cannot run: a task they depend on, directly or not, failed, paused or was
+    /// cancelled.
+    pub blocked: Vec<Blocked>,
     /// Why the run stopped.
     pub stopped_because: String,
-}
-
-/// A pending task that waits for a dependency that will not complete by itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BlockedTask {
-    /// The task.
-    pub task_id: i64,
-    /// The dependency in the way.
-    pub waits_for: i64,
-    /// That dependency's status.
-    pub dependency_status: String,
 }
 
 impl RunSummary {
@@ -94,26 +85,9 @@ impl Orchestrator {
             let outcome = self.execute_task(next.id, observer.clone()).await?;
             summary.executions.push(outcome);
         }
-        summary.blocked = blocked_tasks(&self.state().tasks(self.project().id).await?);
+        summary.blocked = Schedule::of_tasks(&self.state().tasks(self.project().id).await?).blocked();
         Ok(summary)
     }
-}
-
-/// Pending tasks with a dependency that failed, is paused or was cancelled.
-fn blocked_tasks(tasks: &[Task]) -> Vec<BlockedTask> {
-    let status_of = |id: i64| tasks.iter().find(|t| t.id == id).map(|t| t.status());
-    tasks
-        .iter()
-        .filter(|t| t.status() == TaskStatus::Pending)
-        .filter_map(|t| {
-            t.dependencies().into_iter().find_map(|dep| match status_of(dep) {
-                Some(s @ (TaskStatus::Failed | TaskStatus::Paused | TaskStatus::Cancelled)) => {
-                    Some(BlockedTask { task_id: t.id, waits_for: dep, dependency_status: s.as_str().to_string() })
-                }
-                _ => None,
-            })
-        })
-        .collect()
 }
 
 /// Sleep for `total`, waking early when `stop` is set.

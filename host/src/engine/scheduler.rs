@@ -1,0 +1,268 @@
+//! The backlog as a dependency graph: which tasks can run now, in what order, and which wait on a task that
+//! will not complete by itself. Pure and in memory: the store gives it the tasks, it gives back ids.
+
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+
+use crate::state::{Task, TaskStatus};
+
+/// What the scheduler needs of a task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// Task id.
+    pub id: i64,
+    /// Priority, 1 (low) to 10 (high).
+    pub priority: i64,
+    /// Status.
+    pub status: TaskStatus,
+    /// The tasks it depends on.
+    pub depends_on: Vec<i64>,
+}
+
+impl From<&Task> for Node {
+    fn from(task: &Task) -> Self {
+        Self { id: task.id, priority: task.priority, status: task.status(), depends_on: task.dependencies() }
+    }
+}
+
+/// A pending task that cannot run until a human acts: a task it depends on (directly or not) failed, was
+/// cancelled, or waits at a breakpoint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Blocked {
+    /// The waiting task.
+    pub task_id: i64,
+    /// The task in the way (the first one found, nearest first).
+    pub waits_for: i64,
+    /// Its status.
+    pub dependency_status: String,
+    /// The direct dependency the wait goes through (`waits_for` itself when it is a direct one).
+    pub via: i64,
+}
+
+/// The dependency graph of a backlog.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    nodes: BTreeMap<i64, Node>,
+}
+
+/// Ready tasks come out highest priority first, then oldest (lowest id).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Rank(i64, std::cmp::Reverse<i64>);
+
+impl Schedule {
+    /// The graph of `nodes`. Dependencies on ids that are not among them are treated as unmet.
+    pub fn new(nodes: impl IntoIterator<Item = Node>) -> Self {
+        Self { nodes: nodes.into_iter().map(|n| (n.id, n)).collect() }
+    }
+
+    /// The graph of a project's tasks.
+    pub fn of_tasks(tasks: &[Task]) -> Self {
+        Self::new(tasks.iter().map(Node::from))
+    }
+
+    fn completed(&self, id: i64) -> bool {
+        self.nodes.get(&id).is_some_and(|n| n.status == TaskStatus::Completed)
+    }
+
+    /// Pending tasks whose dependencies are all completed: highest priority first, then oldest.
+    pub fn ready(&self) -> Vec<i64> {
+        let mut ready: Vec<&Node> = self
+            .nodes
+            .values()
+            .filter(|n| n.status == TaskStatus::Pending && n.depends_on.iter().all(|d| self.completed(*d)))
+            .collect();
+        ready.sort_by_key(|n| (std::cmp::Reverse(n.priority), n.id));
+        ready.into_iter().map(|n| n.id).collect()
+    }
+
+    /// Every task in an order that puts each after the tasks it depends on; among tasks free to go, highest
+    /// priority first, then oldest. A cycle is an error that names it, e.g. `1 → 2 → 3 → 1`.
+    pub fn topological_order(&self) -> Result<Vec<i64>, String> {
+        // Positions instead of ids: the graph is walked with plain vectors, no hashing.
+        let ids: Vec<i64> = self.nodes.keys().copied().collect();
+        let nodes: Vec<&Node> = self.nodes.values().collect();
+        let position = |id: i64| ids.binary_search(&id).ok();
+        let mut waiting = vec![0usize; ids.len()];
+        let mut dependents: Vec<Vec<u32>> = vec![Vec::new(); ids.len()];
+        for (i, node) in nodes.iter().enumerate() {
+            for dep in node.depends_on.iter().filter_map(|d| position(*d)) {
+                waiting[i] += 1;
+                dependents[dep].push(i as u32);
+            }
+        }
+        let rank = |i: usize| Rank(nodes[i].priority, std::cmp::Reverse(ids[i]));
+        let mut free: BinaryHeap<(Rank, usize)> =
+            (0..ids.len()).filter(|i| waiting[*i] == 0).map(|i| (rank(i), i)).collect();
+        let mut order = Vec::with_capacity(ids.len());
+        while let Some((_, i)) = free.pop() {
+            order.push(ids[i]);
+            for &dependent in &dependents[i] {
+                let dependent = dependent as usize;
+                waiting[dependent] -= 1;
+                if waiting[dependent] == 0 {
+                    free.push((rank(dependent), dependent));
+                }
+            }
+        }
+        if order.len() == ids.len() {
+            Ok(order)
+        } else {
+            let stuck = ids[(0..ids.len()).find(|i| waiting[*i] > 0).expect("some task is left")];
+            Err(format!("the tasks' dependencies form a cycle: {}", self.cycle_from(stuck)))
+        }
+    }
+
+    /// Follow dependencies from `start` (a task left over by the topological sort, so on or behind a cycle)
+    /// until a task repeats; the repeated stretch is the cycle.
+    fn cycle_from(&self, start: i64) -> String {
+        let mut seen: HashMap<i64, usize> = HashMap::new();
+        let mut path = Vec::new();
+        let mut at = start;
+        loop {
+            if let Some(&first) = seen.get(&at) {
+                let mut cycle: Vec<String> = path[first..].iter().map(|id: &i64| id.to_string()).collect();
+                cycle.push(at.to_string());
+                return cycle.join(" → ");
+            }
+            seen.insert(at, path.len());
+            path.push(at);
+            // A task left over by the sort has a dependency that was left over too.
+            match self.nodes.get(&at).and_then(|n| n.depends_on.iter().copied().find(|d| self.nodes.contains_key(d))) {
+                Some(next) => at = next,
+                None => return format!("{start} (its dependencies could not be ordered)"),
+            }
+        }
+    }
+
+    /// The length of the longest dependency chain ending at each task (1 for a task with no dependency).
+    /// Fails on a cycle, like [`topological_order`](Self::topological_order).
+    pub fn depths(&self) -> Result<HashMap<i64, usize>, String> {
+        let order = self.topological_order()?;
+        let mut depth: HashMap<i64, usize> = HashMap::with_capacity(order.len());
+        for id in order {
+            let d = self.nodes[&id].depends_on.iter().filter_map(|dep| depth.get(dep)).max().copied().unwrap_or(0) + 1;
+            depth.insert(id, d);
+        }
+        Ok(depth)
+    }
+
+    /// Pending tasks that wait, directly or through other pending tasks, on a task that failed, was
+    /// cancelled, or is paused at a breakpoint (in dependency order; none when the graph has a cycle, which
+    /// the store refuses to create).
+    pub fn blocked(&self) -> Vec<Blocked> {
+        let Ok(order) = self.topological_order() else { return Vec::new() };
+        let mut found: HashMap<i64, Blocked> = HashMap::new();
+        let mut out = Vec::new();
+        for id in order {
+            let node = &self.nodes[&id];
+            if node.status != TaskStatus::Pending {
+                continue;
+            }
+            let hit = node.depends_on.iter().find_map(|dep| match self.nodes.get(dep).map(|d| d.status) {
+                Some(status @ (TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Paused)) => Some(Blocked {
+                    task_id: id,
+                    waits_for: *dep,
+                    dependency_status: status.as_str().to_string(),
+                    via: *dep,
+                }),
+                Some(TaskStatus::Pending) => found.get(dep).map(|b| Blocked { task_id: id, via: *dep, ..b.clone() }),
+                _ => None,
+            });
+            if let Some(b) = hit {
+                found.insert(id, b.clone());
+                out.push(b);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: i64, priority: i64, status: TaskStatus, deps: &[i64]) -> Node {
+        Node { id, priority, status, depends_on: deps.to_vec() }
+    }
+
+    use TaskStatus::{Cancelled, Completed, Failed, Paused, Pending};
+
+    #[test]
+    fn ready_tasks_have_every_dependency_completed_and_come_by_priority_then_age() {
+        let s = Schedule::new([
+            node(1, 5, Completed, &[]),
+            node(2, 3, Pending, &[1]),
+            node(3, 9, Pending, &[2]),
+            node(4, 3, Pending, &[]),
+            node(5, 8, Pending, &[99]),
+        ]);
+        assert_eq!(s.ready(), vec![2, 4], "3 waits for 2; 5 waits for a task that is not there");
+    }
+
+    #[test]
+    fn topological_order_respects_dependencies_then_priority() {
+        let s = Schedule::new([
+            node(1, 1, Pending, &[]),
+            node(2, 10, Pending, &[1]),
+            node(3, 5, Pending, &[]),
+            node(4, 5, Pending, &[2, 3]),
+        ]);
+        assert_eq!(s.topological_order().unwrap(), vec![3, 1, 2, 4]);
+        let depths = s.depths().unwrap();
+        assert_eq!((depths[&1], depths[&2], depths[&3], depths[&4]), (1, 2, 1, 3));
+    }
+
+    #[test]
+    fn a_cycle_is_named() {
+        let s = Schedule::new([
+            node(1, 5, Pending, &[3]),
+            node(2, 5, Pending, &[1]),
+            node(3, 5, Pending, &[2]),
+            node(4, 5, Pending, &[]),
+            node(5, 5, Pending, &[1]),
+        ]);
+        let err = s.topological_order().unwrap_err();
+        assert!(err.contains("1 → 3 → 2 → 1"), "{err}");
+        assert!(s.depths().is_err());
+    }
+
+    #[test]
+    fn blocked_follows_pending_chains_to_the_task_in_the_way() {
+        let s = Schedule::new([
+            node(1, 5, Failed, &[]),
+            node(2, 5, Pending, &[1]),
+            node(3, 5, Pending, &[2]),
+            node(4, 5, Cancelled, &[]),
+            node(5, 5, Pending, &[4]),
+            node(6, 5, Paused, &[]),
+            node(7, 5, Pending, &[6]),
+            node(8, 5, Pending, &[]),
+        ]);
+        let mut blocked = s.blocked();
+        blocked.sort_by_key(|b| b.task_id);
+        let summary: Vec<(i64, i64, &str, i64)> =
+            blocked.iter().map(|b| (b.task_id, b.waits_for, b.dependency_status.as_str(), b.via)).collect();
+        assert_eq!(
+            summary,
+            vec![(2, 1, "failed", 1), (3, 1, "failed", 2), (5, 4, "cancelled", 4), (7, 6, "paused", 6)]
+        );
+    }
+
+    #[test]
+    fn a_large_chain_does_not_overflow_or_slow_down_the_sort() {
+        let mut chain: Vec<Node> = (1..=50_000).map(|i| node(i, 5, Pending, &[])).collect();
+        for (i, n) in chain.iter_mut().enumerate().skip(1) {
+            n.depends_on = vec![i as i64];
+        }
+        let s = Schedule::new(chain);
+        let order = s.topological_order().unwrap();
+        assert_eq!(order.first(), Some(&1));
+        assert_eq!(order.last(), Some(&50_000));
+        assert_eq!(s.depths().unwrap()[&50_000], 50_000);
+        // The whole chain behind a failed head is blocked, without recursion.
+        let mut nodes: Vec<Node> = s.nodes.values().cloned().collect();
+        nodes[0].status = Failed;
+        let blocked = Schedule::new(nodes).blocked();
+        assert_eq!(blocked.len(), 49_999);
+        assert!(blocked.iter().all(|b| b.waits_for == 1));
+    }
+}
