@@ -223,12 +223,20 @@ fn a_failed_task_blocks_its_dependents_and_run_exits_4() {
     let waits = project.obra_json(&["task", "create", "waits", "--depends-on", &doomed.to_string(), "--json"], 0)["id"]
         .as_i64()
         .unwrap();
+    let behind =
+        project.obra_json(&["task", "create", "behind", "--depends-on", &waits.to_string(), "--json"], 0)["id"]
+            .as_i64()
+            .unwrap();
     let out = project.obra(&["run", "--json"]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["executions"].as_array().unwrap().len(), 1);
     assert_eq!(summary["blocked"][0]["task_id"], waits);
     assert_eq!(summary["blocked"][0]["dependency_status"], "failed");
+    // A task further down the chain is blocked by the same failure, through the task it waits for.
+    assert_eq!(summary["blocked"][1]["task_id"], behind, "{summary}");
+    assert_eq!(summary["blocked"][1]["waits_for"], doomed);
+    assert_eq!(summary["blocked"][1]["via"], waits);
     // Progress went to stderr as plain lines (not a terminal): the task header and its decision.
     let progress = stderr(&out);
     assert!(progress.contains(&format!("task {doomed}: doomed")), "{progress}");
