@@ -5,35 +5,6 @@ mod common;
 
 use common::{Project, text};
 
-/// echo-agent (changes nothing, reports the prompt's size), no LLM, one iteration, and a tests gate whose
-/// command decides the outcome.
-fn project_with_gate(gate_command: &str, rules: &str) -> Project {
-    let project = Project::new();
-    project.install_plugin("echo-agent");
-    project.write_config(&format!(
-        r#"agent:
-  plugin: echo-agent
-llm:
-  provider: none
-engine:
-  max_iterations: 1
-gates:
-  - plugin: response-format
-  - plugin: tests
-    enabled: true
-    config:
-      command: "{gate_command}"
-rules:
-{rules}
-plugins:
-  grants:
-    echo-agent:
-      commands: [ {{ program: echo, args: ["**"] }} ]
-"#
-    ));
-    project
-}
-
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -177,7 +148,7 @@ fn task_flags_filters_updates_and_the_dependency_graph() {
 
 #[test]
 fn run_executes_ready_tasks_in_dependency_order_and_logs_show_it() {
-    let project = project_with_gate("true", "  []");
+    let project = Project::with_echo_agent("true", "  []");
     let first = project.create_task("first", "one");
     let second = project
         .obra_json(&["task", "create", "second", "--depends-on", &first.to_string(), "--priority", "10", "--json"], 0)
@@ -217,8 +188,10 @@ fn run_executes_ready_tasks_in_dependency_order_and_logs_show_it() {
 
 #[test]
 fn a_failed_task_blocks_its_dependents_and_run_exits_4() {
-    let project =
-        project_with_gate("echo failing; exit 1", "  - plugin: max-iterations\n    config:\n      action: abort\n");
+    let project = Project::with_echo_agent(
+        "echo failing; exit 1",
+        "  - plugin: max-iterations\n    config:\n      action: abort\n",
+    );
     let doomed = project.create_task("doomed", "never passes");
     let waits = project.obra_json(&["task", "create", "waits", "--depends-on", &doomed.to_string(), "--json"], 0)["id"]
         .as_i64()
@@ -245,7 +218,7 @@ fn a_failed_task_blocks_its_dependents_and_run_exits_4() {
 
 #[test]
 fn breakpoint_show_explains_the_pause() {
-    let project = project_with_gate("echo 'assertion failed'; exit 1", "  - plugin: max-iterations\n");
+    let project = Project::with_echo_agent("echo 'assertion failed'; exit 1", "  - plugin: max-iterations\n");
     let id = project.create_task("stuck", "gate fails");
     let out = project.obra(&["task", "execute", &id.to_string()]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -439,7 +412,7 @@ plugins:
 /// and the safety checkpoint taken first undoes the rollback.
 #[test]
 fn checkpoints_are_listed_and_rolled_back_through_the_cli() {
-    let project = project_with_gate("true", "  []");
+    let project = Project::with_echo_agent("true", "  []");
     std::fs::write(project.path().join("notes.txt"), "before the agent\n").unwrap();
     let id = project.create_task("touch nothing", "");
     let out = project.obra(&["task", "execute", &id.to_string()]);
@@ -477,7 +450,7 @@ fn checkpoints_are_listed_and_rolled_back_through_the_cli() {
 /// the same as without a terminal.
 #[test]
 fn a_terminal_shows_a_spinner_while_the_work_is_checked() {
-    let project = project_with_gate("sleep 2; true", "  []");
+    let project = Project::with_echo_agent("sleep 2; true", "  []");
     let id = project.create_task("slow gate", "");
     let mut cmd = project.command(&["task", "execute", &id.to_string()]);
     cmd.env("TERM", "xterm");

@@ -5,32 +5,9 @@ mod common;
 
 use common::{Project, text};
 
-/// echo-agent (a well-behaved agent), no LLM, one iteration, and a tests gate that always fails.
-fn project(rules: &str) -> Project {
-    let project = Project::new();
-    project.install_plugin("echo-agent");
-    project.write_config(&format!(
-        r#"agent:
-  plugin: echo-agent
-llm:
-  provider: none
-engine:
-  max_iterations: 1
-gates:
-  - plugin: response-format
-  - plugin: tests
-    enabled: true
-    config:
-      command: "echo 'assertion failed'; exit 1"
-rules:
-{rules}
-plugins:
-  grants:
-    echo-agent:
-      commands: [ {{ program: echo, args: ["**"] }} ]
-"#
-    ));
-    project
+/// echo-agent, no LLM, one iteration, a tests gate that always fails, and `rules`.
+fn project_failing_tests(rules: &str) -> Project {
+    Project::with_echo_agent("echo 'assertion failed'; exit 1", rules)
 }
 
 fn status_of(project: &Project, id: i64) -> String {
@@ -40,7 +17,7 @@ fn status_of(project: &Project, id: i64) -> String {
 
 #[test]
 fn a_rule_that_aborts_fails_the_task_with_exit_code_4() {
-    let project = project("  - plugin: max-iterations\n    config:\n      action: abort\n");
+    let project = project_failing_tests("  - plugin: max-iterations\n    config:\n      action: abort\n");
     let id = project.create_task("doomed", "the tests never pass");
     let out = project.obra(&["task", "execute", &id.to_string()]);
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
@@ -52,7 +29,7 @@ fn a_rule_that_aborts_fails_the_task_with_exit_code_4() {
 
 #[test]
 fn approving_a_breakpoint_completes_the_task_and_rejecting_fails_it() {
-    let project = project("  - plugin: max-iterations\n");
+    let project = project_failing_tests("  - plugin: max-iterations\n");
     let a = project.create_task("a", "first");
     let b = project.create_task("b", "second");
     for id in [a, b] {

@@ -107,30 +107,7 @@ fn a_session_runs_commands_switches_project_completes_and_keeps_its_history() {
 /// echo-agent (a well-behaved agent), no LLM, one iteration, a tests gate that always fails, and the
 /// max-iterations rule: executing a task opens a breakpoint.
 fn project_that_pauses() -> Project {
-    let project = Project::new();
-    project.install_plugin("echo-agent");
-    project.write_config(
-        r#"agent:
-  plugin: echo-agent
-llm:
-  provider: none
-engine:
-  max_iterations: 1
-gates:
-  - plugin: response-format
-  - plugin: tests
-    enabled: true
-    config:
-      command: "echo 'assertion failed'; exit 1"
-rules:
-  - plugin: max-iterations
-plugins:
-  grants:
-    echo-agent:
-      commands: [ { program: echo, args: ["**"] } ]
-"#,
-    );
-    project
+    Project::with_echo_agent("echo 'assertion failed'; exit 1", "  - plugin: max-iterations")
 }
 
 #[test]

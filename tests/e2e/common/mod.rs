@@ -45,6 +45,37 @@ impl Project {
         project
     }
 
+    /// A project (as [`Project::new`]) whose agent is echo-agent (changes nothing, reports the prompt's size),
+    /// with no LLM, one iteration, the response-format gate and a tests gate running `gate_command`, and
+    /// `rules` (YAML list items, or `  []`) as the breakpoint rules.
+    pub fn with_echo_agent(gate_command: &str, rules: &str) -> Project {
+        let project = Project::new();
+        project.install_plugin("echo-agent");
+        let gate_command = serde_json::to_string(gate_command).unwrap();
+        project.write_config(&format!(
+            r#"agent:
+  plugin: echo-agent
+llm:
+  provider: none
+engine:
+  max_iterations: 1
+gates:
+  - plugin: response-format
+  - plugin: tests
+    enabled: true
+    config:
+      command: {gate_command}
+rules:
+{rules}
+plugins:
+  grants:
+    echo-agent:
+      commands: [ {{ program: echo, args: ["**"] }} ]
+"#
+        ));
+        project
+    }
+
     /// A temporary directory that is not a project yet.
     pub fn uninitialised() -> Project {
         let dir = tempfile::Builder::new().prefix("obra-e2e-").tempdir().unwrap();
