@@ -95,17 +95,21 @@ impl Store {
     /// A project by id or name, or an error that lists the projects.
     pub async fn find(&self, reference: &str) -> Result<Project> {
         let reference = reference.trim();
+        if let Some(project) = self.state.project_by_ref(reference).await? {
+            return Ok(project);
+        }
+        // A number that is no project's id may still be a project's name.
+        if reference.parse::<i64>().is_ok()
+            && let Some(project) = self.state.project_by_name(reference).await?
+        {
+            return Ok(project);
+        }
         let projects = self.state.projects().await?;
-        let found = match reference.parse::<i64>() {
-            Ok(id) => projects.iter().find(|p| p.id == id).or_else(|| projects.iter().find(|p| p.name == reference)),
-            Err(_) => projects.iter().find(|p| p.name == reference),
-        };
-        match found {
-            Some(p) => Ok(p.clone()),
-            None if projects.is_empty() => {
+        match projects.as_slice() {
+            [] => {
                 bail!("there is no project \"{reference}\": the store {} holds no project yet", self.location)
             }
-            None => {
+            _ => {
                 let names: Vec<String> = projects.iter().map(|p| format!("{} ({})", p.name, p.id)).collect();
                 let closest = projects
                     .iter()
