@@ -61,8 +61,10 @@ impl Orchestrator {
                 summary.stopped_because = format!("reached --max-tasks {max}");
                 break;
             }
-            let ready = self.state().ready_tasks(self.project().id).await?;
-            let Some(next) = ready.first().cloned() else {
+            // One read of the backlog per pick: the ready set and the counts both come from it.
+            let tasks = self.state().tasks(self.project().id).await?;
+            let ready = Schedule::of_tasks(&tasks).ready();
+            let Some(next) = ready.first().and_then(|id| tasks.iter().find(|t| t.id == *id)) else {
                 match options.watch {
                     Some(poll) => {
                         wait_or_stop(poll, &options.stop).await;
@@ -74,8 +76,7 @@ impl Orchestrator {
                     }
                 }
             };
-            let all = self.state().tasks(self.project().id).await?;
-            let pending = all.iter().filter(|t| t.status() == TaskStatus::Pending).count();
+            let pending = tasks.iter().filter(|t| t.status() == TaskStatus::Pending).count();
             observer.step(&Step::TaskPicked {
                 task_id: next.id,
                 title: next.title.clone(),
