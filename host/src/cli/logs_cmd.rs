@@ -21,10 +21,7 @@ pub(super) async fn run(g: &GlobalArgs, a: LogsArgs) -> Result<ExitCode> {
         obra.task(task).await?;
     }
     let project = obra.project().id;
-    // The last `limit` events: ask for everything after no time, keep the tail.
-    let mut events = obra.state().activity(project, a.task, None, i64::MAX).await?;
-    let skip = events.len().saturating_sub(a.limit as usize);
-    events.drain(..skip);
+    let events = obra.state().latest_activity(project, a.task, a.limit).await?;
     let mut seen: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
     let mut last = None;
     print_events(&events, a.json, &mut seen, &mut last)?;

@@ -370,6 +370,25 @@ impl StateManager {
         after: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ActivityEvent>> {
+        self.timeline(project_id, task, after, limit, false).await
+    }
+
+    /// The newest `limit` events of [`activity`](Self::activity), oldest first (the tail `obra logs` shows).
+    pub async fn latest_activity(&self, project_id: i64, task: Option<i64>, limit: i64) -> Result<Vec<ActivityEvent>> {
+        let mut events = self.timeline(project_id, task, None, limit, true).await?;
+        events.reverse();
+        Ok(events)
+    }
+
+    /// The timeline query: oldest first, or with `newest_first` the other way round, at most `limit` events.
+    async fn timeline(
+        &self,
+        project_id: i64,
+        task: Option<i64>,
+        after: Option<&str>,
+        limit: i64,
+        newest_first: bool,
+    ) -> Result<Vec<ActivityEvent>> {
         let mut n = Placeholders::default();
         let project = n.next();
         let task_param = task.map(|_| n.next());
@@ -413,7 +432,8 @@ impl StateManager {
         if after.is_some() {
             sql.push_str(&format!(" WHERE e.at > {}", n.next()));
         }
-        sql.push_str(&format!(" ORDER BY e.at, e.ord, e.ref_id LIMIT {}", n.next()));
+        let order = if newest_first { "e.at DESC, e.ord DESC, e.ref_id DESC" } else { "e.at, e.ord, e.ref_id" };
+        sql.push_str(&format!(" ORDER BY {order} LIMIT {}", n.next()));
         let mut query = sqlx::query_as::<_, ActivityEvent>(AssertSqlSafe(sql)).bind(project_id);
         if let Some(task_id) = task {
             query = query.bind(task_id);

@@ -587,6 +587,8 @@ async fn activity_is_a_timeline(db: Db) {
     assert_eq!(of_u.len(), 1);
     assert_eq!((of_u[0].kind.as_str(), of_u[0].ref_id, of_u[0].text.as_str()), ("task_created", u.id, "second"));
     assert_eq!(state.activity(p.id, None, None, 3).await.unwrap(), &events[..3]);
+    assert_eq!(state.latest_activity(p.id, None, 3).await.unwrap(), &events[events.len() - 3..]);
+    assert_eq!(state.latest_activity(p.id, Some(u.id), 100).await.unwrap(), of_u);
     let later = state.activity(p.id, None, Some(&events[0].at), 100).await.unwrap();
     assert!(later.iter().all(|e| e.at > events[0].at));
     assert!(state.activity(p.id, None, Some("9999"), 100).await.unwrap().is_empty());
