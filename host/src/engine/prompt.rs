@@ -148,6 +148,8 @@ mod tests {
             git_branch: None,
             git_base_commit: None,
             git_commit: None,
+            resume_after: None,
+            milestone: None,
         }
     }
 

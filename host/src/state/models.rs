@@ -120,6 +120,10 @@ pub struct Task {
     pub git_base_commit: Option<String>,
     /// The commit holding the task's finished work.
     pub git_commit: Option<String>,
+    /// Not handed out before this time (RFC 3339, UTC): the task waits for an agent's rate limit to reset.
+    pub resume_after: Option<String>,
+    /// The milestone the task belongs to; tasks of one milestone continue one agent session.
+    pub milestone: Option<String>,
 }
 
 impl Task {
@@ -287,6 +291,11 @@ pub struct DecisionRow {
     pub explanation: String,
     /// When.
     pub created_at: String,
+    /// What became of the iteration's work, once known: `accepted`, `superseded`, `rejected`, `failed` or
+    /// `rolled-back` (see `DecisionOutcome`).
+    pub outcome: Option<String>,
+    /// When the outcome was recorded.
+    pub outcome_at: Option<String>,
 }
 
 /// A stored breakpoint.
@@ -452,6 +461,10 @@ pub struct AgentSession {
     pub output_tokens: i64,
     /// Cost over those interactions.
     pub cost_usd: f64,
+    /// Why the session ended (e.g. a context refresh); none while it is in use.
+    pub ended_reason: Option<String>,
+    /// The summary that carried the session's context over to the next one.
+    pub summary: Option<String>,
 }
 
 /// A recorded git checkpoint a project can roll back to.
