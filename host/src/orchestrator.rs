@@ -309,6 +309,17 @@ impl Orchestrator {
         engine.execute_task_watched(task_id, Some(&watch)).await
     }
 
+    /// Replay a task's recorded iterations through the gates, rules and thresholds of today's configuration
+    /// (the task's profile applied), without running the agent or storing anything.
+    pub async fn replay_task(&self, task_id: i64) -> Result<crate::engine::replay::ReplayReport> {
+        let task = self.task(task_id).await?;
+        let (_, config) = self.config_for_task(&task)?;
+        let plugins = self.resolve_loop_plugins(&config.config).await?;
+        let silent: Arc<dyn LoopObserver> = Arc::new(crate::engine::events::Silent);
+        let engine = Engine::new(config.config.clone(), self.state.clone(), plugins, self.root.clone(), silent);
+        engine.replay_task(task_id).await
+    }
+
     /// A watch over this project's configuration files for the engine's iteration boundaries: a valid edit is
     /// applied with its plugins resolved, an invalid one is reported and ignored.
     pub fn config_watch(&self) -> ProjectConfigWatch<'_> {

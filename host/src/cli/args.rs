@@ -67,6 +67,12 @@ pub enum Command {
     Checkpoint(CheckpointCommand),
     /// Show the project's activity: tasks created, iterations, decisions, breakpoints, checkpoints.
     Logs(LogsArgs),
+    /// How the project's tasks went: success and autonomy rates, breakpoints by rule, confidence calibration,
+    /// tokens and cost, step durations.
+    Report(JsonArg),
+    /// Re-run a task's recorded iterations through today's gates, rules and thresholds, and show which
+    /// decisions would change (nothing is stored; the agent does not run).
+    Replay(ReplayArgs),
     /// Print a shell completion script, e.g. `obra completions bash > ~/.local/share/bash-completion/completions/obra`.
     Completions(CompletionsArgs),
     /// Run a whole supervised task in a scratch git repository, with the built-in replay agent and no LLM.
@@ -209,6 +215,17 @@ pub struct LogsArgs {
     #[arg(short, long)]
     pub follow: bool,
     /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The task whose recorded iterations to replay.
+    #[arg(value_name = "TASK")]
+    pub task: i64,
+    /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
 }

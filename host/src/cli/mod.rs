@@ -12,6 +12,8 @@ mod plugin_cmd;
 mod profile_cmd;
 mod project_cmd;
 pub mod repl;
+mod replay_cmd;
+mod report_cmd;
 mod run_cmd;
 mod task_cmd;
 
@@ -75,6 +77,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Task(cmd) => task_cmd::run(&g, cmd).await,
         Command::Run(a) => run_cmd::run(&g, a).await,
         Command::Logs(a) => logs_cmd::run(&g, a).await,
+        Command::Report(a) => report_cmd::run(&g, a.json).await,
+        Command::Replay(a) => replay_cmd::run(&g, a).await,
         Command::Checkpoint(cmd) => checkpoint_cmd::run(&g, cmd).await,
         Command::Completions(a) => {
             let mut command = <Cli as clap::CommandFactory>::command();

@@ -387,7 +387,12 @@ impl Engine {
         }
     }
 
-    async fn run_gates(&self, info: &TaskInfo, result: &RunResult, changes: &[FileChange]) -> Vec<GateRecord> {
+    pub(super) async fn run_gates(
+        &self,
+        info: &TaskInfo,
+        result: &RunResult,
+        changes: &[FileChange],
+    ) -> Vec<GateRecord> {
         let current = self.current();
         let mut records = Vec::new();
         for (config, gate) in &current.plugins.gates {
@@ -495,7 +500,7 @@ impl Engine {
 
     /// Evaluate the rules in order; the first that pauses or aborts wins. A rule that fails pauses the task:
     /// when unsure, ask a human.
-    async fn evaluate_rules(&self, event: &LoopEvent) -> Option<(String, Verdict)> {
+    pub(super) async fn evaluate_rules(&self, event: &LoopEvent) -> Option<(String, Verdict)> {
         let current = self.current();
         for (config, rule) in &current.plugins.rules {
             let mut event = event.clone();
@@ -534,7 +539,7 @@ impl Engine {
     }
 }
 
-fn task_info(task: &Task, iteration: u32, max_iterations: u32) -> TaskInfo {
+pub(super) fn task_info(task: &Task, iteration: u32, max_iterations: u32) -> TaskInfo {
     TaskInfo {
         id: task.id as u64,
         title: task.title.clone(),

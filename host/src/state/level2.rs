@@ -353,6 +353,7 @@ impl StateManager {
             if done.rows_affected() == 0 {
                 bail!("task {task_id} does not exist; nothing was rolled back in the store");
             }
+            self.unsettle_accepted_decision(&mut tx, task_id, &ts).await?;
         }
         tx.commit().await.db(self)?;
         Ok(checkpoint)

@@ -8,6 +8,9 @@
 //! as integers. Only the schema (migrations/sqlite, migrations/postgres) and the connection set-up differ.
 
 mod level2;
+mod outcomes;
+mod report;
+
 mod models;
 
 use std::path::Path;
@@ -19,6 +22,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row};
 
 pub use models::*;
+pub use outcomes::DecisionOutcome;
+pub use report::{Calibration, CalibrationBucket, Report};
 
 use crate::contract::{FileChange, KvStore, RunResult};
 
@@ -691,6 +696,8 @@ impl StateManager {
             .await
             .db(self)?;
         }
+        // The work of earlier iterations was not accepted as it was: another iteration ran.
+        self.settle_open_decisions(&mut tx, record.task_id, DecisionOutcome::Superseded, &ts).await?;
         let d = record.decision;
         sqlx::query(
             "INSERT INTO decisions (interaction_id, action, confidence, heuristic_score, llm_score, llm_reasoning,
@@ -719,6 +726,15 @@ impl StateManager {
         .execute(&mut *tx)
         .await
         .db(self)?;
+        match record.task_status {
+            TaskStatus::Completed => {
+                self.settle_open_decisions(&mut tx, record.task_id, DecisionOutcome::Accepted, &ts).await?
+            }
+            TaskStatus::Failed => {
+                self.settle_open_decisions(&mut tx, record.task_id, DecisionOutcome::Failed, &ts).await?
+            }
+            _ => {}
+        }
         let mut breakpoint_id = None;
         if let Some((rule, reason)) = &record.breakpoint {
             let (id,): (i64,) = sqlx::query_as(
@@ -838,6 +854,11 @@ impl StateManager {
             .execute(&mut *tx)
             .await
             .db(self)?;
+        let outcome = match resolution {
+            Resolution::Approve => DecisionOutcome::Accepted,
+            Resolution::Reject | Resolution::Feedback(_) => DecisionOutcome::Rejected,
+        };
+        self.settle_open_decisions(&mut tx, bp.task_id, outcome, &ts).await?;
         tx.commit().await.db(self)?;
         Ok(resolved)
     }

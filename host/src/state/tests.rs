@@ -79,6 +79,7 @@ on_both!(
     git_metadata_is_kept,
     checkpoints_are_recorded_and_rolled_back,
     activity_is_a_timeline,
+    decision_outcomes_feed_calibration_and_the_report,
 );
 
 fn new_project(name: &str) -> NewProject {
@@ -722,4 +723,98 @@ async fn wrong_postgres_password_is_reported_without_it() {
     assert!(err.contains("cannot connect to PostgreSQL") && err.contains("check database.url"), "{err}");
     assert!(!err.contains("definitely-wrong"), "{err}");
     pg.cleanup().await;
+}
+
+/// Conclude one iteration of `task_id` with `confidence`, `action` and the task's status after it.
+async fn iterate(state: &StateManager, task_id: i64, confidence: f32, action: Action, status: TaskStatus) -> i64 {
+    let i = state.begin_interaction(task_id, 1, "replay", "p").await.unwrap();
+    state.finish_interaction(i, Ok(&result(Outcome::Success)), &[], Duration::from_millis(40)).await.unwrap();
+    let breakpoint = (status == TaskStatus::Paused).then(|| ("low-confidence".to_string(), "unsure".to_string()));
+    let mut d = decision(action, "why");
+    d.confidence = confidence;
+    state
+        .conclude_iteration(&IterationRecord {
+            task_id,
+            interaction_id: i,
+            gates: &[],
+            decision: &d,
+            task_status: status,
+            status_reason: None,
+            session_id: None,
+            breakpoint,
+        })
+        .await
+        .unwrap()
+        .unwrap_or(i)
+}
+
+async fn decision_outcomes_feed_calibration_and_the_report(db: Db) {
+    let state = &db.state;
+    let p = state.create_project(&new_project("demo")).await.unwrap();
+    let outcomes = |task_id: i64| async move {
+        let mut all = Vec::new();
+        for i in state.interactions(task_id).await.unwrap() {
+            if let Some(d) = state.decision(i.id).await.unwrap() {
+                all.push(d.outcome.unwrap_or_else(|| "open".into()));
+            }
+        }
+        all
+    };
+    // A retry, then a proceed: the first iteration's work was superseded, the second accepted.
+    let a = state.create_task(&new_task(p.id, "a")).await.unwrap();
+    iterate(state, a.id, 0.7, Action::Retry, TaskStatus::Running).await;
+    assert_eq!(outcomes(a.id).await, ["open"]);
+    iterate(state, a.id, 0.92, Action::Proceed, TaskStatus::Completed).await;
+    assert_eq!(outcomes(a.id).await, ["superseded", "accepted"]);
+    // Escalated, then approved by a human: accepted, but not autonomous.
+    let b = state.create_task(&new_task(p.id, "b")).await.unwrap();
+    let bp = iterate(state, b.id, 0.5, Action::Escalate, TaskStatus::Paused).await;
+    assert_eq!(outcomes(b.id).await, ["open"]);
+    state.resolve_breakpoint(bp, Resolution::Approve, "alice").await.unwrap();
+    assert_eq!(outcomes(b.id).await, ["accepted"]);
+    // Escalated, then rejected.
+    let c = state.create_task(&new_task(p.id, "c")).await.unwrap();
+    let bp = iterate(state, c.id, 0.95, Action::Escalate, TaskStatus::Paused).await;
+    state.resolve_breakpoint(bp, Resolution::Reject, "alice").await.unwrap();
+    assert_eq!(outcomes(c.id).await, ["rejected"]);
+    // Accepted, then rolled back.
+    let d = state.create_task(&new_task(p.id, "d")).await.unwrap();
+    iterate(state, d.id, 0.9, Action::Proceed, TaskStatus::Completed).await;
+    let cp = state
+        .record_checkpoint(&NewCheckpoint {
+            project_id: p.id,
+            task_id: Some(d.id),
+            interaction_id: None,
+            label: "before".into(),
+            git_ref: "refs/obra/checkpoints/1".into(),
+            commit_sha: "abc".into(),
+        })
+        .await
+        .unwrap();
+    state.mark_rolled_back(cp.id, Some((d.id, TaskStatus::Pending, "rolled back"))).await.unwrap();
+    assert_eq!(outcomes(d.id).await, ["rolled-back"]);
+
+    let report = state.report(p.id).await.unwrap();
+    assert_eq!(report.tasks.total, 4);
+    assert_eq!(report.tasks.success_rate, Some(2.0 / 3.0), "{:?}", report.tasks);
+    assert_eq!(report.tasks.autonomous_completion_rate, Some(0.5), "{:?}", report.tasks);
+    assert_eq!(report.decisions.get("escalate"), Some(&2));
+    let c = &report.calibration;
+    assert_eq!((c.settled, c.unsettled), (5, 0));
+    let buckets: Vec<_> = c.buckets.iter().map(|b| (b.from, b.decisions, b.accepted)).collect();
+    assert_eq!(buckets, vec![(0.5, 1, 1), (0.7, 1, 0), (0.9, 3, 1)]);
+    assert_eq!(report.breakpoints.len(), 1);
+    assert_eq!(
+        (report.breakpoints[0].opened, report.breakpoints[0].approved, report.breakpoints[0].rejected),
+        (2, 1, 1)
+    );
+    assert_eq!(report.usage_by_agent.len(), 1);
+    assert_eq!(
+        (report.usage_by_agent[0].runs, report.usage_by_agent[0].input_tokens, report.usage_by_agent[0].output_tokens),
+        (5, 50, 100)
+    );
+    assert!((report.usage_by_agent[0].cost_usd - 0.05).abs() < 1e-9);
+    assert_eq!(report.usage_by_task.len(), 4);
+    let agent = report.durations.iter().find(|s| s.step == "agent").unwrap();
+    assert_eq!((agent.count, agent.p50_ms, agent.p95_ms), (5, 40, 40));
 }

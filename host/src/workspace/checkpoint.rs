@@ -221,6 +221,18 @@ impl Checkpoints {
         Ok(RestoreReport { written, removed, safety_checkpoint: Some(safety) })
     }
 
+    /// Write the workspace as checkpoint (or commit) `commit` holds it into `dir`, an empty directory outside
+    /// the workspace, without touching the workspace, the index or any ref. Returns the number of files.
+    pub fn export(&self, commit: &str, dir: &Path) -> Result<usize> {
+        let (_, target_commit) = self.resolve(commit)?;
+        let entries = self.commit_entries(&target_commit)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        for (path, &(kind, oid)) in &entries {
+            self.write_entry_under(dir, path, kind, oid)?;
+        }
+        Ok(entries.len())
+    }
+
     /// Take a checkpoint; also return the entries it holds.
     fn create_with_entries(&self, label: &str) -> Result<(CheckpointInfo, Entries)> {
         let entries = self.scan(true)?;
@@ -442,7 +454,12 @@ impl Checkpoints {
 
     /// Write one entry of a checkpoint, replacing whatever is at its path.
     fn write_entry(&self, rel: &str, kind: Kind, oid: Oid) -> Result<()> {
-        let mut dir = self.root.clone();
+        self.write_entry_under(&self.root, rel, kind, oid)
+    }
+
+    /// Write one entry of a checkpoint under `root` (the workspace, or an export directory).
+    fn write_entry_under(&self, root: &Path, rel: &str, kind: Kind, oid: Oid) -> Result<()> {
+        let mut dir = root.to_path_buf();
         let mut parts = rel.split('/').collect::<Vec<_>>();
         let name = parts.pop().unwrap_or_default();
         for part in parts {
