@@ -85,6 +85,8 @@ pub struct Orchestrator {
     project: Project,
     options: OpenOptions,
     plugins: tokio::sync::OnceCell<LoadedPlugins>,
+    /// Whether the LLM answers, shared by every task this orchestrator executes.
+    llm_health: Arc<crate::engine::LlmHealth>,
 }
 
 /// The plugin host of a project and what loading the search path reported.
@@ -142,7 +144,16 @@ impl Orchestrator {
                 profile: options.profile.clone(),
             })
             .await?;
-        Ok(Self { root, sources, config, state, project, options, plugins: tokio::sync::OnceCell::new() })
+        Ok(Self {
+            root,
+            sources,
+            config,
+            state,
+            project,
+            options,
+            plugins: tokio::sync::OnceCell::new(),
+            llm_health: Default::default(),
+        })
     }
 
     /// Open the store `options` point at and the project they choose (see [`store`] for the rules), with
@@ -168,6 +179,7 @@ impl Orchestrator {
             project,
             options: options.clone(),
             plugins: tokio::sync::OnceCell::new(),
+            llm_health: Default::default(),
         })
     }
 
@@ -304,7 +316,8 @@ impl Orchestrator {
         let task = self.task(task_id).await?;
         let (sources, config) = self.config_for_task(&task)?;
         let plugins = self.resolve_loop_plugins(&config.config).await?;
-        let engine = Engine::new(config.config.clone(), self.state.clone(), plugins, self.root.clone(), observer);
+        let engine = Engine::new(config.config.clone(), self.state.clone(), plugins, self.root.clone(), observer)
+            .with_llm_health(Arc::clone(&self.llm_health));
         let watch = self.config_watch_for(sources, config);
         engine.execute_task_watched(task_id, Some(&watch)).await
     }

@@ -199,17 +199,30 @@ fn http_429_then_500_are_classified_and_retried_until_the_run_succeeds() {
 }
 
 #[test]
-fn a_max_turns_result_is_classified_as_max_turns() {
-    let anthropic =
-        FakeAnthropic::start([AnthropicReply::write_file("a.txt", "a\n"), AnthropicReply::write_file("b.txt", "b\n")]);
-    let ollama = FakeOllama::start([opinion(0.5, "unfinished")]);
+fn a_run_that_hits_its_turn_limit_runs_once_more_at_double_the_limit_resuming_its_session() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::write_file("a.txt", "a\n"),
+        AnthropicReply::write_file("b.txt", "b\n"),
+        AnthropicReply::text("Wrote a.txt and b.txt."),
+    ]);
+    let ollama = FakeOllama::start([opinion(0.95, "both files written")]);
     let Some((project, _env)) = setup(&anthropic, &ollama, "true", "") else { return };
     let id = project.create_task("Two files", "Write a.txt and b.txt");
     let limits = ["--set", "agents.claude-code.max_turns=1", "--set", "engine.max_iterations=1"];
     let out = project.obra(&[&limits[..], &["task", "execute", &id.to_string()]].concat());
-    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("at most 1 agent turns per run"), "the agent's max_turns caps the adaptive limit: {said}");
+    assert!(said.contains("stopped at its limit of 1 turns; once more at 2, resuming its session"), "{said}");
     let shown = show(&project, id);
-    let first = &shown["interactions"][0]["interaction"];
+    let runs = shown["interactions"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{shown}");
+    let (first, second) = (&runs[0]["interaction"], &runs[1]["interaction"]);
     assert_eq!(first["outcome"], "max-turns", "{shown}");
-    assert_eq!(shown["interactions"].as_array().unwrap().len(), 1, "max-turns is not retried as a transient error");
+    assert_eq!(second["outcome"], "success", "{shown}");
+    assert_eq!(first["session_id"], second["session_id"], "the doubled run resumes the session: {shown}");
+    assert_eq!(first["iteration"], second["iteration"], "both runs are one iteration: {shown}");
+    assert_eq!(shown["task"]["status"], "completed");
+    assert!(project.path().join("a.txt").exists() && project.path().join("b.txt").exists());
+    assert_eq!(anthropic.message_requests().len(), 3, "one Messages request per turn over both runs");
 }

@@ -301,6 +301,9 @@ pub struct TaskUpdateArgs {
     /// Remove every dependency.
     #[arg(long)]
     pub no_deps: bool,
+    /// Move the task to this milestone ("" takes it out of its milestone).
+    #[arg(long, value_name = "NAME")]
+    pub milestone: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -357,6 +360,9 @@ pub struct TaskCreateArgs {
     /// Iteration limit for this task (default: engine.max_iterations).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_iterations: Option<u32>,
+    /// The milestone the task belongs to: tasks of one milestone continue one agent session.
+    #[arg(long, value_name = "NAME")]
+    pub milestone: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

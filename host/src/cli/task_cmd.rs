@@ -29,6 +29,13 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     profile: g.profile.clone(),
                 })
                 .await?;
+            let task = match a.milestone.as_deref() {
+                Some(milestone) => {
+                    obra.state().set_task_milestone(task.id, Some(milestone)).await?;
+                    obra.state().require_task(task.id).await?
+                }
+                None => task,
+            };
             if a.json {
                 print_json(&task)?;
             } else {
@@ -58,7 +65,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     .iter()
                     .map(|(i, g, d, c)| json!({ "interaction": i, "gates": g, "decision": d, "changes": c }))
                     .collect();
-                print_json(&json!({ "task": task, "interactions": list }))?;
+                let sessions = obra.state().sessions(task.id).await?;
+                print_json(&json!({ "task": task, "interactions": list, "sessions": sessions }))?;
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
@@ -70,6 +78,9 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             }
             if let Some(reason) = &task.status_reason {
                 println!("  why: {}", one_line(reason, 300));
+            }
+            if let Some(milestone) = &task.milestone {
+                println!("  milestone: {milestone}");
             }
             let deps = task.dependencies();
             if !deps.is_empty() {
@@ -158,12 +169,25 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
         }
         TaskCommand::Update(a) => {
             let depends_on = if a.no_deps { Some(Vec::new()) } else { a.depends_on };
-            if a.title.is_none() && a.description.is_none() && a.priority.is_none() && depends_on.is_none() {
-                bail!("nothing to change: give --title, --description, --priority, --depends-on or --no-deps");
+            let fields_unchanged =
+                a.title.is_none() && a.description.is_none() && a.priority.is_none() && depends_on.is_none();
+            if fields_unchanged && a.milestone.is_none() {
+                bail!(
+                    "nothing to change: give --title, --description, --priority, --depends-on, --no-deps or \
+                     --milestone"
+                );
             }
-            let update = TaskUpdate { title: a.title, description: a.description, priority: a.priority, depends_on };
             obra.task(a.id).await?;
-            let task = obra.state().update_task(a.id, &update).await?;
+            if let Some(milestone) = a.milestone.as_deref() {
+                obra.state().set_task_milestone(a.id, Some(milestone)).await?;
+            }
+            let task = if fields_unchanged {
+                obra.state().require_task(a.id).await?
+            } else {
+                let update =
+                    TaskUpdate { title: a.title, description: a.description, priority: a.priority, depends_on };
+                obra.state().update_task(a.id, &update).await?
+            };
             if a.json {
                 print_json(&task)?;
             } else {

@@ -41,6 +41,9 @@ pub struct Config {
     /// The plugin runtime: search path, cache, limits and grants.
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// Agent sessions: continuity, context-window thresholds, adaptive max turns.
+    #[serde(default)]
+    pub sessions: SessionsConfig,
 }
 
 /// `database:`
@@ -231,6 +234,8 @@ default_from_yaml!(LlmConfig, "llm", |c| c.llm);
 default_from_yaml!(EngineConfig, "engine", |c| c.engine);
 default_from_yaml!(DecisionConfig, "engine.decision", |c| c.engine.decision);
 default_from_yaml!(RetryConfig, "engine.retry", |c| c.engine.retry);
+default_from_yaml!(SessionsConfig, "sessions", |c| c.sessions);
+default_from_yaml!(MaxTurnsConfig, "sessions.max_turns", |c| c.sessions.max_turns);
 
 impl Config {
     /// Check values that types alone cannot: ranges, thresholds in order, names not empty.
@@ -270,6 +275,7 @@ impl Config {
         if self.agent.timeout_secs == 0 {
             return Err(bad("agent.timeout_secs", "must be at least 1".into()));
         }
+        self.sessions.check().map_err(|(key, message)| bad(&key, message))?;
         for (i, gate) in self.gates.iter().enumerate() {
             if gate.weight < 0.0 || !gate.weight.is_finite() {
                 return Err(bad(
@@ -300,5 +306,113 @@ impl Config {
     /// The JSON config section of an LLM provider plugin (`{}` when the config has none).
     pub fn llm_config(&self, plugin: &str) -> serde_json::Value {
         self.llms.get(plugin).cloned().unwrap_or_else(empty_object)
+    }
+}
+
+/// `sessions:` (the seeds' session management).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Resume the agent session across a task's iterations, and across the tasks of one milestone.
+    #[serde(default)]
+    pub continuity: bool,
+    /// Context window of the agent's model, in tokens.
+    #[serde(default)]
+    pub context_window_tokens: u64,
+    /// Share of the window at which a warning is shown.
+    #[serde(default)]
+    pub warn_at: f64,
+    /// Share at which the session is refreshed: summarised (by the LLM when there is one) and restarted.
+    #[serde(default)]
+    pub refresh_at: f64,
+    /// Share at which the session is refreshed at once, with a summary made without the LLM.
+    #[serde(default)]
+    pub emergency_at: f64,
+    /// Adaptive max turns.
+    #[serde(default)]
+    pub max_turns: MaxTurnsConfig,
+}
+
+/// `sessions.max_turns:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxTurnsConfig {
+    /// Set the agent's `max_turns` from the task's estimated complexity (agents whose config has no
+    /// `max_turns` key are left alone).
+    #[serde(default)]
+    pub adaptive: bool,
+    /// Lower bound of the adaptive limit.
+    #[serde(default)]
+    pub min: u32,
+    /// Upper bound of the adaptive limit.
+    #[serde(default)]
+    pub max: u32,
+    /// Limit by complexity: simple, medium, complex, very_complex.
+    #[serde(default)]
+    pub by_complexity: BTreeMap<String, u32>,
+    /// Limit by task type, over the complexity's: debugging, code_generation, validation, ...
+    #[serde(default)]
+    pub by_type: BTreeMap<String, u32>,
+    /// After a run that ended at its turn limit, run once more at double the limit, resuming the session.
+    #[serde(default)]
+    pub retry_doubled: bool,
+}
+
+impl SessionsConfig {
+    /// Check ranges and order; the error names the key.
+    fn check(&self) -> Result<(), (String, String)> {
+        for (key, v) in [
+            ("sessions.warn_at", self.warn_at),
+            ("sessions.refresh_at", self.refresh_at),
+            ("sessions.emergency_at", self.emergency_at),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return Err((key.into(), format!("{v} must be above 0 and at most 1")));
+            }
+        }
+        if !(self.warn_at <= self.refresh_at && self.refresh_at <= self.emergency_at) {
+            return Err((
+                "sessions".into(),
+                format!(
+                    "thresholds must be in order warn_at <= refresh_at <= emergency_at, not {} / {} / {}",
+                    self.warn_at, self.refresh_at, self.emergency_at
+                ),
+            ));
+        }
+        if self.context_window_tokens == 0 {
+            return Err(("sessions.context_window_tokens".into(), "must be at least 1".into()));
+        }
+        let t = &self.max_turns;
+        if t.min == 0 || t.min > t.max {
+            return Err((
+                "sessions.max_turns".into(),
+                format!("min ({}) must be at least 1 and at most max ({})", t.min, t.max),
+            ));
+        }
+        for level in crate::engine::sessions::COMPLEXITY_LEVELS {
+            if !t.by_complexity.contains_key(*level) {
+                return Err((
+                    format!("sessions.max_turns.by_complexity.{level}"),
+                    format!("is missing; give a limit for each of {}", crate::engine::sessions::COMPLEXITY_LEVELS.join(", ")),
+                ));
+            }
+        }
+        for key in t.by_complexity.keys() {
+            if !crate::engine::sessions::COMPLEXITY_LEVELS.contains(&key.as_str()) {
+                return Err((
+                    format!("sessions.max_turns.by_complexity.{key}"),
+                    format!("is not a complexity level; use {}", crate::engine::sessions::COMPLEXITY_LEVELS.join(", ")),
+                ));
+            }
+        }
+        for key in t.by_type.keys() {
+            if !crate::engine::sessions::TASK_TYPES.contains(&key.as_str()) {
+                return Err((
+                    format!("sessions.max_turns.by_type.{key}"),
+                    format!("is not a task type; use {}", crate::engine::sessions::TASK_TYPES.join(", ")),
+                ));
+            }
+        }
+        Ok(())
     }
 }

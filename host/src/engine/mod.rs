@@ -4,6 +4,7 @@
 //! The engine knows plugins only through the traits of [`crate::contract`] and the store only through
 //! [`StateManager`]; it never touches SQL or wasmtime.
 
+mod continuity;
 pub mod decision;
 pub mod events;
 pub mod prompt;
@@ -11,8 +12,10 @@ pub mod replay;
 pub mod retry;
 mod run;
 pub mod scheduler;
+pub mod sessions;
 
 pub use events::{LoopObserver, Step};
+pub use continuity::LlmHealth;
 pub use run::TaskOutcome;
 
 use std::path::PathBuf;
@@ -87,6 +90,10 @@ pub struct Engine {
     prompts: prompt::PromptRenderer,
     /// Whether "the workspace is not in git, no checkpoints" was said already.
     warned_no_git: std::sync::atomic::AtomicBool,
+    /// Sessions whose context-window warning was shown.
+    warned_sessions: Mutex<std::collections::HashSet<String>>,
+    /// Whether the LLM answered lately (shared with the other engines of the process).
+    llm_health: Arc<LlmHealth>,
 }
 
 impl Engine {
@@ -106,7 +113,15 @@ impl Engine {
             observer,
             prompts: prompt::PromptRenderer::new(),
             warned_no_git: Default::default(),
+            warned_sessions: Default::default(),
+            llm_health: Default::default(),
         }
+    }
+
+    /// Share `health` with other engines, so the LLM going down or coming back is said once per process.
+    pub fn with_llm_health(mut self, health: Arc<LlmHealth>) -> Self {
+        self.llm_health = health;
+        self
     }
 
     /// The configuration the engine runs with now (it changes when a [`ConfigWatch`] reloads it).

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::decision::{self, LlmOpinion};
 use super::events::Step;
 use super::prompt::{TaskPromptInput, ValidationPromptInput};
+use super::sessions;
 use super::{ConfigPoll, ConfigWatch, Engine};
 use crate::contract::{
     CallContext, CompletionRequest, FileChange, GateInput, LoopEvent, Message, Outcome, PluginError, Role, RunRequest,
@@ -103,7 +104,12 @@ impl Engine {
         let mut max_iterations = task_limit.unwrap_or(self.current().config.engine.max_iterations).max(1);
         let human_feedback = self.state.latest_breakpoint_feedback(task_id).await?;
         let mut feedback: Vec<String> = Vec::new();
-        let mut session = task.session_id.clone();
+        if self.current().plugins.llm.is_none() {
+            self.note_no_llm();
+        }
+        let mut session = self.starting_session(&task).await?;
+        let mut carried_summary: Option<String> = None;
+        let turns = self.turn_limit(&task);
         let mut last = TaskOutcome {
             task_id,
             status: TaskStatus::Running,
@@ -138,6 +144,15 @@ impl Engine {
             }
             let current = self.current();
             let task = self.state.require_task(task_id).await?;
+            if let Some(summary) = self.check_session_context(&task, &mut session).await? {
+                carried_summary = Some(summary);
+            }
+            if let Some(summary) = &carried_summary
+                && session.is_none()
+            {
+                // A new session starts from the summary of the one that was refreshed.
+                feedback.insert(0, format!("Context carried over from the previous agent session:\n{summary}"));
+            }
             let prompt = self.prompts.task_prompt(&TaskPromptInput {
                 project: &project,
                 task: &task,
@@ -157,7 +172,8 @@ impl Engine {
                     .await?;
             }
             let info = task_info(&task, iteration, max_iterations);
-            let (interaction_id, result, changes) = self.run_agent(&info, &prompt, session.clone()).await?;
+            let resume = if current.config.sessions.continuity { session.clone() } else { None };
+            let (interaction_id, result, changes) = self.run_agent(&info, &prompt, resume, turns).await?;
             self.observer.step(&Step::AgentFinished {
                 result: result.clone().map_err(|e| e.to_string()),
                 changes: changes.clone(),
@@ -166,6 +182,7 @@ impl Engine {
                 && r.session_id.is_some()
             {
                 session = r.session_id.clone();
+                carried_summary = None;
             }
 
             let gates = match &result {
@@ -175,9 +192,19 @@ impl Engine {
             let gate_pairs: Vec<_> = current.plugins.gates.iter().map(|(c, _)| c).zip(gates.iter()).collect();
             let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
             let (opinion, llm_note, concerns) = match &result {
-                Ok(r) => self.llm_opinion(&task, r, &changes, &gates).await,
+                Ok(r) => match self.llm_health.skip_reason() {
+                    Some(note) => (None, Some(note), vec![]),
+                    None => {
+                        let asked = self.llm_opinion(&task, r, &changes, &gates).await;
+                        if current.plugins.llm.is_some() {
+                            self.note_llm_health(asked.0.is_some(), asked.1.as_deref());
+                        }
+                        asked
+                    }
+                },
                 Err(_) => (None, Some("not asked: the agent could not run".to_string()), vec![]),
             };
+            let llm_unavailable = result.is_ok() && current.plugins.llm.is_some() && opinion.is_none();
             let outcome = result.as_ref().ok().map(|r| r.outcome);
             let mut verdict = decision::decide(
                 &current.config.engine.decision,
@@ -193,6 +220,15 @@ impl Engine {
             );
             if let Err(e) = &result {
                 verdict.explanation = format!("The agent could not run: {e}. {}", verdict.explanation);
+            }
+            // Heuristics settle clear cases alone; the doubtful middle is what the LLM's opinion was for.
+            let needs_llm = llm_unavailable && verdict.action == Action::Clarify;
+            if needs_llm {
+                verdict.action = Action::Escalate;
+                verdict.explanation.push_str(
+                    " The LLM that should settle this doubtful case is unavailable, so a human decides instead \
+                     of the agent being asked to redo work that passed every gate.",
+                );
             }
 
             // Breakpoint rules see the proposed decision and may pause or abort.
@@ -219,7 +255,8 @@ impl Engine {
                 }
                 (_, Action::Proceed) => (TaskStatus::Completed, None, Action::Proceed),
                 (_, Action::Escalate) => {
-                    (TaskStatus::Paused, Some(("decision".to_string(), verdict.explanation.clone())), Action::Escalate)
+                    let rule = if needs_llm { "llm-unavailable" } else { "decision" };
+                    (TaskStatus::Paused, Some((rule.to_string(), verdict.explanation.clone())), Action::Escalate)
                 }
                 (_, action) => (TaskStatus::Running, None, action),
             };
@@ -322,10 +359,14 @@ impl Engine {
         info: &TaskInfo,
         prompt: &str,
         mut session: Option<String>,
+        turns: Option<u32>,
     ) -> Result<(i64, Result<RunResult, PluginError>, Vec<FileChange>)> {
         let current = self.current();
         let agent = &current.plugins.agent;
-        let config = serde_json::to_string(&current.config.agent_config(agent.name()))?;
+        let mut agent_config = current.config.agent_config(agent.name());
+        let mut turn_limit = turns.filter(|t| sessions::apply_max_turns(&mut agent_config, *t));
+        let mut doubled = false;
+        let mut config = serde_json::to_string(&agent_config)?;
         let timeout = Duration::from_secs(current.config.agent.timeout_secs);
         let start_snapshot = Snapshot::take(&self.workspace)?;
         let mut attempt = 0;
@@ -369,6 +410,26 @@ impl Engine {
                     started.elapsed(),
                 )
                 .await?;
+            if let (Ok(r), Some(limit)) = (&result, turn_limit)
+                && r.outcome == Outcome::MaxTurns
+                && current.config.sessions.max_turns.retry_doubled
+                && !doubled
+            {
+                // Once per iteration: the same session, at double the limit (the seeds' auto-retry).
+                doubled = true;
+                let double = limit.saturating_mul(2);
+                sessions::apply_max_turns(&mut agent_config, double);
+                config = serde_json::to_string(&agent_config)?;
+                turn_limit = Some(double);
+                session = r.session_id.clone().or(session);
+                self.observer.step(&Step::Retrying {
+                    what: "agent",
+                    attempt,
+                    delay: Duration::ZERO,
+                    reason: format!("stopped at its limit of {limit} turns; once more at {double}, resuming its session"),
+                });
+                continue;
+            }
             let retry_error = match &result {
                 Ok(r) => retryable_outcome(r),
                 Err(e) => Some(e.clone()),

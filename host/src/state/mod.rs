@@ -10,6 +10,7 @@
 mod level2;
 mod outcomes;
 mod report;
+mod sessions;
 
 mod models;
 
@@ -24,6 +25,7 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row};
 pub use models::*;
 pub use outcomes::DecisionOutcome;
 pub use report::{Calibration, CalibrationBucket, Report};
+pub use sessions::SessionUsage;
 
 use crate::contract::{FileChange, KvStore, RunResult};
 
