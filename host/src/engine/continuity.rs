@@ -11,7 +11,7 @@ use super::Engine;
 use super::events::Step;
 use super::sessions::{self, ContextState};
 use crate::contract::{CompletionRequest, Message, Role};
-use crate::state::Task;
+use crate::state::{NewLlmCall, Task};
 
 /// How long the loop decides without the LLM after it failed, before asking it again.
 pub const LLM_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -154,7 +154,11 @@ impl Engine {
                 let emergency = state == ContextState::Emergency;
                 let sources = self.state.session_summaries(&id, SUMMARY_SOURCES).await?;
                 let fallback = sessions::fallback_summary(&sources);
-                let summary = if emergency { fallback } else { self.llm_session_summary(&sources).await.unwrap_or(fallback) };
+                let summary = if emergency {
+                    fallback
+                } else {
+                    self.llm_session_summary(task.id, &sources).await.unwrap_or(fallback)
+                };
                 let reason = format!(
                     "{} refresh at {percent}% of the context window",
                     if emergency { "emergency" } else { "planned" }
@@ -172,7 +176,7 @@ impl Engine {
 
     /// Ask the LLM to summarise a session from its runs' final messages; `None` when there is no LLM or it
     /// does not answer (the caller falls back to the stored summaries).
-    async fn llm_session_summary(&self, sources: &[(i64, String)]) -> Option<String> {
+    async fn llm_session_summary(&self, task_id: i64, sources: &[(i64, String)]) -> Option<String> {
         let current = self.current();
         let llm = current.plugins.llm.as_ref()?;
         if self.llm_health.skip_reason().is_some() {
@@ -192,10 +196,32 @@ impl Engine {
             max_tokens: Some(1024),
         };
         let limit = Duration::from_secs(current.config.llm.timeout_secs);
-        match tokio::time::timeout(limit, llm.complete(&request)).await {
-            Ok(Ok(c)) if !c.text.trim().is_empty() => Some(c.text.trim().to_string()),
-            _ => None,
+        let started = Instant::now();
+        let reply = tokio::time::timeout(limit, llm.complete(&request)).await;
+        let (summary, error, usage) = match reply {
+            Ok(Ok(c)) if !c.text.trim().is_empty() => (Some(c.text.trim().to_string()), None, Some(c.usage)),
+            Ok(Ok(c)) => (None, Some("an empty answer".to_string()), Some(c.usage)),
+            Ok(Err(e)) => (None, Some(e.to_string()), None),
+            Err(_) => (None, Some(format!("no answer within {}s (llm.timeout_secs)", limit.as_secs())), None),
+        };
+        let recorded = self
+            .state
+            .record_llm_call(&NewLlmCall {
+                task_id,
+                interaction_id: None,
+                purpose: "session-summary",
+                provider: llm.name(),
+                attempt: 1,
+                duration_ms: started.elapsed().as_millis() as u64,
+                input_tokens: usage.as_ref().map(|u| u.input_tokens),
+                output_tokens: usage.as_ref().map(|u| u.output_tokens),
+                error,
+            })
+            .await;
+        if let Err(e) = recorded {
+            self.observer.step(&Step::Progress(format!("could not record the LLM call: {e:#}")));
         }
+        summary
     }
 
     /// Record whether the LLM answered, saying once when it goes down and when it comes back.

@@ -11,6 +11,7 @@ mod level2;
 mod outcomes;
 mod report;
 mod sessions;
+mod llm_calls;
 
 mod models;
 
@@ -26,6 +27,7 @@ pub use models::*;
 pub use outcomes::DecisionOutcome;
 pub use report::{Calibration, CalibrationBucket, Report};
 pub use sessions::SessionUsage;
+pub use llm_calls::{LlmCall, NewLlmCall};
 
 use crate::contract::{FileChange, KvStore, RunResult};
 

@@ -29,6 +29,8 @@ pub struct Report {
     pub usage_by_agent: Vec<Usage>,
     /// Tokens and cost by task, most expensive first.
     pub usage_by_task: Vec<Usage>,
+    /// LLM calls by provider and purpose (runs = attempts, failed ones included).
+    pub usage_by_llm: Vec<Usage>,
     /// p50 / p95 durations of the loop's measured steps: the agent run and each gate.
     pub durations: Vec<StepDurations>,
 }
@@ -145,6 +147,7 @@ impl StateManager {
             calibration: self.calibration(project_id).await?,
             usage_by_agent: self.usage(project_id, false).await?,
             usage_by_task: self.usage(project_id, true).await?,
+            usage_by_llm: self.llm_usage(project_id).await?,
             durations: self.step_durations(project_id).await?,
         })
     }
@@ -280,6 +283,29 @@ impl StateManager {
         Ok(usage)
     }
 
+    async fn llm_usage(&self, project_id: i64) -> Result<Vec<Usage>> {
+        let rows = sqlx::query(
+            "SELECT l.provider || ' ' || l.purpose AS k, COUNT(*) AS runs,
+               CAST(COALESCE(SUM(l.input_tokens), 0) AS BIGINT) AS input_tokens,
+               CAST(COALESCE(SUM(l.output_tokens), 0) AS BIGINT) AS output_tokens
+             FROM llm_calls l JOIN tasks t ON t.id = l.task_id WHERE t.project_id = $1 GROUP BY k ORDER BY k",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await
+        .db(self)?;
+        Ok(rows
+            .iter()
+            .map(|r| Usage {
+                key: r.get("k"),
+                runs: r.get("runs"),
+                input_tokens: r.get("input_tokens"),
+                output_tokens: r.get("output_tokens"),
+                cost_usd: 0.0,
+            })
+            .collect())
+    }
+
     async fn step_durations(&self, project_id: i64) -> Result<Vec<StepDurations>> {
         let agent: Vec<(i64,)> = sqlx::query_as(
             "SELECT i.duration_ms FROM interactions i JOIN tasks t ON t.id = i.task_id
@@ -297,7 +323,17 @@ impl StateManager {
         .fetch_all(&self.pool)
         .await
         .db(self)?;
+        let llm: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT l.purpose, l.duration_ms FROM llm_calls l JOIN tasks t ON t.id = l.task_id WHERE t.project_id = $1",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await
+        .db(self)?;
         let mut steps: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for (purpose, ms) in llm {
+            steps.entry(format!("llm {purpose}")).or_default().push(ms.max(0) as u64);
+        }
         for (ms,) in agent {
             steps.entry("agent".into()).or_default().push(ms.max(0) as u64);
         }
