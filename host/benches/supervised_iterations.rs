@@ -83,7 +83,8 @@ plugins:
         // Each task changes out.txt, so every iteration has a real file change to record and score.
         std::fs::write(root.join("out.txt"), format!("before {i}\n")).unwrap();
         let started = Instant::now();
-        let summary = obra.run_project(&RunOptions { max_tasks: Some(1), ..Default::default() }, Arc::new(Silent)).await.unwrap();
+        let summary =
+            obra.run_project(&RunOptions { max_tasks: Some(1), ..Default::default() }, Arc::new(Silent)).await.unwrap();
         let elapsed = started.elapsed();
         assert_eq!(summary.executions.len(), 1);
         assert_eq!(summary.executions[0].status, TaskStatus::Completed, "{:?}", summary.executions[0]);

@@ -173,7 +173,10 @@ fn a_session_is_warned_about_then_refreshed_with_a_summary_the_next_prompt_carri
     assert!(!prompts[1].contains("Context carried over"), "{}", prompts[1]);
     let third = prompts[2];
     assert!(third.contains("Context carried over from the previous agent session"), "{third}");
-    assert!(third.contains("task 1: Read the parser; the bug is in tokenize().") && third.contains("Fixed tokenize()"), "{third}");
+    assert!(
+        third.contains("task 1: Read the parser; the bug is in tokenize().") && third.contains("Fixed tokenize()"),
+        "{third}"
+    );
     let sessions = shown["sessions"].as_array().unwrap();
     let s1 = sessions.iter().find(|s| s["session_id"] == "s1").unwrap();
     assert_eq!(s1["ended_reason"], "planned refresh at 85% of the context window", "{s1}");

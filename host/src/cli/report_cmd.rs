@@ -102,13 +102,11 @@ fn render(project: &str, r: &Report) -> String {
         }
     }
 
-    for (title, rows, limit) in
-        [
-            ("Usage by agent", &r.usage_by_agent, usize::MAX),
-            ("Usage by task (most first)", &r.usage_by_task, TOP_TASKS),
-            ("LLM calls by provider and purpose (attempts)", &r.usage_by_llm, usize::MAX),
-        ]
-    {
+    for (title, rows, limit) in [
+        ("Usage by agent", &r.usage_by_agent, usize::MAX),
+        ("Usage by task (most first)", &r.usage_by_task, TOP_TASKS),
+        ("LLM calls by provider and purpose (attempts)", &r.usage_by_llm, usize::MAX),
+    ] {
         let _ = writeln!(out, "\n{title}");
         if rows.is_empty() {
             let _ = writeln!(out, "  none");

@@ -66,7 +66,10 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     .map(|(i, g, d, c)| json!({ "interaction": i, "gates": g, "decision": d, "changes": c }))
                     .collect();
                 let sessions = obra.state().sessions(task.id).await?;
-                print_json(&json!({ "task": task, "interactions": list, "sessions": sessions }))?;
+                let llm_calls = obra.state().llm_calls(task.id).await?;
+                print_json(
+                    &json!({ "task": task, "interactions": list, "sessions": sessions, "llm_calls": llm_calls }),
+                )?;
                 return Ok(ExitCode::SUCCESS);
             }
             println!(

@@ -393,7 +393,10 @@ impl SessionsConfig {
             if !t.by_complexity.contains_key(*level) {
                 return Err((
                     format!("sessions.max_turns.by_complexity.{level}"),
-                    format!("is missing; give a limit for each of {}", crate::engine::sessions::COMPLEXITY_LEVELS.join(", ")),
+                    format!(
+                        "is missing; give a limit for each of {}",
+                        crate::engine::sessions::COMPLEXITY_LEVELS.join(", ")
+                    ),
                 ));
             }
         }

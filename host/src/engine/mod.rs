@@ -14,8 +14,8 @@ mod run;
 pub mod scheduler;
 pub mod sessions;
 
-pub use events::{LoopObserver, Step};
 pub use continuity::LlmHealth;
+pub use events::{LoopObserver, Step};
 pub use run::TaskOutcome;
 
 use std::path::PathBuf;

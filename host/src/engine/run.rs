@@ -426,7 +426,9 @@ impl Engine {
                     what: "agent",
                     attempt,
                     delay: Duration::ZERO,
-                    reason: format!("stopped at its limit of {limit} turns; once more at {double}, resuming its session"),
+                    reason: format!(
+                        "stopped at its limit of {limit} turns; once more at {double}, resuming its session"
+                    ),
                 });
                 continue;
             }

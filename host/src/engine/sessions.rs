@@ -22,8 +22,22 @@ const TYPE_WORDS: &[(&str, &[&str])] = &[
 
 /// Words that widen a task's scope.
 const SCOPE_WORDS: &[&str] = &[
-    "all ", "every", "across", "migrate", "migration", "architecture", "redesign", "multiple", "integrate",
-    "concurrent", "performance", "security", "database", "api", "end-to-end", "distributed",
+    "all ",
+    "every",
+    "across",
+    "migrate",
+    "migration",
+    "architecture",
+    "redesign",
+    "multiple",
+    "integrate",
+    "concurrent",
+    "performance",
+    "security",
+    "database",
+    "api",
+    "end-to-end",
+    "distributed",
 ];
 
 /// A task's estimated complexity and type, with the turn limit they give.
@@ -241,7 +255,8 @@ mod tests {
     #[test]
     fn context_thresholds_classify_usage() {
         let config = &embedded_defaults().sessions;
-        let usage = |tokens: i64| SessionUsage { interactions: 1, input_tokens: tokens, output_tokens: 0, ended: false };
+        let usage =
+            |tokens: i64| SessionUsage { interactions: 1, input_tokens: tokens, output_tokens: 0, ended: false };
         assert_eq!(context_state(config, &usage(10_000)).0, ContextState::Fine);
         assert_eq!(context_state(config, &usage(140_000)).0, ContextState::Warn);
         assert_eq!(context_state(config, &usage(160_000)).0, ContextState::Refresh);

@@ -8,10 +8,10 @@
 //! as integers. Only the schema (migrations/sqlite, migrations/postgres) and the connection set-up differ.
 
 mod level2;
+mod llm_calls;
 mod outcomes;
 mod report;
 mod sessions;
-mod llm_calls;
 
 mod models;
 
@@ -23,11 +23,11 @@ use anyhow::{Context, Result, anyhow, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row};
 
+pub use llm_calls::{LlmCall, NewLlmCall};
 pub use models::*;
 pub use outcomes::DecisionOutcome;
 pub use report::{Calibration, CalibrationBucket, Report};
 pub use sessions::SessionUsage;
-pub use llm_calls::{LlmCall, NewLlmCall};
 
 use crate::contract::{FileChange, KvStore, RunResult};
 
