@@ -197,6 +197,8 @@ impl OllamaModel {
 
 struct State {
     script: VecDeque<OllamaReply>,
+    /// Replies kept for requests whose text contains a marker, checked in order before the script.
+    routes: Vec<(String, VecDeque<OllamaReply>)>,
     requests: Vec<RecordedRequest>,
     models: Vec<OllamaModel>,
 }
@@ -215,6 +217,7 @@ impl FakeOllama {
     pub fn start(script: impl IntoIterator<Item = OllamaReply>) -> FakeOllama {
         let state = Arc::new(Mutex::new(State {
             script: script.into_iter().collect(),
+            routes: Vec::new(),
             requests: Vec::new(),
             models: vec![OllamaModel::new("qwen2.5-coder:7b")],
         }));
@@ -242,6 +245,18 @@ impl FakeOllama {
     /// Append a reply to the end of the script.
     pub fn push(&self, reply: OllamaReply) {
         self.lock().script.push_back(reply);
+    }
+
+    /// Keep `reply` for the next request whose text (messages or prompt) contains `marker`, e.g. a task's
+    /// title or `"prompt_type": "error_analysis"`: such requests take their replies from this queue, in order,
+    /// before the script. Lets a test script replies by what is asked rather than by arrival order.
+    pub fn route(&self, marker: impl Into<String>, reply: OllamaReply) {
+        let marker = marker.into();
+        let mut state = self.lock();
+        match state.routes.iter_mut().find(|(m, _)| *m == marker) {
+            Some((_, queue)) => queue.push_back(reply),
+            None => state.routes.push((marker, VecDeque::from([reply]))),
+        }
     }
 
     /// How many scripted replies have not been consumed yet.
@@ -344,7 +359,16 @@ async fn generate(state: &Mutex<State>, req: &RecordedRequest, endpoint: Endpoin
         obj.insert("done".into(), json!(true));
         return server::text_response(StatusCode::OK, JSON_CT, format!("{}\n", Value::Object(obj)));
     }
-    let reply = state.lock().unwrap_or_else(|e| e.into_inner()).script.pop_front();
+    let reply = {
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        let text = req.all_text();
+        let routed = state
+            .routes
+            .iter_mut()
+            .find(|(marker, queue)| !queue.is_empty() && text.contains(marker.as_str()))
+            .and_then(|(_, queue)| queue.pop_front());
+        routed.or_else(|| state.script.pop_front())
+    };
     let Some(reply) = reply else {
         return error_json(
             StatusCode::INTERNAL_SERVER_ERROR,
