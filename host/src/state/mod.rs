@@ -9,6 +9,7 @@
 
 mod level2;
 mod models;
+mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row};
 
 pub use models::*;
+pub use usage::{ConcludedIteration, UsageTotals};
 
 use crate::contract::{FileChange, KvStore, RunResult};
 
