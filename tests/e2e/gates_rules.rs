@@ -90,7 +90,8 @@ fn deleting_more_files_than_allowed_pauses_only_that_task_and_feedback_reaches_t
     let end = start + project_config[start..].find('\n').unwrap();
     project.write_config(&format!("{}recording: {recording}{}", &project_config[..start], &project_config[end..]));
 
-    let cleanup = project.obra_json(&["task", "create", "clean up", "--priority", "9", "--json"], 0)["id"].as_i64().unwrap();
+    let cleanup =
+        project.obra_json(&["task", "create", "clean up", "--priority", "9", "--json"], 0)["id"].as_i64().unwrap();
     let other = project.create_task("independent", "another piece of work");
     let summary = run(&project, 3);
     let executions = summary["executions"].as_array().unwrap();
@@ -165,10 +166,9 @@ fn the_same_failing_test_twice_pauses_before_the_iteration_limit() {
         "  - plugin: repeated-failure\n  - plugin: max-iterations\n",
     );
     let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
-    project.write_config(&config.replace(
-        "  max_iterations: 1\n",
-        "  max_iterations: 4\n  decision:\n    escalate_threshold: 0.0\n",
-    ));
+    project.write_config(
+        &config.replace("  max_iterations: 1\n", "  max_iterations: 4\n  decision:\n    escalate_threshold: 0.0\n"),
+    );
     let id = project.create_task("add", "make add work");
     let summary = run(&project, 3);
     let execution = &summary["executions"][0];
@@ -203,13 +203,20 @@ fn lint_findings_with_paths_and_lines_reach_the_next_prompt() {
     assert!(gates[0].iter().any(|g| g["gate"] == "tests"), "{gates:?}");
     let prompts = prompts_of(&project, id);
     assert!(prompts[1].contains("`lint` failed"), "{}", prompts[1]);
-    assert!(prompts[1].contains("F841 local variable x is assigned to but never used (src/calc.py:12:5)"), "{}", prompts[1]);
+    assert!(
+        prompts[1].contains("F841 local variable x is assigned to but never used (src/calc.py:12:5)"),
+        "{}",
+        prompts[1]
+    );
 }
 
 #[test]
 fn expected_files_fail_then_pass() {
     let project = replay_project(
-        json!([iteration(&[("notes.txt", "todo\n")], &[], (0, 0)), iteration(&[("docs/guide.md", "# Guide\n")], &[], (0, 0))]),
+        json!([
+            iteration(&[("notes.txt", "todo\n")], &[], (0, 0)),
+            iteration(&[("docs/guide.md", "# Guide\n")], &[], (0, 0))
+        ]),
         2,
         "engine:\n  max_iterations: 2\n  checkpoints: false\n  decision:\n    escalate_threshold: 0.0\n",
     );
@@ -260,12 +267,10 @@ fn a_gate_past_its_timeout_fails_with_a_finding_and_the_loop_goes_on() {
 fn review_project(fake: &FakeOllama) -> Project {
     let project = Project::with_echo_agent("true", "  []");
     let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
-    let config = config
-        .replace("llm:\n  provider: none\n", "llm:\n  provider: ollama\n  weight: 0.1\n")
-        .replace(
-            "  - plugin: tests\n    enabled: true\n    config:\n      command: \"true\"\n",
-            "  - plugin: llm-review\n    config:\n      min_score: 0.6\n      instructions: \"Prefer small functions.\"\n",
-        );
+    let config = config.replace("llm:\n  provider: none\n", "llm:\n  provider: ollama\n  weight: 0.1\n").replace(
+        "  - plugin: tests\n    enabled: true\n    config:\n      command: \"true\"\n",
+        "  - plugin: llm-review\n    config:\n      min_score: 0.6\n      instructions: \"Prefer small functions.\"\n",
+    );
     project.write_config(&format!(
         "{config}llms:\n  ollama:\n    base_url: {}\n    model: qwen2.5-coder:7b\n",
         fake.base_url()
