@@ -13,12 +13,17 @@ use serde_json::{Value, json};
 /// LLM, `max_iterations`, and `rest` (YAML: gates, rules, ...) appended.
 fn replay_project(iterations: Value, max_iterations: u32, rest: &str) -> Project {
     let project = Project::new();
+    configure_replay(&project, iterations, max_iterations, rest);
+    project
+}
+
+/// Write the configuration [`replay_project`] describes into `project`.
+fn configure_replay(project: &Project, iterations: Value, max_iterations: u32, rest: &str) {
     let recording = json!({ "version": 1, "iterations": iterations });
     project.write_config(&format!(
         "agent:\n  plugin: replay\nagents:\n  replay:\n    past_end: repeat-last\n    recording: {recording}\n\
          llm:\n  provider: none\nengine:\n  max_iterations: {max_iterations}\n  checkpoints: false\n{rest}"
     ));
-    project
 }
 
 /// One replayed iteration: `writes` (path, content), `deletes`, and a successful result using `tokens`.
@@ -67,7 +72,7 @@ fn prompts_of(project: &Project, id: i64) -> Vec<String> {
         .collect()
 }
 
-/// Write `n` files `old/fN.txt` and commit them.
+/// Write `n` files `old/fN.txt` before the run.
 fn add_files(project: &Project, n: usize) -> Vec<String> {
     let paths: Vec<String> = (0..n).map(|i| format!("old/f{i}.txt")).collect();
     std::fs::create_dir_all(project.path().join("old")).unwrap();
@@ -80,15 +85,10 @@ fn add_files(project: &Project, n: usize) -> Vec<String> {
 #[test]
 fn deleting_more_files_than_allowed_pauses_only_that_task_and_feedback_reaches_the_next_prompt() {
     // The default rules are in force: destructive-change pauses above 10 deleted files.
-    let project = replay_project(json!([iteration(&[], &[], (0, 0))]), 1, "gates:\n  - plugin: response-format\n");
+    let project = Project::new();
     let paths = add_files(&project, 12);
     let deletes: Vec<&str> = paths.iter().map(String::as_str).collect();
-    // Rewrite the recording now that the files exist: iteration 1 deletes all twelve.
-    let project_config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
-    let recording = json!({ "version": 1, "iterations": [iteration(&[], &deletes, (0, 0))] });
-    let start = project_config.find("recording: ").unwrap();
-    let end = start + project_config[start..].find('\n').unwrap();
-    project.write_config(&format!("{}recording: {recording}{}", &project_config[..start], &project_config[end..]));
+    configure_replay(&project, json!([iteration(&[], &deletes, (0, 0))]), 1, "gates:\n  - plugin: response-format\n");
 
     let cleanup =
         project.obra_json(&["task", "create", "clean up", "--priority", "9", "--json"], 0)["id"].as_i64().unwrap();
@@ -218,14 +218,14 @@ fn expected_files_fail_then_pass() {
             iteration(&[("docs/guide.md", "# Guide\n")], &[], (0, 0))
         ]),
         2,
-        "engine:\n  max_iterations: 2\n  checkpoints: false\n  decision:\n    escalate_threshold: 0.0\n",
+        "gates:\n  - plugin: expected-files\n    config:\n      must_exist: [\"docs/*.md\"]\n      \
+         must_change: [\"docs/**\"]\n      must_not_change: [\"README.md\"]\nrules: []\n",
     );
-    // `engine:` appears twice; put the gate list after a clean engine section instead.
+    // Retry rather than escalate after the first, failing iteration.
     let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
-    let config = config.replacen("engine:\n  max_iterations: 2\n  checkpoints: false\n", "", 1);
-    project.write_config(&format!(
-        "{config}gates:\n  - plugin: expected-files\n    config:\n      must_exist: [\"docs/*.md\"]\n      must_change: [\"docs/**\"]\n      must_not_change: [\"README.md\"]\nrules: []\n"
-    ));
+    project.write_config(
+        &config.replace("  checkpoints: false\n", "  checkpoints: false\n  decision:\n    escalate_threshold: 0.0\n"),
+    );
     let id = project.create_task("document", "write the guide");
     let summary = run(&project, 0);
     assert_eq!(summary["executions"][0]["status"], "completed", "{summary}");
@@ -321,4 +321,23 @@ fn llm_review_without_an_llm_is_a_gate_error_that_says_so() {
     assert_eq!(review["passed"], false);
     let error = review["error"].as_str().unwrap();
     assert!(error.contains("llm-review could not ask the LLM") && error.contains("llm.provider"), "{error}");
+}
+
+#[test]
+fn the_project_cost_budget_counts_every_task_of_the_project() {
+    // Each replayed run costs $0.01; the project may spend $0.015.
+    let project = replay_project(
+        json!([iteration(&[("a.txt", "1\n")], &[], (10, 10))]),
+        1,
+        "gates:\n  - plugin: response-format\nrules:\n  - plugin: budget\n    config:\n      max_project_cost_usd: 0.015\n",
+    );
+    let first = project.create_task("first", "within budget");
+    let second = project.create_task("second", "over the project's budget");
+    let summary = run(&project, 3);
+    let executions = summary["executions"].as_array().unwrap();
+    assert_eq!((executions[0]["task_id"].as_i64(), executions[0]["status"].as_str()), (Some(first), Some("completed")));
+    assert_eq!((executions[1]["task_id"].as_i64(), executions[1]["status"].as_str()), (Some(second), Some("paused")));
+    let reason = executions[1]["reason"].as_str().unwrap();
+    assert!(reason.contains("the project used $0.0200, over its budget of $0.0150"), "{reason}");
+    assert!(reason.contains("rules[0].config.max_project_cost_usd"), "{reason}");
 }
