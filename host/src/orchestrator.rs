@@ -34,6 +34,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 
 use crate::config::{self, Config, ConfigReloader, ConfigSources, LoadedConfig, ReloadOutcome};
+use crate::engine::rules::{LoopRule, NativeRule};
 use crate::engine::{ConfigPoll, ConfigUpdate, ConfigWatch, Engine, LoopObserver, LoopPlugins, TaskOutcome};
 
 pub mod runner;
@@ -292,8 +293,15 @@ impl Orchestrator {
             gates.push((gate.clone(), self.lookup(&gate.plugin, |h, n| h.quality_gate(n)).await?));
         }
         let mut rules = Vec::new();
-        for rule in c.rules.iter().filter(|r| r.enabled) {
-            rules.push((rule.clone(), self.lookup(&rule.plugin, |h, n| h.breakpoint_rule(n)).await?));
+        for (i, rule) in c.rules.iter().enumerate().filter(|(_, r)| r.enabled) {
+            // Host-native rules (ADR 0014) are resolved by name before the plugins.
+            let resolved = match NativeRule::resolve(&rule.plugin, &rule.config, &format!("rules[{i}].config")) {
+                Some(native) => LoopRule::Native(
+                    native.map_err(|e| anyhow::anyhow!("invalid configuration of the `{}` rule: {e}", rule.plugin))?,
+                ),
+                None => LoopRule::Plugin(self.lookup(&rule.plugin, |h, n| h.breakpoint_rule(n)).await?),
+            };
+            rules.push((rule.clone(), resolved));
         }
         Ok(LoopPlugins { agent, llm, gates, rules })
     }

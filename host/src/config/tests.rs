@@ -318,3 +318,19 @@ fn live_part_keeps_what_needs_a_restart() {
     assert_eq!(live.agent.plugin, running.agent.plugin);
     assert_eq!(live.engine.max_iterations, 9);
 }
+
+#[test]
+fn two_enabled_gates_need_different_names_and_a_timeout_of_at_least_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = "gates:\n  - plugin: tests\n    config: {command: a}\n  - plugin: tests\n    config: {command: b}\n";
+    write_project_config(dir.path(), two);
+    let e = load(&sources_in(dir.path())).unwrap_err().to_string();
+    assert!(e.contains("gates[1].name") && e.contains("also the name of gates[0]") && e.contains("name: lint"), "{e}");
+    write_project_config(dir.path(), &format!("{two}    name: lint\n"));
+    let loaded = load(&sources_in(dir.path())).unwrap().config;
+    let names: Vec<&str> = loaded.gates.iter().map(|g| g.display_name()).collect();
+    assert_eq!(names, ["tests", "lint"]);
+    assert_eq!(loaded.gates[0].timeout_secs, 900);
+    write_project_config(dir.path(), "gates:\n  - plugin: tests\n    timeout_secs: 0\n");
+    assert!(load(&sources_in(dir.path())).unwrap_err().to_string().contains("gates[0].timeout_secs"));
+}

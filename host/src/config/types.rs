@@ -152,6 +152,13 @@ pub struct RetryConfig {
 pub struct GateConfig {
     /// Gate plugin name.
     pub plugin: String,
+    /// The gate's display name, stored as the gate name of its results; empty (the default) uses the plugin
+    /// name. Two instances of one plugin (tests and lint) need different names.
+    #[serde(default)]
+    pub name: String,
+    /// Wall-clock limit of one check in seconds, enforced by the host; a gate over it is recorded as failed.
+    #[serde(default = "default_gate_timeout")]
+    pub timeout_secs: u64,
     /// Whether the gate runs.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -178,6 +185,17 @@ pub struct RuleConfig {
     /// Passed to the plugin as JSON.
     #[serde(default = "empty_object")]
     pub config: serde_json::Value,
+}
+
+fn default_gate_timeout() -> u64 {
+    900
+}
+
+impl GateConfig {
+    /// The name the gate's results are stored and shown under: `name`, or the plugin name.
+    pub fn display_name(&self) -> &str {
+        if self.name.trim().is_empty() { &self.plugin } else { self.name.trim() }
+    }
 }
 
 fn yes() -> bool {
@@ -281,6 +299,21 @@ impl Config {
                 return Err(bad(
                     &format!("gates[{i}].weight"),
                     format!("{} must be a non-negative number", gate.weight),
+                ));
+            }
+            if gate.timeout_secs == 0 {
+                return Err(bad(&format!("gates[{i}].timeout_secs"), "must be at least 1".into()));
+            }
+            let name = gate.display_name();
+            if let Some(j) =
+                self.gates[..i].iter().position(|other| other.enabled && gate.enabled && other.display_name() == name)
+            {
+                return Err(bad(
+                    &format!("gates[{i}].name"),
+                    format!(
+                        "\"{name}\" is also the name of gates[{j}]; give one of them another `name:` (e.g. `name: lint`) \
+                         so their results can be told apart"
+                    ),
                 ));
             }
         }

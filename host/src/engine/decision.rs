@@ -196,7 +196,15 @@ mod tests {
 
     fn gate(name: &str, passed: bool, weight: f32) -> (GateConfig, GateRecord) {
         (
-            GateConfig { plugin: name.into(), enabled: true, required: true, weight, config: serde_json::json!({}) },
+            GateConfig {
+                plugin: name.into(),
+                name: String::new(),
+                timeout_secs: 900,
+                enabled: true,
+                required: true,
+                weight,
+                config: serde_json::json!({}),
+            },
             GateRecord {
                 gate: name.into(),
                 passed,

@@ -7,9 +7,11 @@
 mod continuity;
 pub mod decision;
 pub mod events;
+mod gates;
 pub mod prompt;
 pub mod replay;
 pub mod retry;
+pub mod rules;
 mod run;
 pub mod scheduler;
 pub mod sessions;
@@ -22,7 +24,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Config, GateConfig, RuleConfig};
-use crate::contract::{Agent, BreakpointRule, LlmProvider, QualityGate};
+use crate::contract::{Agent, LlmProvider, QualityGate};
 use crate::state::StateManager;
 
 /// The plugins one execution uses, resolved from the configuration.
@@ -34,8 +36,8 @@ pub struct LoopPlugins {
     pub llm: Option<Arc<dyn LlmProvider>>,
     /// Enabled gates in order, with their configuration.
     pub gates: Vec<(GateConfig, Arc<dyn QualityGate>)>,
-    /// Enabled rules in order, with their configuration.
-    pub rules: Vec<(RuleConfig, Arc<dyn BreakpointRule>)>,
+    /// Enabled rules in order, with their configuration: plugins and host-native rules.
+    pub rules: Vec<(RuleConfig, rules::LoopRule)>,
 }
 
 /// A new configuration for the rest of a task, with the plugins it names resolved.

@@ -107,7 +107,7 @@ impl Engine {
                 .plugins
                 .gates
                 .iter()
-                .filter_map(|(c, _)| gates.iter().find(|g| g.gate == c.plugin).map(|g| (c, g)))
+                .filter_map(|(c, _)| gates.iter().find(|g| g.gate == c.display_name()).map(|g| (c, g)))
                 .collect();
             let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
             let opinion = recorded.llm_score.map(|score| LlmOpinion {
@@ -137,7 +137,7 @@ impl Engine {
                 files_deleted: changes.iter().filter(|c| c.kind == ChangeKind::Deleted).count() as u32,
                 config: String::new(),
             };
-            let fired = self.evaluate_rules(&event).await;
+            let fired = self.evaluate_rules(&event, &changes, &gates).await;
             let rule = match fired {
                 Some((rule, Verdict::Pause(reason) | Verdict::Abort(reason))) => {
                     verdict.explanation.push_str(&format!(" Rule {rule} would stop the task: {reason}"));

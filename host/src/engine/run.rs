@@ -242,7 +242,7 @@ impl Engine {
                 files_deleted: changes.iter().filter(|c| c.kind == crate::contract::ChangeKind::Deleted).count() as u32,
                 config: String::new(),
             };
-            let fired = self.evaluate_rules(&event).await;
+            let fired = self.evaluate_rules(&event, &changes, &gates).await;
 
             let (status, breakpoint, action) = match (&fired, verdict.action) {
                 (Some((rule, Verdict::Abort(reason))), _) => {
@@ -458,7 +458,7 @@ impl Engine {
     ) -> Vec<GateRecord> {
         let current = self.current();
         let mut records = Vec::new();
-        for (config, gate) in &current.plugins.gates {
+        for (index, (config, gate)) in current.plugins.gates.iter().enumerate() {
             let input = GateInput {
                 task: info.clone(),
                 agent_result: result.clone(),
@@ -466,32 +466,16 @@ impl Engine {
                 workspace: self.workspace.display().to_string(),
                 config: config.config.to_string(),
             };
+            let limit = Duration::from_secs(config.timeout_secs.max(1));
             let started = Instant::now();
-            let (ctx, forwarder) = self.call_context(None);
+            let (ctx, forwarder) = self.call_context(Some(limit));
             let outcome = gate.check(&ctx, &input).await;
             drop(ctx);
             let _ = forwarder.await;
-            let duration_ms = started.elapsed().as_millis() as u64;
-            let record = match outcome {
-                Ok(r) => GateRecord {
-                    gate: gate.name().to_string(),
-                    passed: r.passed,
-                    score: r.score.clamp(0.0, 1.0),
-                    summary: r.summary,
-                    findings: r.findings,
-                    error: None,
-                    duration_ms,
-                },
-                Err(e) => GateRecord {
-                    gate: gate.name().to_string(),
-                    passed: false,
-                    score: 0.0,
-                    summary: format!("the gate could not run: {e}"),
-                    findings: vec![],
-                    error: Some(e.to_string()),
-                    duration_ms,
-                },
-            };
+            let elapsed = started.elapsed();
+            // The key that raises the limit, by its index in the configured list (disabled gates included).
+            let position = current.config.gates.iter().position(|g| g == config).unwrap_or(index);
+            let record = super::gates::record(position, config, outcome, limit, elapsed);
             self.observer.step(&Step::GateFinished(record.clone()));
             records.push(record);
         }
@@ -562,16 +546,41 @@ impl Engine {
     }
 
     /// Evaluate the rules in order; the first that pauses or aborts wins. A rule that fails pauses the task:
-    /// when unsure, ask a human.
-    pub(super) async fn evaluate_rules(&self, event: &LoopEvent) -> Option<(String, Verdict)> {
+    /// when unsure, ask a human. Native rules (ADR 0014) also see this iteration's changes and gates and
+    /// what the store knows (usage totals, earlier iterations).
+    pub(super) async fn evaluate_rules(
+        &self,
+        event: &LoopEvent,
+        changes: &[FileChange],
+        gates: &[GateRecord],
+    ) -> Option<(String, Verdict)> {
         let current = self.current();
-        for (config, rule) in &current.plugins.rules {
-            let mut event = event.clone();
-            event.config = config.config.to_string();
-            let (ctx, forwarder) = self.call_context(None);
-            let verdict = rule.evaluate(&ctx, &event).await;
-            drop(ctx);
-            let _ = forwarder.await;
+        let mut facts = None;
+        for (index, (config, rule)) in current.plugins.rules.iter().enumerate() {
+            let verdict = match rule {
+                super::rules::LoopRule::Plugin(plugin) => {
+                    let mut event = event.clone();
+                    event.config = config.config.to_string();
+                    let (ctx, forwarder) = self.call_context(None);
+                    let verdict = plugin.evaluate(&ctx, &event).await;
+                    drop(ctx);
+                    let _ = forwarder.await;
+                    verdict
+                }
+                super::rules::LoopRule::Native(native) => {
+                    if facts.is_none() {
+                        let rules = &current.plugins.rules;
+                        facts = Some(super::rules::gather(&self.state, event, changes, gates, rules).await);
+                    }
+                    let position = current.config.rules.iter().position(|r| r == config).unwrap_or(index);
+                    match facts.as_ref().expect("gathered above") {
+                        Ok(facts) => Ok(native.evaluate(facts, &format!("rules[{position}].config"))),
+                        Err(e) => {
+                            Err(PluginError::Fatal(format!("cannot read what the rule needs from the store: {e:#}")))
+                        }
+                    }
+                }
+            };
             let verdict = match verdict {
                 Ok(Verdict::Proceed) => continue,
                 Ok(v) => v,

@@ -14,6 +14,7 @@ mod report;
 mod sessions;
 
 mod models;
+mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub use models::*;
 pub use outcomes::DecisionOutcome;
 pub use report::{Calibration, CalibrationBucket, Report};
 pub use sessions::SessionUsage;
+pub use usage::{ConcludedIteration, UsageTotals};
 
 use crate::contract::{FileChange, KvStore, RunResult};
 

@@ -75,6 +75,8 @@ pub mod bindings;
 
 mod config;
 mod error;
+mod findings;
+mod glob;
 pub mod http;
 pub mod kv;
 mod lines;
@@ -85,6 +87,7 @@ pub mod workspace;
 
 pub use config::{config, parse_json};
 pub use error::ResultExt;
+pub use glob::glob_match;
 pub use lines::{LineSplitter, sse_data};
 
 /// Types shared by every plugin kind (the WIT `types` interface).
@@ -120,6 +123,7 @@ pub mod quality_gate {
     pub use crate::bindings::quality_gate_world::exports::obra::plugin::quality_gate::{
         Finding, GateInput, GateResult, Guest as QualityGate, Severity,
     };
+    pub use crate::findings::findings_from_lines;
     pub use crate::{ChangeKind, FileChange, Outcome, RunResult};
 
     impl GateResult {

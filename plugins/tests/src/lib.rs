@@ -6,16 +6,22 @@
 //! else 1.0 or 0.0. On failure the finding carries the end of the output, bounded, written to be fed back to
 //! the agent.
 //!
+//! With `findings: lines` the same gate runs a linter (or a compiler, a type checker): each `path:line[:col]:
+//! message` line of the output becomes a finding with its severity (see the SDK's `findings_from_lines`), the
+//! gate fails when the command fails or an `error` finding was printed, and the score falls with the number of
+//! error findings (1 / (1 + errors)). The profiles run their linters this way, as a gate named `lint`.
+//!
 //! Config: `command` (required, e.g. `"cargo test"`), `timeout_secs` (default 600), `max_output_bytes` (default
 //! 262144, per stream), `feedback_bytes` (default 4000: how much of the output's end goes into the finding),
-//! `cwd` (default: the workspace root), `env` (variables to set; each must be granted).
+//! `cwd` (default: the workspace root), `env` (variables to set; each must be granted), `findings` (`none`,
+//! the default, or `lines`), `max_findings` (default 50: more are counted in one last finding).
 
 pub mod counts;
 
 use std::collections::BTreeMap;
 
 use obra_plugin_sdk::process::{Output, tail_str};
-use obra_plugin_sdk::quality_gate::{Finding, GateInput, GateResult, QualityGate};
+use obra_plugin_sdk::quality_gate::{Finding, GateInput, GateResult, QualityGate, Severity, findings_from_lines};
 use obra_plugin_sdk::{PluginError, ResultExt, config, export_quality_gate, process};
 use serde::Deserialize;
 
@@ -40,6 +46,27 @@ pub struct Config {
     /// Environment variables to set (each name must be granted).
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// How to read findings from the output: `none` (the default: the output's end is one finding) or `lines`.
+    #[serde(default)]
+    pub findings: FindingsMode,
+    /// With `findings: lines`, keep at most this many findings; default 50.
+    #[serde(default = "default_max_findings")]
+    pub max_findings: usize,
+}
+
+/// How the gate reads findings from the command's output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FindingsMode {
+    /// One finding with the output's end, when the command fails.
+    #[default]
+    None,
+    /// One finding per `path:line[:col]: message` line (linters, compilers).
+    Lines,
+}
+
+fn default_max_findings() -> usize {
+    50
 }
 
 fn default_timeout() -> u64 {
@@ -67,6 +94,38 @@ impl Config {
         }
         Ok(cfg)
     }
+}
+
+/// Judge a finished linter run (`findings: lines`): every `path:line: message` line is a finding.
+pub fn judge_lines(cfg: &Config, out: &Output, root: &str) -> GateResult {
+    let cmd = &cfg.command;
+    let default = if out.success() { Severity::Warning } else { Severity::Error };
+    let mut findings = findings_from_lines(&format!("{}\n{}", out.stdout, out.stderr), root, default);
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let warnings = findings.iter().filter(|f| f.severity == Severity::Warning).count();
+    let total = findings.len();
+    if total > cfg.max_findings {
+        findings.truncate(cfg.max_findings);
+        findings
+            .push(Finding::info(format!("{} more findings are not shown (max_findings).", total - cfg.max_findings)));
+    }
+    let counted = format!("{errors} error(s), {warnings} warning(s)");
+    if out.success() && errors == 0 {
+        return GateResult { findings, ..GateResult::pass(format!("`{}` passed ({counted})", tail_str(cmd, 200))) };
+    }
+    if findings.is_empty() || out.timed_out {
+        // Nothing in the line format (or cut short): the output's end says what happened.
+        let mut g = judge(cfg, out);
+        g.findings.extend(findings);
+        return g;
+    }
+    let how = match out.exit_code {
+        Some(0) => "printed errors".to_string(),
+        Some(code) => format!("failed with exit code {code}"),
+        None => "failed".to_string(),
+    };
+    GateResult::fail(format!("`{}` {how} ({counted})", tail_str(cmd, 200)), findings)
+        .with_score(1.0 / (1.0 + errors.max(1) as f32))
 }
 
 /// Judge a finished test run.
@@ -125,7 +184,10 @@ impl QualityGate for Tests {
             cmd = cmd.env(k, v);
         }
         let out = cmd.run().with_context(|| format!("running the test command `sh -c {:?}`", cfg.command))?;
-        Ok(judge(&cfg, &out))
+        Ok(match cfg.findings {
+            FindingsMode::None => judge(&cfg, &out),
+            FindingsMode::Lines => judge_lines(&cfg, &out, &input.workspace),
+        })
     }
 }
 
@@ -194,12 +256,37 @@ mod tests {
     }
 
     #[test]
+    fn lint_lines_become_findings_with_paths_and_lines() {
+        let cfg = Config::parse(r#"{"command": "lint", "findings": "lines", "max_findings": 2}"#).unwrap();
+        let stdout =
+            "/ws/src/a.py:3:1: F401 unused import\nsrc/b.py:9: warning: shadowed name\nsrc/c.py:1:1: E1 x\nFound 3\n";
+        let g = judge_lines(&cfg, &out(Some(1), stdout), "/ws");
+        assert!(!g.passed);
+        assert_eq!(g.summary, "`lint` failed with exit code 1 (2 error(s), 1 warning(s))");
+        assert_eq!(g.score, 1.0 / 3.0);
+        assert_eq!(g.findings.len(), 3, "two kept and one saying more were cut");
+        assert_eq!((g.findings[0].path.as_deref(), g.findings[0].line), (Some("src/a.py"), Some(3)));
+        assert_eq!(g.findings[0].severity, Severity::Error);
+        assert_eq!(g.findings[1].severity, Severity::Warning);
+        assert!(g.findings[2].message.contains("1 more findings"), "{}", g.findings[2].message);
+        // Clean exit with only warnings passes, keeping the warnings; exit 0 with errors fails.
+        let g = judge_lines(&cfg, &out(Some(0), "a.rs:1: warning: w\n"), "/ws");
+        assert!(g.passed && g.findings.len() == 1 && g.score == 1.0, "{g:?}");
+        let g = judge_lines(&cfg, &out(Some(0), "a.rs:1: error: e\n"), "/ws");
+        assert!(!g.passed && g.summary.contains("printed errors"), "{g:?}");
+        // A failure without any finding line falls back to the output's end.
+        let g = judge_lines(&cfg, &out(Some(2), "config file not found\n"), "/ws");
+        assert!(!g.passed && g.findings[0].message.contains("config file not found"), "{g:?}");
+    }
+
+    #[test]
     fn config_errors_name_the_key() {
         for (json, key) in [
             ("{}", "command"),
             (r#"{"command": " "}"#, "command"),
             (r#"{"command": "x", "timeout_secs": 0}"#, "timeout_secs"),
             (r#"{"command": "x", "timeout": 5}"#, "timeout"),
+            (r#"{"command": "x", "findings": "json"}"#, "findings"),
         ] {
             let e = Config::parse(json).unwrap_err();
             assert!(e.message().contains(key), "{json}: {}", e.message());
