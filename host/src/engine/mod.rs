@@ -7,6 +7,7 @@
 pub mod decision;
 pub mod events;
 pub mod prompt;
+pub mod rate_limit;
 pub mod retry;
 mod run;
 pub mod scheduler;

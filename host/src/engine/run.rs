@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::decision::{self, LlmOpinion};
 use super::events::Step;
 use super::prompt::{TaskPromptInput, ValidationPromptInput};
+use super::rate_limit;
 use super::{ConfigPoll, ConfigWatch, Engine};
 use crate::contract::{
     CallContext, CompletionRequest, FileChange, GateInput, LoopEvent, Message, Outcome, PluginError, Role, RunRequest,
@@ -166,6 +167,12 @@ impl Engine {
                 && r.session_id.is_some()
             {
                 session = r.session_id.clone();
+            }
+            if let Some(paused) =
+                self.pause_if_rate_limited(task_id, iteration, &result, session.as_deref()).await?
+            {
+                last = paused;
+                break;
             }
 
             let gates = match &result {
@@ -373,7 +380,9 @@ impl Engine {
                 Ok(r) => retryable_outcome(r),
                 Err(e) => Some(e.clone()),
             };
+            // A rate limit that outlasts the policy is not slept through here: the task pauses until the reset.
             if let Some(error) = retry_error
+                && !rate_limit::pauses_instead_of_retrying(&error, &current.config.engine.retry)
                 && let Some(delay) = current.retry.delay_after(attempt, &error)
             {
                 self.observer.step(&Step::Retrying { what: "agent", attempt, delay, reason: error.to_string() });
