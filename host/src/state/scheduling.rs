@@ -443,7 +443,8 @@ mod tests {
     #[test]
     fn a_task_blocked_behind_two_roots_stays_blocked_until_both_are_retried() {
         let mut r = rows(&[(1, Failed, &[]), (2, Cancelled, &[]), (3, Pending, &[1, 2])]);
-        apply(&mut r, &plan(&r, "-"));
+        let changes = plan(&r, "-");
+        apply(&mut r, &changes);
         assert_eq!(r[&3].status, Blocked);
         assert_eq!(root_of(&r, 3), Some(1));
         r.get_mut(&1).unwrap().status = Pending;

@@ -738,7 +738,7 @@ async fn a_failure_blocks_dependents_in_its_transaction_and_a_retry_unblocks_the
 
     // The iteration that fails A blocks B and C in the same transaction.
     let i = state.begin_interaction(a.id, 1, "replay", "p").await.unwrap();
-    state.finish_interaction(i, Ok(&result(Outcome::Error)), &[], Duration::from_millis(1)).await.unwrap();
+    state.finish_interaction(i, Ok(&result(Outcome::Crashed)), &[], Duration::from_millis(1)).await.unwrap();
     state
         .conclude_iteration(&IterationRecord {
             task_id: a.id,
