@@ -84,7 +84,10 @@ fn a_failure_blocks_its_dependents_until_it_is_retried_and_then_they_run_in_orde
     let b_reason = reason_of(&project, b);
     assert!(b_reason.starts_with(&format!("blocked: depends on task {a} (Add parser), which failed")), "{b_reason}");
     let c_reason = reason_of(&project, c);
-    assert_eq!(c_reason, format!("blocked: depends on task {b} (Use parser), blocked by task {a} (Add parser) which failed"));
+    assert_eq!(
+        c_reason,
+        format!("blocked: depends on task {b} (Use parser), blocked by task {a} (Add parser) which failed")
+    );
     let blocked = project.obra_json(&["task", "list", "--status", "blocked", "--json"], 0);
     let ids: Vec<i64> = blocked.as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
     assert_eq!(ids, vec![b, c]);
@@ -133,9 +136,14 @@ fn too_deep_a_chain_and_a_cycle_are_refused_naming_them_and_nothing_changes() {
 
     let zero = create(&project, "zero", &[]);
     let before_update = project.obra_json(&["task", "list", "--json"], 0);
-    let deep = project.obra(&[&limit[..], &["task", "update", &one.to_string(), "--depends-on", &zero.to_string()]].concat());
+    let deep =
+        project.obra(&[&limit[..], &["task", "update", &one.to_string(), "--depends-on", &zero.to_string()]].concat());
     assert_eq!(deep.status.code(), Some(1), "{}", text(&deep));
-    assert!(String::from_utf8_lossy(&deep.stderr).contains(&format!("{zero} → {one} → {two} → {three}")), "{}", text(&deep));
+    assert!(
+        String::from_utf8_lossy(&deep.stderr).contains(&format!("{zero} → {one} → {two} → {three}")),
+        "{}",
+        text(&deep)
+    );
 
     let cycle = project.obra(&["task", "update", &one.to_string(), "--depends-on", &three.to_string()]);
     assert_eq!(cycle.status.code(), Some(1), "{}", text(&cycle));
@@ -208,12 +216,15 @@ fn a_rate_limit_from_the_real_claude_cli_pauses_the_task_until_the_reset_and_res
         eprintln!("skipped: {}", obra_testkit::claude::install_hint());
         return;
     };
-    let reset = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3;
+    // The CLI (its own retries off) passes the API's message on; the plugin reads the wait from it: 3 s, more
+    // than `engine.retry.max_delay_ms` (1 s), so the task pauses instead of sleeping through it.
     let anthropic = FakeAnthropic::start([
-        AnthropicReply::rate_limited()
-            .retry_after(3)
-            .header("anthropic-ratelimit-unified-status", "rejected")
-            .header("anthropic-ratelimit-unified-reset", &reset.to_string()),
+        AnthropicReply::error(
+            429,
+            "rate_limit_error",
+            "This request would exceed your organization's rate limit; retry after 3 seconds.",
+        )
+        .retry_after(3),
         AnthropicReply::write_file("hello.txt", "hello from claude\n"),
         AnthropicReply::text("Created hello.txt."),
     ]);
@@ -252,9 +263,9 @@ gates:
 engine:
   max_iterations: 2
   retry:
-    max_attempts: 1
+    max_attempts: 3
     base_delay_ms: 50
-    max_delay_ms: 2000
+    max_delay_ms: 1000
     jitter: 0.0
 "#,
         ollama = ollama.base_url(),
@@ -277,6 +288,8 @@ engine:
     let rows: Vec<&Value> = shown["interactions"].as_array().unwrap().iter().map(|i| &i["interaction"]).collect();
     let outcomes: Vec<&str> = rows.iter().map(|i| i["outcome"].as_str().unwrap_or("")).collect();
     assert_eq!(outcomes, vec!["rate-limited", "success"], "{shown}");
+    let reported: Value = serde_json::from_str(rows[0]["result_json"].as_str().unwrap()).unwrap();
+    assert_eq!(reported["retry_after_ms"], 3000, "the wait came from the agent: {reported}");
     let first_session = rows[0]["session_id"].as_str().expect("the rate-limited run named its session");
     assert_eq!(rows[1]["session_id"].as_str(), Some(first_session), "the same agent session resumed: {shown}");
     assert_eq!(std::fs::read_to_string(project.path().join("hello.txt")).unwrap(), "hello from claude\n");

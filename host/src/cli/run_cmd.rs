@@ -27,7 +27,9 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
             if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\nobra: stopped; the next `obra run` resumes the interrupted task in the same agent session");
+                eprintln!(
+                    "\nobra: stopped; the next `obra run` resumes the interrupted task in the same agent session"
+                );
                 std::process::exit(130);
             }
             eprintln!("\nobra: stopping after the current task (Ctrl-C again to stop now)");
@@ -52,7 +54,9 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
         );
         let blocked_tasks = summary.blocked.iter().filter(|b| b.dependency_status != "paused").count();
         if blocked_tasks > 0 {
-            println!("Blocked: {blocked_tasks} task(s) wait behind a failed or cancelled task (obra task list --status blocked)");
+            println!(
+                "Blocked: {blocked_tasks} task(s) wait behind a failed or cancelled task (obra task list --status blocked)"
+            );
         }
         for b in &summary.blocked {
             let via = if b.via == b.waits_for { String::new() } else { format!(" (through task {})", b.via) };

@@ -168,9 +168,7 @@ impl Engine {
             {
                 session = r.session_id.clone();
             }
-            if let Some(paused) =
-                self.pause_if_rate_limited(task_id, iteration, &result, session.as_deref()).await?
-            {
+            if let Some(paused) = self.pause_if_rate_limited(task_id, iteration, &result, session.as_deref()).await? {
                 last = paused;
                 break;
             }

@@ -80,8 +80,7 @@ impl Schedule {
 
     /// [`ready`](Self::ready) at the time `now`.
     pub fn ready_at(&self, now: SystemTime) -> Vec<i64> {
-        let mut ready: Vec<&Node> =
-            self.runnable().filter(|n| n.not_before.is_none_or(|t| t <= now)).collect();
+        let mut ready: Vec<&Node> = self.runnable().filter(|n| n.not_before.is_none_or(|t| t <= now)).collect();
         ready.sort_by_key(|n| (std::cmp::Reverse(n.priority), n.id));
         ready.into_iter().map(|n| n.id).collect()
     }

@@ -762,8 +762,11 @@ async fn a_failure_blocks_dependents_in_its_transaction_and_a_retry_unblocks_the
     assert_eq!(
         c_now.status_reason.as_deref(),
         Some(
-            format!("blocked: depends on task {} (Use parser), blocked by task {} (Add parser) which failed", b.id, a.id)
-                .as_str()
+            format!(
+                "blocked: depends on task {} (Use parser), blocked by task {} (Add parser) which failed",
+                b.id, a.id
+            )
+            .as_str()
         )
     );
     assert_eq!(state.require_task(d.id).await.unwrap().status(), TaskStatus::Pending);
