@@ -18,8 +18,9 @@
 //! How a run is classified ([`StreamParser::finish`]), first match wins:
 //! - with a result event:
 //!   1. `subtype: error_max_turns` -> `max-turns`;
-//!   2. an error with HTTP 429, rate-limit wording, or a preceding `rate_limit` event -> `rate-limited`
-//!      (`retry-after-ms` from the result, its text, or the CLI's last 429 retry delay);
+//!   2. an error with HTTP 429, rate-limit wording, or a preceding `rate_limit` event or rejected
+//!      `rate_limit_event` -> `rate-limited` (`retry-after-ms` from the result, its text, the CLI's last 429
+//!      retry delay, or the time until the reset the CLI reported: `resetsAt`, `usage limit reached|<epoch>`);
 //!   3. an error with `api_error_status` (or `API Error: NNN` in its text) -> `api-error` with `api-status`;
 //!   4. permission denials, and an error or an incomplete result (not `success`, an empty result, a
 //!      `terminal_reason` other than `completed`, or the agent's last tool use was the refused one) ->
@@ -126,7 +127,8 @@ impl StreamParser {
             Some("rate_limit_event") => {
                 let info = event.get("rate_limit_info");
                 if info.and_then(|i| i.get("status")).and_then(Value::as_str) == Some("rejected") {
-                    self.limit_resets_at = info.and_then(|i| i.get("resetsAt")).and_then(Value::as_f64).map(|s| s as u64);
+                    self.limit_resets_at =
+                        info.and_then(|i| i.get("resetsAt")).and_then(Value::as_f64).map(|s| s as u64);
                 }
                 Vec::new()
             }
@@ -288,7 +290,8 @@ impl StreamParser {
             subtype != "success" || text.is_empty() || terminal.is_some_and(|t| t != "completed") || stopped_at_denial;
         let rate_limited = api_status == Some(429)
             || mentions_rate_limit(&detail)
-            || self.last_error_kind.as_deref() == Some("rate_limit");
+            || self.last_error_kind.as_deref() == Some("rate_limit")
+            || self.limit_resets_at.is_some();
 
         let (outcome, summary) = if subtype == "error_max_turns" {
             let turns = res.get("num_turns").and_then(Value::as_u64).unwrap_or(0);
@@ -350,9 +353,8 @@ impl StreamParser {
             // A reset time (the CLI's rate_limit_event, or its "usage limit reached|<epoch>" text) becomes
             // the wait until then.
             let resets_at = reset_epoch_in_text(&detail).or(self.limit_resets_at);
-            let until_reset = resets_at
-                .zip(end.ended_at_ms)
-                .map(|(at, now)| at.saturating_mul(1000).saturating_sub(now));
+            let until_reset =
+                resets_at.zip(end.ended_at_ms).map(|(at, now)| at.saturating_mul(1000).saturating_sub(now));
             r.retry_after_ms = retry_after_ms(res, &detail).or(self.rate_limit_delay_ms).or(until_reset);
         }
         r.permission_denials = denials;
@@ -463,7 +465,7 @@ fn describe_denial(d: &Value, workspace: &str) -> String {
 /// Whether an error text speaks of rate or usage limits.
 fn mentions_rate_limit(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    ["rate limit", "rate_limit", "ratelimit", "too many requests", "usage limit", "api error: 429"]
+    ["rate limit", "rate_limit", "ratelimit", "too many requests", "usage limit", "api error: 429", "you've hit your"]
         .iter()
         .any(|k| t.contains(k))
 }
