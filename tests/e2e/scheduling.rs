@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{Project, text};
-use obra_testkit::{AnthropicReply, FakeAnthropic, FakeOllama, OllamaReply, require_claude};
+use obra_testkit::{AnthropicReply, ClaudeEnv, FakeAnthropic, FakeOllama, OllamaReply, require_claude};
 use serde_json::{Value, json};
 
 fn show(project: &Project, id: i64) -> Value {
@@ -210,26 +210,15 @@ fn a_killed_run_is_resumed_by_the_next_without_losing_or_duplicating_an_interact
     assert_eq!(shown["interactions"][1]["decision"]["action"], "proceed");
 }
 
-#[test]
-fn a_rate_limit_from_the_real_claude_cli_pauses_the_task_until_the_reset_and_resumes_its_session() {
+/// A project wired to the real claude CLI (against `anthropic`; keep the returned environment alive) and the
+/// fake Ollama, with a retry policy
+/// that sleeps through at most 1 s. `None` (with a notice) when the CLI is missing outside CI; in CI a
+/// missing CLI fails the test.
+fn claude_project(anthropic: &FakeAnthropic, ollama: &FakeOllama) -> Option<(Project, ClaudeEnv)> {
     let Some(cli) = require_claude() else {
         eprintln!("skipped: {}", obra_testkit::claude::install_hint());
-        return;
+        return None;
     };
-    // The CLI (its own retries off) passes the API's message on; the plugin reads the wait from it: 3 s, more
-    // than `engine.retry.max_delay_ms` (1 s), so the task pauses instead of sleeping through it.
-    let anthropic = FakeAnthropic::start([
-        AnthropicReply::error(
-            429,
-            "rate_limit_error",
-            "This request would exceed your organization's rate limit; retry after 3 seconds.",
-        )
-        .retry_after(3),
-        AnthropicReply::write_file("hello.txt", "hello from claude\n"),
-        AnthropicReply::text("Created hello.txt."),
-    ]);
-    let ollama =
-        FakeOllama::start([OllamaReply::json(&json!({ "confidence": 0.95, "reasoning": "done", "concerns": [] }))]);
     let claude_env = cli.env(&anthropic.base_url());
     let mut project = Project::new();
     for (k, v) in claude_env.vars() {
@@ -270,6 +259,33 @@ engine:
 "#,
         ollama = ollama.base_url(),
     ));
+    Some((project, claude_env))
+}
+
+/// A 429 whose message asks for a 3 s wait (the CLI, its own retries off, passes the API's message on, and
+/// the plugin reads the wait from it): more than the 1 s the retry policy sleeps through.
+fn rate_limited_for_3_seconds() -> AnthropicReply {
+    AnthropicReply::error(
+        429,
+        "rate_limit_error",
+        "This request would exceed your organization's rate limit; retry after 3 seconds.",
+    )
+    .retry_after(3)
+}
+
+fn opinion() -> OllamaReply {
+    OllamaReply::json(&json!({ "confidence": 0.95, "reasoning": "done", "concerns": [] }))
+}
+
+#[test]
+fn a_rate_limit_from_the_real_claude_cli_pauses_the_task_until_the_reset_and_resumes_its_session() {
+    let anthropic = FakeAnthropic::start([
+        rate_limited_for_3_seconds(),
+        AnthropicReply::write_file("hello.txt", "hello from claude\n"),
+        AnthropicReply::text("Created hello.txt."),
+    ]);
+    let ollama = FakeOllama::start([opinion()]);
+    let Some((project, _env)) = claude_project(&anthropic, &ollama) else { return };
     let id = project.create_task("Create hello.txt", "Write 'hello from claude' to hello.txt");
 
     let out = project.obra(&["run"]);
@@ -293,4 +309,40 @@ engine:
     let first_session = rows[0]["session_id"].as_str().expect("the rate-limited run named its session");
     assert_eq!(rows[1]["session_id"].as_str(), Some(first_session), "the same agent session resumed: {shown}");
     assert_eq!(std::fs::read_to_string(project.path().join("hello.txt")).unwrap(), "hello from claude\n");
+}
+
+#[test]
+fn run_no_wait_stops_at_a_rate_limit_and_an_explicit_execute_resumes_the_session_at_once() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::error(429, "rate_limit_error", "Usage limit reached; retry after 600 seconds.")
+            .retry_after(600),
+        AnthropicReply::write_file("hello.txt", "hello from claude\n"),
+        AnthropicReply::text("Created hello.txt."),
+    ]);
+    let ollama = FakeOllama::start([opinion()]);
+    let Some((project, _env)) = claude_project(&anthropic, &ollama) else { return };
+    let id = project.create_task("Create hello.txt", "Write 'hello from claude' to hello.txt");
+
+    let summary = project.obra_json(&["run", "--no-wait", "--json"], 0);
+    let stopped = summary["stopped_because"].as_str().unwrap();
+    assert!(stopped.contains(&format!("task {id} waits until")) && stopped.contains("--no-wait"), "{summary}");
+    assert_eq!(summary["executions"][0]["status"], "pending", "{summary}");
+    let task = &show(&project, id)["task"];
+    assert_eq!(task["status"], "pending");
+    assert!(task["resume_after"].is_string(), "{task}");
+    assert!(task["status_reason"].as_str().unwrap().starts_with("rate limited until "), "{task}");
+    let session = task["session_id"].as_str().expect("the session is kept").to_string();
+
+    // Ten minutes before the reset, nothing is handed out.
+    let ready = project.obra_json(&["task", "list", "--ready", "--json"], 0);
+    assert!(ready.as_array().unwrap().is_empty(), "not handed out before the reset: {ready}");
+    let again = project.obra_json(&["run", "--no-wait", "--json"], 0);
+    assert!(again["executions"].as_array().unwrap().is_empty(), "{again}");
+
+    // A human may run it at once; it resumes the same session.
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = show(&project, id);
+    assert_eq!(shown["task"]["status"], "completed", "{shown}");
+    assert_eq!(shown["interactions"][1]["interaction"]["session_id"].as_str(), Some(session.as_str()), "{shown}");
 }

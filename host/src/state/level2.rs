@@ -96,12 +96,16 @@ impl StateManager {
         query.fetch_all(&self.pool).await.db(self)
     }
 
-    /// The pending tasks of a project whose dependencies are all completed: what can be executed now,
-    /// highest priority first, then oldest first.
+    /// The pending tasks of a project whose dependencies are all completed and that wait for no rate limit
+    /// to reset: what can be executed now, highest priority first, then oldest first.
     pub async fn ready_tasks(&self, project_id: i64) -> Result<Vec<Task>> {
-        let pending = self
+        let now = std::time::SystemTime::now();
+        let mut pending = self
             .list_tasks(&TaskFilter { project_id, statuses: vec![TaskStatus::Pending], ..TaskFilter::default() })
             .await?;
+        pending.retain(|t| {
+            t.resume_after.as_deref().and_then(|at| humantime::parse_rfc3339_weak(at).ok()).is_none_or(|at| at <= now)
+        });
         if pending.iter().all(|t| t.dependencies().is_empty()) {
             return Ok(pending);
         }
