@@ -172,22 +172,47 @@ fn project_with_a_slow_agent(seconds: u32) -> Project {
     project
 }
 
+/// Wait until task `id` has an interaction under way (its agent is running) in the `obra run` `child`.
+fn wait_for_a_running_interaction(project: &Project, id: i64, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let shown = show(project, id);
+        if shown["interactions"].as_array().unwrap().iter().any(|i| i["interaction"]["status"] == "running") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no interaction started: {shown}");
+        assert!(child.try_wait().unwrap().is_none(), "obra run ended before its agent ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn ctrl_c_stops_the_run_after_the_current_task_and_leaves_the_rest_pending() {
+    let project = project_with_a_slow_agent(3);
+    let first = project.create_task("First", "Takes a while");
+    let second = project.create_task("Second", "Takes a while too");
+    let mut run = project.command(&["run", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for_a_running_interaction(&project, first, &mut run);
+
+    let sent = std::process::Command::new("kill").args(["-INT", &run.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["stopped_because"], "stopped by the user", "{summary}");
+    assert_eq!(summary["executions"].as_array().unwrap().len(), 1, "{summary}");
+    assert_eq!(status_of(&project, first), "completed", "the current task finished");
+    assert_eq!(status_of(&project, second), "pending");
+    assert!(show(&project, second)["interactions"].as_array().unwrap().is_empty());
+}
+
 #[test]
 fn a_killed_run_is_resumed_by_the_next_without_losing_or_duplicating_an_interaction() {
     let project = project_with_a_slow_agent(4);
     let id = project.create_task("Slow work", "Takes a while");
 
     let mut first = project.command(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let shown = show(&project, id);
-        if shown["interactions"].as_array().unwrap().iter().any(|i| i["interaction"]["status"] == "running") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no interaction started: {shown}");
-        assert!(first.try_wait().unwrap().is_none(), "obra run ended before its agent ran");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_a_running_interaction(&project, id, &mut first);
 
     // A second run of the same project is refused while the first holds it, naming the first's pid.
     let second = project.obra(&["run"]);

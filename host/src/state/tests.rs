@@ -884,6 +884,10 @@ async fn a_rate_limited_task_waits_with_its_session_until_its_next_iteration(db:
     assert_eq!(paused.session_id.as_deref(), Some("s-1"));
     let stored = humantime::parse_rfc3339_weak(paused.resume_after.as_deref().unwrap()).unwrap();
     assert!(stored.duration_since(reset).unwrap_or_else(|e| e.duration()) < Duration::from_millis(2));
+    assert!(state.ready_tasks(p.id).await.unwrap().is_empty(), "not ready before the reset");
+    let past = std::time::SystemTime::now() - Duration::from_secs(1);
+    state.pause_for_rate_limit(t.id, past, "rate limited until earlier: 429", None).await.unwrap();
+    assert_eq!(state.ready_tasks(p.id).await.unwrap().len(), 1, "ready once the reset has passed");
     // The next iteration clears the wait.
     state.begin_interaction(t.id, 1, "replay", "p").await.unwrap();
     assert_eq!(state.require_task(t.id).await.unwrap().resume_after, None);
