@@ -221,12 +221,16 @@ pub(super) fn check_depth(graph: &HashMap<i64, Vec<i64>>, task: i64, shown_as_ne
 }
 
 impl StateManager {
-    /// The dependency graph rows of a project, read inside `tx`.
-    pub(super) async fn graph_rows(&self, tx: &mut Tx, project_id: i64) -> Result<HashMap<i64, GraphRow>> {
+    /// The dependency graph rows of a project, read on `conn` (a transaction's, or a pooled one).
+    pub(super) async fn graph_rows(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        project_id: i64,
+    ) -> Result<HashMap<i64, GraphRow>> {
         let rows: Vec<(i64, String, String, Option<String>, String)> =
             sqlx::query_as("SELECT id, title, status, status_reason, depends_on FROM tasks WHERE project_id = $1")
                 .bind(project_id)
-                .fetch_all(&mut **tx)
+                .fetch_all(&mut *conn)
                 .await
                 .db(self)?;
         Ok(rows
@@ -279,9 +283,8 @@ impl StateManager {
     /// The error for retrying a blocked task: it names the task to retry instead.
     pub(super) async fn blocked_retry_error(&self, task: &Task) -> anyhow::Error {
         let root = async {
-            let mut tx = self.begin().await?;
-            let rows = self.graph_rows(&mut tx, task.project_id).await?;
-            tx.rollback().await.db(self)?;
+            let mut conn = self.pool.acquire().await.db(self)?;
+            let rows = self.graph_rows(&mut conn, task.project_id).await?;
             Ok::<_, anyhow::Error>(root_of(&rows, task.id).and_then(|r| rows.get(&r).cloned()))
         }
         .await;
