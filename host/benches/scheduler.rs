@@ -26,7 +26,7 @@ fn backlog() -> Vec<Node> {
             let deps = (0..(next() % 4)).filter(|_| id > 1).map(|_| 1 + (next() % (id as u64 - 1)) as i64).collect();
             let status = if id <= TASKS / 5 { TaskStatus::Completed } else { TaskStatus::Pending };
             let status = if id % 997 == 0 { TaskStatus::Failed } else { status };
-            Node { id, priority: 1 + (next() % 10) as i64, status, depends_on: deps }
+            Node { id, priority: 1 + (next() % 10) as i64, status, depends_on: deps, not_before: None }
         })
         .collect()
 }

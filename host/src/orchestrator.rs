@@ -37,9 +37,10 @@ use crate::config::{self, Config, ConfigReloader, ConfigSources, LoadedConfig, R
 use crate::engine::rules::{LoopRule, NativeRule};
 use crate::engine::{ConfigPoll, ConfigUpdate, ConfigWatch, Engine, LoopObserver, LoopPlugins, TaskOutcome};
 
+pub mod lock;
 pub mod runner;
 use crate::plugins::{LoadReport, PluginHost, PluginHostError};
-use crate::state::{NewProject, NewTask, OpenSettings, Project, StateManager, Task};
+use crate::state::{NewProject, NewTask, OpenSettings, Project, StateManager, Task, TaskStatus};
 pub use runner::{RunOptions, RunSummary};
 
 pub mod store;
@@ -88,6 +89,8 @@ pub struct Orchestrator {
     plugins: tokio::sync::OnceCell<LoadedPlugins>,
     /// Whether the LLM answers, shared by every task this orchestrator executes.
     llm_health: Arc<crate::engine::LlmHealth>,
+    /// The project's run lock file (see [`lock`]).
+    run_lock: PathBuf,
 }
 
 /// The plugin host of a project and what loading the search path reported.
@@ -130,10 +133,14 @@ impl Orchestrator {
         let (sources, config) = load_config(Some(&root), options.profile.clone(), &options.sets)?;
         let database = &config.config.database;
         let settings = OpenSettings { busy_timeout: std::time::Duration::from_millis(database.busy_timeout_ms) };
-        let state = match database.url.trim() {
-            "" => StateManager::open_with(&store::resolve_db_path(&root, &database.path), &settings).await?,
-            url => StateManager::connect_with(url, &settings).await?,
+        let (state, location) = match database.url.trim() {
+            "" => {
+                let path = store::resolve_db_path(&root, &database.path);
+                (StateManager::open_with(&path, &settings).await?, path.display().to_string())
+            }
+            url => (StateManager::connect_with(url, &settings).await?, crate::state::redact_url(url)),
         };
+        let state = state.with_max_dependency_depth(config.config.engine.max_dependency_depth as usize);
         let name = name.unwrap_or_else(|| {
             root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
         });
@@ -145,6 +152,7 @@ impl Orchestrator {
                 profile: options.profile.clone(),
             })
             .await?;
+        let run_lock = store::run_lock_path(&state, &location, project.id)?;
         Ok(Self {
             root,
             sources,
@@ -154,6 +162,7 @@ impl Orchestrator {
             options,
             plugins: tokio::sync::OnceCell::new(),
             llm_health: Default::default(),
+            run_lock,
         })
     }
 
@@ -172,15 +181,18 @@ impl Orchestrator {
         let profile = options.profile.clone().or_else(|| project.profile.clone());
         let (sources, config) = load_config(Some(&root), profile, &options.sets)
             .with_context(|| format!("in the configuration of project \"{}\"", project.name))?;
+        let run_lock = store::run_lock_path(&store.state, &store.location, project.id)?;
+        let state = store.state.with_max_dependency_depth(config.config.engine.max_dependency_depth as usize);
         Ok(Self {
             root,
             sources,
             config,
-            state: store.state,
+            state,
             project,
             options: options.clone(),
             plugins: tokio::sync::OnceCell::new(),
             llm_health: Default::default(),
+            run_lock,
         })
     }
 
@@ -318,10 +330,38 @@ impl Orchestrator {
         }
     }
 
-    /// Execute one task through the loop; `observer` sees each step.
+    /// Take the project's run lock (failing at once, naming the holder's pid, when another process has
+    /// it), then recover the tasks a killed process left `running`: they return to `pending` and resume
+    /// their agent session. Hold the returned lock while executing tasks.
+    pub async fn lock_for_running(&self, observer: &dyn LoopObserver) -> Result<lock::RunLock> {
+        let lock = lock::RunLock::acquire(&self.run_lock, &self.project.name)?;
+        for task in self.state.recover_interrupted(self.project.id).await? {
+            observer.step(&crate::engine::Step::Progress(format!(
+                "task {} was left running by a stopped obra: {}",
+                task.id,
+                task.status_reason.as_deref().unwrap_or("")
+            )));
+        }
+        Ok(lock)
+    }
+
+    /// Execute one task through the loop, holding the project's run lock; `observer` sees each step.
     pub async fn execute_task(&self, task_id: i64, observer: Arc<dyn LoopObserver>) -> Result<TaskOutcome> {
         // Fail on a bad id before loading any plugin.
+        self.task(task_id).await?;
+        let _lock = self.lock_for_running(observer.as_ref()).await?;
+        self.execute_locked(task_id, observer).await
+    }
+
+    /// [`execute_task`](Self::execute_task) for a caller that holds the run lock.
+    async fn execute_locked(&self, task_id: i64, observer: Arc<dyn LoopObserver>) -> Result<TaskOutcome> {
         let task = self.task(task_id).await?;
+        if task.status() == TaskStatus::Blocked {
+            bail!(
+                "task {task_id} is {}; `obra task retry` the task it names, and it runs when that one completes",
+                task.status_reason.as_deref().unwrap_or("blocked")
+            );
+        }
         let (sources, config) = self.config_for_task(&task)?;
         let plugins = self.resolve_loop_plugins(&config.config).await?;
         let engine = Engine::new(config.config.clone(), self.state.clone(), plugins, self.root.clone(), observer)

@@ -162,6 +162,10 @@ pub struct RunArgs {
     /// Seconds between checks for new tasks with --watch.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3600), value_name = "SECS")]
     pub poll: u64,
+    /// When the only tasks left wait for an agent's rate limit to reset, stop instead of waiting for the
+    /// reset (a later `obra run` resumes them).
+    #[arg(long)]
+    pub no_wait: bool,
     /// Print a JSON summary at the end (progress goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -262,7 +266,7 @@ pub enum TaskCommand {
 #[derive(Debug, Args)]
 pub struct TaskListArgs {
     /// Only tasks with these statuses, e.g. --status pending,failed.
-    #[arg(long, value_delimiter = ',', value_parser = ["pending", "running", "completed", "paused", "failed", "cancelled"])]
+    #[arg(long, value_delimiter = ',', value_parser = ["pending", "running", "completed", "paused", "failed", "cancelled", "blocked"])]
     pub status: Vec<String>,
     /// Only tasks ready to run now (pending, with every dependency completed).
     #[arg(long, conflicts_with = "status")]

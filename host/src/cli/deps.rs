@@ -164,6 +164,7 @@ fn dot_style(status: &str) -> &'static str {
         "paused" => ", style=filled, fillcolor=lightyellow",
         "running" => ", style=filled, fillcolor=lightblue",
         "cancelled" => ", style=dashed",
+        "blocked" => ", style=\"filled,dashed\", fillcolor=lightgrey",
         _ => "",
     }
 }

@@ -187,6 +187,11 @@ impl LoopObserver for StepPrinter {
                 self.paint("33", "warning:"),
                 one_line(error, 300)
             )),
+            Step::RateLimited { task_id, reason, .. } => self.line(&format!(
+                "  {} task {task_id} {}; it resumes the same agent session after the reset",
+                self.paint("33", "paused:"),
+                one_line(reason, 300)
+            )),
             Step::TaskFinished { task_id, status } => {
                 self.stop_spinner();
                 self.line(&format!("{} task {task_id} is {}", self.paint("1;36", "==>"), status.as_str()))

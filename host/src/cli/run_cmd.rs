@@ -19,13 +19,17 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
         max_tasks: a.max_tasks,
         watch: a.watch.then(|| Duration::from_secs(a.poll)),
         stop: Default::default(),
+        no_wait: a.no_wait,
     };
-    // The first Ctrl-C stops the run after the current task; the second ends obra at once.
+    // The first Ctrl-C stops the run after the current task (or ends a wait for a rate limit's reset); the
+    // second ends obra at once, and the next run recovers the interrupted task.
     let stop = options.stop.clone();
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
             if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("\nobra: stopped; the interrupted task stays `running` until it is executed again");
+                eprintln!(
+                    "\nobra: stopped; the next `obra run` resumes the interrupted task in the same agent session"
+                );
                 std::process::exit(130);
             }
             eprintln!("\nobra: stopping after the current task (Ctrl-C again to stop now)");
@@ -36,17 +40,32 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
     let summary = obra.run_project(&options, printer).await?;
     let (completed, paused, failed) =
         (summary.count(TaskStatus::Completed), summary.count(TaskStatus::Paused), summary.count(TaskStatus::Failed));
+    // An execution that ends `pending` was paused by a rate limit (the task resumes after the reset).
+    let rate_limited = summary.count(TaskStatus::Pending);
     if a.json {
         print_json(&summary)?;
     } else {
+        let waited = if rate_limited > 0 { format!(", {rate_limited} paused by a rate limit") } else { String::new() };
         println!(
-            "Run finished ({}): {} execution(s): {completed} completed, {paused} paused at a breakpoint, {failed} failed",
+            "Run finished ({}): {} execution(s): {completed} completed, {paused} paused at a breakpoint, {failed} \
+             failed{waited}",
             summary.stopped_because,
             summary.executions.len()
         );
+        let blocked_tasks = summary.blocked.iter().filter(|b| b.dependency_status != "paused").count();
+        if blocked_tasks > 0 {
+            println!(
+                "Blocked: {blocked_tasks} task(s) wait behind a failed or cancelled task (obra task list --status blocked)"
+            );
+        }
         for b in &summary.blocked {
             let via = if b.via == b.waits_for { String::new() } else { format!(" (through task {})", b.via) };
             println!("  task {} waits for task {}{via}, which is {}", b.task_id, b.waits_for, b.dependency_status);
+        }
+        let roots: std::collections::BTreeSet<i64> =
+            summary.blocked.iter().filter(|b| b.dependency_status != "paused").map(|b| b.waits_for).collect();
+        for root in roots {
+            println!("Fix the cause, then `obra task retry {root}`: its blocked dependents become pending with it");
         }
         if paused > 0 {
             println!("Open breakpoints: obra breakpoint list");

@@ -229,8 +229,29 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             let task = obra.state().retry_task(a.id).await?;
             if a.json {
                 print_json(&task)?;
+            } else if task.status() == TaskStatus::Blocked {
+                println!(
+                    "Task {} is {}",
+                    task.id,
+                    task.status_reason.as_deref().unwrap_or("blocked by another failed or cancelled task")
+                );
             } else {
                 println!("Task {} is pending again. Run it with: obra task execute {}", task.id, task.id);
+                let unblocked = obra
+                    .state()
+                    .list_tasks(&TaskFilter {
+                        project_id: obra.project().id,
+                        statuses: vec![TaskStatus::Pending],
+                        ..TaskFilter::default()
+                    })
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.status_reason.as_deref() == Some(&format!("unblocked: task {} was retried", task.id)))
+                    .map(|t| t.id.to_string())
+                    .collect::<Vec<_>>();
+                if !unblocked.is_empty() {
+                    println!("Unblocked: task(s) {} (they run after it completes: obra run)", unblocked.join(", "));
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -111,6 +111,9 @@ pub struct EngineConfig {
     /// Retry policy of agent and LLM calls.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// The longest dependency chain (in tasks) a task may be on; 0 for no limit.
+    #[serde(default)]
+    pub max_dependency_depth: u32,
 }
 
 /// `engine.decision:`

@@ -1,6 +1,6 @@
 //! What the loop reports as it goes, for the CLI's live output (and later the production log).
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::contract::{FileChange, RunResult, Verdict};
 use crate::state::{Action, GateRecord, TaskStatus};
@@ -102,6 +102,16 @@ pub enum Step {
     ConfigRejected {
         /// Why, naming the file, line and key.
         error: String,
+    },
+    /// The agent hit a rate limit or quota that outlasts the retry policy: the task is back to pending until
+    /// `until`, keeping its agent session, and this execution ends.
+    RateLimited {
+        /// Task.
+        task_id: i64,
+        /// When it may run again.
+        until: SystemTime,
+        /// The stored reason ("rate limited until ...: the agent's message").
+        reason: String,
     },
     /// The execution ended.
     TaskFinished {

@@ -10,6 +10,7 @@ pub mod events;
 mod gates;
 pub mod prompt;
 pub mod replay;
+pub mod rate_limit;
 pub mod retry;
 pub mod rules;
 mod run;

@@ -10,6 +10,7 @@ use super::decision::{self, LlmOpinion};
 use super::events::Step;
 use super::prompt::{TaskPromptInput, ValidationPromptInput};
 use super::sessions;
+use super::rate_limit;
 use super::{ConfigPoll, ConfigWatch, Engine};
 use crate::contract::{
     CallContext, CompletionRequest, FileChange, GateInput, LoopEvent, Message, Outcome, PluginError, Role, RunRequest,
@@ -183,6 +184,10 @@ impl Engine {
             {
                 session = r.session_id.clone();
                 carried_summary = None;
+            }
+            if let Some(paused) = self.pause_if_rate_limited(task_id, iteration, &result, session.as_deref()).await? {
+                last = paused;
+                break;
             }
 
             let gates = match &result {
@@ -434,9 +439,14 @@ impl Engine {
             }
             let retry_error = match &result {
                 Ok(r) => retryable_outcome(r),
+                // The agent used its whole wall-clock limit (agent.timeout_secs): running it again would
+                // likely take as long; the decision and its feedback handle it instead.
+                Err(PluginError::Timeout(_)) => None,
                 Err(e) => Some(e.clone()),
             };
+            // A rate limit that outlasts the policy is not slept through here: the task pauses until the reset.
             if let Some(error) = retry_error
+                && !rate_limit::pauses_instead_of_retrying(&error, &current.config.engine.retry)
                 && let Some(delay) = current.retry.delay_after(attempt, &error)
             {
                 self.observer.step(&Step::Retrying { what: "agent", attempt, delay, reason: error.to_string() });

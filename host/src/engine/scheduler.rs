@@ -2,6 +2,7 @@
 //! will not complete by itself. Pure and in memory: the store gives it the tasks, it gives back ids.
 
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::time::SystemTime;
 
 use crate::state::{Task, TaskStatus};
 
@@ -16,16 +17,24 @@ pub struct Node {
     pub status: TaskStatus,
     /// The tasks it depends on.
     pub depends_on: Vec<i64>,
+    /// Not handed out before this time: it waits for an agent's rate limit to reset.
+    pub not_before: Option<SystemTime>,
 }
 
 impl From<&Task> for Node {
     fn from(task: &Task) -> Self {
-        Self { id: task.id, priority: task.priority, status: task.status(), depends_on: task.dependencies() }
+        Self {
+            id: task.id,
+            priority: task.priority,
+            status: task.status(),
+            depends_on: task.dependencies(),
+            not_before: task.resume_after.as_deref().and_then(|t| humantime::parse_rfc3339_weak(t).ok()),
+        }
     }
 }
 
-/// A pending task that cannot run until a human acts: a task it depends on (directly or not) failed, was
-/// cancelled, or waits at a breakpoint.
+/// A task that cannot run until a human acts: a task it depends on (directly or not) failed or was
+/// cancelled (the task is stored `blocked`), or waits at a breakpoint (it stays `pending`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Blocked {
     /// The waiting task.
@@ -63,15 +72,32 @@ impl Schedule {
         self.nodes.get(&id).is_some_and(|n| n.status == TaskStatus::Completed)
     }
 
-    /// Pending tasks whose dependencies are all completed: highest priority first, then oldest.
+    /// Pending tasks whose dependencies are all completed and that wait for no rate limit to reset:
+    /// highest priority first, then oldest.
     pub fn ready(&self) -> Vec<i64> {
-        let mut ready: Vec<&Node> = self
-            .nodes
-            .values()
-            .filter(|n| n.status == TaskStatus::Pending && n.depends_on.iter().all(|d| self.completed(*d)))
-            .collect();
+        self.ready_at(SystemTime::now())
+    }
+
+    /// [`ready`](Self::ready) at the time `now`.
+    pub fn ready_at(&self, now: SystemTime) -> Vec<i64> {
+        let mut ready: Vec<&Node> = self.runnable().filter(|n| n.not_before.is_none_or(|t| t <= now)).collect();
         ready.sort_by_key(|n| (std::cmp::Reverse(n.priority), n.id));
         ready.into_iter().map(|n| n.id).collect()
+    }
+
+    /// Pending tasks whose dependencies are all completed, whatever their `not_before`.
+    fn runnable(&self) -> impl Iterator<Item = &Node> {
+        self.nodes
+            .values()
+            .filter(|n| n.status == TaskStatus::Pending && n.depends_on.iter().all(|d| self.completed(*d)))
+    }
+
+    /// The task that will be ready first among those waiting for a rate limit to reset after `now`, and
+    /// when (the earliest reset; the lowest id on a tie).
+    pub fn next_reset(&self, now: SystemTime) -> Option<(i64, SystemTime)> {
+        self.runnable()
+            .filter_map(|n| n.not_before.filter(|t| *t > now).map(|t| (n.id, t)))
+            .min_by_key(|(id, t)| (*t, *id))
     }
 
     /// Every task in an order that puts each after the tasks it depends on; among tasks free to go, highest
@@ -145,16 +171,16 @@ impl Schedule {
         Ok(depth)
     }
 
-    /// Pending tasks that wait, directly or through other pending tasks, on a task that failed, was
-    /// cancelled, or is paused at a breakpoint (in dependency order; none when the graph has a cycle, which
-    /// the store refuses to create).
+    /// Blocked tasks, and pending tasks that wait, directly or through other pending or blocked tasks, on a
+    /// task that failed, was cancelled, or is paused at a breakpoint (in dependency order; none when the
+    /// graph has a cycle, which the store refuses to create).
     pub fn blocked(&self) -> Vec<Blocked> {
         let Ok(order) = self.topological_order() else { return Vec::new() };
         let mut found: HashMap<i64, Blocked> = HashMap::new();
         let mut out = Vec::new();
         for id in order {
             let node = &self.nodes[&id];
-            if node.status != TaskStatus::Pending {
+            if !matches!(node.status, TaskStatus::Pending | TaskStatus::Blocked) {
                 continue;
             }
             let hit = node.depends_on.iter().find_map(|dep| match self.nodes.get(dep).map(|d| d.status) {
@@ -164,7 +190,9 @@ impl Schedule {
                     dependency_status: status.as_str().to_string(),
                     via: *dep,
                 }),
-                Some(TaskStatus::Pending) => found.get(dep).map(|b| Blocked { task_id: id, via: *dep, ..b.clone() }),
+                Some(TaskStatus::Pending | TaskStatus::Blocked) => {
+                    found.get(dep).map(|b| Blocked { task_id: id, via: *dep, ..b.clone() })
+                }
                 _ => None,
             });
             if let Some(b) = hit {
@@ -181,10 +209,38 @@ mod tests {
     use super::*;
 
     fn node(id: i64, priority: i64, status: TaskStatus, deps: &[i64]) -> Node {
-        Node { id, priority, status, depends_on: deps.to_vec() }
+        Node { id, priority, status, depends_on: deps.to_vec(), not_before: None }
     }
 
-    use TaskStatus::{Cancelled, Completed, Failed, Paused, Pending};
+    use TaskStatus::{Blocked as StoredBlocked, Cancelled, Completed, Failed, Paused, Pending};
+
+    #[test]
+    fn a_task_waiting_for_a_rate_limit_is_not_ready_before_its_reset() {
+        let now = SystemTime::now();
+        let later = now + std::time::Duration::from_secs(60);
+        let mut waiting = node(1, 9, Pending, &[]);
+        waiting.not_before = Some(later);
+        let mut past = node(3, 1, Pending, &[]);
+        past.not_before = Some(now - std::time::Duration::from_secs(1));
+        let s = Schedule::new([waiting, node(2, 5, Pending, &[]), past]);
+        assert_eq!(s.ready_at(now), vec![2, 3]);
+        assert_eq!(s.next_reset(now), Some((1, later)));
+        assert_eq!(s.ready_at(later), vec![1, 2, 3]);
+        assert_eq!(s.next_reset(later), None);
+    }
+
+    #[test]
+    fn stored_blocked_tasks_are_reported_with_the_task_in_the_way() {
+        let s = Schedule::new([
+            node(1, 5, Failed, &[]),
+            node(2, 5, StoredBlocked, &[1]),
+            node(3, 5, StoredBlocked, &[2]),
+            node(4, 5, Pending, &[3]),
+        ]);
+        assert!(s.ready().is_empty());
+        let summary: Vec<(i64, i64, i64)> = s.blocked().iter().map(|b| (b.task_id, b.waits_for, b.via)).collect();
+        assert_eq!(summary, vec![(2, 1, 1), (3, 1, 2), (4, 1, 3)]);
+    }
 
     #[test]
     fn ready_tasks_have_every_dependency_completed_and_come_by_priority_then_age() {

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::Orchestrator;
+use crate::engine::rate_limit::clock_utc;
 use crate::engine::scheduler::{Blocked, Schedule};
 use crate::engine::{LoopObserver, Step, TaskOutcome};
 use crate::state::TaskStatus;
@@ -21,6 +22,8 @@ pub struct RunOptions {
     pub watch: Option<Duration>,
     /// Set (e.g. by Ctrl-C) to stop before the next task.
     pub stop: Arc<AtomicBool>,
+    /// When the only tasks left wait for a rate limit to reset, stop instead of waiting for the reset.
+    pub no_wait: bool,
 }
 
 /// What a run did.
@@ -45,11 +48,18 @@ impl RunSummary {
 impl Orchestrator {
     /// Execute the project's ready tasks (pending, every dependency completed; highest priority first, then
     /// oldest) until none is ready, `options.max_tasks` is reached, or `options.stop` is set. A task that
-    /// pauses at a breakpoint or fails does not stop the run: tasks that do not depend on it go on. With
-    /// `options.watch`, the run waits for new ready tasks (added or unblocked by a resolved breakpoint from
-    /// another process) instead of stopping.
+    /// pauses at a breakpoint or fails does not stop the run: tasks that do not depend on it go on (those
+    /// that do are blocked). When the only tasks left wait for an agent's rate limit to reset, the run waits
+    /// for the earliest reset and resumes that task (unless `options.no_wait`). With `options.watch`, the
+    /// run waits for new ready tasks (added or unblocked by a resolved breakpoint from another process)
+    /// instead of stopping.
+    ///
+    /// The run holds the project's run lock (a second run of the project fails at once, naming this one's
+    /// pid) and first recovers tasks a killed run left `running`.
     pub async fn run_project(&self, options: &RunOptions, observer: Arc<dyn LoopObserver>) -> Result<RunSummary> {
+        let _lock = self.lock_for_running(observer.as_ref()).await?;
         let mut summary = RunSummary::default();
+        let mut announced_reset = None;
         loop {
             if options.stop.load(Ordering::SeqCst) {
                 summary.stopped_because = "stopped by the user".into();
@@ -63,14 +73,36 @@ impl Orchestrator {
             }
             // One read of the backlog per pick: the ready set and the counts both come from it.
             let tasks = self.state().tasks(self.project().id).await?;
-            let ready = Schedule::of_tasks(&tasks).ready();
+            let schedule = Schedule::of_tasks(&tasks);
+            let now = SystemTime::now();
+            let ready = schedule.ready_at(now);
             let Some(next) = ready.first().and_then(|id| tasks.iter().find(|t| t.id == *id)) else {
-                match options.watch {
-                    Some(poll) => {
+                let reset = schedule.next_reset(now);
+                match (reset, options.watch) {
+                    (Some((task_id, at)), _) if !options.no_wait => {
+                        if announced_reset != Some((task_id, at)) {
+                            announced_reset = Some((task_id, at));
+                            observer.step(&Step::Progress(format!(
+                                "waiting until {} for the rate limit of task {task_id} to reset; Ctrl-C stops",
+                                clock_utc(at)
+                            )));
+                        }
+                        let wait = at.duration_since(now).unwrap_or_default() + Duration::from_millis(50);
+                        wait_or_stop(options.watch.map_or(wait, |poll| poll.min(wait)), &options.stop).await;
+                        continue;
+                    }
+                    (_, Some(poll)) => {
                         wait_or_stop(poll, &options.stop).await;
                         continue;
                     }
-                    None => {
+                    (Some((task_id, at)), None) => {
+                        summary.stopped_because = format!(
+                            "no task is ready; task {task_id} waits until {} for a rate limit to reset (--no-wait)",
+                            clock_utc(at)
+                        );
+                        break;
+                    }
+                    (None, None) => {
                         summary.stopped_because = "no task is ready".into();
                         break;
                     }
@@ -83,7 +115,7 @@ impl Orchestrator {
                 ready: ready.len(),
                 pending,
             });
-            let outcome = self.execute_task(next.id, observer.clone()).await?;
+            let outcome = self.execute_locked(next.id, observer.clone()).await?;
             summary.executions.push(outcome);
         }
         summary.blocked = Schedule::of_tasks(&self.state().tasks(self.project().id).await?).blocked();
@@ -96,7 +128,8 @@ async fn wait_or_stop(total: Duration, stop: &AtomicBool) {
     let step = Duration::from_millis(200);
     let mut waited = Duration::ZERO;
     while waited < total && !stop.load(Ordering::SeqCst) {
-        tokio::time::sleep(step).await;
-        waited += step;
+        let nap = step.min(total - waited);
+        tokio::time::sleep(nap).await;
+        waited += nap;
     }
 }

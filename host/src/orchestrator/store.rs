@@ -166,6 +166,16 @@ pub fn resolve_db_path(root: &Path, configured: &str) -> PathBuf {
     if path.is_absolute() { path.to_path_buf() } else { root.join(path) }
 }
 
+/// The run lock file of project `project_id` in the store at `location` (see [`super::lock`]): next to a
+/// SQLite file, else in the user's state directory, keyed by the store's location.
+pub fn run_lock_path(state: &StateManager, location: &str, project_id: i64) -> Result<PathBuf> {
+    if state.backend() == crate::state::Backend::Sqlite && location != ":memory:" {
+        let dir = Path::new(location).parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        return Ok(dir.join(format!("run-{project_id}.lock")));
+    }
+    Ok(selection_dir()?.join("locks").join(format!("{}-project-{project_id}.lock", short_hash(location))))
+}
+
 fn selection_dir() -> Result<PathBuf> {
     let base = dirs::state_dir()
         .or_else(dirs::data_local_dir)

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use sqlx::AssertSqlSafe;
 
 use super::models::*;
+use super::scheduling::check_depth;
 use super::{DbResult, StateManager, now};
 
 /// Numbered placeholders (`$1`, `$2`, ...) for SQL assembled at run time.
@@ -95,12 +96,16 @@ impl StateManager {
         query.fetch_all(&self.pool).await.db(self)
     }
 
-    /// The pending tasks of a project whose dependencies are all completed: what can be executed now,
-    /// highest priority first, then oldest first.
+    /// The pending tasks of a project whose dependencies are all completed and that wait for no rate limit
+    /// to reset: what can be executed now, highest priority first, then oldest first.
     pub async fn ready_tasks(&self, project_id: i64) -> Result<Vec<Task>> {
-        let pending = self
+        let now = std::time::SystemTime::now();
+        let mut pending = self
             .list_tasks(&TaskFilter { project_id, statuses: vec![TaskStatus::Pending], ..TaskFilter::default() })
             .await?;
+        pending.retain(|t| {
+            t.resume_after.as_deref().and_then(|at| humantime::parse_rfc3339_weak(at).ok()).is_none_or(|at| at <= now)
+        });
         if pending.iter().all(|t| t.dependencies().is_empty()) {
             return Ok(pending);
         }
@@ -118,8 +123,10 @@ impl StateManager {
 
     /// Change a task's title, description, priority or dependencies, in one transaction.
     ///
-    /// New dependencies must be existing tasks of the same project, not the task itself, and must not close
-    /// a cycle; the error names the cycle. Nothing is changed when it fails.
+    /// New dependencies must be existing tasks of the same project, not the task itself, must not close
+    /// a cycle (the error names the cycle) and must not make a chain longer than the dependency-depth limit
+    /// (the error names the chain). Nothing is changed when it fails. With new dependencies, the task is
+    /// blocked or unblocked to match them, in the same transaction.
     pub async fn update_task(&self, id: i64, update: &TaskUpdate) -> Result<Task> {
         if update.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
             bail!("a task needs a non-empty title");
@@ -165,6 +172,7 @@ impl StateManager {
                     bail!("task {id} cannot depend on {dep}: {dep} already depends on {id} ({})", shown.join(" → "));
                 }
             }
+            check_depth(&graph, id, false, self.max_dependency_depth)?;
             depends_on = Some(serde_json::to_string(&deps)?);
         }
         let updated = sqlx::query_as::<_, Task>(
@@ -175,18 +183,30 @@ impl StateManager {
         .bind(update.title.as_deref().map(str::trim))
         .bind(&update.description)
         .bind(update.priority)
-        .bind(depends_on)
+        .bind(&depends_on)
         .bind(now())
         .bind(id)
         .fetch_one(&mut *tx)
         .await
         .db(self)?;
+        if depends_on.is_some()
+            && !self.cascade(&mut tx, task.project_id, "unblocked: its dependencies changed").await?.is_empty()
+        {
+            let updated = sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .db(self)?;
+            tx.commit().await.db(self)?;
+            return Ok(updated);
+        }
         tx.commit().await.db(self)?;
         Ok(updated)
     }
 
-    /// Cancel a task, in one transaction: its status becomes `cancelled` with `reason`, and its open
-    /// breakpoints are resolved as `cancelled`. Completed and already cancelled tasks are refused.
+    /// Cancel a task, in one transaction: its status becomes `cancelled` with `reason`, its open
+    /// breakpoints are resolved as `cancelled`, and its pending dependents (directly or not) become
+    /// `blocked`. Completed and already cancelled tasks are refused.
     pub async fn cancel_task(&self, id: i64, reason: &str) -> Result<Task> {
         let mut tx = self.begin().await?;
         let task: Option<Task> =
@@ -222,25 +242,42 @@ impl StateManager {
         .fetch_one(&mut *tx)
         .await
         .db(self)?;
+        self.cascade(&mut tx, task.project_id, "unblocked").await?;
         tx.commit().await.db(self)?;
         Ok(cancelled)
     }
 
-    /// Make a failed or cancelled task pending again (reason "retry requested"); other tasks are refused.
+    /// Make a failed or cancelled task pending again (reason "retry requested"), and in the same transaction
+    /// return the tasks blocked behind it to `pending` ("unblocked: task N was retried"); they wait for it
+    /// and run when it completes. A blocked task is refused with an error naming the task to retry; other
+    /// tasks are refused too. The result is the task as it is now (`blocked` again when another dependency
+    /// of it still failed).
     pub async fn retry_task(&self, id: i64) -> Result<Task> {
+        let mut tx = self.begin().await?;
         let retried: Option<Task> = sqlx::query_as(
             "UPDATE tasks SET status = 'pending', status_reason = 'retry requested', updated_at = $1
              WHERE id = $2 AND status IN ('failed', 'cancelled') RETURNING *",
         )
         .bind(now())
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .db(self)?;
         if let Some(task) = retried {
+            self.cascade(&mut tx, task.project_id, &format!("unblocked: task {id} was retried")).await?;
+            let task = sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .db(self)?;
+            tx.commit().await.db(self)?;
             return Ok(task);
         }
+        tx.rollback().await.db(self)?;
         let task = self.require_task(id).await?;
+        if task.status() == TaskStatus::Blocked {
+            return Err(self.blocked_retry_error(&task).await);
+        }
         bail!("task {id} is {}; only failed or cancelled tasks can be retried", task.status)
     }
 
@@ -354,6 +391,7 @@ impl StateManager {
                 bail!("task {task_id} does not exist; nothing was rolled back in the store");
             }
             self.unsettle_accepted_decision(&mut tx, task_id, &ts).await?;
+            self.cascade_from(&mut tx, task_id, &format!("unblocked: task {task_id} was rolled back")).await?;
         }
         tx.commit().await.db(self)?;
         Ok(checkpoint)

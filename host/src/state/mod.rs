@@ -15,6 +15,7 @@ mod sessions;
 
 mod models;
 mod usage;
+mod scheduling;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use outcomes::DecisionOutcome;
 pub use report::{Calibration, CalibrationBucket, Report};
 pub use sessions::SessionUsage;
 pub use usage::{ConcludedIteration, UsageTotals};
+pub use scheduling::DEFAULT_MAX_DEPENDENCY_DEPTH;
 
 use crate::contract::{FileChange, KvStore, RunResult};
 
@@ -74,6 +76,8 @@ pub struct StateManager {
     /// What error messages call the database: the SQLite path, or the PostgreSQL URL without its password.
     name: Arc<str>,
     busy_timeout: Duration,
+    /// The longest dependency chain a task may be on (`engine.max_dependency_depth`; 0: no limit).
+    max_dependency_depth: usize,
 }
 
 /// A transaction on either backend.
@@ -241,7 +245,13 @@ impl StateManager {
             .connect_with(options)
             .await
             .map_err(open_error)?;
-        let state = Self { pool, backend: Backend::Sqlite, name, busy_timeout: settings.busy_timeout };
+        let state = Self {
+            pool,
+            backend: Backend::Sqlite,
+            name,
+            busy_timeout: settings.busy_timeout,
+            max_dependency_depth: DEFAULT_MAX_DEPENDENCY_DEPTH,
+        };
         // Make sure this process can write: a lock held by another process shows here, not half-way
         // through the first iteration.
         let probe = state.begin().await?;
@@ -268,7 +278,13 @@ impl StateManager {
         let mut conn = pool.acquire().await?;
         migrate(&mut conn, Backend::Sqlite, ":memory:", Duration::ZERO).await?;
         drop(conn);
-        Ok(Self { pool, backend: Backend::Sqlite, name: ":memory:".into(), busy_timeout: Duration::ZERO })
+        Ok(Self {
+            pool,
+            backend: Backend::Sqlite,
+            name: ":memory:".into(),
+            busy_timeout: Duration::ZERO,
+            max_dependency_depth: DEFAULT_MAX_DEPENDENCY_DEPTH,
+        })
     }
 
     /// Open the database at `url`: `sqlite://PATH` (or `sqlite::memory:`), or
@@ -340,7 +356,20 @@ impl StateManager {
             .connect_with(options)
             .await
             .map_err(|e| anyhow!(scrub(format!("cannot connect to PostgreSQL at {at}: {e}; check database.url"))))?;
-        Ok(Self { pool, backend: Backend::Postgres, name: shown.into(), busy_timeout: Duration::ZERO })
+        Ok(Self {
+            pool,
+            backend: Backend::Postgres,
+            name: shown.into(),
+            busy_timeout: Duration::ZERO,
+            max_dependency_depth: DEFAULT_MAX_DEPENDENCY_DEPTH,
+        })
+    }
+
+    /// This store with another limit on dependency chains (`engine.max_dependency_depth`; 0: no limit),
+    /// checked when a task is created with dependencies or its dependencies change.
+    pub fn with_max_dependency_depth(mut self, limit: usize) -> Self {
+        self.max_dependency_depth = limit;
+        self
     }
 
     /// The database engine behind this store.
@@ -443,7 +472,9 @@ impl StateManager {
 
     // ----- tasks -----
 
-    /// Create a task. Every dependency must be an existing task of the same project.
+    /// Create a task. Every dependency must be an existing task of the same project, and the new task may not
+    /// end a chain longer than the dependency-depth limit. A task that depends on a failed, cancelled or
+    /// blocked one is created `blocked`.
     pub async fn create_task(&self, new: &NewTask) -> Result<Task> {
         if new.title.trim().is_empty() {
             bail!("a task needs a non-empty title");
@@ -477,6 +508,20 @@ impl StateManager {
         .fetch_one(&mut *tx)
         .await
         .db(self)?;
+        if !new.depends_on.is_empty() {
+            let rows = self.graph_rows(&mut tx, new.project_id).await?;
+            let graph = rows.into_iter().map(|(id, r)| (id, r.depends_on)).collect();
+            scheduling::check_depth(&graph, task.id, true, self.max_dependency_depth)?;
+            if !self.cascade(&mut tx, new.project_id, "unblocked").await?.is_empty() {
+                let task = sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1")
+                    .bind(task.id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .db(self)?;
+                tx.commit().await.db(self)?;
+                return Ok(task);
+            }
+        }
         tx.commit().await.db(self)?;
         Ok(task)
     }
@@ -507,19 +552,23 @@ impl StateManager {
             .db(self)
     }
 
-    /// Set a task's status and the reason for it.
+    /// Set a task's status and the reason for it; its dependents are blocked or unblocked to match, in the
+    /// same transaction.
     pub async fn set_task_status(&self, id: i64, status: TaskStatus, reason: Option<&str>) -> Result<()> {
+        let mut tx = self.begin().await?;
         let done = sqlx::query("UPDATE tasks SET status = $1, status_reason = $2, updated_at = $3 WHERE id = $4")
             .bind(status.as_str())
             .bind(reason)
             .bind(now())
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .db(self)?;
         if done.rows_affected() == 0 {
             bail!("task {id} does not exist");
         }
+        self.cascade_from(&mut tx, id, &format!("unblocked: task {id} is {}", status.as_str())).await?;
+        tx.commit().await.db(self)?;
         Ok(())
     }
 
@@ -543,8 +592,8 @@ impl StateManager {
         .await
         .db(self)?;
         sqlx::query(
-            "UPDATE tasks SET attempts = attempts + 1, status = 'running', status_reason = NULL, updated_at = $1
-             WHERE id = $2",
+            "UPDATE tasks SET attempts = attempts + 1, status = 'running', status_reason = NULL, resume_after = NULL,
+             updated_at = $1 WHERE id = $2",
         )
         .bind(&ts)
         .bind(task_id)
@@ -757,6 +806,9 @@ impl StateManager {
             .db(self)?;
             breakpoint_id = Some(id);
         }
+        if matches!(record.task_status, TaskStatus::Failed | TaskStatus::Cancelled) {
+            self.cascade_from(&mut tx, record.task_id, "unblocked").await?;
+        }
         tx.commit().await.db(self)?;
         Ok(breakpoint_id)
     }
@@ -865,6 +917,9 @@ impl StateManager {
             Resolution::Reject | Resolution::Feedback(_) => DecisionOutcome::Rejected,
         };
         self.settle_open_decisions(&mut tx, bp.task_id, outcome, &ts).await?;
+        if status == TaskStatus::Failed {
+            self.cascade_from(&mut tx, bp.task_id, "unblocked").await?;
+        }
         tx.commit().await.db(self)?;
         Ok(resolved)
     }

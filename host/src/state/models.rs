@@ -54,6 +54,9 @@ pub enum TaskStatus {
     Failed,
     /// Cancelled by a human; `retry_task` makes it pending again.
     Cancelled,
+    /// Cannot run: a task it depends on, directly or through other blocked tasks, failed or was cancelled
+    /// (`status_reason` names the chain). Retrying that task makes it pending again.
+    Blocked,
 }
 
 impl TaskStatus {
@@ -66,6 +69,7 @@ impl TaskStatus {
             Self::Paused => "paused",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Blocked => "blocked",
         }
     }
 
@@ -78,6 +82,7 @@ impl TaskStatus {
             "paused" => Self::Paused,
             "failed" => Self::Failed,
             "cancelled" => Self::Cancelled,
+            "blocked" => Self::Blocked,
             _ => return None,
         })
     }
@@ -96,7 +101,7 @@ pub struct Task {
     pub description: String,
     /// 1 (low) to 10 (high).
     pub priority: i64,
-    /// `pending`, `running`, `completed`, `paused`, `failed` or `cancelled`.
+    /// `pending`, `running`, `completed`, `paused`, `failed`, `cancelled` or `blocked`.
     pub status: String,
     /// Why the task has its status (the decision's explanation, the breakpoint's reason, the error).
     pub status_reason: Option<String>,

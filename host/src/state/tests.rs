@@ -80,6 +80,10 @@ on_both!(
     checkpoints_are_recorded_and_rolled_back,
     activity_is_a_timeline,
     decision_outcomes_feed_calibration_and_the_report,
+    a_failure_blocks_dependents_in_its_transaction_and_a_retry_unblocks_them,
+    dependency_depth_is_limited_and_a_refused_change_changes_nothing,
+    a_killed_iteration_is_recovered_as_interrupted_with_its_session_kept,
+    a_rate_limited_task_waits_with_its_session_until_its_next_iteration,
 );
 
 fn new_project(name: &str) -> NewProject {
@@ -817,4 +821,170 @@ async fn decision_outcomes_feed_calibration_and_the_report(db: Db) {
     assert_eq!(report.usage_by_task.len(), 4);
     let agent = report.durations.iter().find(|s| s.step == "agent").unwrap();
     assert_eq!((agent.count, agent.p50_ms, agent.p95_ms), (5, 40, 40));
+}
+
+async fn a_failure_blocks_dependents_in_its_transaction_and_a_retry_unblocks_them(db: Db) {
+    let state = &db.state;
+    let p = state.create_project(&new_project("demo")).await.unwrap();
+    let a = state.create_task(&new_task(p.id, "Add parser")).await.unwrap();
+    let b = state.create_task(&NewTask { depends_on: vec![a.id], ..new_task(p.id, "Use parser") }).await.unwrap();
+    let c = state.create_task(&NewTask { depends_on: vec![b.id], ..new_task(p.id, "Document it") }).await.unwrap();
+    let d = state.create_task(&new_task(p.id, "Independent")).await.unwrap();
+
+    // The iteration that fails A blocks B and C in the same transaction.
+    let i = state.begin_interaction(a.id, 1, "replay", "p").await.unwrap();
+    state.finish_interaction(i, Ok(&result(Outcome::Crashed)), &[], Duration::from_millis(1)).await.unwrap();
+    state
+        .conclude_iteration(&IterationRecord {
+            task_id: a.id,
+            interaction_id: i,
+            gates: &[],
+            decision: &decision(Action::Escalate, "rule aborted"),
+            task_status: TaskStatus::Failed,
+            status_reason: Some("the tests do not pass"),
+            session_id: None,
+            breakpoint: None,
+        })
+        .await
+        .unwrap();
+    let b_now = state.require_task(b.id).await.unwrap();
+    let c_now = state.require_task(c.id).await.unwrap();
+    assert_eq!((b_now.status(), c_now.status()), (TaskStatus::Blocked, TaskStatus::Blocked));
+    assert_eq!(
+        b_now.status_reason.as_deref(),
+        Some(format!("blocked: depends on task {} (Add parser), which failed: the tests do not pass", a.id).as_str())
+    );
+    assert_eq!(
+        c_now.status_reason.as_deref(),
+        Some(
+            format!(
+                "blocked: depends on task {} (Use parser), blocked by task {} (Add parser) which failed",
+                b.id, a.id
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(state.require_task(d.id).await.unwrap().status(), TaskStatus::Pending);
+    let listed = state
+        .list_tasks(&TaskFilter { project_id: p.id, statuses: vec![TaskStatus::Blocked], ..TaskFilter::default() })
+        .await
+        .unwrap();
+    assert_eq!(listed.iter().map(|t| t.id).collect::<Vec<_>>(), vec![b.id, c.id]);
+
+    // A new task behind a blocked one is blocked from the start.
+    let e = state.create_task(&NewTask { depends_on: vec![c.id], ..new_task(p.id, "Late") }).await.unwrap();
+    assert_eq!(e.status(), TaskStatus::Blocked);
+
+    // Retrying a blocked task names the task to retry and changes nothing.
+    let err = state.retry_task(c.id).await.unwrap_err().to_string();
+    assert!(err.contains(&format!("obra task retry {}", a.id)) && err.contains("Add parser"), "{err}");
+    assert_eq!(state.require_task(c.id).await.unwrap().status(), TaskStatus::Blocked);
+
+    // Retrying the root returns the chain to pending; they wait for it.
+    let retried = state.retry_task(a.id).await.unwrap();
+    assert_eq!(retried.status(), TaskStatus::Pending);
+    for id in [b.id, c.id, e.id] {
+        let t = state.require_task(id).await.unwrap();
+        let expected = format!("unblocked: task {} was retried", a.id);
+        assert_eq!((t.status(), t.status_reason.as_deref()), (TaskStatus::Pending, Some(expected.as_str())));
+    }
+    let ready: Vec<i64> = state.ready_tasks(p.id).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(ready, vec![a.id, d.id]);
+
+    // Cancelling blocks too; a paused dependency blocks nothing.
+    state.cancel_task(a.id, "not now").await.unwrap();
+    let b_now = state.require_task(b.id).await.unwrap();
+    assert_eq!(b_now.status(), TaskStatus::Blocked);
+    assert!(b_now.status_reason.unwrap().contains("which was cancelled: not now"));
+    state.retry_task(a.id).await.unwrap();
+    pause(state, a.id).await;
+    assert_eq!(state.require_task(b.id).await.unwrap().status(), TaskStatus::Pending);
+
+    // Rejecting at the breakpoint fails the task: its dependents are blocked again.
+    let bp = state.open_breakpoint_of_task(a.id).await.unwrap().unwrap();
+    state.resolve_breakpoint(bp.id, Resolution::Reject, "alice").await.unwrap();
+    assert_eq!(state.require_task(c.id).await.unwrap().status(), TaskStatus::Blocked);
+}
+
+async fn dependency_depth_is_limited_and_a_refused_change_changes_nothing(db: Db) {
+    let state = db.state.clone().with_max_dependency_depth(3);
+    let p = state.create_project(&new_project("demo")).await.unwrap();
+    let one = state.create_task(&new_task(p.id, "one")).await.unwrap();
+    let two = state.create_task(&NewTask { depends_on: vec![one.id], ..new_task(p.id, "two") }).await.unwrap();
+    let three = state.create_task(&NewTask { depends_on: vec![two.id], ..new_task(p.id, "three") }).await.unwrap();
+    let err = state
+        .create_task(&NewTask { depends_on: vec![three.id], ..new_task(p.id, "four") })
+        .await
+        .unwrap_err()
+        .to_string();
+    let chain = format!("{} → {} → {} → new", one.id, two.id, three.id);
+    assert!(err.contains(&chain) && err.contains("engine.max_dependency_depth (3)"), "{err}");
+    assert_eq!(state.tasks(p.id).await.unwrap().len(), 3, "nothing was created");
+
+    // Putting a task in front of the chain makes it too long through every task on it.
+    let zero = state.create_task(&new_task(p.id, "zero")).await.unwrap();
+    let update = TaskUpdate { depends_on: Some(vec![zero.id]), ..TaskUpdate::default() };
+    let err = state.update_task(one.id, &update).await.unwrap_err().to_string();
+    assert!(err.contains(&format!("{} → {} → {} → {}", zero.id, one.id, two.id, three.id)), "{err}");
+    assert!(state.require_task(one.id).await.unwrap().dependencies().is_empty(), "nothing was changed");
+    // Within the limit is fine.
+    state.update_task(two.id, &TaskUpdate { depends_on: Some(vec![zero.id]), ..TaskUpdate::default() }).await.unwrap();
+}
+
+async fn a_killed_iteration_is_recovered_as_interrupted_with_its_session_kept(db: Db) {
+    let state = &db.state;
+    let p = state.create_project(&new_project("demo")).await.unwrap();
+    let t = state.create_task(&new_task(p.id, "a")).await.unwrap();
+    // Iteration 1 finished and named a session; iteration 2 was under way when the process died.
+    let first = state.begin_interaction(t.id, 1, "replay", "p").await.unwrap();
+    state.finish_interaction(first, Ok(&result(Outcome::Success)), &[], Duration::from_millis(1)).await.unwrap();
+    state
+        .conclude_iteration(&IterationRecord {
+            task_id: t.id,
+            interaction_id: first,
+            gates: &[],
+            decision: &decision(Action::Retry, "again"),
+            task_status: TaskStatus::Running,
+            status_reason: None,
+            session_id: Some("s-1"),
+            breakpoint: None,
+        })
+        .await
+        .unwrap();
+    let killed = state.begin_interaction(t.id, 2, "replay", "p").await.unwrap();
+
+    let recovered = state.recover_interrupted(p.id).await.unwrap();
+    assert_eq!(recovered.len(), 1);
+    let task = state.require_task(t.id).await.unwrap();
+    assert_eq!(task.status(), TaskStatus::Pending);
+    assert_eq!(task.status_reason.as_deref(), Some("interrupted during iteration 2; resumes the same agent session"));
+    assert_eq!(task.session_id.as_deref(), Some("s-1"));
+    let rows = state.interactions(t.id).await.unwrap();
+    assert_eq!(rows.len(), 2, "nothing is lost or added");
+    assert_eq!((rows[0].status.as_str(), rows[1].status.as_str()), ("finished", "interrupted"));
+    assert_eq!(rows[1].id, killed);
+    assert!(rows[1].finished_at.is_some() && rows[1].summary.as_deref().unwrap().contains("interrupted"));
+    assert!(state.recover_interrupted(p.id).await.unwrap().is_empty(), "a second recovery finds nothing");
+}
+
+async fn a_rate_limited_task_waits_with_its_session_until_its_next_iteration(db: Db) {
+    let state = &db.state;
+    let p = state.create_project(&new_project("demo")).await.unwrap();
+    let t = state.create_task(&new_task(p.id, "a")).await.unwrap();
+    let i = state.begin_interaction(t.id, 1, "replay", "p").await.unwrap();
+    state.finish_interaction(i, Ok(&result(Outcome::RateLimited)), &[], Duration::from_millis(1)).await.unwrap();
+    let reset = std::time::SystemTime::now() + Duration::from_secs(120);
+    let paused = state.pause_for_rate_limit(t.id, reset, "rate limited until later: 429", Some("s-1")).await.unwrap();
+    assert_eq!(paused.status(), TaskStatus::Pending);
+    assert_eq!(paused.session_id.as_deref(), Some("s-1"));
+    let stored = humantime::parse_rfc3339_weak(paused.resume_after.as_deref().unwrap()).unwrap();
+    assert!(stored.duration_since(reset).unwrap_or_else(|e| e.duration()) < Duration::from_millis(2));
+    assert!(state.ready_tasks(p.id).await.unwrap().is_empty(), "not ready before the reset");
+    let past = std::time::SystemTime::now() - Duration::from_secs(1);
+    state.pause_for_rate_limit(t.id, past, "rate limited until earlier: 429", None).await.unwrap();
+    assert_eq!(state.ready_tasks(p.id).await.unwrap().len(), 1, "ready once the reset has passed");
+    // The next iteration clears the wait.
+    state.begin_interaction(t.id, 1, "replay", "p").await.unwrap();
+    assert_eq!(state.require_task(t.id).await.unwrap().resume_after, None);
+    assert!(state.pause_for_rate_limit(999, reset, "x", None).await.is_err());
 }

@@ -99,6 +99,7 @@ impl Agent for ClaudeCode {
                 stderr: out.stderr,
                 duration_ms: out.duration_ms,
                 timeout_ms: request.timeout_ms,
+                ended_at_ms: unix_ms(),
             },
             Err(err) if timed_out => {
                 log::warn(&format!("waiting for claude after its time limit: {}", err.message()));
@@ -120,3 +121,9 @@ impl Agent for ClaudeCode {
 }
 
 export_agent!(ClaudeCode);
+
+/// The wall-clock time in milliseconds since the Unix epoch, if the clock is readable.
+fn unix_ms() -> Option<u64> {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_millis()).ok()
+}

@@ -18,8 +18,9 @@
 //! How a run is classified ([`StreamParser::finish`]), first match wins:
 //! - with a result event:
 //!   1. `subtype: error_max_turns` -> `max-turns`;
-//!   2. an error with HTTP 429, rate-limit wording, or a preceding `rate_limit` event -> `rate-limited`
-//!      (`retry-after-ms` from the result, its text, or the CLI's last 429 retry delay);
+//!   2. an error with HTTP 429, rate-limit wording, or a preceding `rate_limit` event or rejected
+//!      `rate_limit_event` -> `rate-limited` (`retry-after-ms` from the result, its text, the CLI's last 429
+//!      retry delay, or the time until the reset the CLI reported: `resetsAt`, `usage limit reached|<epoch>`);
 //!   3. an error with `api_error_status` (or `API Error: NNN` in its text) -> `api-error` with `api-status`;
 //!   4. permission denials, and an error or an incomplete result (not `success`, an empty result, a
 //!      `terminal_reason` other than `completed`, or the agent's last tool use was the refused one) ->
@@ -53,6 +54,8 @@ pub struct ProcessEnd {
     pub duration_ms: u64,
     /// The time limit it ran under, in milliseconds.
     pub timeout_ms: u64,
+    /// When it ended (milliseconds since the Unix epoch), to turn a reset time the CLI reports into a wait.
+    pub ended_at_ms: Option<u64>,
 }
 
 /// A normalised run: the result to return and warnings worth logging.
@@ -83,6 +86,9 @@ pub struct StreamParser {
     rate_limit_delay_ms: Option<u64>,
     /// The top-level `error` of the last synthetic assistant event (`rate_limit`, `server_error`, ...).
     last_error_kind: Option<String>,
+    /// When a rejected rate or usage limit resets (Unix seconds), from the CLI's last `rate_limit_event`
+    /// whose status is `rejected` (the API's `anthropic-ratelimit-unified-reset`).
+    limit_resets_at: Option<u64>,
     /// The id of the last `tool_use` block: when it was refused, the agent stopped at a denial.
     last_tool_use_id: Option<String>,
 }
@@ -118,6 +124,14 @@ impl StreamParser {
         match event.get("type").and_then(Value::as_str) {
             Some("assistant") => self.assistant(&event),
             Some("system") => self.system(&event),
+            Some("rate_limit_event") => {
+                let info = event.get("rate_limit_info");
+                if info.and_then(|i| i.get("status")).and_then(Value::as_str) == Some("rejected") {
+                    self.limit_resets_at =
+                        info.and_then(|i| i.get("resetsAt")).and_then(Value::as_f64).map(|s| s as u64);
+                }
+                Vec::new()
+            }
             Some("result") => {
                 if event.get("subtype").and_then(Value::as_str).is_some()
                     || event.get("is_error").and_then(Value::as_bool).is_some()
@@ -276,7 +290,8 @@ impl StreamParser {
             subtype != "success" || text.is_empty() || terminal.is_some_and(|t| t != "completed") || stopped_at_denial;
         let rate_limited = api_status == Some(429)
             || mentions_rate_limit(&detail)
-            || self.last_error_kind.as_deref() == Some("rate_limit");
+            || self.last_error_kind.as_deref() == Some("rate_limit")
+            || self.limit_resets_at.is_some();
 
         let (outcome, summary) = if subtype == "error_max_turns" {
             let turns = res.get("num_turns").and_then(Value::as_u64).unwrap_or(0);
@@ -335,7 +350,12 @@ impl StreamParser {
         r.usage.cost_usd = res.get("total_cost_usd").and_then(Value::as_f64);
         r.api_status = if matches!(outcome, Outcome::ApiError | Outcome::RateLimited) { api_status } else { None };
         if outcome == Outcome::RateLimited {
-            r.retry_after_ms = retry_after_ms(res, &detail).or(self.rate_limit_delay_ms);
+            // A reset time (the CLI's rate_limit_event, or its "usage limit reached|<epoch>" text) becomes
+            // the wait until then.
+            let resets_at = reset_epoch_in_text(&detail).or(self.limit_resets_at);
+            let until_reset =
+                resets_at.zip(end.ended_at_ms).map(|(at, now)| at.saturating_mul(1000).saturating_sub(now));
+            r.retry_after_ms = retry_after_ms(res, &detail).or(self.rate_limit_delay_ms).or(until_reset);
         }
         r.permission_denials = denials;
         r
@@ -445,9 +465,16 @@ fn describe_denial(d: &Value, workspace: &str) -> String {
 /// Whether an error text speaks of rate or usage limits.
 fn mentions_rate_limit(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    ["rate limit", "rate_limit", "ratelimit", "too many requests", "usage limit", "api error: 429"]
+    ["rate limit", "rate_limit", "ratelimit", "too many requests", "usage limit", "api error: 429", "you've hit your"]
         .iter()
         .any(|k| t.contains(k))
+}
+
+/// The reset time in the CLI's `Claude AI usage limit reached|<unix seconds>` text.
+fn reset_epoch_in_text(text: &str) -> Option<u64> {
+    let rest = &text[text.to_ascii_lowercase().find("limit reached|")? + "limit reached|".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|s| *s > 1_000_000_000)
 }
 
 /// The status in the CLI's `API Error: 529 {...}` texts.

@@ -95,6 +95,11 @@ plugins:
         self.dir.path()
     }
 
+    /// The temporary HOME of the project's `obra` runs (user profiles go in `.config/obra/profiles/`).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     /// Add an environment variable for every later `obra` run.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.env.retain(|(k, _)| k != key);

@@ -139,6 +139,7 @@ fn timeout_without_result() {
         stderr: String::new(),
         duration_ms: 60_001,
         timeout_ms: 60_000,
+        ended_at_ms: None,
     };
     let r = run(&lines, end).1.result;
     assert_eq!(r.outcome, Outcome::Timeout);
@@ -252,4 +253,27 @@ fn tool_descriptions() {
     assert_eq!(describe_tool("Task", None, WS), "Task");
     let long = d("Bash", &format!(r#"{{"command":"{}"}}"#, "a".repeat(300)));
     assert_eq!(long.chars().count(), "Bash ".len() + 101);
+}
+
+#[test]
+fn a_rejected_limit_reports_the_wait_until_its_reset() {
+    let now_ms = 1_800_000_000_000u64;
+    let reset = now_ms / 1000 + 90;
+    let rate_event = format!(
+        r#"{{"type":"rate_limit_event","rate_limit_info":{{"status":"rejected","resetsAt":{reset},"rateLimitType":"five_hour"}},"session_id":"sess-1"}}"#
+    );
+    let result = r#"{"type":"result","subtype":"success","is_error":true,"result":"You've hit your limit","session_id":"sess-1","num_turns":1}"#;
+    let end = ProcessEnd { exit_code: Some(1), ended_at_ms: Some(now_ms), ..ProcessEnd::default() };
+    let r = run(&[init(), rate_event, result.to_string()], end).1.result;
+    assert_eq!(r.outcome, Outcome::RateLimited, "{}", r.summary);
+    assert_eq!(r.retry_after_ms, Some(90_000));
+    assert_eq!(r.session_id.as_deref(), Some("sess-1"));
+
+    // The older CLIs' text form.
+    let text = format!(
+        r#"{{"type":"result","subtype":"success","is_error":true,"result":"Claude AI usage limit reached|{reset}","session_id":"sess-1"}}"#
+    );
+    let end = ProcessEnd { exit_code: Some(1), ended_at_ms: Some(now_ms), ..ProcessEnd::default() };
+    let r = run(&[init(), text], end).1.result;
+    assert_eq!((r.outcome, r.retry_after_ms), (Outcome::RateLimited, Some(90_000)));
 }
