@@ -9,8 +9,8 @@ use serde::Serialize;
 use super::decision::{self, LlmOpinion};
 use super::events::Step;
 use super::prompt::{TaskPromptInput, ValidationPromptInput};
-use super::sessions;
 use super::rate_limit;
+use super::sessions;
 use super::{ConfigPoll, ConfigWatch, Engine};
 use crate::contract::{
     CallContext, CompletionRequest, FileChange, GateInput, LoopEvent, Message, Outcome, PluginError, Role, RunRequest,

@@ -14,8 +14,8 @@ mod report;
 mod sessions;
 
 mod models;
-mod usage;
 mod scheduling;
+mod usage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,9 +29,9 @@ pub use llm_calls::{LlmCall, NewLlmCall};
 pub use models::*;
 pub use outcomes::DecisionOutcome;
 pub use report::{Calibration, CalibrationBucket, Report};
+pub use scheduling::DEFAULT_MAX_DEPENDENCY_DEPTH;
 pub use sessions::SessionUsage;
 pub use usage::{ConcludedIteration, UsageTotals};
-pub use scheduling::DEFAULT_MAX_DEPENDENCY_DEPTH;
 
 use crate::contract::{FileChange, KvStore, RunResult};
 
