@@ -108,6 +108,21 @@ pub struct EngineConfig {
     /// Retry policy of agent and LLM calls.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// The task prompt's context budget.
+    #[serde(default)]
+    pub context: ContextConfig,
+}
+
+/// `engine.context:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextConfig {
+    /// Token budget of the task prompt.
+    #[serde(default)]
+    pub max_tokens: u32,
+    /// Characters per token until the store has enough samples to learn it.
+    #[serde(default)]
+    pub chars_per_token: f64,
 }
 
 /// `engine.decision:`
@@ -231,6 +246,7 @@ default_from_yaml!(LlmConfig, "llm", |c| c.llm);
 default_from_yaml!(EngineConfig, "engine", |c| c.engine);
 default_from_yaml!(DecisionConfig, "engine.decision", |c| c.engine.decision);
 default_from_yaml!(RetryConfig, "engine.retry", |c| c.engine.retry);
+default_from_yaml!(ContextConfig, "engine.context", |c| c.engine.context);
 
 impl Config {
     /// Check values that types alone cannot: ranges, thresholds in order, names not empty.
@@ -263,6 +279,13 @@ impl Config {
         }
         if self.engine.retry.max_attempts == 0 {
             return Err(bad("engine.retry.max_attempts", "must be at least 1 (1 means no retry)".into()));
+        }
+        if self.engine.context.max_tokens < 500 {
+            return Err(bad("engine.context.max_tokens", format!("{} is too small; use at least 500", self.engine.context.max_tokens)));
+        }
+        let cpt = self.engine.context.chars_per_token;
+        if !(1.0..=10.0).contains(&cpt) {
+            return Err(bad("engine.context.chars_per_token", format!("{cpt} is outside 1.0..=10.0")));
         }
         if self.agent.plugin.trim().is_empty() {
             return Err(bad("agent.plugin", "names no agent plugin".into()));
