@@ -281,7 +281,10 @@ impl Config {
             return Err(bad("engine.retry.max_attempts", "must be at least 1 (1 means no retry)".into()));
         }
         if self.engine.context.max_tokens < 500 {
-            return Err(bad("engine.context.max_tokens", format!("{} is too small; use at least 500", self.engine.context.max_tokens)));
+            return Err(bad(
+                "engine.context.max_tokens",
+                format!("{} is too small; use at least 500", self.engine.context.max_tokens),
+            ));
         }
         let cpt = self.engine.context.chars_per_token;
         if !(1.0..=10.0).contains(&cpt) {

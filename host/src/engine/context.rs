@@ -252,7 +252,8 @@ pub async fn gather(state: &StateManager, project: &Project, task: &Task, config
                     _ => format!("- #{} {} ({})", t.id, t.title, t.status),
                 })
                 .collect();
-            let short: Vec<String> = earlier.iter().map(|t| format!("- #{} {} ({})", t.id, t.title, t.status)).collect();
+            let short: Vec<String> =
+                earlier.iter().map(|t| format!("- #{} {} ({})", t.id, t.title, t.status)).collect();
             items.push(ContextItem {
                 priority: 5,
                 title: format!("Earlier tasks of milestone \"{milestone}\""),
@@ -276,11 +277,8 @@ fn cut(text: &str, max: usize) -> String {
 pub fn fit(gathered: &Gathered, feedback: &[String], base_tokens: usize, budget: usize) -> PromptContext {
     let est = gathered.estimator;
     let mut remaining = budget.saturating_sub(base_tokens + NOTE_RESERVE);
-    let mut ctx = PromptContext {
-        budget_tokens: budget,
-        chars_per_token: est.chars_per_token,
-        ..PromptContext::default()
-    };
+    let mut ctx =
+        PromptContext { budget_tokens: budget, chars_per_token: est.chars_per_token, ..PromptContext::default() };
     let (mut truncated, mut dropped) = (false, 0);
     for item in feedback {
         let cost = est.tokens(item) + 2;
@@ -475,7 +473,9 @@ mod tests {
             kind: crate::contract::ChangeKind::Created,
             size: Some(3),
         }];
-        for (t, status, summary) in [(&dep, TaskStatus::Completed, "Added add.sh."), (&task, TaskStatus::Running, "Tried.")] {
+        for (t, status, summary) in
+            [(&dep, TaskStatus::Completed, "Added add.sh."), (&task, TaskStatus::Running, "Tried.")]
+        {
             let i = state.begin_interaction(t.id, 1, "echo", &"x".repeat(350)).await.unwrap();
             let files = if t.id == dep.id { changes.clone() } else { vec![] };
             state.finish_interaction(i, Ok(&run(summary)), &files, std::time::Duration::from_millis(1)).await.unwrap();
@@ -516,7 +516,10 @@ mod tests {
         // Two samples of 350 characters for 100 tokens: fewer than MIN_SAMPLES, so the configured ratio.
         assert_eq!(g.estimator.samples, 0);
         let by_priority: Vec<(u8, &str)> = g.items.iter().map(|i| (i.priority, i.full.as_str())).collect();
-        assert_eq!(by_priority[0], (2, "- iteration 1: outcome success; failed gates: tests; decision retry (confidence 0.50)"));
+        assert_eq!(
+            by_priority[0],
+            (2, "- iteration 1: outcome success; failed gates: tests; decision retry (confidence 0.50)")
+        );
         assert_eq!(by_priority[1], (3, "- task #1 \"write add.sh\": Added add.sh.\n  files changed: add.sh"));
         assert_eq!(by_priority[2], (4, "A calculator in shell."));
         assert_eq!(g.items.len(), 3, "no milestone, no milestone item");

@@ -6,8 +6,8 @@
 
 pub mod context;
 pub mod decision;
-mod llm_ask;
 pub mod events;
+mod llm_ask;
 pub mod prompt;
 pub mod prompt_rules;
 pub mod retry;
@@ -104,14 +104,7 @@ impl Engine {
     ) -> Self {
         let current = Mutex::new(Arc::new(Current::new(config, plugins)));
         let prompts = prompt::PromptRenderer::for_project(&workspace).map_err(|e| format!("{e:#}"));
-        Self {
-            current,
-            state,
-            workspace,
-            observer,
-            prompts,
-            warned_no_git: Default::default(),
-        }
+        Self { current, state, workspace, observer, prompts, warned_no_git: Default::default() }
     }
 
     /// The configuration the engine runs with now (it changes when a [`ConfigWatch`] reloads it).

@@ -199,8 +199,7 @@ impl PromptRenderer {
                     names.join(", ")
                 ));
             };
-            let source =
-                std::fs::read_to_string(&path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
+            let source = std::fs::read_to_string(&path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
             let origin = path.display().to_string();
             renderer.env.add_template_owned(ty.as_str(), source).map_err(|e| anyhow!(describe(&origin, &e)))?;
             renderer.origins.insert(ty.as_str(), origin);
@@ -213,11 +212,8 @@ impl PromptRenderer {
     pub fn check(&self) -> Result<()> {
         let project = sample::project();
         let task = sample::task();
-        let changes = vec![FileChange {
-            path: "src/lib.rs".into(),
-            kind: crate::contract::ChangeKind::Modified,
-            size: Some(10),
-        }];
+        let changes =
+            vec![FileChange { path: "src/lib.rs".into(), kind: crate::contract::ChangeKind::Modified, size: Some(10) }];
         let gates = vec![sample::gate()];
         let strings = vec!["an item".to_string()];
         let context = PromptContext::sample();
@@ -230,7 +226,13 @@ impl PromptRenderer {
             human_feedback: Some("a human's note"),
             context: &context,
         })?;
-        let validation = ValidationPromptInput { task: &task, outcome: "success", summary: "done", changes: &changes, gates: &gates };
+        let validation = ValidationPromptInput {
+            task: &task,
+            outcome: "success",
+            summary: "done",
+            changes: &changes,
+            gates: &gates,
+        };
         self.validation_prompt(&validation)?;
         self.decision_prompt(&DecisionPromptInput {
             task: &task,
@@ -250,7 +252,12 @@ impl PromptRenderer {
             changes: &changes,
             failures: &strings,
         })?;
-        self.commit_message_prompt(&CommitPromptInput { project: &project, task: &task, summary: "done", changes: &changes })?;
+        self.commit_message_prompt(&CommitPromptInput {
+            project: &project,
+            task: &task,
+            summary: "done",
+            changes: &changes,
+        })?;
         Ok(())
     }
 
@@ -263,13 +270,17 @@ impl PromptRenderer {
     fn render(&self, ty: PromptType, mut metadata: Value, vars: Value) -> Result<String> {
         let rules = self.rules.for_prompt(ty);
         metadata["prompt_type"] = json!(ty.as_str());
-        metadata["rules"] = json!(rules.iter().map(|r| json!({"id": r.id, "severity": r.severity, "text": r.text})).collect::<Vec<_>>());
+        metadata["rules"] = json!(
+            rules.iter().map(|r| json!({"id": r.id, "severity": r.severity, "text": r.text})).collect::<Vec<_>>()
+        );
         let mut vars = vars;
         vars["metadata"] = json!(serde_json::to_string_pretty(&metadata)?);
         vars["rules"] = serde_json::to_value(&rules)?;
         let origin = self.origins.get(ty.as_str()).map(String::as_str).unwrap_or("template");
         let template = self.env.get_template(ty.as_str()).map_err(|e| anyhow!(describe(origin, &e)))?;
-        template.render(Serde(vars)).map_err(|e| anyhow!("cannot render the {} prompt: {}", ty.as_str(), describe(origin, &e)))
+        template
+            .render(Serde(vars))
+            .map_err(|e| anyhow!("cannot render the {} prompt: {}", ty.as_str(), describe(origin, &e)))
     }
 
     /// The prompt that asks the agent to do (or redo) the task.
@@ -357,7 +368,8 @@ impl PromptRenderer {
     pub fn fallback_commit_message(&self, input: &CommitPromptInput<'_>) -> String {
         let title = input.task.title.trim();
         let lower = title.to_lowercase();
-        let kind = if ["fix", "bug", "repair", "correct"].iter().any(|w| lower.starts_with(w)) { "fix" } else { "feat" };
+        let kind =
+            if ["fix", "bug", "repair", "correct"].iter().any(|w| lower.starts_with(w)) { "fix" } else { "feat" };
         let mut first: String = title.chars().next().map(|c| c.to_lowercase().collect()).unwrap_or_default();
         first.extend(title.chars().skip(1));
         let mut subject = format!("{kind}: {}", first.trim_end_matches('.'));
@@ -560,8 +572,14 @@ mod tests {
     fn the_fallback_commit_message_is_conventional_and_names_files() {
         let r = PromptRenderer::new();
         let (p, mut t) = (project(), task());
-        let changes = vec![FileChange { path: "greet.sh".into(), kind: crate::contract::ChangeKind::Created, size: None }];
-        let msg = r.fallback_commit_message(&CommitPromptInput { project: &p, task: &t, summary: "Added greet.sh.", changes: &changes });
+        let changes =
+            vec![FileChange { path: "greet.sh".into(), kind: crate::contract::ChangeKind::Created, size: None }];
+        let msg = r.fallback_commit_message(&CommitPromptInput {
+            project: &p,
+            task: &t,
+            summary: "Added greet.sh.",
+            changes: &changes,
+        });
         assert_eq!(msg, "feat: add a greeting\n\nAdded greet.sh.\n\nFiles:\n- created greet.sh\n\nObra-Task: 7");
         t.title = format!("Fix the {} parser", "very ".repeat(20));
         let msg = r.fallback_commit_message(&CommitPromptInput { project: &p, task: &t, summary: "", changes: &[] });

@@ -103,11 +103,12 @@ pub struct PromptRules {
 
 /// The line of `text` that defines the rule `id` (1-based), for error messages.
 fn line_of(text: &str, id: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let l = l.trim_start().trim_start_matches("- ").trim();
-        l.strip_prefix("id:").is_some_and(|v| v.trim().trim_matches(['"', '\'']) == id)
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start().trim_start_matches("- ").trim();
+            l.strip_prefix("id:").is_some_and(|v| v.trim().trim_matches(['"', '\'']) == id)
+        })
+        .map(|i| i + 1)
 }
 
 impl PromptRules {
@@ -148,8 +149,8 @@ impl PromptRules {
                 let line = line_of(text, &entry.id).map(|l| format!(", line {l}")).unwrap_or_default();
                 format!("{source}{line}: rule `{}`, key `{key}`", entry.id)
             };
-            let id_ok = !entry.id.is_empty()
-                && entry.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            let id_ok =
+                !entry.id.is_empty() && entry.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             if !id_ok {
                 return Err(format!("{}: the id must be letters, digits, _ or - (got {:?})", at("id"), entry.id));
             }
@@ -257,7 +258,9 @@ mod tests {
         assert!(e.contains("line 4") && e.contains("unknown variant `review`"), "{e}");
         let e = rules.apply("p.yaml", "rules:\n  - id: fresh\n    text: hi\n").unwrap_err();
         assert!(e.contains("p.yaml, line 2: rule `fresh`, key `applies_to`"), "{e}");
-        let e = rules.apply("p.yaml", "rules:\n  - id: a\n    enabled: false\n  - id: a\n    enabled: false\n").unwrap_err();
+        let e = rules
+            .apply("p.yaml", "rules:\n  - id: a\n    enabled: false\n  - id: a\n    enabled: false\n")
+            .unwrap_err();
         assert!(e.contains("appears twice"), "{e}");
         let e = rules.apply("p.yaml", "rules:\n  - id: stay_in_scope\n    text: \" \"\n").unwrap_err();
         assert!(e.contains("key `text`") && e.contains("empty"), "{e}");

@@ -623,12 +623,8 @@ impl Engine {
     ) -> Vec<String> {
         let mut items = feedback_items(result, gates, concerns);
         let current = self.current();
-        let required_failed = current
-            .plugins
-            .gates
-            .iter()
-            .zip(gates)
-            .any(|((config, _), g)| config.required && !g.passed);
+        let required_failed =
+            current.plugins.gates.iter().zip(gates).any(|((config, _), g)| config.required && !g.passed);
         let failed = !matches!(result, Ok(r) if r.outcome == Outcome::Success) || required_failed;
         let llm = current.plugins.llm.is_some();
         let (outcome, summary) = match result {

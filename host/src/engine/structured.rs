@@ -86,8 +86,9 @@ impl Schema {
         let mut repairs = Vec::new();
         let wants_array = self.root.get("type").and_then(Value::as_str) == Some("array");
         let (open, close) = if wants_array { ('[', ']') } else { ('{', '}') };
-        let candidate = extract(text, open, close, &mut repairs)
-            .ok_or_else(|| reject(format!("the reply holds no JSON {}", if wants_array { "array" } else { "object" })))?;
+        let candidate = extract(text, open, close, &mut repairs).ok_or_else(|| {
+            reject(format!("the reply holds no JSON {}", if wants_array { "array" } else { "object" }))
+        })?;
         let mut value = match serde_json::from_str::<Value>(&candidate) {
             Ok(v) => v,
             Err(first) => {
@@ -491,8 +492,9 @@ mod tests {
 
     #[test]
     fn strings_holding_numbers_or_booleans_are_read_as_such() {
-        let s = Schema::new(json!({"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"}}}))
-            .unwrap();
+        let s =
+            Schema::new(json!({"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer"}}}))
+                .unwrap();
         let p = s.parse_reply(r#"{"ok": "TRUE", "n": "3"}"#).unwrap();
         assert_eq!(p.value, json!({"ok": true, "n": 3}));
         assert_eq!(p.repairs.len(), 2);
@@ -508,7 +510,9 @@ mod tests {
     #[test]
     fn single_values_enums_and_unknown_fields_are_repaired() {
         let p = opinion()
-            .parse_reply(r#"{"confidence": 0.4, "reasoning": "r", "concerns": "no tests", "verdict": "PASS", "mood": 1}"#)
+            .parse_reply(
+                r#"{"confidence": 0.4, "reasoning": "r", "concerns": "no tests", "verdict": "PASS", "mood": 1}"#,
+            )
             .unwrap();
         assert_eq!(p.value["concerns"], json!(["no tests"]));
         assert_eq!(p.value["verdict"], "pass");

@@ -29,8 +29,9 @@ impl StateManager {
             let mut tokens: i64 = row.try_get("tokens").db(self)?;
             // Cache reads and writes are prompt tokens too (the agent reports them apart).
             let result: Option<String> = row.try_get("result").db(self)?;
-            if let Some(usage) =
-                result.and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok()).and_then(|v| v.get("usage").cloned())
+            if let Some(usage) = result
+                .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
+                .and_then(|v| v.get("usage").cloned())
             {
                 for key in ["cache_read_tokens", "cache_write_tokens"] {
                     tokens += usage.get(key).and_then(serde_json::Value::as_i64).unwrap_or(0);

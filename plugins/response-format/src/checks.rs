@@ -81,8 +81,9 @@ pub fn truncation(summary: &str) -> Option<&'static str> {
     None
 }
 
-const CHANGE_VERBS: &[&str] =
-    &["created", "modified", "updated", "added", "wrote", "changed", "edited", "rewrote", "fixed", "deleted", "removed"];
+const CHANGE_VERBS: &[&str] = &[
+    "created", "modified", "updated", "added", "wrote", "changed", "edited", "rewrote", "fixed", "deleted", "removed",
+];
 
 /// Paths the summary says were changed: path-like words (with a `/` or a short extension) in a sentence with
 /// a change verb. Deliberately narrow, since it is only a warning.
@@ -307,8 +308,13 @@ mod tests {
             assert!(g.findings[0].message.contains(why), "{summary}: {}", g.findings[0].message);
         }
         assert!(truncation("Done. See `a.sh`.").is_none());
-        let g = evaluate(&cfg(r#"{"check_truncation": false}"#), &RunResult::new(Outcome::Success, "a..."), &[], exists_in(&[]))
-            .unwrap();
+        let g = evaluate(
+            &cfg(r#"{"check_truncation": false}"#),
+            &RunResult::new(Outcome::Success, "a..."),
+            &[],
+            exists_in(&[]),
+        )
+        .unwrap();
         assert!(g.passed);
 
         let mut r = RunResult::new(Outcome::Success, "Done.");
