@@ -184,10 +184,9 @@ fn extract(text: &str, open: char, close: char, repairs: &mut Vec<String>) -> Op
         t = body.trim();
     }
     let start = t.find(open)?;
-    let end = t.rfind(close)?;
-    if end < start {
-        return None;
-    }
+    // Without a closing bracket after the start (a reply cut off), everything from the start: it is then
+    // reported as invalid JSON, not as missing.
+    let end = t.rfind(close).filter(|e| *e > start).unwrap_or(t.len() - 1);
     let inner = &t[start..=end];
     if start > 0 || end + 1 < t.len() {
         let fenced = t.contains("```");
@@ -353,7 +352,7 @@ fn conform(schema: &Value, v: &mut Value, at: &str, repairs: &mut Vec<String>) -
                     *v = item;
                     return Err(format!("{at} should be an array; as a single item it fails too: {e}"));
                 }
-                repairs.push(format!("{at}: wrapped the single {} in an array", kind(&item)));
+                repairs.push(format!("{at}: wrapped the single value ({}) in an array", kind(&item)));
                 repairs.extend(probe);
                 *v = Value::Array(vec![item]);
             }
@@ -518,7 +517,7 @@ mod tests {
         assert_eq!(p.value["verdict"], "pass");
         assert!(p.value.get("mood").is_none());
         let all = p.repairs.join(" | ");
-        assert!(all.contains("wrapped the single a string") && all.contains("dropped the field `mood`"), "{all}");
+        assert!(all.contains("wrapped the single value (a string)") && all.contains("dropped the field `mood`"), "{all}");
     }
 
     #[test]

@@ -192,18 +192,16 @@ pub fn evaluate(
             &mut findings,
         );
     }
-    {
-        check(
-            result.permission_denials.is_empty(),
-            Finding::error(format!(
-                "{} action(s) were refused permission: {}. Do the task without them, or ask for the permission \
+    check(
+        result.permission_denials.is_empty(),
+        Finding::error(format!(
+            "{} action(s) were refused permission: {}. Do the task without them, or ask for the permission \
                  (agents.<agent>.permission_mode in the configuration).",
-                result.permission_denials.len(),
-                excerpt(&result.permission_denials.join("; "), 300)
-            )),
-            &mut findings,
-        );
-    }
+            result.permission_denials.len(),
+            excerpt(&result.permission_denials.join("; "), 300)
+        )),
+        &mut findings,
+    );
     let mut warnings = Vec::new();
     if cfg.check_claimed_files {
         for path in claimed_paths(&result.summary) {
@@ -257,7 +255,8 @@ mod tests {
     #[test]
     fn good_response_passes_with_full_score() {
         let r = RunResult::new(Outcome::Success, "Added calc.sh.");
-        let g = evaluate(&cfg("{}"), &r, &[], exists_in(&[])).unwrap();
+        let change = FileChange { path: "calc.sh".into(), kind: ChangeKind::Created, size: Some(1) };
+        let g = evaluate(&cfg("{}"), &r, &[change], exists_in(&[])).unwrap();
         assert!(g.passed);
         assert_eq!(g.score, 1.0);
         assert!(g.findings.is_empty());
