@@ -106,7 +106,7 @@ impl TokenEstimator {
         }
         ratios.sort_by(f64::total_cmp);
         let mid = ratios.len() / 2;
-        let median = if ratios.len() % 2 == 0 { (ratios[mid - 1] + ratios[mid]) / 2.0 } else { ratios[mid] };
+        let median = if ratios.len().is_multiple_of(2) { (ratios[mid - 1] + ratios[mid]) / 2.0 } else { ratios[mid] };
         Self { chars_per_token: median, samples: ratios.len() }
     }
 
