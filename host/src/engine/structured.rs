@@ -517,7 +517,10 @@ mod tests {
         assert_eq!(p.value["verdict"], "pass");
         assert!(p.value.get("mood").is_none());
         let all = p.repairs.join(" | ");
-        assert!(all.contains("wrapped the single value (a string)") && all.contains("dropped the field `mood`"), "{all}");
+        assert!(
+            all.contains("wrapped the single value (a string)") && all.contains("dropped the field `mood`"),
+            "{all}"
+        );
     }
 
     #[test]
