@@ -237,33 +237,36 @@ pub async fn gather(state: &StateManager, project: &Project, task: &Task, config
         });
     }
 
-    if let Some(milestone) = &task.milestone {
-        let earlier: Vec<Task> = state
-            .tasks(project.id)
-            .await?
-            .into_iter()
-            .filter(|t| t.id < task.id && t.milestone.as_ref() == Some(milestone))
-            .collect();
-        if !earlier.is_empty() {
-            let full: Vec<String> = earlier
-                .iter()
-                .map(|t| match &t.status_reason {
-                    Some(r) if !r.is_empty() => format!("- #{} {} ({}): {}", t.id, t.title, t.status, cut(r, 200)),
-                    _ => format!("- #{} {} ({})", t.id, t.title, t.status),
-                })
-                .collect();
-            let short: Vec<String> =
-                earlier.iter().map(|t| format!("- #{} {} ({})", t.id, t.title, t.status)).collect();
-            items.push(ContextItem {
-                priority: 5,
-                title: format!("Earlier tasks of milestone \"{milestone}\""),
-                label: format!("{} earlier task(s) of milestone {milestone}", earlier.len()),
-                full: full.join("\n"),
-                short: Some(short.join("\n")),
-            });
-        }
+    if task.milestone.is_some() {
+        items.extend(milestone_item(task, &state.tasks(project.id).await?));
     }
     Ok(Gathered { items, estimator })
+}
+
+/// The earlier tasks (lower ids) of `task`'s milestone among `tasks`: full with why each ended where it did,
+/// short with titles and statuses only.
+fn milestone_item(task: &Task, tasks: &[Task]) -> Option<ContextItem> {
+    let milestone = task.milestone.as_ref()?;
+    let earlier: Vec<&Task> =
+        tasks.iter().filter(|t| t.id < task.id && t.milestone.as_ref() == Some(milestone)).collect();
+    if earlier.is_empty() {
+        return None;
+    }
+    let full: Vec<String> = earlier
+        .iter()
+        .map(|t| match &t.status_reason {
+            Some(r) if !r.is_empty() => format!("- #{} {} ({}): {}", t.id, t.title, t.status, cut(r, 200)),
+            _ => format!("- #{} {} ({})", t.id, t.title, t.status),
+        })
+        .collect();
+    let short: Vec<String> = earlier.iter().map(|t| format!("- #{} {} ({})", t.id, t.title, t.status)).collect();
+    Some(ContextItem {
+        priority: 5,
+        title: format!("Earlier tasks of milestone \"{milestone}\""),
+        label: format!("{} earlier task(s) of milestone {milestone}", earlier.len()),
+        full: full.join("\n"),
+        short: Some(short.join("\n")),
+    })
 }
 
 /// `text` cut to `max` characters (with "..." when cut), on one line.
@@ -425,6 +428,32 @@ mod tests {
         let ctx = fit(&g, &feedback, 5000, 500);
         assert!(ctx.feedback.is_empty() && ctx.sections.is_empty());
         assert_eq!(ctx.omitted, vec!["3 feedback item(s)".to_string(), "history".to_string()]);
+    }
+
+    #[test]
+    fn the_milestone_item_lists_earlier_tasks_of_the_same_milestone_only() {
+        let mk = |id: i64, milestone: Option<&str>, reason: Option<&str>| {
+            let mut t = crate::engine::prompt::sample::task();
+            t.id = id;
+            t.title = format!("task {id}");
+            t.status = "completed".into();
+            t.milestone = milestone.map(str::to_string);
+            t.status_reason = reason.map(str::to_string);
+            t
+        };
+        let tasks = vec![
+            mk(1, Some("m1"), Some("Confidence 0.90 ...\n PROCEED.")),
+            mk(2, Some("m2"), None),
+            mk(3, None, None),
+            mk(4, Some("m1"), None),
+            mk(5, Some("m1"), None),
+        ];
+        let item = milestone_item(&tasks[3], &tasks).unwrap();
+        assert_eq!(item.title, "Earlier tasks of milestone \"m1\"");
+        assert_eq!(item.full, "- #1 task 1 (completed): Confidence 0.90 ... PROCEED.");
+        assert_eq!(item.short.as_deref(), Some("- #1 task 1 (completed)"));
+        assert!(milestone_item(&tasks[1], &tasks).is_none(), "the first task of its milestone");
+        assert!(milestone_item(&tasks[2], &tasks).is_none(), "no milestone");
     }
 
     #[tokio::test]

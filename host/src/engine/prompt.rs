@@ -427,9 +427,10 @@ fn wrap(text: &str, width: usize) -> String {
 }
 
 /// Sample data for [`PromptRenderer::check`] and the tests.
-mod sample {
+pub(crate) mod sample {
     use crate::state::{GateRecord, Project, Task};
 
+    /// A project.
     pub fn project() -> Project {
         Project {
             id: 1,
@@ -441,6 +442,7 @@ mod sample {
         }
     }
 
+    /// A pending task.
     pub fn task() -> Task {
         Task {
             id: 7,
@@ -465,6 +467,7 @@ mod sample {
         }
     }
 
+    /// A failed tests gate.
     pub fn gate() -> GateRecord {
         GateRecord {
             gate: "tests".into(),
