@@ -124,7 +124,13 @@ fn a_gate_that_keeps_failing_is_retried_with_its_findings_then_escalated_to_a_br
         AnthropicReply::write_file("answer.txt", "41\n"),
         AnthropicReply::text("Wrote the answer again."),
     ]);
-    let ollama = FakeOllama::start([opinion(0.7, "plausible"), opinion(0.7, "plausible")]);
+    // The LLM is asked for its opinion, then (the required gate failed) for an error analysis, then for its
+    // opinion of the second attempt.
+    let analysis = OllamaReply::json(&json!({
+        "diagnosis": "answer.txt holds 41, the test expects 42",
+        "suggested_fixes": ["write 42 to answer.txt"]
+    }));
+    let ollama = FakeOllama::start([opinion(0.7, "plausible"), analysis, opinion(0.7, "plausible")]);
     let gate = "echo 'expected 42 but got 41'; exit 1";
     let Some((project, _env)) = setup(&anthropic, &ollama, gate, "") else { return };
     let id = project.create_task("Answer", "Write the answer to answer.txt");
@@ -144,6 +150,9 @@ fn a_gate_that_keeps_failing_is_retried_with_its_findings_then_escalated_to_a_br
     // The gate's findings are in the second iteration's prompt, and that prompt reached the model.
     let second_prompt = interactions[1]["interaction"]["prompt"].as_str().unwrap();
     assert!(second_prompt.contains("expected 42 but got 41"), "{second_prompt}");
+    assert!(second_prompt.contains("Diagnosis of the failure: answer.txt holds 41"), "{second_prompt}");
+    assert!(second_prompt.contains("Suggested fix: write 42 to answer.txt"), "{second_prompt}");
+    assert_eq!(ollama.remaining(), 0, "opinion, error analysis, opinion");
     let requests = anthropic.message_requests();
     assert_eq!(requests.len(), 4);
     assert!(requests[2].all_text().contains("expected 42 but got 41"), "the model saw the feedback");

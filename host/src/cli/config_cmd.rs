@@ -10,6 +10,7 @@ use super::args::{ConfigCommand, GlobalArgs};
 use super::open_options;
 use super::output::print_json;
 use crate::config::{self, ConfigSources, LoadedConfig};
+use crate::engine::prompt::PromptRenderer;
 
 pub(super) fn run(g: &GlobalArgs, cmd: ConfigCommand) -> Result<ExitCode> {
     match cmd {
@@ -29,15 +30,24 @@ pub(super) fn run(g: &GlobalArgs, cmd: ConfigCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ConfigCommand::Validate(a) => {
+            let sources = sources(g)?;
             let result = match &a.file {
                 Some(file) => config::validate_file(file),
-                None => config::load(&sources(g)?),
+                None => config::load(&sources),
             };
             let layers: Vec<String> = match &result {
                 Ok(LoadedConfig { layers, .. }) => layers.iter().map(|l| l.source.to_string()).collect(),
                 Err(_) => Vec::new(),
             };
-            let error = result.as_ref().err().map(ToString::to_string);
+            let mut error = result.as_ref().err().map(ToString::to_string);
+            // The project's prompt templates and rules (.obra/templates/, .obra/prompt_rules.yaml).
+            if error.is_none()
+                && a.file.is_none()
+                && let Some(root) = &sources.project_root
+                && let Err(e) = PromptRenderer::for_project(root)
+            {
+                error = Some(format!("{e:#}"));
+            }
             if a.json {
                 print_json(&json!({ "ok": error.is_none(), "error": error, "layers": layers }))?;
             } else if let Some(e) = &error {

@@ -114,6 +114,21 @@ pub struct EngineConfig {
     /// The longest dependency chain (in tasks) a task may be on; 0 for no limit.
     #[serde(default)]
     pub max_dependency_depth: u32,
+    /// The task prompt's context budget.
+    #[serde(default)]
+    pub context: ContextConfig,
+}
+
+/// `engine.context:`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextConfig {
+    /// Token budget of the task prompt.
+    #[serde(default)]
+    pub max_tokens: u32,
+    /// Characters per token until the store has enough samples to learn it.
+    #[serde(default)]
+    pub chars_per_token: f64,
 }
 
 /// `engine.decision:`
@@ -257,6 +272,7 @@ default_from_yaml!(DecisionConfig, "engine.decision", |c| c.engine.decision);
 default_from_yaml!(RetryConfig, "engine.retry", |c| c.engine.retry);
 default_from_yaml!(SessionsConfig, "sessions", |c| c.sessions);
 default_from_yaml!(MaxTurnsConfig, "sessions.max_turns", |c| c.sessions.max_turns);
+default_from_yaml!(ContextConfig, "engine.context", |c| c.engine.context);
 
 impl Config {
     /// Check values that types alone cannot: ranges, thresholds in order, names not empty.
@@ -289,6 +305,16 @@ impl Config {
         }
         if self.engine.retry.max_attempts == 0 {
             return Err(bad("engine.retry.max_attempts", "must be at least 1 (1 means no retry)".into()));
+        }
+        if self.engine.context.max_tokens < 500 {
+            return Err(bad(
+                "engine.context.max_tokens",
+                format!("{} is too small; use at least 500", self.engine.context.max_tokens),
+            ));
+        }
+        let cpt = self.engine.context.chars_per_token;
+        if !(1.0..=10.0).contains(&cpt) {
+            return Err(bad("engine.context.chars_per_token", format!("{cpt} is outside 1.0..=10.0")));
         }
         if self.agent.plugin.trim().is_empty() {
             return Err(bad("agent.plugin", "names no agent plugin".into()));

@@ -4,11 +4,14 @@
 //! The engine knows plugins only through the traits of [`crate::contract`] and the store only through
 //! [`StateManager`]; it never touches SQL or wasmtime.
 
+pub mod context;
 mod continuity;
 pub mod decision;
 pub mod events;
 mod gates;
+mod llm_ask;
 pub mod prompt;
+pub mod prompt_rules;
 pub mod rate_limit;
 pub mod replay;
 pub mod retry;
@@ -16,6 +19,7 @@ pub mod rules;
 mod run;
 pub mod scheduler;
 pub mod sessions;
+pub mod structured;
 
 pub use continuity::LlmHealth;
 pub use events::{LoopObserver, Step};
@@ -90,7 +94,8 @@ pub struct Engine {
     state: StateManager,
     workspace: PathBuf,
     observer: Arc<dyn LoopObserver>,
-    prompts: prompt::PromptRenderer,
+    /// The project's templates and prompt rules, or why they cannot be used (file and line).
+    prompts: std::result::Result<prompt::PromptRenderer, String>,
     /// Whether "the workspace is not in git, no checkpoints" was said already.
     warned_no_git: std::sync::atomic::AtomicBool,
     /// Sessions whose context-window warning was shown.
@@ -109,12 +114,13 @@ impl Engine {
         observer: Arc<dyn LoopObserver>,
     ) -> Self {
         let current = Mutex::new(Arc::new(Current::new(config, plugins)));
+        let prompts = prompt::PromptRenderer::for_project(&workspace).map_err(|e| format!("{e:#}"));
         Self {
             current,
             state,
             workspace,
             observer,
-            prompts: prompt::PromptRenderer::new(),
+            prompts,
             warned_no_git: Default::default(),
             warned_sessions: Default::default(),
             llm_health: Default::default(),
@@ -130,6 +136,11 @@ impl Engine {
     /// The configuration the engine runs with now (it changes when a [`ConfigWatch`] reloads it).
     pub fn config(&self) -> Config {
         self.current().config.clone()
+    }
+
+    /// The prompt renderer, or the error that a project's template override or rules file has.
+    fn prompts(&self) -> anyhow::Result<&prompt::PromptRenderer> {
+        self.prompts.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     fn current(&self) -> Arc<Current> {

@@ -8,13 +8,17 @@ use serde::Serialize;
 
 use super::decision::{self, LlmOpinion};
 use super::events::Step;
-use super::prompt::{TaskPromptInput, ValidationPromptInput};
+use super::llm_ask::LlmScope;
+use super::prompt::{
+    DECISION_SCHEMA, DecisionPromptInput, ERROR_ANALYSIS_SCHEMA, ErrorAnalysisPromptInput, OPINION_SCHEMA,
+    ValidationPromptInput,
+};
 use super::rate_limit;
 use super::sessions;
 use super::{ConfigPoll, ConfigWatch, Engine};
 use crate::contract::{
-    CallContext, CompletionRequest, FileChange, GateInput, LoopEvent, Message, Outcome, PluginError, Role, RunRequest,
-    RunResult, Severity, TaskInfo, Verdict,
+    CallContext, FileChange, GateInput, LoopEvent, Outcome, PluginError, RunRequest, RunResult, Severity, TaskInfo,
+    Verdict,
 };
 use crate::state::NewCheckpoint;
 use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus};
@@ -44,15 +48,28 @@ pub struct TaskOutcome {
     pub reason: String,
 }
 
-/// The JSON schema of the LLM's opinion.
-const OPINION_SCHEMA: &str = r#"{"type":"object","properties":{"confidence":{"type":"number","minimum":0,"maximum":1},"reasoning":{"type":"string"},"concerns":{"type":"array","items":{"type":"string"}}},"required":["confidence","reasoning"]}"#;
-
 #[derive(Debug, serde::Deserialize)]
 struct OpinionReply {
     confidence: f32,
     reasoning: String,
     #[serde(default)]
     concerns: Vec<String>,
+}
+
+/// The LLM's error analysis of a failed iteration.
+#[derive(Debug, serde::Deserialize)]
+struct ErrorAnalysis {
+    diagnosis: String,
+    #[serde(default)]
+    suggested_fixes: Vec<String>,
+}
+
+/// The LLM's clarification request of a CLARIFY decision.
+#[derive(Debug, serde::Deserialize)]
+struct Clarification {
+    clarification: String,
+    #[serde(default)]
+    questions: Vec<String>,
 }
 
 impl Engine {
@@ -154,14 +171,9 @@ impl Engine {
                 // A new session starts from the summary of the one that was refreshed.
                 feedback.insert(0, format!("Context carried over from the previous agent session:\n{summary}"));
             }
-            let prompt = self.prompts.task_prompt(&TaskPromptInput {
-                project: &project,
-                task: &task,
-                iteration,
-                max_iterations,
-                feedback: &feedback,
-                human_feedback: human_feedback.as_deref(),
-            })?;
+            let prompt = self
+                .build_task_prompt(&project, &task, iteration, max_iterations, &feedback, human_feedback.as_deref())
+                .await?;
             self.observer.step(&Step::IterationStarted {
                 task_id,
                 iteration,
@@ -199,13 +211,7 @@ impl Engine {
             let (opinion, llm_note, concerns) = match &result {
                 Ok(r) => match self.llm_health.skip_reason() {
                     Some(note) => (None, Some(note), vec![]),
-                    None => {
-                        let asked = self.llm_opinion(&task, r, &changes, &gates).await;
-                        if current.plugins.llm.is_some() {
-                            self.note_llm_health(asked.0.is_some(), asked.1.as_deref());
-                        }
-                        asked
-                    }
+                    None => self.llm_opinion(&task, interaction_id, r, &changes, &gates).await,
                 },
                 Err(_) => (None, Some("not asked: the agent could not run".to_string()), vec![]),
             };
@@ -310,7 +316,17 @@ impl Engine {
             if status != TaskStatus::Running {
                 break;
             }
-            feedback = next_feedback(&result, &gates, &concerns, action, &verdict.explanation);
+            feedback = self
+                .next_feedback(
+                    &task,
+                    (iteration, max_iterations, interaction_id),
+                    &result,
+                    &changes,
+                    &gates,
+                    &concerns,
+                    (action, verdict.confidence, &verdict.explanation),
+                )
+                .await;
         }
         self.observer.step(&Step::TaskFinished { task_id, status: last.status });
         Ok(last)
@@ -495,64 +511,47 @@ impl Engine {
     async fn llm_opinion(
         &self,
         task: &Task,
+        interaction_id: i64,
         result: &RunResult,
         changes: &[FileChange],
         gates: &[GateRecord],
     ) -> (Option<LlmOpinion>, Option<String>, Vec<String>) {
-        let current = self.current();
-        let Some(llm) = &current.plugins.llm else {
+        if self.current().plugins.llm.is_none() {
             return (None, Some("no LLM is configured (llm.provider: none)".into()), vec![]);
-        };
-        let prompt = match self.prompts.validation_prompt(&ValidationPromptInput {
-            task,
-            outcome: result.outcome.as_str(),
-            summary: &result.summary,
-            changes,
-            gates,
-        }) {
+        }
+        let prompt = self.prompts().and_then(|p| {
+            p.validation_prompt(&ValidationPromptInput {
+                task,
+                outcome: result.outcome.as_str(),
+                summary: &result.summary,
+                changes,
+                gates,
+            })
+        });
+        let prompt = match prompt {
             Ok(p) => p,
-            Err(e) => return (None, Some(format!("cannot render the validation prompt: {e}")), vec![]),
+            Err(e) => return (None, Some(format!("cannot render the validation prompt: {e:#}")), vec![]),
         };
-        let request = CompletionRequest {
-            messages: vec![Message { role: Role::User, content: prompt }],
-            json_schema: Some(OPINION_SCHEMA.to_string()),
-            temperature: None,
-            max_tokens: Some(1024),
-        };
-        let limit = Duration::from_secs(current.config.llm.timeout_secs);
-        let mut attempt = 0;
-        let note = loop {
-            attempt += 1;
-            let reply = match tokio::time::timeout(limit, llm.complete(&request)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    Err(PluginError::Timeout(format!("no answer within {}s (llm.timeout_secs)", limit.as_secs())))
+        match self
+            .ask_llm::<OpinionReply>(LlmScope::new(task.id, interaction_id, "opinion"), prompt, OPINION_SCHEMA)
+            .await
+        {
+            Ok(answer) => {
+                let o = answer.value;
+                let mut reasoning = o.reasoning;
+                if !answer.repairs.is_empty() {
+                    reasoning.push_str(&format!(" (Obra repaired the reply: {})", answer.repairs.join("; ")));
                 }
-            };
-            let error = match reply {
-                Ok(c) => match parse_opinion(&c.text) {
-                    Ok(o) => {
-                        let opinion = LlmOpinion { confidence: o.confidence.clamp(0.0, 1.0), reasoning: o.reasoning };
-                        self.observer.step(&Step::LlmOpinion {
-                            confidence: Some(opinion.confidence),
-                            note: opinion.reasoning.clone(),
-                        });
-                        return (Some(opinion), None, o.concerns);
-                    }
-                    Err(e) => PluginError::Retryable(e),
-                },
-                Err(e) => e,
-            };
-            match current.retry.delay_after(attempt, &error) {
-                Some(delay) => {
-                    self.observer.step(&Step::Retrying { what: "llm", attempt, delay, reason: error.to_string() });
-                    tokio::time::sleep(delay).await;
-                }
-                None => break format!("{} failed: {error}", llm.name()),
+                let opinion = LlmOpinion { confidence: o.confidence.clamp(0.0, 1.0), reasoning };
+                self.observer
+                    .step(&Step::LlmOpinion { confidence: Some(opinion.confidence), note: opinion.reasoning.clone() });
+                (Some(opinion), None, o.concerns)
             }
-        };
-        self.observer.step(&Step::LlmOpinion { confidence: None, note: note.clone() });
-        (None, Some(note), vec![])
+            Err(note) => {
+                self.observer.step(&Step::LlmOpinion { confidence: None, note: note.clone() });
+                (None, Some(note), vec![])
+            }
+        }
     }
 
     /// Evaluate the rules in order; the first that pauses or aborts wins. A rule that fails pauses the task:
@@ -644,27 +643,9 @@ fn retryable_outcome(r: &RunResult) -> Option<PluginError> {
     }
 }
 
-/// Parse the LLM's opinion, tolerating a code fence or prose around the JSON object.
-fn parse_opinion(text: &str) -> Result<OpinionReply, String> {
-    let trimmed = text.trim();
-    let candidate = match (trimmed.find('{'), trimmed.rfind('}')) {
-        (Some(a), Some(b)) if b > a => &trimmed[a..=b],
-        _ => trimmed,
-    };
-    serde_json::from_str::<OpinionReply>(candidate).map_err(|e| {
-        let excerpt: String = trimmed.chars().take(120).collect();
-        format!("the LLM's reply is not the requested JSON ({e}): {excerpt:?}")
-    })
-}
-
-/// What the next prompt should tell the agent: failed gates' findings, the LLM's concerns, the decision.
-fn next_feedback(
-    result: &Result<RunResult, PluginError>,
-    gates: &[GateRecord],
-    concerns: &[String],
-    action: Action,
-    explanation: &str,
-) -> Vec<String> {
+/// What the next prompt should tell the agent without an LLM: how the run ended, failed gates' findings
+/// and the warnings of passing gates (the response check's included), the LLM's concerns.
+fn feedback_items(result: &Result<RunResult, PluginError>, gates: &[GateRecord], concerns: &[String]) -> Vec<String> {
     let mut items = Vec::new();
     match result {
         Err(e) => items.push(format!("The previous run could not complete: {e}")),
@@ -673,23 +654,31 @@ fn next_feedback(
         }
         Ok(_) => {}
     }
-    for gate in gates.iter().filter(|g| !g.passed) {
-        items.push(format!("Quality gate `{}` failed: {}", gate.gate, gate.summary));
-        for f in gate.findings.iter().filter(|f| f.severity != Severity::Info) {
-            let place = match (&f.path, f.line) {
-                (Some(p), Some(l)) => format!(" ({p}:{l})"),
-                (Some(p), None) => format!(" ({p})"),
-                _ => String::new(),
-            };
-            items.push(format!("{}{place}", f.message));
+    let place = |f: &crate::contract::Finding| match (&f.path, f.line) {
+        (Some(p), Some(l)) => format!(" ({p}:{l})"),
+        (Some(p), None) => format!(" ({p})"),
+        _ => String::new(),
+    };
+    for gate in gates {
+        if !gate.passed {
+            items.push(format!("Quality gate `{}` failed: {}", gate.gate, gate.summary));
+            for f in gate.findings.iter().filter(|f| f.severity != Severity::Info) {
+                items.push(format!("{}{}", f.message, place(f)));
+            }
+        } else {
+            for f in gate.findings.iter().filter(|f| f.severity == Severity::Warning) {
+                items.push(format!("Warning from `{}`: {}{}", gate.gate, f.message, place(f)));
+            }
         }
     }
     for c in concerns {
         items.push(format!("Reviewer concern: {c}"));
     }
-    if action == Action::Clarify {
-        items.push(format!("The supervisor was not confident enough to accept the work: {explanation}"));
-    }
+    items
+}
+
+/// At most [`MAX_FEEDBACK_ITEMS`] items of at most [`MAX_FEEDBACK_CHARS`] characters.
+fn cap_feedback(items: Vec<String>) -> Vec<String> {
     items
         .into_iter()
         .take(MAX_FEEDBACK_ITEMS)
@@ -703,17 +692,113 @@ fn next_feedback(
         .collect()
 }
 
+impl Engine {
+    /// What the next prompt should tell the agent: the [`feedback_items`]; after a failed iteration (the
+    /// agent did not succeed or a required gate failed) the LLM's error analysis; and for CLARIFY the
+    /// clarification request the LLM wrote (without an LLM, or when it fails, the decision's explanation).
+    #[allow(clippy::too_many_arguments)]
+    async fn next_feedback(
+        &self,
+        task: &Task,
+        (iteration, max_iterations, interaction_id): (u32, u32, i64),
+        result: &Result<RunResult, PluginError>,
+        changes: &[FileChange],
+        gates: &[GateRecord],
+        concerns: &[String],
+        (action, confidence, explanation): (Action, f32, &str),
+    ) -> Vec<String> {
+        let mut items = feedback_items(result, gates, concerns);
+        let current = self.current();
+        let required_failed =
+            current.plugins.gates.iter().zip(gates).any(|((config, _), g)| config.required && !g.passed);
+        let failed = !matches!(result, Ok(r) if r.outcome == Outcome::Success) || required_failed;
+        let llm = current.plugins.llm.is_some();
+        let (outcome, summary) = match result {
+            Ok(r) => (r.outcome.as_str().to_string(), r.summary.clone()),
+            Err(e) => ("could-not-run".to_string(), e.to_string()),
+        };
+        if failed && llm {
+            let prompt = self.prompts().and_then(|p| {
+                p.error_analysis_prompt(&ErrorAnalysisPromptInput {
+                    task,
+                    iteration,
+                    outcome: &outcome,
+                    summary: &summary,
+                    changes,
+                    failures: &items,
+                })
+            });
+            let answer = match prompt {
+                Ok(prompt) => {
+                    self.ask_llm::<ErrorAnalysis>(
+                        LlmScope::new(task.id, interaction_id, "error analysis"),
+                        prompt,
+                        ERROR_ANALYSIS_SCHEMA,
+                    )
+                    .await
+                }
+                Err(e) => Err(format!("cannot render the error analysis prompt: {e:#}")),
+            };
+            match answer {
+                Ok(a) => {
+                    let a = a.value;
+                    self.observer.step(&Step::Progress(format!("error analysis: {}", a.diagnosis.trim())));
+                    items.insert(0, format!("Diagnosis of the failure: {}", a.diagnosis.trim()));
+                    for (i, fix) in a.suggested_fixes.iter().enumerate() {
+                        items.insert(1 + i, format!("Suggested fix: {}", fix.trim()));
+                    }
+                }
+                Err(why) => self.observer.step(&Step::Progress(format!("no error analysis: {why}"))),
+            }
+        }
+        if action == Action::Clarify {
+            let mut request = None;
+            if llm {
+                let prompt = self.prompts().and_then(|p| {
+                    p.decision_prompt(&DecisionPromptInput {
+                        task,
+                        iteration,
+                        max_iterations,
+                        confidence,
+                        explanation,
+                        summary: &summary,
+                        concerns,
+                        gates,
+                    })
+                });
+                let answer = match prompt {
+                    Ok(prompt) => {
+                        self.ask_llm::<Clarification>(
+                            LlmScope::new(task.id, interaction_id, "clarification"),
+                            prompt,
+                            DECISION_SCHEMA,
+                        )
+                        .await
+                    }
+                    Err(e) => Err(format!("cannot render the decision prompt: {e:#}")),
+                };
+                match answer {
+                    Ok(a) => {
+                        let mut text = a.value.clarification.trim().to_string();
+                        for q in &a.value.questions {
+                            text.push_str(&format!("\n  - {}", q.trim()));
+                        }
+                        request = Some(format!("The supervisor asks you to clarify: {text}"));
+                    }
+                    Err(why) => self.observer.step(&Step::Progress(format!("no clarification request: {why}"))),
+                }
+            }
+            items.push(request.unwrap_or_else(|| {
+                format!("The supervisor was not confident enough to accept the work: {explanation}")
+            }));
+        }
+        cap_feedback(items)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn opinion_parsing_tolerates_fences_and_rejects_garbage_with_an_excerpt() {
-        let o = parse_opinion("```json\n{\"confidence\": 0.8, \"reasoning\": \"ok\"}\n```").unwrap();
-        assert_eq!(o.confidence, 0.8);
-        let e = parse_opinion("{\"confidence\": \"high\"").unwrap_err();
-        assert!(e.contains("not the requested JSON") && e.contains("confidence"), "{e}");
-    }
 
     #[test]
     fn rate_limits_and_server_errors_are_retryable_outcomes_but_client_errors_are_not() {
@@ -753,8 +838,32 @@ mod tests {
             error: None,
             duration_ms: 1,
         }];
-        let items = next_feedback(&Err(PluginError::Fatal("x".into())), &gates, &[], Action::Retry, "");
+        let items = feedback_items(&Err(PluginError::Fatal("x".into())), &gates, &[]);
         assert!(items.iter().any(|i| i.contains("`tests` failed: 1 test failed")));
         assert!(items.iter().any(|i| i.contains("assertion failed") && i.contains("(test.sh:3)")));
+    }
+
+    #[test]
+    fn warnings_of_passing_gates_reach_the_feedback_and_items_are_capped() {
+        let gates = vec![GateRecord {
+            gate: "response-format".into(),
+            passed: true,
+            score: 1.0,
+            summary: "ok, 1 warning(s)".into(),
+            findings: vec![crate::contract::Finding {
+                severity: Severity::Warning,
+                message: "The summary mentions a.sh as changed, but this run did not change it".into(),
+                path: Some("a.sh".into()),
+                line: None,
+            }],
+            error: None,
+            duration_ms: 1,
+        }];
+        let items = feedback_items(&Err(PluginError::Fatal("x".into())), &gates, &["no tests".into()]);
+        assert!(items.iter().any(|i| i.starts_with("Warning from `response-format`: The summary mentions a.sh")));
+        assert_eq!(items.last().unwrap(), "Reviewer concern: no tests");
+        let capped = cap_feedback(vec!["x".repeat(3000); 30]);
+        assert_eq!(capped.len(), MAX_FEEDBACK_ITEMS);
+        assert!(capped[0].ends_with(" [...]") && capped[0].chars().count() == MAX_FEEDBACK_CHARS + 6);
     }
 }

@@ -7,6 +7,7 @@
 //! written once with `$n` placeholders, integers are read as `i64`, reals as `f64`, and booleans are stored
 //! as integers. Only the schema (migrations/sqlite, migrations/postgres) and the connection set-up differ.
 
+mod context;
 mod level2;
 mod llm_calls;
 mod outcomes;
