@@ -4,72 +4,10 @@
 
 mod common;
 
-use common::{Project, text};
-use obra_testkit::{AnthropicReply, ClaudeEnv, FakeAnthropic, FakeOllama, OllamaReply, require_claude};
+use common::claude::{opinion, setup, show};
+use common::text;
+use obra_testkit::{AnthropicReply, FakeAnthropic, FakeOllama, OllamaReply};
 use serde_json::{Value, json};
-
-/// A project wired to the real claude CLI and both fakes. `None` (with a notice) when the CLI is missing
-/// outside CI; in CI a missing CLI fails the test.
-fn setup(
-    anthropic: &FakeAnthropic,
-    ollama: &FakeOllama,
-    test_command: &str,
-    extra: &str,
-) -> Option<(Project, ClaudeEnv)> {
-    let Some(cli) = require_claude() else {
-        eprintln!("skipped: {}", obra_testkit::claude::install_hint());
-        return None;
-    };
-    let claude_env = cli.env(&anthropic.base_url());
-    let mut project = Project::new();
-    for (k, v) in claude_env.vars() {
-        project.set_env(k, v);
-    }
-    let bin_dir = claude_env.bin().parent().unwrap().display().to_string();
-    let path = claude_env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
-    project.set_env("PATH", &format!("{bin_dir}:{path}"));
-    project.write_config(&format!(
-        r#"
-agent:
-  plugin: claude-code
-  timeout_secs: 120
-agents:
-  claude-code:
-    permission_mode: acceptEdits
-    max_turns: 5
-llm:
-  provider: ollama
-  timeout_secs: 30
-llms:
-  ollama:
-    base_url: {ollama}
-    model: qwen2.5-coder:7b
-gates:
-  - plugin: response-format
-  - plugin: tests
-    enabled: true
-    config:
-      command: "{test_command}"
-engine:
-  max_iterations: 2
-  retry:
-    base_delay_ms: 50
-    max_delay_ms: 200
-    jitter: 0.0
-{extra}
-"#,
-        ollama = ollama.base_url(),
-    ));
-    Some((project, claude_env))
-}
-
-fn opinion(confidence: f64, reasoning: &str) -> OllamaReply {
-    OllamaReply::json(&json!({ "confidence": confidence, "reasoning": reasoning, "concerns": [] }))
-}
-
-fn show(project: &Project, id: i64) -> Value {
-    project.obra_json(&["task", "show", &id.to_string(), "--json"], 0)
-}
 
 #[test]
 fn a_write_tool_use_creates_the_file_the_tests_gate_passes_and_the_task_completes() {
