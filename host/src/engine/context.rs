@@ -145,14 +145,20 @@ pub struct Gathered {
     pub estimator: TokenEstimator,
 }
 
+/// Learn the token estimator of a project from the store (once per task execution: see
+/// [`Engine::build_task_prompt`]).
+pub async fn learn_estimator(state: &StateManager, project_id: i64, config: &ContextConfig) -> Result<TokenEstimator> {
+    let samples = state.prompt_token_samples(project_id, SAMPLE_LIMIT).await?;
+    Ok(TokenEstimator::from_samples(&samples, config.chars_per_token))
+}
+
 /// Read the context candidates of `task` from the store.
-pub async fn gather(state: &StateManager, project: &Project, task: &Task, config: &ContextConfig) -> Result<Gathered> {
-    let samples = state.prompt_token_samples(project.id, SAMPLE_LIMIT).await?;
-    let estimator = TokenEstimator::from_samples(&samples, config.chars_per_token);
+pub async fn gather(state: &StateManager, project: &Project, task: &Task, estimator: TokenEstimator) -> Result<Gathered> {
     let mut items = Vec::new();
 
     // Earlier iterations of this task, one line each.
-    let interactions = state.interactions(task.id).await?;
+    // A task that never ran has no history to read.
+    let interactions = if task.attempts > 0 { state.interactions(task.id).await? } else { Vec::new() };
     let mut lines = Vec::new();
     for i in interactions.iter().rev().take(HISTORY_LIMIT).rev() {
         let decision = state.decision(i.id).await?;
@@ -338,7 +344,13 @@ impl Engine {
     ) -> Result<String> {
         let config = self.current().config.engine.context.clone();
         let prompts = self.prompts()?;
-        let gathered = gather(&self.state, project, task, &config).await?;
+        // Learned once per execution: the samples do not change meaningfully within one task.
+        let estimator = self
+            .token_estimator
+            .get_or_try_init(|| learn_estimator(&self.state, project.id, &config))
+            .await?
+            .clone();
+        let gathered = gather(&self.state, project, task, estimator).await?;
         let empty = PromptContext::default();
         let mut input = TaskPromptInput {
             project,
@@ -541,7 +553,8 @@ mod tests {
         }
         let config = ContextConfig { max_tokens: 12000, chars_per_token: 4.0 };
         let task = state.require_task(task.id).await.unwrap();
-        let g = gather(&state, &project, &task, &config).await.unwrap();
+        let estimator = learn_estimator(&state, project.id, &config).await.unwrap();
+        let g = gather(&state, &project, &task, estimator).await.unwrap();
         // Two samples of 350 characters for 100 tokens: fewer than MIN_SAMPLES, so the configured ratio.
         assert_eq!(g.estimator.samples, 0);
         let by_priority: Vec<(u8, &str)> = g.items.iter().map(|i| (i.priority, i.full.as_str())).collect();

@@ -100,6 +100,8 @@ pub struct Engine {
     warned_no_git: std::sync::atomic::AtomicBool,
     /// Sessions whose context-window warning was shown.
     warned_sessions: Mutex<std::collections::HashSet<String>>,
+    /// Characters per token, learned from the store on the first prompt of the execution.
+    token_estimator: tokio::sync::OnceCell<context::TokenEstimator>,
     /// Whether the LLM answered lately (shared with the other engines of the process).
     llm_health: Arc<LlmHealth>,
 }
@@ -123,6 +125,7 @@ impl Engine {
             prompts,
             warned_no_git: Default::default(),
             warned_sessions: Default::default(),
+            token_estimator: Default::default(),
             llm_health: Default::default(),
         }
     }

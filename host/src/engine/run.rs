@@ -161,7 +161,8 @@ impl Engine {
                 }
             }
             let current = self.current();
-            let task = self.state.require_task(task_id).await?;
+            // The first iteration uses the task as read above; later ones see what the last one changed.
+            let task = if iteration == 1 { task.clone() } else { self.state.require_task(task_id).await? };
             if let Some(summary) = self.check_session_context(&task, &mut session).await? {
                 carried_summary = Some(summary);
             }

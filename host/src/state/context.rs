@@ -6,20 +6,25 @@ use sqlx::Row;
 
 use super::{DbResult, StateManager};
 
+/// How many of the store's newest one-turn runs the samples are taken from (all projects), so the query's
+/// cost stays flat however long the store's history grows.
+const SAMPLE_WINDOW: i64 = 200;
+
 impl StateManager {
-    /// Up to `limit` of the project's newest finished interactions that ran in one turn and reported input
-    /// tokens, as (prompt length in characters, input tokens + cache tokens). A one-turn run read the prompt
+    /// Up to `limit` of the project's newest finished interactions (among the store's newest
+    /// [`SAMPLE_WINDOW`]) that ran in one turn and reported input tokens, as (prompt length in characters, input tokens + cache tokens). A one-turn run read the prompt
     /// once, so these pairs calibrate characters per token.
     pub async fn prompt_token_samples(&self, project_id: i64, limit: i64) -> Result<Vec<(i64, i64)>> {
         let rows = sqlx::query(
             "SELECT CAST(LENGTH(i.prompt) AS BIGINT) AS chars, i.input_tokens AS tokens, i.result_json AS result
                FROM interactions i JOIN tasks t ON t.id = i.task_id
-              WHERE t.project_id = $1 AND i.input_tokens IS NOT NULL AND i.input_tokens > 0
-                AND i.turns IS NOT NULL AND i.turns <= 1
+              WHERE i.id IN (SELECT id FROM interactions ORDER BY id DESC LIMIT $3)
+                AND t.project_id = $1 AND i.input_tokens > 0 AND i.turns <= 1
               ORDER BY i.id DESC LIMIT $2",
         )
         .bind(project_id)
         .bind(limit)
+        .bind(SAMPLE_WINDOW)
         .fetch_all(&self.pool)
         .await
         .db(self)?;

@@ -755,9 +755,14 @@ impl StateManager {
         // The work of earlier iterations was not accepted as it was: another iteration ran.
         self.settle_open_decisions(&mut tx, record.task_id, DecisionOutcome::Superseded, &ts).await?;
         let d = record.decision;
+        let settled_now = match record.task_status {
+            TaskStatus::Completed => Some(DecisionOutcome::Accepted),
+            TaskStatus::Failed => Some(DecisionOutcome::Failed),
+            _ => None,
+        };
         sqlx::query(
             "INSERT INTO decisions (interaction_id, action, confidence, heuristic_score, llm_score, llm_reasoning,
-             explanation, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             explanation, created_at, outcome, outcome_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(record.interaction_id)
         .bind(d.action.as_str())
@@ -767,6 +772,9 @@ impl StateManager {
         .bind(&d.llm_reasoning)
         .bind(&d.explanation)
         .bind(&ts)
+        // The iteration's own outcome, when the task's new status already tells it.
+        .bind(settled_now.map(DecisionOutcome::as_str))
+        .bind(settled_now.map(|_| ts.as_str()))
         .execute(&mut *tx)
         .await
         .db(self)?;
@@ -782,15 +790,6 @@ impl StateManager {
         .execute(&mut *tx)
         .await
         .db(self)?;
-        match record.task_status {
-            TaskStatus::Completed => {
-                self.settle_open_decisions(&mut tx, record.task_id, DecisionOutcome::Accepted, &ts).await?
-            }
-            TaskStatus::Failed => {
-                self.settle_open_decisions(&mut tx, record.task_id, DecisionOutcome::Failed, &ts).await?
-            }
-            _ => {}
-        }
         let mut breakpoint_id = None;
         if let Some((rule, reason)) = &record.breakpoint {
             let (id,): (i64,) = sqlx::query_as(
