@@ -2,7 +2,8 @@
 //! no gates, no rules, no LLM, a real SQLite file in WAL mode. What remains is prompt rendering, the change
 //! snapshots, the decision and the store writes of one iteration.
 //!
-//! Run: `cargo bench -p obra --bench loop_overhead` (prints median and p95 per iteration).
+//! Run: `cargo bench -p obra --bench loop_overhead` (prints median and p95 per iteration). Checkpoints are off
+//! (the workspace is not a git repository); `BENCH_CHECKPOINTS=1` turns the (then no-op) check on.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,6 +65,7 @@ fn main() {
         let mut config = Config::default();
         config.llm.provider = "none".into();
         config.engine.max_iterations = 1;
+        config.engine.checkpoints = std::env::var("BENCH_CHECKPOINTS").is_ok();
         let plugins = LoopPlugins { agent: Arc::new(InstantAgent), llm: None, gates: vec![], rules: vec![] };
         let engine = Engine::new(config, state.clone(), plugins, workspace, Arc::new(Silent));
 
