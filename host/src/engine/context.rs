@@ -153,7 +153,12 @@ pub async fn learn_estimator(state: &StateManager, project_id: i64, config: &Con
 }
 
 /// Read the context candidates of `task` from the store.
-pub async fn gather(state: &StateManager, project: &Project, task: &Task, estimator: TokenEstimator) -> Result<Gathered> {
+pub async fn gather(
+    state: &StateManager,
+    project: &Project,
+    task: &Task,
+    estimator: TokenEstimator,
+) -> Result<Gathered> {
     let mut items = Vec::new();
 
     // Earlier iterations of this task, one line each.
@@ -345,11 +350,8 @@ impl Engine {
         let config = self.current().config.engine.context.clone();
         let prompts = self.prompts()?;
         // Learned once per execution: the samples do not change meaningfully within one task.
-        let estimator = self
-            .token_estimator
-            .get_or_try_init(|| learn_estimator(&self.state, project.id, &config))
-            .await?
-            .clone();
+        let estimator =
+            self.token_estimator.get_or_try_init(|| learn_estimator(&self.state, project.id, &config)).await?.clone();
         let gathered = gather(&self.state, project, task, estimator).await?;
         let empty = PromptContext::default();
         let mut input = TaskPromptInput {
