@@ -351,7 +351,7 @@ impl Engine {
         let prompts = self.prompts()?;
         // Learned once per execution: the samples do not change meaningfully within one task.
         let estimator =
-            self.token_estimator.get_or_try_init(|| learn_estimator(&self.state, project.id, &config)).await?.clone();
+            *self.token_estimator.get_or_try_init(|| learn_estimator(&self.state, project.id, &config)).await?;
         let gathered = gather(&self.state, project, task, estimator).await?;
         let empty = PromptContext::default();
         let mut input = TaskPromptInput {
