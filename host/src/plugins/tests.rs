@@ -168,7 +168,8 @@ async fn read_outside_workspace_is_refused_for_every_escape() {
     assert_eq!(agent.run(&ctx, &run("inside")).await.unwrap().summary, "inside");
 }
 
-/// A one-shot HTTP server on loopback answering every request with `response`; returns its base URL.
+/// An HTTP server on loopback answering every request with `response` and closing the connection (a response
+/// should say `Connection: close`, or a client may reuse the closed connection); returns its base URL.
 async fn http_server(response: &'static str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -187,7 +188,10 @@ async fn http_server(response: &'static str) -> String {
 async fn http_outside_grant_is_denied_and_redirects_are_not_followed() {
     let grant = UserGrant { http: vec!["config:base_url".into()], ..UserGrant::default() };
     let host = host_with(&[("http-outside-grant", grant)], &["http-outside-grant"]);
-    let base = http_server("HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\nContent-Length: 0\r\n\r\n").await;
+    let base = http_server(
+        "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     for streaming in [false, true] {
         let config = format!(r#"{{"base_url":"{base}","target":"http://127.0.0.1:9/x","streaming":{streaming}}}"#);
         let provider = host.llm_provider("http-outside-grant", &config).unwrap();
