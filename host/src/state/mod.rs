@@ -846,17 +846,18 @@ impl StateManager {
         .db(self)
     }
 
-    /// The feedback of the most recent breakpoint of a task that was resolved with feedback.
+    /// The feedback a human gave at the task's most recently resolved breakpoint, when that one was resolved
+    /// with feedback (an older answer no longer applies once a later breakpoint was resolved another way).
     pub async fn latest_breakpoint_feedback(&self, task_id: i64) -> Result<Option<String>> {
-        let row: Option<(Option<String>,)> = sqlx::query_as(
-            "SELECT feedback FROM breakpoints WHERE task_id = $1 AND status = 'resolved' AND resolution = 'feedback'
+        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT resolution, feedback FROM breakpoints WHERE task_id = $1 AND status = 'resolved'
              ORDER BY id DESC LIMIT 1",
         )
         .bind(task_id)
         .fetch_optional(&self.pool)
         .await
         .db(self)?;
-        Ok(row.and_then(|(f,)| f))
+        Ok(row.and_then(|(resolution, feedback)| feedback.filter(|_| resolution.as_deref() == Some("feedback"))))
     }
 
     /// Resolve an open breakpoint and move its task on, in one transaction: `approve` completes the task,

@@ -325,6 +325,10 @@ async fn resolving_a_breakpoint_moves_the_task_and_keeps_the_feedback(db: Db) {
     assert_eq!(resolved.status, "resolved");
     assert_eq!(state.require_task(t.id).await.unwrap().status(), TaskStatus::Pending);
     assert_eq!(state.latest_breakpoint_feedback(t.id).await.unwrap().as_deref(), Some("use tabs"));
+    // A later breakpoint resolved another way retires the old feedback.
+    let later = pause(state, t.id).await;
+    state.resolve_breakpoint(later, Resolution::Approve, "bob").await.unwrap();
+    assert_eq!(state.latest_breakpoint_feedback(t.id).await.unwrap(), None);
     let again = state.resolve_breakpoint(bp, Resolution::Approve, "bob").await.unwrap_err().to_string();
     assert!(again.contains("already resolved") && again.contains("alice"), "{again}");
     let missing = state.resolve_breakpoint(77, Resolution::Approve, "bob").await.unwrap_err().to_string();
