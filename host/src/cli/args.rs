@@ -67,6 +67,9 @@ pub enum Command {
     Checkpoint(CheckpointCommand),
     /// Show the project's activity: tasks created, iterations, decisions, breakpoints, checkpoints.
     Logs(LogsArgs),
+    /// Check what a run needs (configuration, store, git, plugins, the agent's CLI, the LLM endpoint) and
+    /// say what to fix; exit code 1 when a check fails.
+    Doctor(JsonArg),
     /// How the project's tasks went: success and autonomy rates, breakpoints by rule, confidence calibration,
     /// tokens and cost, step durations.
     Report(JsonArg),

@@ -6,6 +6,7 @@ mod checkpoint_cmd;
 mod config_cmd;
 mod demo;
 pub mod deps;
+mod doctor_cmd;
 mod logs_cmd;
 pub mod output;
 mod plugin_cmd;
@@ -78,6 +79,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Run(a) => run_cmd::run(&g, a).await,
         Command::Logs(a) => logs_cmd::run(&g, a).await,
         Command::Report(a) => report_cmd::run(&g, a.json).await,
+        Command::Doctor(a) => doctor_cmd::run(&g, a.json).await,
         Command::Replay(a) => replay_cmd::run(&g, a).await,
         Command::Checkpoint(cmd) => checkpoint_cmd::run(&g, cmd).await,
         Command::Completions(a) => {

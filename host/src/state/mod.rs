@@ -378,6 +378,11 @@ impl StateManager {
         self.backend
     }
 
+    /// Where the store is, for people: the SQLite file, or the PostgreSQL URL with its password hidden.
+    pub fn location(&self) -> &str {
+        &self.name
+    }
+
     /// The error for a failed statement: a lock becomes a message that says what to do.
     fn error(&self, error: sqlx::Error) -> anyhow::Error {
         db_error(self.backend, &self.name, self.busy_timeout, error)

@@ -1,0 +1,251 @@
+//! `obra doctor`: check what a run needs — the configuration, the store, git, the plugins, the agent's CLI and
+//! the LLM endpoint — and say what to fix. Exit code 1 when any check fails.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::args::GlobalArgs;
+use super::open_options;
+use super::output::print_json;
+use crate::contract::CallContext;
+use crate::orchestrator::Orchestrator;
+use crate::workspace::checkpoint::Checkpoints;
+
+/// How long an agent's or LLM's health check may take.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize)]
+struct Check {
+    /// What was checked.
+    name: String,
+    /// Whether it is fine (`warn` counts as fine for the exit code).
+    status: Status,
+    /// What was found.
+    detail: String,
+    /// What to do about it, when something is wrong.
+    fix: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Status {
+    Ok,
+    Warn,
+    Fail,
+}
+
+impl Check {
+    fn ok(name: &str, detail: impl Into<String>) -> Self {
+        Self { name: name.into(), status: Status::Ok, detail: detail.into(), fix: None }
+    }
+    fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { name: name.into(), status: Status::Warn, detail: detail.into(), fix: Some(fix.into()) }
+    }
+    fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { name: name.into(), status: Status::Fail, detail: detail.into(), fix: Some(fix.into()) }
+    }
+}
+
+pub(super) async fn run(g: &GlobalArgs, json: bool) -> Result<ExitCode> {
+    let checks = checks(g).await;
+    if json {
+        print_json(&checks)?;
+    } else {
+        std::io::stdout().lock().write_all(render(&checks).as_bytes())?;
+    }
+    let failed = checks.iter().any(|c| c.status == Status::Fail);
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+async fn checks(g: &GlobalArgs) -> Vec<Check> {
+    let mut out = vec![git_binary()];
+    let obra = match Orchestrator::open(open_options(g)).await {
+        Ok(o) => o,
+        Err(e) => {
+            out.insert(
+                0,
+                Check::fail(
+                    "project",
+                    format!("{e:#}"),
+                    "run `obra init` in the project's directory, or fix the configuration the message names",
+                ),
+            );
+            return out;
+        }
+    };
+    let config = &obra.config().config;
+    out.insert(
+        0,
+        Check::ok("configuration", format!("valid; agent {}, LLM {}", config.agent.plugin, config.llm.provider)),
+    );
+    out.push(store(&obra).await);
+    out.push(workspace_git(&obra));
+
+    let loaded = match obra.plugins().await {
+        Ok(p) => p,
+        Err(e) => {
+            out.push(Check::fail("plugins", format!("{e:#}"), "check plugins.* in the configuration"));
+            return out;
+        }
+    };
+    if loaded.load_errors.is_empty() {
+        out.push(Check::ok("plugins", format!("{} loaded", loaded.host.list().len())));
+    } else {
+        for e in &loaded.load_errors {
+            out.push(Check::warn(
+                "plugins",
+                e.to_string(),
+                "fix or remove the broken plugin (`obra plugin check PATH`)",
+            ));
+        }
+    }
+    let plugins = match obra.resolve_loop_plugins(config).await {
+        Ok(p) => p,
+        Err(e) => {
+            out.push(Check::fail(
+                "configured plugins",
+                format!("{e:#}"),
+                "name installed plugins in agent.plugin, llm.provider, gates and rules (`obra plugin list`)",
+            ));
+            return out;
+        }
+    };
+    out.push(Check::ok(
+        "configured plugins",
+        format!(
+            "agent {}, {} gate(s), {} rule(s){}",
+            plugins.agent.name(),
+            plugins.gates.len(),
+            plugins.rules.len(),
+            plugins.llm.as_ref().map(|l| format!(", LLM {}", l.name())).unwrap_or_default()
+        ),
+    ));
+
+    let agent = &plugins.agent;
+    let ctx = CallContext {
+        workspace: Some(obra.root().to_path_buf()),
+        llm: None,
+        progress: None,
+        timeout: Some(HEALTH_TIMEOUT),
+    };
+    let agent_config = config.agent_config(agent.name()).to_string();
+    let name = format!("agent {}", agent.name());
+    out.push(match tokio::time::timeout(HEALTH_TIMEOUT, agent.health(&ctx, &agent_config)).await {
+        Ok(Ok(detail)) => Check::ok(&name, detail),
+        Ok(Err(e)) => Check::fail(&name, e.to_string(), agent_fix(agent.name())),
+        Err(_) => Check::fail(&name, "no answer within 30 s", agent_fix(agent.name())),
+    });
+
+    match &plugins.llm {
+        None => out.push(Check::warn(
+            "LLM",
+            "none configured (llm.provider: none): decisions use heuristics alone",
+            "set llm.provider (e.g. ollama) and llms.<provider>.base_url for the LLM's opinion",
+        )),
+        Some(llm) => {
+            let name = format!("LLM {}", llm.name());
+            let fix = format!(
+                "start the server llms.{0}.base_url points at and pull llms.{0}.model, or set llm.provider: none",
+                llm.name()
+            );
+            out.push(match tokio::time::timeout(HEALTH_TIMEOUT, llm.health()).await {
+                Ok(Ok(detail)) => Check::ok(&name, detail),
+                Ok(Err(e)) => Check::fail(&name, e.to_string(), fix),
+                Err(_) => Check::fail(&name, "no answer within 30 s", fix),
+            });
+        }
+    }
+    out
+}
+
+fn agent_fix(agent: &str) -> String {
+    match agent {
+        "claude-code" => "install Claude Code (`npm install -g @anthropic-ai/claude-code`), make sure `claude` is on \
+                          PATH, and log in (`claude`) or set ANTHROPIC_API_KEY"
+            .into(),
+        other => format!("check the {other} plugin's program and its grant (plugins.grants.{other})"),
+    }
+}
+
+async fn store(obra: &Orchestrator) -> Check {
+    let state = obra.state();
+    match (state.schema_level().await, state.tasks(obra.project().id).await) {
+        (Ok(level), Ok(tasks)) => Check::ok(
+            "store",
+            format!(
+                "{} at {}, schema level {level}; project {} has {} task(s)",
+                match state.backend() {
+                    crate::state::Backend::Sqlite => "SQLite",
+                    crate::state::Backend::Postgres => "PostgreSQL",
+                },
+                state.location(),
+                obra.project().name,
+                tasks.len()
+            ),
+        ),
+        (Err(e), _) | (_, Err(e)) => {
+            Check::fail("store", format!("{e:#}"), "check database.url / database.path and that the server runs")
+        }
+    }
+}
+
+fn workspace_git(obra: &Orchestrator) -> Check {
+    match Checkpoints::open(obra.root()) {
+        Ok(Some(_)) => {
+            Check::ok("workspace", format!("{} is in a git repository (checkpoints work)", obra.root().display()))
+        }
+        Ok(None) => Check::warn(
+            "workspace",
+            format!("{} is not in a git repository: no checkpoints or rollback", obra.root().display()),
+            "run `git init` in the project's directory",
+        ),
+        Err(e) => Check::fail("workspace", format!("{e:#}"), "open the project in a git working tree"),
+    }
+}
+
+fn git_binary() -> Check {
+    match std::process::Command::new("git").arg("--version").output() {
+        Ok(out) if out.status.success() => Check::ok("git", String::from_utf8_lossy(&out.stdout).trim().to_string()),
+        Ok(out) => Check::warn(
+            "git",
+            format!("`git --version` failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            "reinstall git",
+        ),
+        Err(e) => {
+            Check::warn("git", format!("git is not on PATH ({e})"), "install git (the tests gate and agents use it)")
+        }
+    }
+}
+
+fn render(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let mark = match c.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        let _ = writeln!(out, "{mark}  {:<22} {}", c.name, c.detail);
+        if let Some(fix) = &c.fix {
+            let _ = writeln!(out, "      {:<22} fix: {fix}", "");
+        }
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    let warned = checks.iter().filter(|c| c.status == Status::Warn).count();
+    let _ = writeln!(
+        out,
+        "\n{}",
+        match (failed, warned) {
+            (0, 0) => "Everything obra needs is in place.".to_string(),
+            (0, w) => format!("Ready, with {w} warning(s)."),
+            (f, _) => format!("{f} check(s) failed: fix them before `obra run`."),
+        }
+    );
+    out
+}

@@ -1,0 +1,55 @@
+//! `obra doctor`: what a run needs, checked for real — the claude CLI, the LLM endpoint, the store, git and the
+//! plugins — with what to fix, and exit code 1 when something is missing.
+
+mod common;
+
+use common::claude::setup;
+use common::{Project, text};
+use obra_testkit::{FakeAnthropic, FakeOllama};
+
+#[test]
+fn doctor_names_what_is_missing_and_how_to_fix_it() {
+    let mut project = Project::new();
+    // No claude on PATH, and nothing listens where the LLM should be.
+    project.set_env("PATH", "/usr/bin:/bin");
+    project.write_config("llms:\n  ollama:\n    base_url: http://127.0.0.1:9\n");
+    let out = project.obra(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("FAIL  agent claude-code") && said.contains("\"claude\" was not found on PATH"), "{said}");
+    assert!(said.contains("npm install -g @anthropic-ai/claude-code"), "{said}");
+    assert!(said.contains("FAIL  LLM ollama") && said.contains("http://127.0.0.1:9"), "{said}");
+    assert!(said.contains("ok    store") && said.contains("schema level 3"), "{said}");
+    assert!(said.contains("2 check(s) failed"), "{said}");
+
+    let checks: serde_json::Value = serde_json::from_slice(&project.obra(&["doctor", "--json"]).stdout).unwrap();
+    let failed: Vec<&str> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["agent claude-code", "LLM ollama"], "{checks}");
+    assert!(checks.as_array().unwrap().iter().all(|c| c["status"] == "ok" || c["fix"].is_string()), "{checks}");
+}
+
+#[test]
+fn doctor_passes_with_the_real_claude_cli_and_a_reachable_llm_with_its_model() {
+    let anthropic = FakeAnthropic::start([]);
+    let ollama = FakeOllama::start([]);
+    let Some((project, _env)) = setup(&anthropic, &ollama, "true", "") else { return };
+    let out = project.obra(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("ok    agent claude-code") && said.contains("Claude Code"), "{said}");
+    assert!(said.contains("ok    LLM ollama") && said.contains("model qwen2.5-coder:7b present"), "{said}");
+    assert!(said.contains("Everything obra needs is in place."), "{said}");
+    assert!(anthropic.message_requests().is_empty(), "a health check costs no model call");
+
+    // The model is gone from the server: the check says which one to pull.
+    ollama.set_models(vec![]);
+    let out = project.obra(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ollama pull qwen2.5-coder:7b"), "{}", text(&out));
+}
