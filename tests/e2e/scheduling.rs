@@ -8,8 +8,9 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::claude::setup;
 use common::{Project, text};
-use obra_testkit::{AnthropicReply, ClaudeEnv, FakeAnthropic, FakeOllama, OllamaReply, require_claude};
+use obra_testkit::{AnthropicReply, FakeAnthropic, FakeOllama, OllamaReply};
 use serde_json::{Value, json};
 
 fn show(project: &Project, id: i64) -> Value {
@@ -235,58 +236,6 @@ fn a_killed_run_is_resumed_by_the_next_without_losing_or_duplicating_an_interact
     assert_eq!(shown["interactions"][1]["decision"]["action"], "proceed");
 }
 
-/// A project wired to the real claude CLI (against `anthropic`; keep the returned environment alive) and the
-/// fake Ollama, with a retry policy
-/// that sleeps through at most 1 s. `None` (with a notice) when the CLI is missing outside CI; in CI a
-/// missing CLI fails the test.
-fn claude_project(anthropic: &FakeAnthropic, ollama: &FakeOllama) -> Option<(Project, ClaudeEnv)> {
-    let Some(cli) = require_claude() else {
-        eprintln!("skipped: {}", obra_testkit::claude::install_hint());
-        return None;
-    };
-    let claude_env = cli.env(&anthropic.base_url());
-    let mut project = Project::new();
-    for (k, v) in claude_env.vars() {
-        project.set_env(k, v);
-    }
-    let bin_dir = claude_env.bin().parent().unwrap().display().to_string();
-    let path = claude_env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
-    project.set_env("PATH", &format!("{bin_dir}:{path}"));
-    project.write_config(&format!(
-        r#"
-agent:
-  plugin: claude-code
-  timeout_secs: 120
-agents:
-  claude-code:
-    permission_mode: acceptEdits
-    max_turns: 5
-llm:
-  provider: ollama
-  timeout_secs: 30
-llms:
-  ollama:
-    base_url: {ollama}
-    model: qwen2.5-coder:7b
-gates:
-  - plugin: response-format
-  - plugin: tests
-    enabled: true
-    config:
-      command: "grep -qx 'hello from claude' hello.txt"
-engine:
-  max_iterations: 2
-  retry:
-    max_attempts: 3
-    base_delay_ms: 50
-    max_delay_ms: 1000
-    jitter: 0.0
-"#,
-        ollama = ollama.base_url(),
-    ));
-    Some((project, claude_env))
-}
-
 /// A 429 whose message asks for a 3 s wait (the CLI, its own retries off, passes the API's message on, and
 /// the plugin reads the wait from it): more than the 1 s the retry policy sleeps through.
 fn rate_limited_for_3_seconds() -> AnthropicReply {
@@ -310,7 +259,9 @@ fn a_rate_limit_from_the_real_claude_cli_pauses_the_task_until_the_reset_and_res
         AnthropicReply::text("Created hello.txt."),
     ]);
     let ollama = FakeOllama::start([opinion()]);
-    let Some((project, _env)) = claude_project(&anthropic, &ollama) else { return };
+    let Some((project, _env)) = setup(&anthropic, &ollama, "grep -qx 'hello from claude' hello.txt", "") else {
+        return;
+    };
     let id = project.create_task("Create hello.txt", "Write 'hello from claude' to hello.txt");
 
     let out = project.obra(&["run"]);
@@ -345,7 +296,9 @@ fn run_no_wait_stops_at_a_rate_limit_and_an_explicit_execute_resumes_the_session
         AnthropicReply::text("Created hello.txt."),
     ]);
     let ollama = FakeOllama::start([opinion()]);
-    let Some((project, _env)) = claude_project(&anthropic, &ollama) else { return };
+    let Some((project, _env)) = setup(&anthropic, &ollama, "grep -qx 'hello from claude' hello.txt", "") else {
+        return;
+    };
     let id = project.create_task("Create hello.txt", "Write 'hello from claude' to hello.txt");
 
     let summary = project.obra_json(&["run", "--no-wait", "--json"], 0);

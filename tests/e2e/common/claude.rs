@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::Project;
 
-/// A project wired to the real claude CLI and both fakes. `None` (with a notice) when the CLI is missing
+/// A project wired to the real claude CLI and both fakes, with a retry policy that sleeps through at most 1 s
+/// (a longer rate limit pauses the task until its reset). `None` (with a notice) when the CLI is missing
 /// outside CI; in CI a missing CLI fails the test.
 pub fn setup(
     anthropic: &FakeAnthropic,
@@ -51,8 +52,9 @@ gates:
 engine:
   max_iterations: 2
   retry:
+    max_attempts: 3
     base_delay_ms: 50
-    max_delay_ms: 200
+    max_delay_ms: 1000
     jitter: 0.0
 {extra}
 "#,
