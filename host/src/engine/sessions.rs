@@ -197,25 +197,10 @@ mod tests {
 
     fn task(title: &str, description: &str, deps: &[i64]) -> Task {
         Task {
-            id: 1,
-            project_id: 1,
             title: title.into(),
             description: description.into(),
-            priority: 5,
-            status: "pending".into(),
-            status_reason: None,
             depends_on: serde_json::to_string(deps).unwrap(),
-            attempts: 0,
-            max_iterations: None,
-            session_id: None,
-            created_at: String::new(),
-            updated_at: String::new(),
-            profile: None,
-            git_branch: None,
-            git_base_commit: None,
-            git_commit: None,
-            resume_after: None,
-            milestone: None,
+            ..crate::engine::prompt::sample::task()
         }
     }
 
