@@ -174,6 +174,22 @@ pub fn decide(thresholds: &DecisionConfig, heuristic: &Heuristic, ctx: &Context<
     Verdict { confidence, action, explanation: why }
 }
 
+/// When the configured LLM gave no opinion (down, or no usable answer), heuristics settle clear cases alone:
+/// a CLARIFY — work that passed every gate with confidence in the doubtful band, the case the LLM's opinion
+/// was for — becomes ESCALATE, so a human decides instead of the agent redoing good work. Returns whether it
+/// did (the breakpoint's rule is then `llm-unavailable`).
+pub fn without_llm(verdict: &mut Verdict, llm_unavailable: bool) -> bool {
+    let needs_llm = llm_unavailable && verdict.action == Action::Clarify;
+    if needs_llm {
+        verdict.action = Action::Escalate;
+        verdict.explanation.push_str(
+            " The LLM that should settle this doubtful case is unavailable, so a human decides instead of the \
+             agent being asked to redo work that passed every gate.",
+        );
+    }
+    needs_llm
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

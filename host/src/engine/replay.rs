@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use super::decision::{self, LlmOpinion};
 use super::events::Silent;
-use super::run::task_info;
+use super::run::{loop_event, task_info};
 use super::{Engine, LoopObserver};
-use crate::contract::{ChangeKind, FileChange, LoopEvent, Outcome, PluginError, RunResult, Verdict};
+use crate::contract::{ChangeKind, FileChange, PluginError, RunResult, Verdict};
 use crate::state::{Action, Checkpoint, GateRecord, Interaction};
 use crate::workspace::checkpoint::Checkpoints;
 
@@ -127,16 +127,7 @@ impl Engine {
                     max_iterations,
                 },
             );
-            let event = LoopEvent {
-                task: info.clone(),
-                outcome: outcome.unwrap_or(Outcome::Crashed),
-                confidence: verdict.confidence,
-                gates_passed: gates.iter().all(|g| g.passed),
-                proposed_decision: verdict.action.as_str().to_string(),
-                files_changed: changes.len() as u32,
-                files_deleted: changes.iter().filter(|c| c.kind == ChangeKind::Deleted).count() as u32,
-                config: String::new(),
-            };
+            let event = loop_event(&info, outcome, &verdict, &gates, &changes);
             let fired = self.evaluate_rules(&event, &changes, &gates).await;
             let rule = match fired {
                 Some((rule, Verdict::Pause(reason) | Verdict::Abort(reason))) => {

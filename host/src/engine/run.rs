@@ -233,27 +233,10 @@ impl Engine {
             if let Err(e) = &result {
                 verdict.explanation = format!("The agent could not run: {e}. {}", verdict.explanation);
             }
-            // Heuristics settle clear cases alone; the doubtful middle is what the LLM's opinion was for.
-            let needs_llm = llm_unavailable && verdict.action == Action::Clarify;
-            if needs_llm {
-                verdict.action = Action::Escalate;
-                verdict.explanation.push_str(
-                    " The LLM that should settle this doubtful case is unavailable, so a human decides instead \
-                     of the agent being asked to redo work that passed every gate.",
-                );
-            }
+            let needs_llm = decision::without_llm(&mut verdict, llm_unavailable);
 
             // Breakpoint rules see the proposed decision and may pause or abort.
-            let event = LoopEvent {
-                task: info.clone(),
-                outcome: outcome.unwrap_or(Outcome::Crashed),
-                confidence: verdict.confidence,
-                gates_passed: gates.iter().all(|g| g.passed),
-                proposed_decision: verdict.action.as_str().to_string(),
-                files_changed: changes.len() as u32,
-                files_deleted: changes.iter().filter(|c| c.kind == crate::contract::ChangeKind::Deleted).count() as u32,
-                config: String::new(),
-            };
+            let event = loop_event(&info, outcome, &verdict, &gates, &changes);
             let fired = self.evaluate_rules(&event, &changes, &gates).await;
 
             let (status, breakpoint, action) = match (&fired, verdict.action) {
@@ -618,6 +601,27 @@ impl Engine {
             timeout,
         };
         (ctx, forwarder)
+    }
+}
+
+/// The event breakpoint rules see for an iteration: how the agent's run ended, the scored and proposed
+/// decision, whether the gates passed, and how many files changed or were deleted.
+pub(super) fn loop_event(
+    info: &TaskInfo,
+    outcome: Option<Outcome>,
+    verdict: &decision::Verdict,
+    gates: &[GateRecord],
+    changes: &[FileChange],
+) -> LoopEvent {
+    LoopEvent {
+        task: info.clone(),
+        outcome: outcome.unwrap_or(Outcome::Crashed),
+        confidence: verdict.confidence,
+        gates_passed: gates.iter().all(|g| g.passed),
+        proposed_decision: verdict.action.as_str().to_string(),
+        files_changed: changes.len() as u32,
+        files_deleted: changes.iter().filter(|c| c.kind == crate::contract::ChangeKind::Deleted).count() as u32,
+        config: String::new(),
     }
 }
 
