@@ -140,7 +140,6 @@ impl Orchestrator {
             }
             url => (StateManager::connect_with(url, &settings).await?, crate::state::redact_url(url)),
         };
-        let state = state.with_max_dependency_depth(config.config.engine.max_dependency_depth as usize);
         let name = name.unwrap_or_else(|| {
             root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "project".into())
         });
@@ -152,18 +151,7 @@ impl Orchestrator {
                 profile: options.profile.clone(),
             })
             .await?;
-        let run_lock = store::run_lock_path(&state, &location, project.id)?;
-        Ok(Self {
-            root,
-            sources,
-            config,
-            state,
-            project,
-            options,
-            plugins: tokio::sync::OnceCell::new(),
-            llm_health: Default::default(),
-            run_lock,
-        })
+        Self::assemble(root, sources, config, state, &location, project, options)
     }
 
     /// Open the store `options` point at and the project they choose (see [`store`] for the rules), with
@@ -181,15 +169,28 @@ impl Orchestrator {
         let profile = options.profile.clone().or_else(|| project.profile.clone());
         let (sources, config) = load_config(Some(&root), profile, &options.sets)
             .with_context(|| format!("in the configuration of project \"{}\"", project.name))?;
-        let run_lock = store::run_lock_path(&store.state, &store.location, project.id)?;
-        let state = store.state.with_max_dependency_depth(config.config.engine.max_dependency_depth as usize);
+        Self::assemble(root, sources, config, store.state, &store.location, project, options.clone())
+    }
+
+    /// An orchestrator over `project` of the store at `location`, with the store's limits from `config`.
+    fn assemble(
+        root: PathBuf,
+        sources: ConfigSources,
+        config: LoadedConfig,
+        state: StateManager,
+        location: &str,
+        project: Project,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let run_lock = store::run_lock_path(&state, location, project.id)?;
+        let state = state.with_max_dependency_depth(config.config.engine.max_dependency_depth as usize);
         Ok(Self {
             root,
             sources,
             config,
             state,
             project,
-            options: options.clone(),
+            options,
             plugins: tokio::sync::OnceCell::new(),
             llm_health: Default::default(),
             run_lock,
