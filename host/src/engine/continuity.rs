@@ -9,6 +9,7 @@ use anyhow::Result;
 
 use super::Engine;
 use super::events::Step;
+use super::llm_ask::complete_within;
 use super::sessions::{self, ContextState};
 use crate::contract::{CompletionRequest, Message, Role};
 use crate::state::{NewLlmCall, Task};
@@ -197,30 +198,23 @@ impl Engine {
         };
         let limit = Duration::from_secs(current.config.llm.timeout_secs);
         let started = Instant::now();
-        let reply = tokio::time::timeout(limit, llm.complete(&request)).await;
-        let (summary, error, usage) = match reply {
-            Ok(Ok(c)) if !c.text.trim().is_empty() => (Some(c.text.trim().to_string()), None, Some(c.usage)),
-            Ok(Ok(c)) => (None, Some("an empty answer".to_string()), Some(c.usage)),
-            Ok(Err(e)) => (None, Some(e.to_string()), None),
-            Err(_) => (None, Some(format!("no answer within {}s (llm.timeout_secs)", limit.as_secs())), None),
+        let (summary, error, usage) = match complete_within(llm.as_ref(), &request, limit).await {
+            Ok(c) if !c.text.trim().is_empty() => (Some(c.text.trim().to_string()), None, Some(c.usage)),
+            Ok(c) => (None, Some("an empty answer".to_string()), Some(c.usage)),
+            Err(e) => (None, Some(e.to_string()), None),
         };
-        let recorded = self
-            .state
-            .record_llm_call(&NewLlmCall {
-                task_id,
-                interaction_id: None,
-                purpose: "session-summary",
-                provider: llm.name(),
-                attempt: 1,
-                duration_ms: started.elapsed().as_millis() as u64,
-                input_tokens: usage.as_ref().map(|u| u.input_tokens),
-                output_tokens: usage.as_ref().map(|u| u.output_tokens),
-                error,
-            })
-            .await;
-        if let Err(e) = recorded {
-            self.observer.step(&Step::Progress(format!("could not record the LLM call: {e:#}")));
-        }
+        self.record_llm_call(&NewLlmCall {
+            task_id,
+            interaction_id: None,
+            purpose: "session-summary",
+            provider: llm.name(),
+            attempt: 1,
+            duration_ms: started.elapsed().as_millis() as u64,
+            input_tokens: usage.as_ref().map(|u| u.input_tokens),
+            output_tokens: usage.as_ref().map(|u| u.output_tokens),
+            error,
+        })
+        .await;
         summary
     }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::Engine;
 use super::events::Step;
 use super::structured::Schema;
-use crate::contract::{CompletionRequest, Message, PluginError, Role};
+use crate::contract::{Completion, CompletionRequest, LlmProvider, Message, PluginError, Role};
 use crate::state::NewLlmCall;
 
 /// What an LLM call is about, for its record in the store (`llm_calls`).
@@ -71,12 +71,7 @@ impl Engine {
         loop {
             attempt += 1;
             let started = Instant::now();
-            let reply = match tokio::time::timeout(limit, llm.complete(&request)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    Err(PluginError::Timeout(format!("no answer within {}s (llm.timeout_secs)", limit.as_secs())))
-                }
-            };
+            let reply = complete_within(llm.as_ref(), &request, limit).await;
             let usage = reply.as_ref().ok().map(|c| c.usage.clone());
             let parsed = reply.map(|c| schema.parse_as::<T>(&c.text));
             rejected = matches!(&parsed, Ok(Err(_)));
@@ -136,9 +131,21 @@ impl Engine {
 
 impl Engine {
     /// Store one LLM call attempt; a store error is reported and the loop goes on.
-    async fn record_llm_call(&self, call: &NewLlmCall<'_>) {
+    pub(super) async fn record_llm_call(&self, call: &NewLlmCall<'_>) {
         if let Err(e) = self.state.record_llm_call(call).await {
             self.observer.step(&Step::Progress(format!("could not record the LLM call: {e:#}")));
         }
+    }
+}
+
+/// One completion from `llm`, given up after `limit` (`llm.timeout_secs`) as a timeout.
+pub(super) async fn complete_within(
+    llm: &dyn LlmProvider,
+    request: &CompletionRequest,
+    limit: Duration,
+) -> Result<Completion, PluginError> {
+    match tokio::time::timeout(limit, llm.complete(request)).await {
+        Ok(reply) => reply,
+        Err(_) => Err(PluginError::Timeout(format!("no answer within {}s (llm.timeout_secs)", limit.as_secs()))),
     }
 }
