@@ -264,16 +264,7 @@ impl StateManager {
              FROM interactions i JOIN tasks t ON t.id = i.task_id WHERE t.project_id = $1 GROUP BY k"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(project_id).fetch_all(&self.pool).await.db(self)?;
-        let mut usage: Vec<Usage> = rows
-            .iter()
-            .map(|r| Usage {
-                key: r.get("k"),
-                runs: r.get("runs"),
-                input_tokens: r.get("input_tokens"),
-                output_tokens: r.get("output_tokens"),
-                cost_usd: r.get("cost"),
-            })
-            .collect();
+        let mut usage: Vec<Usage> = rows.iter().map(usage_row).collect();
         usage.sort_by(|a, b| {
             (b.input_tokens + b.output_tokens)
                 .cmp(&(a.input_tokens + a.output_tokens))
@@ -287,23 +278,14 @@ impl StateManager {
         let rows = sqlx::query(
             "SELECT l.provider || ' ' || l.purpose AS k, COUNT(*) AS runs,
                CAST(COALESCE(SUM(l.input_tokens), 0) AS BIGINT) AS input_tokens,
-               CAST(COALESCE(SUM(l.output_tokens), 0) AS BIGINT) AS output_tokens
+               CAST(COALESCE(SUM(l.output_tokens), 0) AS BIGINT) AS output_tokens, CAST(0 AS DOUBLE PRECISION) AS cost
              FROM llm_calls l JOIN tasks t ON t.id = l.task_id WHERE t.project_id = $1 GROUP BY k ORDER BY k",
         )
         .bind(project_id)
         .fetch_all(&self.pool)
         .await
         .db(self)?;
-        Ok(rows
-            .iter()
-            .map(|r| Usage {
-                key: r.get("k"),
-                runs: r.get("runs"),
-                input_tokens: r.get("input_tokens"),
-                output_tokens: r.get("output_tokens"),
-                cost_usd: 0.0,
-            })
-            .collect())
+        Ok(rows.iter().map(usage_row).collect())
     }
 
     async fn step_durations(&self, project_id: i64) -> Result<Vec<StepDurations>> {
@@ -352,6 +334,17 @@ impl StateManager {
                 }
             })
             .collect())
+    }
+}
+
+/// A usage row of the report's queries (columns `k`, `runs`, `input_tokens`, `output_tokens`, `cost`).
+fn usage_row(r: &sqlx::any::AnyRow) -> Usage {
+    Usage {
+        key: r.get("k"),
+        runs: r.get("runs"),
+        input_tokens: r.get("input_tokens"),
+        output_tokens: r.get("output_tokens"),
+        cost_usd: r.get("cost"),
     }
 }
 

@@ -802,7 +802,29 @@ async fn decision_outcomes_feed_calibration_and_the_report(db: Db) {
     state.mark_rolled_back(cp.id, Some((d.id, TaskStatus::Pending, "rolled back"))).await.unwrap();
     assert_eq!(outcomes(d.id).await, ["rolled-back"]);
 
+    state
+        .record_llm_call(&NewLlmCall {
+            task_id: a.id,
+            interaction_id: None,
+            purpose: "opinion",
+            provider: "ollama",
+            attempt: 1,
+            duration_ms: 30,
+            input_tokens: Some(7),
+            output_tokens: Some(3),
+            error: None,
+        })
+        .await
+        .unwrap();
+
     let report = state.report(p.id).await.unwrap();
+    let llm = &report.usage_by_llm;
+    assert_eq!(llm.len(), 1);
+    assert_eq!(
+        (llm[0].key.as_str(), llm[0].runs, llm[0].input_tokens, llm[0].output_tokens),
+        ("ollama opinion", 1, 7, 3)
+    );
+    assert!(report.durations.iter().any(|d| d.step == "llm opinion" && d.p50_ms == 30), "{:?}", report.durations);
     assert_eq!(report.tasks.total, 4);
     assert_eq!(report.tasks.success_rate, Some(2.0 / 3.0), "{:?}", report.tasks);
     assert_eq!(report.tasks.autonomous_completion_rate, Some(0.5), "{:?}", report.tasks);
