@@ -127,6 +127,10 @@ impl Engine {
         session: &mut Option<String>,
     ) -> Result<Option<String>> {
         let current = self.current();
+        // Without continuity every run starts a new session: there is no context to watch or carry over.
+        if !current.config.sessions.continuity {
+            return Ok(None);
+        }
         let Some(id) = session.clone() else { return Ok(None) };
         let agent = current.plugins.agent.name().to_string();
         let usage = self.state.session_usage(&agent, &id).await?;
