@@ -1,0 +1,13 @@
+//! The agent conformance suite: every agent plugin runs the same six scenarios (a real file edit, an API
+//! failure, a timeout, a rate limit, a crash, garbage output) through its REAL client program against a scripted
+//! fake model server. Adding an agent means adding a driver in `conformance/` and one `conformance_suite!` line.
+
+mod common;
+#[macro_use]
+#[path = "conformance/harness.rs"]
+mod harness;
+
+#[path = "conformance/claude.rs"]
+mod claude;
+
+conformance_suite!(claude_code, crate::claude::Claude);

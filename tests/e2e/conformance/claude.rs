@@ -1,0 +1,55 @@
+//! The conformance driver of the `claude-code` agent: the real Claude Code CLI against a scripted fake Anthropic
+//! Messages server.
+
+use obra_testkit::{AnthropicReply, FakeAnthropic, require_claude};
+
+use crate::common::Project;
+use crate::harness::{AgentDriver, Arranged, HANG, RETRY_AFTER_SECS, SUCCESS_CONTENT, SUCCESS_FILE, Scenario};
+
+/// The `claude-code` agent.
+pub struct Claude;
+
+impl AgentDriver for Claude {
+    const PLUGIN: &'static str = "claude-code";
+
+    fn arrange(scenario: Scenario) -> Option<Arranged> {
+        let Some(cli) = require_claude() else {
+            eprintln!("skipped: {}", obra_testkit::claude::install_hint());
+            return None;
+        };
+        let script = match scenario {
+            Scenario::Success => vec![
+                AnthropicReply::write_file(SUCCESS_FILE, SUCCESS_CONTENT),
+                AnthropicReply::text(format!("Created {SUCCESS_FILE}.")),
+            ],
+            Scenario::Failure => {
+                vec![AnthropicReply::error(400, "invalid_request_error", "messages: conformance says no")]
+            }
+            Scenario::Timeout | Scenario::Crash => vec![AnthropicReply::text("too late").delay(HANG)],
+            Scenario::RateLimit => vec![AnthropicReply::rate_limited().retry_after(RETRY_AFTER_SECS)],
+            // Misconfigured output: plain text instead of the stream-json events the plugin reads.
+            Scenario::Garbage => vec![AnthropicReply::text("All done, trust me.")],
+        };
+        let fake = FakeAnthropic::start(script);
+        let env = cli.env(&fake.base_url());
+        let mut project = Project::new();
+        for (k, v) in env.vars() {
+            project.set_env(k, v);
+        }
+        let bin_dir = env.bin().parent().unwrap().display().to_string();
+        let path = env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+        project.set_env("PATH", &format!("{bin_dir}:{path}"));
+        let extra_args = if scenario == Scenario::Garbage { r#"["--output-format", "text"]"# } else { "[]" };
+        let config_yaml = format!(
+            "agents:\n  claude-code:\n    permission_mode: acceptEdits\n    max_turns: 5\n    extra_args: {extra_args}\n"
+        );
+        let fake = std::sync::Arc::new(fake);
+        let counter = fake.clone();
+        Some(Arranged {
+            project,
+            config_yaml,
+            model_requests: Box::new(move || counter.message_requests().len()),
+            keep_alive: Box::new((fake, env)),
+        })
+    }
+}
