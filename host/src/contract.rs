@@ -342,6 +342,8 @@ pub struct CallContext {
     pub progress: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     /// Wall-clock limit of the export call; none for the plugin's configured limit.
     pub timeout: Option<Duration>,
+    /// Where the programs the plugin runs go (the agent's `agent.transport`); none to run them here.
+    pub transport: Option<Arc<crate::transport::Transport>>,
 }
 
 /// An agent, as the engine uses it.

@@ -14,4 +14,5 @@ pub mod orchestrator;
 pub mod plugins;
 pub mod state;
 pub mod telemetry;
+pub mod transport;
 pub mod workspace;

@@ -11,3 +11,4 @@ mod harness;
 mod claude;
 
 conformance_suite!(claude_code, crate::claude::Claude);
+conformance_suite!(claude_code_over_ssh, crate::claude::ClaudeOverSsh);

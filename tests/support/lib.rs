@@ -4,7 +4,8 @@
 //! - [`fake_anthropic`]: the Anthropic Messages API, for the real `claude` CLI;
 //! - [`fake_ollama`]: the Ollama API (`/api/chat`, `/api/generate`, `/api/tags`, `/api/version`);
 //! - [`claude`]: find the pinned Claude Code CLI and build a ready-to-run environment for it;
-//! - [`postgres`]: a throwaway PostgreSQL database per test, from `OBRA_TEST_POSTGRES_URL`.
+//! - [`postgres`]: a throwaway PostgreSQL database per test, from `OBRA_TEST_POSTGRES_URL`;
+//! - [`sshd`]: a real OpenSSH server on 127.0.0.1 with throwaway keys, for the SSH transport.
 //!
 //! Every fake binds `127.0.0.1:0`, runs on its own thread with its own tokio runtime (so it works from
 //! synchronous tests and from inside a tokio runtime alike), records every request it receives, and stops
@@ -15,8 +16,10 @@ pub mod fake_anthropic;
 pub mod fake_ollama;
 pub mod postgres;
 mod server;
+pub mod sshd;
 
 pub use claude::{ClaudeCli, ClaudeEnv, ClaudeOutput, require_claude};
 pub use fake_anthropic::{AnthropicReply, ContentBlock, FakeAnthropic};
 pub use fake_ollama::{FakeOllama, OllamaModel, OllamaReply};
 pub use server::RecordedRequest;
+pub use sshd::{Sshd, SshdKeys, require_sshd};

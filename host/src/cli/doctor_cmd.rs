@@ -127,12 +127,34 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         ),
     ));
 
+    // The agent's transport first: its health check runs the agent's CLI there.
+    let transport = match config.agent.transport.build() {
+        Ok(t) => t.map(std::sync::Arc::new),
+        Err(e) => {
+            out.push(Check::fail("transport", e.to_string(), "fix agent.transport (see docs/agents.md)"));
+            return out;
+        }
+    };
+    if let Some(t) = &transport {
+        match tokio::time::timeout(HEALTH_TIMEOUT * 4, t.connect()).await {
+            Ok(Ok(detail)) => out.push(Check::ok("transport", detail)),
+            Ok(Err(e)) => {
+                out.push(Check::fail("transport", e.to_string(), "fix agent.transport (see docs/agents.md)"));
+                return out;
+            }
+            Err(_) => {
+                out.push(Check::fail("transport", format!("{}: no answer", t.describe()), "check the network"));
+                return out;
+            }
+        }
+    }
     let agent = &plugins.agent;
     let ctx = CallContext {
         workspace: Some(obra.root().to_path_buf()),
         llm: None,
         progress: None,
         timeout: Some(HEALTH_TIMEOUT),
+        transport,
     };
     let agent_config = config.agent_config(agent.name()).to_string();
     let name = format!("agent {}", agent.name());

@@ -71,6 +71,9 @@ pub struct AgentConfig {
     /// Wall-clock limit of one run, seconds.
     #[serde(default)]
     pub timeout_secs: u64,
+    /// Where the agent's programs run: locally, over SSH or in a container.
+    #[serde(default)]
+    pub transport: crate::transport::TransportConfig,
 }
 
 /// `llm:`
@@ -267,6 +270,9 @@ default_from_yaml!(Config, "(root)", |c| c);
 default_from_yaml!(DatabaseConfig, "database", |c| c.database);
 default_from_yaml!(AgentConfig, "agent", |c| c.agent);
 default_from_yaml!(LlmConfig, "llm", |c| c.llm);
+default_from_yaml!(crate::transport::TransportConfig, "agent.transport", |c| c.agent.transport);
+default_from_yaml!(crate::transport::SshConfig, "agent.transport.ssh", |c| c.agent.transport.ssh);
+default_from_yaml!(crate::transport::DockerConfig, "agent.transport.docker", |c| c.agent.transport.docker);
 default_from_yaml!(EngineConfig, "engine", |c| c.engine);
 default_from_yaml!(DecisionConfig, "engine.decision", |c| c.engine.decision);
 default_from_yaml!(RetryConfig, "engine.retry", |c| c.engine.retry);
@@ -321,6 +327,9 @@ impl Config {
         }
         if self.agent.timeout_secs == 0 {
             return Err(bad("agent.timeout_secs", "must be at least 1".into()));
+        }
+        if let Err(e) = self.agent.transport.build() {
+            return Err(bad(&e.key, e.message));
         }
         self.sessions.check().map_err(|(key, message)| bad(&key, message))?;
         for (i, gate) in self.gates.iter().enumerate() {

@@ -79,12 +79,16 @@ struct Current {
     config: Config,
     plugins: LoopPlugins,
     retry: retry::RetryPolicy,
+    /// Where the agent's programs run (`agent.transport`); none for locally.
+    transport: Option<Arc<crate::transport::Transport>>,
 }
 
 impl Current {
     fn new(config: Config, plugins: LoopPlugins) -> Self {
         let retry = retry::RetryPolicy::new(config.engine.retry.clone());
-        Self { config, plugins, retry }
+        // `Config::check` refused a bad transport before any engine was built.
+        let transport = config.agent.transport.build().ok().flatten().map(Arc::new);
+        Self { config, plugins, retry, transport }
     }
 }
 

@@ -397,7 +397,8 @@ impl Engine {
                 timeout_ms: timeout.as_millis() as u64,
                 config: config.clone(),
             };
-            let (ctx, forwarder) = self.call_context(Some(timeout + Duration::from_secs(30)));
+            let (mut ctx, forwarder) = self.call_context(Some(timeout + Duration::from_secs(30)));
+            ctx.transport = self.current().transport.clone();
             let result = agent.run(&ctx, &request).await;
             drop(ctx);
             let _ = forwarder.await;
@@ -599,6 +600,7 @@ impl Engine {
             llm: self.current().plugins.llm.clone(),
             progress: Some(tx),
             timeout,
+            transport: None,
         };
         (ctx, forwarder)
     }

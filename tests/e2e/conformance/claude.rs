@@ -1,7 +1,7 @@
-//! The conformance driver of the `claude-code` agent: the real Claude Code CLI against a scripted fake Anthropic
-//! Messages server.
+//! The conformance drivers of the `claude-code` agent: the real Claude Code CLI against a scripted fake Anthropic
+//! Messages server, run locally and over the SSH transport (a real sshd on 127.0.0.1).
 
-use obra_testkit::{AnthropicReply, FakeAnthropic, require_claude};
+use obra_testkit::{AnthropicReply, FakeAnthropic, Sshd, require_claude, require_sshd};
 
 use crate::common::Project;
 use crate::harness::{AgentDriver, Arranged, HANG, RETRY_AFTER_SECS, SUCCESS_CONTENT, SUCCESS_FILE, Scenario};
@@ -13,6 +13,30 @@ impl AgentDriver for Claude {
     const PLUGIN: &'static str = "claude-code";
 
     fn arrange(scenario: Scenario) -> Option<Arranged> {
+        arrange(scenario, None)
+    }
+}
+
+/// The `claude-code` agent with `agent.transport.kind: ssh` to a real sshd on 127.0.0.1 (the same machine, so
+/// the workspace is shared).
+pub struct ClaudeOverSsh;
+
+impl AgentDriver for ClaudeOverSsh {
+    const PLUGIN: &'static str = "claude-code";
+
+    fn arrange(scenario: Scenario) -> Option<Arranged> {
+        let sshd = Sshd::start(&require_sshd()?);
+        arrange(scenario, Some(sshd))
+    }
+}
+
+/// Variables of the CLI's hermetic environment that must reach the remote side too.
+const FORWARD: &str = "[HOME, PATH, ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY, CLAUDE_CODE_MAX_RETRIES, \
+                       CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, DISABLE_AUTOUPDATER, DISABLE_TELEMETRY, \
+                       DISABLE_ERROR_REPORTING, CLAUDE_CONFIG_DIR]";
+
+fn arrange(scenario: Scenario, sshd: Option<Sshd>) -> Option<Arranged> {
+    {
         let Some(cli) = require_claude() else {
             eprintln!("skipped: {}", obra_testkit::claude::install_hint());
             return None;
@@ -43,13 +67,24 @@ impl AgentDriver for Claude {
         let config_yaml = format!(
             "agents:\n  claude-code:\n    permission_mode: acceptEdits\n    max_turns: 5\n    extra_args: {extra_args}\n"
         );
+        let agent_yaml = match &sshd {
+            None => String::new(),
+            Some(sshd) => format!(
+                "  transport:\n    kind: ssh\n    forward_env: {FORWARD}\n    ssh:\n      host: 127.0.0.1\n      \
+                 port: {}\n      identity_file: {}\n      known_hosts_file: {}\n",
+                sshd.keys().port(),
+                sshd.keys().identity_file().display(),
+                sshd.keys().known_hosts_file().display()
+            ),
+        };
         let fake = std::sync::Arc::new(fake);
         let counter = fake.clone();
         Some(Arranged {
             project,
             config_yaml,
+            agent_yaml,
             model_requests: Box::new(move || counter.message_requests().len()),
-            keep_alive: Box::new((fake, env)),
+            keep_alive: Box::new((fake, env, sshd)),
         })
     }
 }

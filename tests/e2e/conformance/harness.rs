@@ -50,6 +50,8 @@ pub struct Arranged {
     /// Top-level YAML added to the harness's config: the agent's section under `agents:` and its grants
     /// under `plugins:` (not `agent:`, `llm:`, `engine:` or `gates:`, which the harness writes).
     pub config_yaml: String,
+    /// YAML added under `agent:`, indented by two spaces (e.g. `  transport: ...`); usually empty.
+    pub agent_yaml: String,
     /// Keeps the fake servers (and anything else) alive until the scenario ends.
     pub keep_alive: Box<dyn Any>,
     /// How many requests the fake model server has received so far: the harness waits for the first one
@@ -161,12 +163,13 @@ pub fn check<D: AgentDriver>(scenario: Scenario) {
 /// Write the harness's config around the driver's, create the task and execute it (killing the agent in
 /// [`Scenario::Crash`]).
 fn run<D: AgentDriver>(scenario: Scenario, arranged: Arranged) -> Ran {
-    let Arranged { project, config_yaml, keep_alive, model_requests } = arranged;
+    let Arranged { project, config_yaml, agent_yaml, keep_alive, model_requests } = arranged;
     let timeout_secs = if scenario == Scenario::Timeout { TIMEOUT_SECS } else { 120 };
     project.write_config(&format!(
         r#"agent:
   plugin: {plugin}
   timeout_secs: {timeout_secs}
+{agent_yaml}
 llm:
   provider: none
 engine:

@@ -21,6 +21,7 @@ use crate::contract::PluginError;
 use crate::plugins::bindings::v0_1_0::caps::process::{Host, HostChild, ProcessOutput, RunOptions};
 use crate::plugins::grants::display_command;
 use crate::plugins::store::StoreState;
+use crate::transport::{Invocation, Transport};
 
 /// How long to wait for a child's pipes to close after it exited or was killed (a grandchild may hold them).
 const PIPE_GRACE: Duration = Duration::from_secs(2);
@@ -173,12 +174,41 @@ impl StoreState {
         let timeout = options.timeout_ms.map_or(ceiling, |ms| Duration::from_millis(ms).min(ceiling));
         let cap = options.max_output_bytes.map_or(limits.max_output_bytes, |b| b.min(limits.max_output_bytes));
 
-        let mut command = Command::new(resolve_program(program)?);
+        let mut shown = display_command(program, args);
+        let mut command = match &self.call.ctx.transport {
+            None => {
+                let mut command = Command::new(resolve_program(program)?);
+                command
+                    .args(args)
+                    .env_clear()
+                    .envs(self.grant.passed_through_env())
+                    .envs(options.env.iter().map(|kv| (&kv.key, &kv.value)));
+                command
+            }
+            Some(transport) => {
+                let root = self.call.ctx.workspace.as_deref();
+                let relative = root.and_then(|r| cwd.strip_prefix(r).ok()).map(|p| p.to_string_lossy().into_owned());
+                let mut env: Vec<(String, String)> =
+                    self.grant.passed_through_env().into_iter().filter(|(k, _)| transport.forwards(k)).collect();
+                for kv in &options.env {
+                    env.retain(|(k, _)| k != &kv.key);
+                    env.push((kv.key.clone(), kv.value.clone()));
+                }
+                let wrapped = transport.wrap(&Invocation {
+                    program,
+                    args,
+                    env: &env,
+                    workspace: root,
+                    cwd: relative.as_deref().unwrap_or(""),
+                    timeout,
+                })?;
+                shown = format!("{shown} (by {})", transport.describe());
+                let mut command = Command::new(wrapped.program);
+                command.args(wrapped.args).env_clear().envs(wrapped.env);
+                command
+            }
+        };
         command
-            .args(args)
-            .env_clear()
-            .envs(self.grant.passed_through_env())
-            .envs(options.env.iter().map(|kv| (&kv.key, &kv.value)))
             .current_dir(cwd)
             .stdin(if options.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
@@ -186,7 +216,7 @@ impl StoreState {
             .kill_on_drop(true);
         #[cfg(unix)]
         command.process_group(0);
-        Ok(Prepared { command, stdin: options.stdin, timeout, cap, shown: display_command(program, args) })
+        Ok(Prepared { command, stdin: options.stdin, timeout, cap, shown })
     }
 }
 
@@ -410,6 +440,9 @@ impl Host for StoreState {
             Ok(p) => p,
             Err(e) => return Ok(Err(e.into())),
         };
+        if let Err(e) = connect_transport(self.call.ctx.transport.clone(), &self.plugin.clone()).await {
+            return Ok(Err(e.into()));
+        }
         let plugin = self.plugin.clone();
         let result = self.timer("process.run").run(prepared.run(&plugin)).await;
         Ok(result.map_err(Into::into))
@@ -421,8 +454,23 @@ impl Host for StoreState {
         args: Vec<String>,
         options: RunOptions,
     ) -> wasmtime::Result<Result<Resource<ChildProcess>, WitError>> {
+        // Check everything before connecting, then connect before starting.
+        if let Err(e) = self.prepare(&program, &args, options.clone()) {
+            return Ok(Err(e.into()));
+        }
+        if let Err(e) = connect_transport(self.call.ctx.transport.clone(), &self.plugin.clone()).await {
+            return Ok(Err(e.into()));
+        }
         Ok(self.spawn_inner(program, args, options).map_err(Into::into))
     }
+}
+
+/// Reach a call's transport, when it has one, before a program is started there.
+async fn connect_transport(transport: Option<Arc<Transport>>, plugin: &str) -> Result<(), PluginError> {
+    let Some(transport) = transport else { return Ok(()) };
+    let detail = transport.connect().await?;
+    tracing::debug!(plugin, transport = %detail, "transport connected");
+    Ok(())
 }
 
 #[cfg(test)]
