@@ -21,6 +21,15 @@ fn doctor_names_what_is_missing_and_how_to_fix_it() {
     assert!(said.contains("FAIL  LLM ollama") && said.contains("http://127.0.0.1:9"), "{said}");
     assert!(said.contains("ok    store") && said.contains("schema level 3"), "{said}");
     assert!(said.contains("2 check(s) failed"), "{said}");
+    assert!(said.contains("ok    grants"), "{said}");
+
+    // A grant narrower than the manifest asks is shown with what to add.
+    project.write_config(
+        "llms:\n  ollama:\n    base_url: http://127.0.0.1:9\nplugins:\n  grants:\n    claude-code:\n      \
+         commands: [{program: claude, args: [\"**\"]}]\n      env: [PATH]\n",
+    );
+    let said = text(&project.obra(&["doctor"]));
+    assert!(said.contains("grants") && said.contains("claude-code: ") && said.contains("ANTHROPIC_API_KEY"), "{said}");
 
     let checks: serde_json::Value = serde_json::from_slice(&project.obra(&["doctor", "--json"]).stdout).unwrap();
     let failed: Vec<&str> = checks
@@ -43,6 +52,7 @@ fn doctor_passes_with_the_real_claude_cli_and_a_reachable_llm_with_its_model() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("ok    agent claude-code") && said.contains("Claude Code"), "{said}");
+    assert!(said.contains("authenticated (api_key from ANTHROPIC_API_KEY)"), "{said}");
     assert!(said.contains("ok    LLM ollama") && said.contains("model qwen2.5-coder:7b present"), "{said}");
     assert!(said.contains("Everything obra needs is in place."), "{said}");
     assert!(anthropic.message_requests().is_empty(), "a health check costs no model call");
@@ -52,4 +62,18 @@ fn doctor_passes_with_the_real_claude_cli_and_a_reachable_llm_with_its_model() {
     let out = project.obra(&["doctor"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ollama pull qwen2.5-coder:7b"), "{}", text(&out));
+}
+
+#[test]
+fn doctor_says_when_the_claude_cli_is_not_authenticated() {
+    let anthropic = FakeAnthropic::start([]);
+    let ollama = FakeOllama::start([]);
+    let Some((mut project, _env)) = setup(&anthropic, &ollama, "true", "") else { return };
+    // No key in the environment and no login in the (hermetic, empty) HOME.
+    project.set_env("ANTHROPIC_API_KEY", "");
+    let out = project.obra(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("FAIL  agent claude-code") && said.contains("not authenticated"), "{said}");
+    assert!(said.contains("set ANTHROPIC_API_KEY"), "{said}");
 }

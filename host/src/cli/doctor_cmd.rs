@@ -127,6 +127,8 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         ),
     ));
 
+    out.push(grants(&loaded.host, &plugins));
+
     // The agent's transport first: its health check runs the agent's CLI there.
     let transport = match config.agent.transport.build() {
         Ok(t) => t.map(std::sync::Arc::new),
@@ -184,6 +186,27 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         }
     }
     out
+}
+
+/// Whether each configured plugin has every capability its manifest asks for (what it lacks is refused at the
+/// first use, with the config line to add).
+fn grants(host: &crate::plugins::PluginHost, plugins: &crate::engine::LoopPlugins) -> Check {
+    let mut names = vec![plugins.agent.name().to_string()];
+    names.extend(plugins.llm.iter().map(|l| l.name().to_string()));
+    names.extend(plugins.gates.iter().map(|(_, g)| g.name().to_string()));
+    names.extend(plugins.rules.iter().map(|(_, r)| r.name().to_string()));
+    let infos: Vec<_> = names.iter().filter_map(|n| host.info(n)).collect();
+    let refused: Vec<String> =
+        infos.iter().flat_map(|i| i.grant.refused.iter().map(move |r| format!("{}: {r}", i.name))).collect();
+    if refused.is_empty() {
+        Check::ok("grants", format!("the {} configured plugin(s) have every capability they ask for", infos.len()))
+    } else {
+        Check::warn(
+            "grants",
+            format!("not granted (refused when used): {}", refused.join("; ")),
+            "if you trust the plugin, add what is named to plugins.grants.<plugin> (`obra plugin info NAME`)",
+        )
+    }
 }
 
 fn agent_fix(agent: &str) -> String {

@@ -98,6 +98,32 @@ pub fn invocation(cfg: &Config, prompt: &str, resume_session: Option<&str>) -> I
     Invocation { args, stdin }
 }
 
+/// What `claude auth status` says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Auth {
+    /// Logged in, e.g. `api_key from ANTHROPIC_API_KEY`.
+    LoggedIn(String),
+    /// Not logged in and no key.
+    LoggedOut,
+}
+
+/// Read the JSON `claude auth status` prints (`loggedIn`, `authMethod`, `apiKeySource`).
+pub fn auth_status(stdout: &str) -> Result<Auth, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.trim()).map_err(|e| format!("`claude auth status` printed no JSON ({e})"))?;
+    match v.get("loggedIn").and_then(serde_json::Value::as_bool) {
+        Some(true) => {
+            let method = v.get("authMethod").and_then(serde_json::Value::as_str).unwrap_or("unknown method");
+            Ok(Auth::LoggedIn(match v.get("apiKeySource").and_then(serde_json::Value::as_str) {
+                Some(source) => format!("{method} from {source}"),
+                None => method.to_string(),
+            }))
+        }
+        Some(false) => Ok(Auth::LoggedOut),
+        None => Err("`claude auth status` has no `loggedIn` field".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +193,16 @@ mod tests {
             assert_eq!(err.kind(), "fatal");
             assert!(err.message().contains(key), "{json}: {}", err.message());
         }
+    }
+
+    #[test]
+    fn auth_status_is_read_from_the_cli_json() {
+        let key = r#"{"loggedIn": true, "authMethod": "api_key", "apiProvider": "firstParty",
+                      "apiKeySource": "ANTHROPIC_API_KEY"}"#;
+        assert_eq!(auth_status(key), Ok(Auth::LoggedIn("api_key from ANTHROPIC_API_KEY".into())));
+        let none = r#"{"loggedIn": false, "authMethod": "none", "apiProvider": "firstParty"}"#;
+        assert_eq!(auth_status(none), Ok(Auth::LoggedOut));
+        assert!(auth_status("error: unknown command 'auth'").is_err());
+        assert!(auth_status("{}").is_err());
     }
 }

@@ -51,8 +51,25 @@ impl Agent for ClaudeCode {
                 out.tail(1000).trim()
             )));
         }
-        let version = out.stdout.lines().next().unwrap_or("").trim();
-        Ok(format!("claude {version}"))
+        let version = out.stdout.lines().next().unwrap_or("").trim().to_string();
+        let mut auth = process::command("claude").args(["auth", "status"]).timeout_ms(30_000).max_output_bytes(16 * 1024);
+        for (k, v) in &cfg.env {
+            auth = auth.env(k, v);
+        }
+        // It exits 1 when logged out, with the same JSON on stdout.
+        let said = match auth.run() {
+            Ok(out) if out.success() || out.stdout.trim_start().starts_with('{') => config::auth_status(&out.stdout),
+            Ok(out) => Err(format!("`claude auth status` failed: {}", out.tail(300).trim())),
+            Err(e) => Err(format!("`claude auth status` could not run: {}", e.message())),
+        };
+        match said {
+            Ok(config::Auth::LoggedIn(how)) => Ok(format!("claude {version}, authenticated ({how})")),
+            Ok(config::Auth::LoggedOut) => Err(PluginError::fatal(format!(
+                "claude {version} is installed but not authenticated: run `claude` once and log in, or set \
+                 ANTHROPIC_API_KEY in Obra's environment (it is passed through when granted)"
+            ))),
+            Err(why) => Ok(format!("claude {version} (authentication not checked: {why})")),
+        }
     }
 
     fn run(request: RunRequest) -> Result<RunResult, PluginError> {
