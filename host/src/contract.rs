@@ -245,6 +245,24 @@ pub struct RunResult {
     pub exit_code: Option<i32>,
 }
 
+impl RunResult {
+    /// A result with this outcome and summary and nothing else reported.
+    pub fn new(outcome: Outcome, summary: impl Into<String>) -> Self {
+        RunResult {
+            outcome,
+            summary: summary.into(),
+            session_id: None,
+            turns: 0,
+            usage: Usage::default(),
+            duration_ms: 0,
+            api_status: None,
+            retry_after_ms: None,
+            permission_denials: Vec::new(),
+            exit_code: None,
+        }
+    }
+}
+
 /// Severity of a gate finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

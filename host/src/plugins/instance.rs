@@ -1,10 +1,11 @@
-//! `PluginInstance`: one loaded plugin, its `InstancePre`, and the lazily created Store + instance reused across
-//! calls.
+//! `PluginInstance`: one loaded plugin, its `InstancePre`, and a pool of lazily created Stores + instances reused
+//! across calls.
 //!
 //! The wall-clock limit of a call is the caller's `CallContext::timeout`, capped by the plugin's effective
-//! `call_timeout_secs`. Calls to one instance are serialised by a `tokio::sync::Mutex`: a component instance is single-threaded, so a
-//! second caller waits until the first call returns (give each parallel agent its own plugin host if they must
-//! not wait on each other). Every export call runs under `tokio::time::timeout`, a guest CPU budget (epoch ticks;
+//! `call_timeout_secs`. A component instance is single-threaded, so each call takes an idle instance from the
+//! pool (or instantiates a new one) and gives it back when it returns: concurrent calls (agents of parallel tasks)
+//! never wait for each other, and the pool grows to the largest number of calls in flight. A call whose future is
+//! dropped mid-way never gives its instance back, so a half-finished instance is never reused. Every export call runs under `tokio::time::timeout`, a guest CPU budget (epoch ticks;
 //! the guest yields to the executor at each tick so the timeout can fire), and the store's memory limit. After a
 //! trap, an exhausted CPU budget or a timeout, the Store is dropped (killing any child processes it owned) and the
 //! next call instantiates afresh from the `InstancePre`.
@@ -25,9 +26,6 @@ use crate::contract::{CallContext, PluginError};
 struct Live {
     store: Store<StoreState>,
     bindings: Option<Bindings>,
-    /// True while a call is in progress; still true on the next call means the previous call's future was
-    /// dropped mid-way (cancelled), so the instance state cannot be trusted.
-    in_call: bool,
 }
 
 /// One loaded plugin: what is needed to (re)instantiate it and the live instance.
@@ -37,7 +35,8 @@ pub(crate) struct PluginInstance {
     engine: Arc<PluginEngine>,
     services: Arc<HostServices>,
     pre: Pre,
-    live: tokio::sync::Mutex<Option<Live>>,
+    /// Idle instances, ready for the next call.
+    idle: std::sync::Mutex<Vec<Live>>,
     instantiations: AtomicU64,
 }
 
@@ -56,7 +55,7 @@ impl PluginInstance {
             engine,
             services,
             pre,
-            live: tokio::sync::Mutex::new(None),
+            idle: std::sync::Mutex::new(Vec::new()),
             instantiations: AtomicU64::new(0),
         }
     }
@@ -118,17 +117,12 @@ impl PluginInstance {
         let timeout = ctx.timeout.map_or(ceiling, |t| t.min(ceiling));
         let ticks = (limits.cpu_ms_per_call / EPOCH_TICK.as_millis() as u64).max(1);
 
-        let mut slot = self.live.lock().await;
-        if slot.as_ref().is_some_and(|live| live.in_call) {
-            tracing::warn!(plugin = %self.name, "the previous call was cancelled; discarding the instance");
-            *slot = None;
-        }
+        let mut slot: Option<Live> = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let outcome = tokio::time::timeout(timeout, async {
             let live = match slot.as_mut() {
                 Some(live) => live,
-                None => slot.insert(Live { store: self.new_store(), bindings: None, in_call: false }),
+                None => slot.insert(Live { store: self.new_store(), bindings: None }),
             };
-            live.in_call = true;
             live.store.data_mut().begin_call(function, ctx, call.config(), ticks);
             live.store.set_epoch_deadline(1);
             if live.bindings.is_none() {
@@ -141,20 +135,20 @@ impl PluginInstance {
 
         match outcome {
             Ok(Ok(result)) => {
-                if let Some(live) = slot.as_mut() {
-                    live.in_call = false;
+                if let Some(mut live) = slot.take() {
                     live.store.data_mut().end_call();
+                    self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(live);
                 }
                 result
             }
             Ok(Err(error)) => {
                 let message = self.describe_trap(function, &error, slot.as_ref().map(|l| l.store.data()));
-                *slot = None;
+                drop(slot);
                 tracing::error!(plugin = %self.name, function, "{message}");
                 Err(PluginError::Trapped(message))
             }
             Err(_) => {
-                *slot = None;
+                drop(slot);
                 let message = format!(
                     "plugin {:?} did not finish {function} within {} s (wall-clock limit); the instance was discarded",
                     self.name,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::testing::{target_dir, test_plugin, test_plugins_dir};
 use super::*;
-use crate::contract::{CallContext, PluginError, RunRequest, TaskInfo};
+use crate::contract::{CallContext, GateInput, PluginError, RunRequest, RunResult, TaskInfo};
 
 /// A compiled-component cache shared by the tests (compiling once makes them fast).
 fn shared_cache() -> PathBuf {
@@ -90,7 +90,7 @@ fn the_host_and_its_handles_can_be_shared_across_tasks() {
 }
 
 #[tokio::test]
-async fn calls_to_one_instance_are_serialised() {
+async fn many_calls_to_one_plugin_at_once_all_answer() {
     let host = host_with(&[], &["echo-agent"]);
     let agent = host.agent("echo-agent").unwrap();
     let ws = tempfile::tempdir().unwrap();
@@ -105,6 +105,41 @@ async fn calls_to_one_instance_are_serialised() {
     for (i, r) in results.into_iter().enumerate() {
         assert_eq!(r.unwrap().summary.len(), i);
     }
+}
+
+#[tokio::test]
+async fn concurrent_calls_to_one_plugin_do_not_wait_for_each_other() {
+    // Two checks of the same gate plugin that can only finish together: each announces itself, then waits for
+    // the other. Were calls to one plugin serialised, the first would wait in vain until its limit.
+    let host = PluginHost::new(
+        config(&[(
+            "tests",
+            UserGrant { commands: vec![CommandPattern::new("sh", &["-c", "*"])], ..Default::default() },
+        )]),
+        None,
+    )
+    .unwrap();
+    let mut host = host;
+    host.load_builtins(crate::builtin::BUILTINS).unwrap();
+    let gate = host.quality_gate("tests").unwrap();
+    let ws = tempfile::tempdir().unwrap();
+    let meet = |me: &str, other: &str| {
+        let dir = ws.path().display().to_string();
+        let command = format!(
+            "touch {dir}/{me}; i=0; while [ ! -f {dir}/{other} ]; do i=$((i+1)); [ $i -gt 200 ] && exit 1; sleep 0.05; done"
+        );
+        GateInput {
+            task: TaskInfo { id: 1, title: "t".into(), description: "d".into(), iteration: 1, max_iterations: 1 },
+            agent_result: RunResult::new(crate::contract::Outcome::Success, "done"),
+            changes: Vec::new(),
+            workspace: ws.path().display().to_string(),
+            config: serde_json::json!({ "command": command }).to_string(),
+        }
+    };
+    let (a, b) = (meet("a", "b"), meet("b", "a"));
+    let ctx = ctx(ws.path());
+    let (ra, rb) = tokio::join!(gate.check(&ctx, &a), gate.check(&ctx, &b));
+    assert!(ra.unwrap().passed && rb.unwrap().passed, "both checks ran at the same time");
 }
 
 #[tokio::test]

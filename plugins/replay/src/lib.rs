@@ -86,7 +86,7 @@ impl Agent for Replay {
         let cfg: Config = config(&request.config)?;
         let rec = load(&cfg.source()?)?;
         let iteration = request.task.iteration;
-        let entry = recording::select(&rec, iteration, cfg.past_end)?;
+        let entry = recording::select(&rec, request.task.id, iteration, cfg.past_end)?;
         log::info(&format!(
             "replaying iteration {iteration}: {} delete(s), {} write(s)",
             entry.deletes.len(),

@@ -17,6 +17,18 @@ pub struct Recording {
     /// Free text describing the story, for humans.
     #[serde(default)]
     pub description: String,
+    /// The iterations, in order (for every task without its own entry in `tasks`).
+    #[serde(default)]
+    pub iterations: Vec<Iteration>,
+    /// Iterations of particular tasks, by task id (`"3"`): a recorded backlog, where tasks differ.
+    #[serde(default)]
+    pub tasks: std::collections::BTreeMap<String, TaskRecording>,
+}
+
+/// The iterations recorded for one task.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskRecording {
     /// The iterations, in order.
     pub iterations: Vec<Iteration>,
 }
@@ -170,61 +182,90 @@ pub fn validate(what: &str, rec: Recording) -> Result<Recording, PluginError> {
             rec.version
         )));
     }
-    if rec.iterations.is_empty() {
+    if rec.iterations.is_empty() && rec.tasks.is_empty() {
         return Err(PluginError::fatal(format!("{what}: the recording has no iterations")));
     }
-    let numbered = rec.iterations.iter().filter(|i| i.iteration.is_some()).count();
-    if numbered != 0 && numbered != rec.iterations.len() {
-        return Err(PluginError::fatal(format!(
-            "{what}: either every iteration has an `iteration` number or none does ({numbered} of {} have one)",
-            rec.iterations.len()
-        )));
+    if !rec.iterations.is_empty() {
+        validate_iterations(what, &rec.iterations)?;
     }
-    let mut seen: Vec<u32> = rec.iterations.iter().filter_map(|i| i.iteration).collect();
-    seen.sort_unstable();
-    if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
-        return Err(PluginError::fatal(format!("{what}: iteration {} is recorded twice", w[0])));
+    for (task, recorded) in &rec.tasks {
+        let here = format!("{what}: tasks.{task}");
+        if task.parse::<u64>().is_err() {
+            return Err(PluginError::fatal(format!("{here}: the key must be a task id (a number)")));
+        }
+        if recorded.iterations.is_empty() {
+            return Err(PluginError::fatal(format!("{here}: the task has no iterations")));
+        }
+        validate_iterations(&here, &recorded.iterations)?;
     }
     Ok(rec)
 }
 
-/// The entry that answers loop iteration `iteration` (from 1).
-pub fn select(rec: &Recording, iteration: u32, past_end: PastEnd) -> Result<&Iteration, PluginError> {
-    let numbered = rec.iterations.iter().any(|i| i.iteration.is_some());
+/// Iteration numbers unique, and used by all entries or none.
+fn validate_iterations(what: &str, iterations: &[Iteration]) -> Result<(), PluginError> {
+    let numbered = iterations.iter().filter(|i| i.iteration.is_some()).count();
+    if numbered != 0 && numbered != iterations.len() {
+        return Err(PluginError::fatal(format!(
+            "{what}: either every iteration has an `iteration` number or none does ({numbered} of {} have one)",
+            iterations.len()
+        )));
+    }
+    let mut seen: Vec<u32> = iterations.iter().filter_map(|i| i.iteration).collect();
+    seen.sort_unstable();
+    if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+        return Err(PluginError::fatal(format!("{what}: iteration {} is recorded twice", w[0])));
+    }
+    Ok(())
+}
+
+/// The entry that answers loop iteration `iteration` (from 1) of task `task`: from the task's own recording
+/// when `tasks` has one, else from `iterations`.
+pub fn select(rec: &Recording, task: u64, iteration: u32, past_end: PastEnd) -> Result<&Iteration, PluginError> {
+    let iterations = match rec.tasks.get(&task.to_string()) {
+        Some(recorded) => &recorded.iterations,
+        None if rec.iterations.is_empty() => {
+            let ids: Vec<&str> = rec.tasks.keys().map(String::as_str).collect();
+            return Err(PluginError::fatal(format!(
+                "the recording has nothing for task {task} (it records tasks {}, and no `iterations` for the others)",
+                ids.join(", ")
+            )));
+        }
+        None => &rec.iterations,
+    };
+    let numbered = iterations.iter().any(|i| i.iteration.is_some());
     let found = if numbered {
-        rec.iterations.iter().find(|i| i.iteration == Some(iteration))
+        iterations.iter().find(|i| i.iteration == Some(iteration))
     } else {
-        iteration.checked_sub(1).and_then(|i| rec.iterations.get(i as usize))
+        iteration.checked_sub(1).and_then(|i| iterations.get(i as usize))
     };
     if let Some(it) = found {
         return Ok(it);
     }
     let last_number = if numbered {
-        rec.iterations.iter().filter_map(|i| i.iteration).max().unwrap_or(0)
+        iterations.iter().filter_map(|i| i.iteration).max().unwrap_or(0)
     } else {
-        rec.iterations.len() as u32
+        iterations.len() as u32
     };
     match past_end {
-        PastEnd::RepeatLast if iteration > last_number => Ok(rec
-            .iterations
+        PastEnd::RepeatLast if iteration > last_number => Ok(iterations
             .iter()
             .max_by_key(|i| i.iteration.unwrap_or(0))
             .filter(|_| numbered)
-            .unwrap_or_else(|| rec.iterations.last().expect("validated: not empty"))),
+            .unwrap_or_else(|| iterations.last().expect("validated: not empty"))),
         _ => Err(PluginError::fatal(format!(
             "the recording has no iteration {iteration} (it records {}); set `past_end: repeat-last` in the \
              replay config to play the last one again",
-            describe_iterations(rec)
+            describe_iterations(iterations)
         ))),
     }
 }
 
-fn describe_iterations(rec: &Recording) -> String {
-    if rec.iterations.iter().any(|i| i.iteration.is_some()) {
-        let nums: Vec<String> = rec.iterations.iter().filter_map(|i| i.iteration.map(|n| n.to_string())).collect();
+fn describe_iterations(iterations: &[Iteration]) -> String {
+    if iterations.iter().any(|i| i.iteration.is_some()) {
+        let nums: Vec<String> = iterations.iter().filter_map(|i| i.iteration.map(|n| n.to_string())).collect();
         format!("iterations {}", nums.join(", "))
     } else {
-        format!("iterations 1 to {}", rec.iterations.len())
+        format!("iterations 1 to {}", iterations.len())
     }
 }
 
@@ -269,12 +310,12 @@ mod tests {
     fn demo_recording_parses_and_tells_a_two_iteration_story() {
         let r = rec(DEMO);
         assert_eq!(r.iterations.len(), 2);
-        let first = select(&r, 1, PastEnd::Error).unwrap();
-        let second = select(&r, 2, PastEnd::Error).unwrap();
+        let first = select(&r, 1, 1, PastEnd::Error).unwrap();
+        let second = select(&r, 1, 2, PastEnd::Error).unwrap();
         assert!(!first.writes.is_empty());
         assert!(!second.writes.is_empty());
         assert_eq!(first.result.outcome, Outcome::Success);
-        assert!(select(&r, 3, PastEnd::Error).is_err());
+        assert!(select(&r, 1, 3, PastEnd::Error).is_err());
     }
 
     #[test]
@@ -283,12 +324,12 @@ mod tests {
             {"result": {"outcome": "success", "summary": "one"}},
             {"result": {"outcome": "max-turns", "summary": "two", "turns": 9}}
         ]}"#);
-        assert_eq!(select(&r, 2, PastEnd::Error).unwrap().result.summary, "two");
-        let err = select(&r, 3, PastEnd::Error).unwrap_err();
+        assert_eq!(select(&r, 1, 2, PastEnd::Error).unwrap().result.summary, "two");
+        let err = select(&r, 1, 3, PastEnd::Error).unwrap_err();
         assert!(err.message().contains("iterations 1 to 2"), "{}", err.message());
-        assert!(select(&r, 0, PastEnd::Error).is_err());
-        assert_eq!(select(&r, 7, PastEnd::RepeatLast).unwrap().result.summary, "two");
-        let rr = select(&r, 2, PastEnd::Error).unwrap().result.to_run_result();
+        assert!(select(&r, 1, 0, PastEnd::Error).is_err());
+        assert_eq!(select(&r, 1, 7, PastEnd::RepeatLast).unwrap().result.summary, "two");
+        let rr = select(&r, 1, 2, PastEnd::Error).unwrap().result.to_run_result();
         assert_eq!(rr.outcome, Outcome::MaxTurns);
         assert_eq!(rr.turns, 9);
     }
@@ -299,10 +340,10 @@ mod tests {
             {"iteration": 3, "result": {"outcome": "success", "summary": "three"}},
             {"iteration": 1, "result": {"outcome": "crashed", "summary": "one", "exit_code": 1}}
         ]}"#);
-        assert_eq!(select(&r, 1, PastEnd::Error).unwrap().result.summary, "one");
-        assert_eq!(select(&r, 3, PastEnd::Error).unwrap().result.summary, "three");
-        assert!(select(&r, 2, PastEnd::RepeatLast).is_err());
-        assert_eq!(select(&r, 4, PastEnd::RepeatLast).unwrap().result.summary, "three");
+        assert_eq!(select(&r, 1, 1, PastEnd::Error).unwrap().result.summary, "one");
+        assert_eq!(select(&r, 1, 3, PastEnd::Error).unwrap().result.summary, "three");
+        assert!(select(&r, 1, 2, PastEnd::RepeatLast).is_err());
+        assert_eq!(select(&r, 1, 4, PastEnd::RepeatLast).unwrap().result.summary, "three");
     }
 
     #[test]
@@ -333,5 +374,22 @@ mod tests {
         assert!(workspace_relative("/w", "/w").is_err());
         let err = workspace_relative("/etc/r.json", "/w").unwrap_err();
         assert!(err.message().contains("inline"), "{}", err.message());
+    }
+
+    #[test]
+    fn tasks_with_their_own_recording_get_it_and_the_others_the_shared_one() {
+        let r = rec(r#"{
+            "iterations": [{"result": {"outcome": "success", "summary": "shared"}}],
+            "tasks": {"3": {"iterations": [{"result": {"outcome": "crashed", "summary": "three"}}]}}}"#);
+        assert_eq!(select(&r, 3, 1, PastEnd::Error).unwrap().result.summary, "three");
+        assert_eq!(select(&r, 4, 1, PastEnd::Error).unwrap().result.summary, "shared");
+        let only = rec(r#"{"tasks": {"1": {"iterations": [{"result": {"outcome": "success", "summary": "one"}}]}}}"#);
+        let err = select(&only, 2, 1, PastEnd::Error).unwrap_err();
+        assert!(err.message().contains("nothing for task 2") && err.message().contains("tasks 1"), "{}", err.message());
+        assert!(parse("r", r#"{"tasks": {"x": {"iterations": [{"result": {"outcome": "success", "summary": ""}}]}}}"#)
+            .unwrap_err()
+            .message()
+            .contains("tasks.x"));
+        assert!(parse("r", r#"{"tasks": {"1": {"iterations": []}}}"#).is_err());
     }
 }
