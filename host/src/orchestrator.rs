@@ -38,12 +38,14 @@ use crate::engine::rules::{LoopRule, NativeRule};
 use crate::engine::{ConfigPoll, ConfigUpdate, ConfigWatch, Engine, LoopObserver, LoopPlugins, TaskOutcome};
 
 pub mod lock;
+mod parallel;
 pub mod runner;
 use crate::plugins::{LoadReport, PluginHost, PluginHostError};
 use crate::state::{NewProject, NewTask, OpenSettings, Project, StateManager, Task, TaskStatus};
 pub use runner::{RunOptions, RunSummary};
 
 pub mod store;
+pub mod worktrees;
 pub use store::Store;
 
 /// How to open a project.
@@ -356,6 +358,17 @@ impl Orchestrator {
 
     /// [`execute_task`](Self::execute_task) for a caller that holds the run lock.
     async fn execute_locked(&self, task_id: i64, observer: Arc<dyn LoopObserver>) -> Result<TaskOutcome> {
+        self.execute_locked_in(task_id, self.root.clone(), observer).await
+    }
+
+    /// Execute a task (the run lock held) with `workspace` as the agent's workspace: the project root, or the
+    /// task's worktree in a parallel run. The project's prompt templates apply either way.
+    async fn execute_locked_in(
+        &self,
+        task_id: i64,
+        workspace: PathBuf,
+        observer: Arc<dyn LoopObserver>,
+    ) -> Result<TaskOutcome> {
         let task = self.task(task_id).await?;
         if task.status() == TaskStatus::Blocked {
             bail!(
@@ -365,8 +378,9 @@ impl Orchestrator {
         }
         let (sources, config) = self.config_for_task(&task)?;
         let plugins = self.resolve_loop_plugins(&config.config).await?;
-        let engine = Engine::new(config.config.clone(), self.state.clone(), plugins, self.root.clone(), observer)
-            .with_llm_health(Arc::clone(&self.llm_health));
+        let engine = Engine::new(config.config.clone(), self.state.clone(), plugins, workspace, observer)
+            .with_llm_health(Arc::clone(&self.llm_health))
+            .with_prompts_from(&self.root);
         let watch = self.config_watch_for(sources, config);
         engine.execute_task_watched(task_id, Some(&watch)).await
     }

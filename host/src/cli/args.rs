@@ -169,6 +169,11 @@ pub struct RunArgs {
     /// reset (a later `obra run` resumes them).
     #[arg(long)]
     pub no_wait: bool,
+    /// Run up to N ready tasks at once, each in its own git worktree (.obra/worktrees/task-<id>) on its own
+    /// branch (obra/task-<id>-<slug>), merged back into the current branch when the task completes; a merge
+    /// conflict pauses the task at a breakpoint. Needs a git repository with a commit.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
     /// Print a JSON summary at the end (progress goes to stderr).
     #[arg(long)]
     pub json: bool,

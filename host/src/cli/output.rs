@@ -63,6 +63,14 @@ impl StepPrinter {
     }
 
     fn line(&self, text: &str) {
+        let tagged;
+        let text = match TASK_TAG.with(|t| t.borrow().clone()) {
+            Some(tag) => {
+                tagged = text.lines().map(|l| format!("{tag}{l}")).collect::<Vec<_>>().join("\n");
+                tagged.as_str()
+            }
+            None => text,
+        };
         if let Some(bar) = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             // Printed above the spinner, which stays at the bottom.
             bar.println(text);
@@ -74,9 +82,19 @@ impl StepPrinter {
     }
 }
 
+thread_local! {
+    /// The tag of the task whose step this thread is printing (parallel runs), e.g. `[3] `.
+    static TASK_TAG: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
 impl LoopObserver for StepPrinter {
     fn step(&self, step: &Step) {
         match step {
+            Step::ForTask { task_id, step } => {
+                TASK_TAG.with(|t| *t.borrow_mut() = Some(format!("[{task_id}] ")));
+                self.step(step);
+                TASK_TAG.with(|t| *t.borrow_mut() = None);
+            }
             Step::TaskPicked { task_id, title, ready, pending } => self.line(&format!(
                 "{} task {task_id}: {} ({ready} ready, {pending} pending)",
                 self.paint("1;35", "###"),

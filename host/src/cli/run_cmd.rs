@@ -20,6 +20,7 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
         watch: a.watch.then(|| Duration::from_secs(a.poll)),
         stop: Default::default(),
         no_wait: a.no_wait,
+        parallel: usize::from(a.parallel),
     };
     // The first Ctrl-C stops the run after the current task (or ends a wait for a rate limit's reset); the
     // second ends obra at once, and the next run recovers the interrupted task.
@@ -32,7 +33,7 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
                 );
                 std::process::exit(130);
             }
-            eprintln!("\nobra: stopping after the current task (Ctrl-C again to stop now)");
+            eprintln!("\nobra: stopping after the current task(s) (Ctrl-C again to stop now)");
         }
     });
     let printer = Arc::new(StepPrinter::new(a.json));

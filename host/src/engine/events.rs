@@ -120,6 +120,13 @@ pub enum Step {
         /// Final status.
         status: TaskStatus,
     },
+    /// A step of one task among several running at once (`obra run --parallel`): shown tagged with the task.
+    ForTask {
+        /// The task.
+        task_id: i64,
+        /// What happened.
+        step: Box<Step>,
+    },
 }
 
 /// Receives the loop's steps.
@@ -133,4 +140,18 @@ pub struct Silent;
 
 impl LoopObserver for Silent {
     fn step(&self, _: &Step) {}
+}
+
+/// Tags every step with its task, for tasks that run at the same time and share one observer.
+pub struct TaskTagged {
+    /// Where the tagged steps go.
+    pub inner: std::sync::Arc<dyn LoopObserver>,
+    /// The task.
+    pub task_id: i64,
+}
+
+impl LoopObserver for TaskTagged {
+    fn step(&self, step: &Step) {
+        self.inner.step(&Step::ForTask { task_id: self.task_id, step: Box::new(step.clone()) });
+    }
 }

@@ -140,6 +140,15 @@ impl Engine {
         self
     }
 
+    /// Take the prompt templates and rules from the project at `root` (when the workspace is elsewhere, e.g.
+    /// a task's git worktree).
+    pub fn with_prompts_from(mut self, root: &std::path::Path) -> Self {
+        if root != self.workspace {
+            self.prompts = prompt::PromptRenderer::for_project(root).map_err(|e| format!("{e:#}"));
+        }
+        self
+    }
+
     /// The configuration the engine runs with now (it changes when a [`ConfigWatch`] reloads it).
     pub fn config(&self) -> Config {
         self.current().config.clone()

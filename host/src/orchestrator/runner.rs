@@ -24,6 +24,15 @@ pub struct RunOptions {
     pub stop: Arc<AtomicBool>,
     /// When the only tasks left wait for a rate limit to reset, stop instead of waiting for the reset.
     pub no_wait: bool,
+    /// Run up to this many ready tasks at once, each in its own git worktree (0 or 1: one at a time, in the
+    /// project's checkout).
+    pub parallel: usize,
+}
+
+/// What the run said while waiting with nothing ready, so it is said once.
+#[derive(Debug, Default)]
+pub(super) struct Idle {
+    announced_reset: Option<(i64, SystemTime)>,
 }
 
 /// What a run did.
@@ -59,7 +68,12 @@ impl Orchestrator {
     pub async fn run_project(&self, options: &RunOptions, observer: Arc<dyn LoopObserver>) -> Result<RunSummary> {
         let _lock = self.lock_for_running(observer.as_ref()).await?;
         let mut summary = RunSummary::default();
-        let mut announced_reset = None;
+        if options.parallel > 1 {
+            self.run_parallel(options, observer, &mut summary).await?;
+            summary.blocked = Schedule::of_tasks(&self.state().tasks(self.project().id).await?).blocked();
+            return Ok(summary);
+        }
+        let mut idle = Idle::default();
         loop {
             if options.stop.load(Ordering::SeqCst) {
                 summary.stopped_because = "stopped by the user".into();
@@ -77,35 +91,12 @@ impl Orchestrator {
             let now = SystemTime::now();
             let ready = schedule.ready_at(now);
             let Some(next) = ready.first().and_then(|id| tasks.iter().find(|t| t.id == *id)) else {
-                let reset = schedule.next_reset(now);
-                match (reset, options.watch) {
-                    (Some((task_id, at)), _) if !options.no_wait => {
-                        if announced_reset != Some((task_id, at)) {
-                            announced_reset = Some((task_id, at));
-                            observer.step(&Step::Progress(format!(
-                                "waiting until {} for the rate limit of task {task_id} to reset; Ctrl-C stops",
-                                clock_utc(at)
-                            )));
-                        }
-                        let wait = at.duration_since(now).unwrap_or_default() + Duration::from_millis(50);
-                        wait_or_stop(options.watch.map_or(wait, |poll| poll.min(wait)), &options.stop).await;
-                        continue;
-                    }
-                    (_, Some(poll)) => {
-                        wait_or_stop(poll, &options.stop).await;
-                        continue;
-                    }
-                    (Some((task_id, at)), None) => {
-                        summary.stopped_because = format!(
-                            "no task is ready; task {task_id} waits until {} for a rate limit to reset (--no-wait)",
-                            clock_utc(at)
-                        );
+                match self.when_idle(options, observer.as_ref(), &mut idle).await? {
+                    Some(reason) => {
+                        summary.stopped_because = reason;
                         break;
                     }
-                    (None, None) => {
-                        summary.stopped_because = "no task is ready".into();
-                        break;
-                    }
+                    None => continue,
                 }
             };
             let pending = tasks.iter().filter(|t| t.status() == TaskStatus::Pending).count();
@@ -120,6 +111,44 @@ impl Orchestrator {
         }
         summary.blocked = Schedule::of_tasks(&self.state().tasks(self.project().id).await?).blocked();
         Ok(summary)
+    }
+}
+
+impl Orchestrator {
+    /// No task is ready: wait for the earliest rate-limit reset (unless `--no-wait`) or, with `--watch`, for new
+    /// work; `Some(reason)` when the run should stop instead.
+    pub(super) async fn when_idle(
+        &self,
+        options: &RunOptions,
+        observer: &dyn LoopObserver,
+        idle: &mut Idle,
+    ) -> Result<Option<String>> {
+        let tasks = self.state().tasks(self.project().id).await?;
+        let now = SystemTime::now();
+        let reset = Schedule::of_tasks(&tasks).next_reset(now);
+        Ok(match (reset, options.watch) {
+            (Some((task_id, at)), _) if !options.no_wait => {
+                if idle.announced_reset != Some((task_id, at)) {
+                    idle.announced_reset = Some((task_id, at));
+                    observer.step(&Step::Progress(format!(
+                        "waiting until {} for the rate limit of task {task_id} to reset; Ctrl-C stops",
+                        clock_utc(at)
+                    )));
+                }
+                let wait = at.duration_since(now).unwrap_or_default() + Duration::from_millis(50);
+                wait_or_stop(options.watch.map_or(wait, |poll| poll.min(wait)), &options.stop).await;
+                None
+            }
+            (_, Some(poll)) => {
+                wait_or_stop(poll, &options.stop).await;
+                None
+            }
+            (Some((task_id, at)), None) => Some(format!(
+                "no task is ready; task {task_id} waits until {} for a rate limit to reset (--no-wait)",
+                clock_utc(at)
+            )),
+            (None, None) => Some("no task is ready".into()),
+        })
     }
 }
 

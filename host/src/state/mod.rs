@@ -10,6 +10,7 @@
 mod context;
 mod level2;
 mod llm_calls;
+mod merges;
 mod outcomes;
 mod report;
 mod sessions;
@@ -27,6 +28,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row};
 
 pub use llm_calls::{LlmCall, NewLlmCall};
+pub use merges::MERGE_CONFLICT_RULE;
 pub use models::*;
 pub use outcomes::DecisionOutcome;
 pub use report::{Calibration, CalibrationBucket, Report};

@@ -1,0 +1,197 @@
+//! `obra run --parallel N`: up to N ready tasks at once, each in its own git worktree on its own branch
+//! ([`super::worktrees`]). Ready tasks are independent by construction (every task they depend on has
+//! completed), and a completed task's branch is merged back before the next pick, so a dependent always starts
+//! from its dependencies' merged work. A merge that conflicts pauses the task at a `merge-conflict` breakpoint
+//! instead of failing the run, with the branch to merge by hand.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+use anyhow::Result;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+
+use super::Orchestrator;
+use super::runner::{Idle, RunOptions, RunSummary};
+use super::worktrees::{Integration, TaskWorktree, Worktrees};
+use crate::engine::events::TaskTagged;
+use crate::engine::scheduler::Schedule;
+use crate::engine::{LoopObserver, Step, TaskOutcome};
+use crate::state::{MERGE_CONFLICT_RULE, TaskStatus};
+
+impl Orchestrator {
+    /// The parallel form of [`Orchestrator::run_project`] (the run lock is held by the caller).
+    pub(super) async fn run_parallel(
+        &self,
+        options: &RunOptions,
+        observer: Arc<dyn LoopObserver>,
+        summary: &mut RunSummary,
+    ) -> Result<()> {
+        let worktrees = Worktrees::open(self.root())?;
+        let width = options.parallel.max(1);
+        let branch = worktrees.project_branch()?;
+        observer.step(&Step::Progress(format!(
+            "up to {width} tasks at a time, each in its own worktree under .obra/worktrees/, merged into {branch} \
+             when done"
+        )));
+        self.settle_leftovers(&worktrees, observer.as_ref()).await?;
+
+        let mut running = FuturesUnordered::new();
+        let mut in_flight: HashSet<i64> = HashSet::new();
+        let mut started = 0usize;
+        let mut idle = Idle::default();
+        loop {
+            let limit_reached = options.max_tasks.is_some_and(|max| started >= max as usize);
+            let stopping = options.stop.load(Ordering::SeqCst) || limit_reached;
+            if !stopping && in_flight.len() < width {
+                let tasks = self.state().tasks(self.project().id).await?;
+                let schedule = Schedule::of_tasks(&tasks);
+                let ready: Vec<i64> =
+                    schedule.ready_at(SystemTime::now()).into_iter().filter(|id| !in_flight.contains(id)).collect();
+                let pending = tasks.iter().filter(|t| t.status() == TaskStatus::Pending).count();
+                let ready_count = ready.len();
+                for id in ready {
+                    if in_flight.len() >= width || options.max_tasks.is_some_and(|max| started >= max as usize) {
+                        break;
+                    }
+                    let Some(task) = tasks.iter().find(|t| t.id == id) else { continue };
+                    let wt = worktrees.add(id, &task.title)?;
+                    self.state().record_task_git(id, Some(&wt.branch), Some(&wt.base), None).await?;
+                    observer.step(&Step::TaskPicked {
+                        task_id: id,
+                        title: task.title.clone(),
+                        ready: ready_count,
+                        pending,
+                    });
+                    observer.step(&Step::Progress(format!(
+                        "task {id} works in {} on branch {}{}",
+                        wt.path.strip_prefix(self.root()).unwrap_or(&wt.path).display(),
+                        wt.branch,
+                        if wt.reused { " (its worktree from an earlier execution, with its work)" } else { "" }
+                    )));
+                    in_flight.insert(id);
+                    started += 1;
+                    let observer: Arc<dyn LoopObserver> = Arc::new(TaskTagged { inner: observer.clone(), task_id: id });
+                    running.push(async move {
+                        let result = self.execute_locked_in(id, wt.workspace.clone(), observer).await;
+                        (wt, result)
+                    });
+                }
+            }
+            if running.is_empty() {
+                if stopping {
+                    summary.stopped_because = if limit_reached {
+                        format!("reached --max-tasks {}", options.max_tasks.unwrap_or_default())
+                    } else {
+                        "stopped by the user".into()
+                    };
+                    break;
+                }
+                match self.when_idle(options, observer.as_ref(), &mut idle).await? {
+                    Some(reason) => {
+                        summary.stopped_because = reason;
+                        break;
+                    }
+                    None => continue,
+                }
+            }
+            let Some((wt, result)) = running.next().await else { continue };
+            in_flight.remove(&wt.task_id);
+            let mut outcome = result?;
+            self.bring_back(&worktrees, &wt, &mut outcome, observer.as_ref()).await?;
+            summary.executions.push(outcome);
+        }
+        Ok(())
+    }
+
+    /// Bring a finished task's work back: merge it when the task completed, keep the worktree when the task
+    /// will run again, and keep the work on its branch when it failed.
+    async fn bring_back(
+        &self,
+        worktrees: &Worktrees,
+        wt: &TaskWorktree,
+        outcome: &mut TaskOutcome,
+        observer: &dyn LoopObserver,
+    ) -> Result<()> {
+        let id = wt.task_id;
+        let title = self.task(id).await?.title;
+        match outcome.status {
+            TaskStatus::Completed => match worktrees.integrate(wt, &title)? {
+                Integration::NothingToMerge => {
+                    observer.step(&Step::Progress(format!("task {id} changed nothing: no merge")));
+                }
+                Integration::Merged { commit } => {
+                    self.state().record_task_git(id, None, None, Some(&commit)).await?;
+                    observer.step(&Step::Progress(format!(
+                        "merged task {id} ({}) as {}",
+                        wt.branch,
+                        &commit[..commit.len().min(10)]
+                    )));
+                }
+                Integration::Conflict { paths, detail } => {
+                    let what = if paths.is_empty() {
+                        format!("git refused the merge: {}", detail.lines().next().unwrap_or("").trim())
+                    } else {
+                        format!("it conflicts in {}", paths.join(", "))
+                    };
+                    let reason = format!(
+                        "its branch {} does not merge into {}: {what}. Merge it yourself (`git merge {}`), then \
+                         approve the breakpoint; or give feedback to redo the task on the merged work",
+                        wt.branch,
+                        worktrees.project_branch().unwrap_or_else(|_| "HEAD".into()),
+                        wt.branch
+                    );
+                    let bp = self.state().pause_for_merge_conflict(id, &reason).await?;
+                    observer.step(&Step::BreakpointOpened {
+                        id: bp,
+                        rule: MERGE_CONFLICT_RULE.into(),
+                        reason: reason.clone(),
+                    });
+                    outcome.status = TaskStatus::Paused;
+                    outcome.breakpoint_id = Some(bp);
+                    outcome.reason = format!("breakpoint ({MERGE_CONFLICT_RULE}): {reason}");
+                }
+            },
+            TaskStatus::Failed | TaskStatus::Cancelled => {
+                let kept =
+                    worktrees.commit(wt, &format!("obra: task {id} ({title}), left {}", outcome.status.as_str()))?;
+                worktrees.remove(wt, false)?;
+                if kept.is_some() {
+                    observer.step(&Step::Progress(format!("task {id}'s unfinished work is on branch {}", wt.branch)));
+                }
+            }
+            _ => observer.step(&Step::Progress(format!(
+                "task {id} is {}: its worktree stays for its next execution",
+                outcome.status.as_str()
+            ))),
+        }
+        Ok(())
+    }
+
+    /// Worktrees an earlier parallel run left: a task completed since (its breakpoint approved) is merged now,
+    /// a failed or cancelled one's work is committed on its branch and the worktree removed; the others stay.
+    async fn settle_leftovers(&self, worktrees: &Worktrees, observer: &dyn LoopObserver) -> Result<()> {
+        for id in worktrees.existing() {
+            let Ok(task) = self.task(id).await else { continue };
+            let status = task.status();
+            if !matches!(status, TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled) {
+                continue;
+            }
+            let wt = worktrees.add(id, &task.title)?;
+            let mut outcome = TaskOutcome {
+                task_id: id,
+                status,
+                iterations: 0,
+                action: None,
+                confidence: None,
+                breakpoint_id: None,
+                reason: String::new(),
+            };
+            observer.step(&Step::Progress(format!("task {id} is {} since the last run", status.as_str())));
+            self.bring_back(worktrees, &wt, &mut outcome, observer).await?;
+        }
+        Ok(())
+    }
+}
