@@ -93,6 +93,8 @@ pub struct Orchestrator {
     llm_health: Arc<crate::engine::LlmHealth>,
     /// The project's run lock file (see [`lock`]).
     run_lock: PathBuf,
+    /// The production log (`logging.production`).
+    production_log: Option<Arc<crate::telemetry::production::ProductionLog>>,
 }
 
 /// The plugin host of a project and what loading the search path reported.
@@ -185,7 +187,11 @@ impl Orchestrator {
         options: OpenOptions,
     ) -> Result<Self> {
         let run_lock = store::run_lock_path(&state, location, project.id)?;
-        let state = state.with_max_dependency_depth(config.config.engine.max_dependency_depth as usize);
+        let state = state
+            .with_max_dependency_depth(config.config.engine.max_dependency_depth as usize)
+            .with_redaction(config.config.logging.redact);
+        let production_log =
+            crate::telemetry::production::ProductionLog::open(&config.config.logging, &root, &project.name);
         Ok(Self {
             root,
             sources,
@@ -196,7 +202,58 @@ impl Orchestrator {
             plugins: tokio::sync::OnceCell::new(),
             llm_health: Default::default(),
             run_lock,
+            production_log,
         })
+    }
+
+    /// The project's production log, when `logging.production` is on.
+    pub fn production_log(&self) -> Option<&Arc<crate::telemetry::production::ProductionLog>> {
+        self.production_log.as_ref()
+    }
+
+    /// An observer that shows `printer`'s steps and also writes them to the production log (when on).
+    pub fn observed(&self, printer: Arc<dyn LoopObserver>) -> Arc<dyn LoopObserver> {
+        match &self.production_log {
+            None => printer,
+            Some(log) => {
+                let logger = Arc::new(crate::telemetry::production::LogObserver::new(Arc::clone(log)));
+                Arc::new(crate::telemetry::production::Tee(vec![printer, logger]))
+            }
+        }
+    }
+
+    /// Record in the production log that a command starts working through tasks (`run_started`).
+    pub fn log_run_started(&self, command: &str, fields: serde_json::Value) {
+        if let Some(log) = &self.production_log {
+            let mut fields = fields;
+            if let Some(obj) = fields.as_object_mut() {
+                obj.insert("command".into(), serde_json::json!(command));
+                obj.insert("project".into(), serde_json::json!(self.project.name));
+                obj.insert("pid".into(), serde_json::json!(std::process::id()));
+            }
+            log.event("run_started", fields);
+        }
+    }
+
+    /// Record how the command ended (`run_finished`), or the error that stopped it (`error`).
+    pub fn log_run_finished(&self, result: std::result::Result<serde_json::Value, &anyhow::Error>) {
+        if let Some(log) = &self.production_log {
+            match result {
+                Ok(fields) => log.event("run_finished", fields),
+                Err(e) => log.event("error", serde_json::json!({ "where": "run", "error": format!("{e:#}") })),
+            }
+        }
+    }
+
+    /// Record a human's instruction or decision (`user_input`) in the production log.
+    pub fn log_user_input(&self, action: &str, fields: serde_json::Value) {
+        if let Some(log) = &self.production_log {
+            let mut fields = fields;
+            if let Some(obj) = fields.as_object_mut() {
+                obj.insert("action".into(), serde_json::json!(action));
+            }
+            log.event("user_input", fields);
+        }
     }
 
     /// The project's workspace: where the agents work and where its `.obra/` (config, plugins) is.

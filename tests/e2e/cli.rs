@@ -164,7 +164,7 @@ fn run_executes_ready_tasks_in_dependency_order_and_logs_show_it() {
     assert!(summary["executions"].as_array().unwrap().iter().all(|o| o["status"] == "completed"), "{summary}");
     assert_eq!(summary["stopped_because"], "no task is ready");
 
-    let out = project.obra(&["logs", "--json"]);
+    let out = project.obra(&["logs", "--activity", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -174,7 +174,7 @@ fn run_executes_ready_tasks_in_dependency_order_and_logs_show_it() {
     for kind in ["task_created", "iteration_started", "iteration_finished", "decision"] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
-    let only_second = project.obra(&["logs", "--task", &second.to_string(), "--json"]);
+    let only_second = project.obra(&["logs", "--activity", "--task", &second.to_string(), "--json"]);
     assert!(
         String::from_utf8_lossy(&only_second.stdout)
             .lines()
@@ -182,7 +182,7 @@ fn run_executes_ready_tasks_in_dependency_order_and_logs_show_it() {
         "{}",
         text(&only_second)
     );
-    let limited = project.obra(&["logs", "-n", "2"]);
+    let limited = project.obra(&["logs", "--activity", "-n", "2"]);
     assert_eq!(String::from_utf8_lossy(&limited.stdout).lines().count(), 2, "{}", text(&limited));
 }
 
@@ -460,13 +460,13 @@ fn a_terminal_shows_a_spinner_while_the_work_is_checked() {
     session.exp_eof().expect("obra exits");
 }
 
-/// `obra logs --follow` prints what happens after it started, as it happens.
+/// `obra logs --activity --follow` prints what happens after it started, as it happens.
 #[test]
 fn logs_follow_prints_new_events() {
     let project = Project::new();
     project.create_task("before", "");
     let mut follower = project
-        .command(&["logs", "--follow", "--json"])
+        .command(&["logs", "--activity", "--follow", "--json"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("start obra logs --follow");

@@ -65,7 +65,8 @@ pub enum Command {
     /// List checkpoints (snapshots of the workspace taken before each agent run) and roll back to one.
     #[command(subcommand)]
     Checkpoint(CheckpointCommand),
-    /// Show the project's activity: tasks created, iterations, decisions, breakpoints, checkpoints.
+    /// Show the production log (runs, tasks, agent results, gates, decisions, breakpoints, errors), filtered
+    /// by task, event, run and time; --activity for the store's timeline.
     Logs(LogsArgs),
     /// Check what a run needs (configuration, store, git, plugins, the agent's CLI, the LLM endpoint) and
     /// say what to fix; exit code 1 when a check fails.
@@ -217,9 +218,21 @@ pub struct CheckpointRollbackArgs {
 /// `obra logs`.
 #[derive(Debug, Args)]
 pub struct LogsArgs {
-    /// Only this task's activity.
+    /// Only this task's events.
     #[arg(long, value_name = "ID")]
     pub task: Option<i64>,
+    /// Only these events (repeat, or comma-separated), e.g. `decision,breakpoint`.
+    #[arg(long, value_name = "EVENT", value_delimiter = ',')]
+    pub event: Vec<String>,
+    /// Only this run's events (the `run_id` of a line).
+    #[arg(long, value_name = "RUN_ID")]
+    pub run: Option<String>,
+    /// Only events at or after this time: RFC 3339 (`2026-11-22T10:00:00Z`) or an age (`30m`, `2h`, `1d`).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events before this time (same forms as --since).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
     /// Show at most the last N events.
     #[arg(short = 'n', long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub limit: i64,
@@ -229,6 +242,10 @@ pub struct LogsArgs {
     /// One JSON object per line.
     #[arg(long)]
     pub json: bool,
+    /// The store's activity timeline (tasks created, iterations, decisions, breakpoints, checkpoints) instead
+    /// of the production log.
+    #[arg(long)]
+    pub activity: bool,
 }
 
 /// `obra replay`.

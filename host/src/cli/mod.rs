@@ -284,6 +284,11 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
             let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             let bp = obra.state().resolve_breakpoint(a.id, resolution, &by).await?;
             let task = obra.state().require_task(bp.task_id).await?;
+            obra.log_user_input(
+                "breakpoint_resolved",
+                serde_json::json!({ "task_id": task.id, "breakpoint_id": bp.id, "rule": bp.rule,
+                                    "resolution": bp.resolution, "feedback": bp.feedback, "by": by }),
+            );
             println!(
                 "Resolved breakpoint {} ({}); task {} is now {}",
                 bp.id,

@@ -36,9 +36,19 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
             eprintln!("\nobra: stopping after the current task(s) (Ctrl-C again to stop now)");
         }
     });
-    let printer = Arc::new(StepPrinter::new(a.json));
+    let observer = obra.observed(Arc::new(StepPrinter::new(a.json)));
     eprintln!("Running project \"{}\" ({})", obra.project().name, obra.project().workspace);
-    let summary = obra.run_project(&options, printer).await?;
+    obra.log_run_started(
+        "run",
+        serde_json::json!({ "parallel": options.parallel, "max_tasks": options.max_tasks, "watch": a.watch }),
+    );
+    let summary = obra.run_project(&options, observer).await;
+    obra.log_run_finished(summary.as_ref().map(|s| {
+        serde_json::json!({ "executions": s.executions.len(), "completed": s.count(TaskStatus::Completed),
+                            "paused": s.count(TaskStatus::Paused), "failed": s.count(TaskStatus::Failed),
+                            "stopped_because": s.stopped_because })
+    }));
+    let summary = summary?;
     let (completed, paused, failed) =
         (summary.count(TaskStatus::Completed), summary.count(TaskStatus::Paused), summary.count(TaskStatus::Failed));
     // An execution that ends `pending` was paused by a rate limit (the task resumes after the reset).

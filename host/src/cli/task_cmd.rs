@@ -36,6 +36,11 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 }
                 None => task,
             };
+            obra.log_user_input(
+                "task_created",
+                serde_json::json!({ "task_id": task.id, "title": task.title, "description": task.description,
+                                    "priority": task.priority, "depends_on": task.depends_on }),
+            );
             if a.json {
                 print_json(&task)?;
             } else {
@@ -44,8 +49,13 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Execute(a) => {
-            let printer = Arc::new(StepPrinter::new(a.json));
-            let outcome = obra.execute_task(a.id, printer).await?;
+            let observer = obra.observed(Arc::new(StepPrinter::new(a.json)));
+            obra.log_run_started("task execute", serde_json::json!({ "task_id": a.id }));
+            let outcome = obra.execute_task(a.id, observer).await;
+            obra.log_run_finished(
+                outcome.as_ref().map(|o| serde_json::json!({ "task_id": o.task_id, "status": o.status.as_str() })),
+            );
+            let outcome = outcome?;
             if a.json {
                 print_json(&outcome)?;
             }

@@ -44,6 +44,9 @@ pub struct Config {
     /// Agent sessions: continuity, context-window thresholds, adaptive max turns.
     #[serde(default)]
     pub sessions: SessionsConfig,
+    /// The production log and privacy redaction.
+    #[serde(default)]
+    pub logging: crate::telemetry::production::LoggingConfig,
 }
 
 /// `database:`
@@ -270,6 +273,7 @@ default_from_yaml!(Config, "(root)", |c| c);
 default_from_yaml!(DatabaseConfig, "database", |c| c.database);
 default_from_yaml!(AgentConfig, "agent", |c| c.agent);
 default_from_yaml!(LlmConfig, "llm", |c| c.llm);
+default_from_yaml!(crate::telemetry::production::LoggingConfig, "logging", |c| c.logging);
 default_from_yaml!(crate::transport::TransportConfig, "agent.transport", |c| c.agent.transport);
 default_from_yaml!(crate::transport::SshConfig, "agent.transport.ssh", |c| c.agent.transport.ssh);
 default_from_yaml!(crate::transport::DockerConfig, "agent.transport.docker", |c| c.agent.transport.docker);
@@ -332,6 +336,7 @@ impl Config {
             return Err(bad(&e.key, e.message));
         }
         self.sessions.check().map_err(|(key, message)| bad(&key, message))?;
+        self.logging.check().map_err(|(key, message)| bad(&key, message))?;
         for (i, gate) in self.gates.iter().enumerate() {
             if gate.weight < 0.0 || !gate.weight.is_finite() {
                 return Err(bad(

@@ -73,7 +73,7 @@ impl StateManager {
         .bind(clamp(call.duration_ms))
         .bind(call.input_tokens.map(clamp))
         .bind(call.output_tokens.map(clamp))
-        .bind(&call.error)
+        .bind(call.error.as_deref().map(|e| self.storable(e).into_owned()))
         .execute(&self.pool)
         .await
         .db(self)?;

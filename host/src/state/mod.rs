@@ -81,6 +81,9 @@ pub struct StateManager {
     busy_timeout: Duration,
     /// The longest dependency chain a task may be on (`engine.max_dependency_depth`; 0: no limit).
     max_dependency_depth: usize,
+    /// Redact secrets and personal data from prompts, agent output and LLM errors before storing them
+    /// (`logging.redact`).
+    redact: bool,
 }
 
 /// A transaction on either backend.
@@ -254,6 +257,7 @@ impl StateManager {
             name,
             busy_timeout: settings.busy_timeout,
             max_dependency_depth: DEFAULT_MAX_DEPENDENCY_DEPTH,
+            redact: false,
         };
         // Make sure this process can write: a lock held by another process shows here, not half-way
         // through the first iteration.
@@ -287,6 +291,7 @@ impl StateManager {
             name: ":memory:".into(),
             busy_timeout: Duration::ZERO,
             max_dependency_depth: DEFAULT_MAX_DEPENDENCY_DEPTH,
+            redact: false,
         })
     }
 
@@ -365,6 +370,7 @@ impl StateManager {
             name: shown.into(),
             busy_timeout: Duration::ZERO,
             max_dependency_depth: DEFAULT_MAX_DEPENDENCY_DEPTH,
+            redact: false,
         })
     }
 
@@ -373,6 +379,17 @@ impl StateManager {
     pub fn with_max_dependency_depth(mut self, limit: usize) -> Self {
         self.max_dependency_depth = limit;
         self
+    }
+
+    /// Redact secrets and personal data from the prompts, agent output and LLM errors this handle stores.
+    pub fn with_redaction(mut self, redact: bool) -> Self {
+        self.redact = redact;
+        self
+    }
+
+    /// `text` as it may be stored: redacted when redaction is on.
+    pub(crate) fn storable<'a>(&self, text: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.redact { crate::telemetry::redact::redact(text) } else { std::borrow::Cow::Borrowed(text) }
     }
 
     /// The database engine behind this store.
@@ -594,7 +611,7 @@ impl StateManager {
         .bind(task_id)
         .bind(i64::from(iteration))
         .bind(agent)
-        .bind(prompt)
+        .bind(self.storable(prompt).as_ref())
         .bind(&ts)
         .fetch_one(&mut *tx)
         .await
@@ -623,6 +640,19 @@ impl StateManager {
     ) -> Result<()> {
         let ts = now();
         let duration_ms = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        // What the agent said is stored redacted (when redaction is on), in the columns and the raw JSON alike.
+        let redacted;
+        let result = match result {
+            Ok(r) if self.redact => {
+                let mut json = serde_json::to_value(r)?;
+                crate::telemetry::redact::redact_json(&mut json);
+                redacted = serde_json::from_value::<RunResult>(json)?;
+                Ok(&redacted)
+            }
+            Ok(r) => Ok(r),
+            Err(e) => Err(e),
+        };
+        let error_text = result.err().map(|e| self.storable(e).into_owned());
         let mut tx = self.begin().await?;
         let done = match result {
             Ok(r) => sqlx::query(
@@ -640,10 +670,10 @@ impl StateManager {
             .bind(r.api_status.map(i64::from))
             .bind(r.exit_code.map(i64::from))
             .bind(serde_json::to_string(r)?),
-            Err(error) => sqlx::query(
+            Err(_) => sqlx::query(
                 "UPDATE interactions SET status = 'failed', error = $1, finished_at = $2, duration_ms = $3 WHERE id = $4",
             )
-            .bind(error),
+            .bind(error_text),
         }
         .bind(&ts)
         .bind(duration_ms)

@@ -1,4 +1,8 @@
-//! Tracing setup: human-readable log lines on stderr, filtered by `-v` or `RUST_LOG`.
+//! Tracing setup (human-readable log lines on stderr, filtered by `-v` or `RUST_LOG`), the production log
+//! ([`production`]) and privacy redaction ([`redact`]).
+
+pub mod production;
+pub mod redact;
 
 use std::io::IsTerminal;
 
