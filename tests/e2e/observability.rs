@@ -175,3 +175,27 @@ fn with_logging_off_nothing_is_written_and_obra_logs_says_how_to_turn_it_on() {
     assert!(out.status.success());
     assert!(text(&out).contains("logging.production is off") && text(&out).contains("--activity"), "{}", text(&out));
 }
+
+#[test]
+fn obra_report_html_writes_a_self_contained_page_with_charts() {
+    let project = project("");
+    project.create_task("One", "x");
+    project.create_task("Two", "y");
+    assert_eq!(project.obra(&["run"]).status.code(), Some(0));
+    let page_path = project.home().join("report.html");
+    let out = project.obra(&["report", "--html", page_path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let page = std::fs::read_to_string(&page_path).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.contains("Obra report: scratch"), "{page}");
+    for section in ["Tasks by status", "Decisions", "Breakpoints by rule", "Confidence calibration", "Usage by agent"] {
+        assert!(page.contains(section), "{section}");
+    }
+    assert!(page.matches("<svg").count() >= 3, "charts are inline SVG");
+    assert!(!page.contains("<script") && !page.contains("src=\"http"), "self-contained, no scripts");
+
+    let both = project.obra(&["report", "--html", "x.html", "--json"]);
+    assert_eq!(both.status.code(), Some(2), "{}", text(&both));
+    let nowhere = project.obra(&["report", "--html", "/nonexistent-dir/r.html"]);
+    assert_eq!(nowhere.status.code(), Some(1));
+    assert!(text(&nowhere).contains("cannot write the HTML report to /nonexistent-dir/r.html"), "{}", text(&nowhere));
+}

@@ -72,8 +72,8 @@ pub enum Command {
     /// say what to fix; exit code 1 when a check fails.
     Doctor(JsonArg),
     /// How the project's tasks went: success and autonomy rates, breakpoints by rule, confidence calibration,
-    /// tokens and cost, step durations.
-    Report(JsonArg),
+    /// tokens and cost, step durations; as text, --json, or a self-contained HTML page with charts (--html).
+    Report(ReportArgs),
     /// Re-run a task's recorded iterations through today's gates, rules and thresholds, and show which
     /// decisions would change (nothing is stored; the agent does not run).
     Replay(ReplayArgs),
@@ -97,6 +97,17 @@ pub struct JsonArg {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `obra report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Print JSON instead of text.
+    #[arg(long, conflicts_with = "html")]
+    pub json: bool,
+    /// Write a self-contained HTML report with charts to this file (no network needed to view it).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
 }
 
 /// `obra init`.

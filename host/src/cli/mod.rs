@@ -15,6 +15,7 @@ mod project_cmd;
 pub mod repl;
 mod replay_cmd;
 mod report_cmd;
+mod report_html;
 mod run_cmd;
 mod task_cmd;
 
@@ -78,7 +79,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Task(cmd) => task_cmd::run(&g, cmd).await,
         Command::Run(a) => run_cmd::run(&g, a).await,
         Command::Logs(a) => logs_cmd::run(&g, a).await,
-        Command::Report(a) => report_cmd::run(&g, a.json).await,
+        Command::Report(a) => report_cmd::run(&g, a).await,
         Command::Doctor(a) => doctor_cmd::run(&g, a.json).await,
         Command::Replay(a) => replay_cmd::run(&g, a).await,
         Command::Checkpoint(cmd) => checkpoint_cmd::run(&g, cmd).await,

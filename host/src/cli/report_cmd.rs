@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use super::args::GlobalArgs;
+use super::args::{GlobalArgs, ReportArgs};
 use super::open_options;
 use super::output::print_json;
 use crate::orchestrator::Orchestrator;
@@ -15,10 +15,21 @@ use crate::state::Report;
 /// Most rows of the usage-by-task table in text output (`--json` has them all).
 const TOP_TASKS: usize = 10;
 
-pub(super) async fn run(g: &GlobalArgs, json: bool) -> Result<ExitCode> {
+pub(super) async fn run(g: &GlobalArgs, a: ReportArgs) -> Result<ExitCode> {
     let obra = Orchestrator::open(open_options(g)).await?;
     let report = obra.state().report(obra.project().id).await?;
-    if json {
+    if let Some(path) = &a.html {
+        let page = super::report_html::render(
+            &obra.project().name,
+            &report,
+            &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        );
+        std::fs::write(path, page)
+            .map_err(|e| anyhow::anyhow!("cannot write the HTML report to {}: {e}", path.display()))?;
+        println!("Wrote the report of project {} to {}", obra.project().name, path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.json {
         print_json(&serde_json::json!({ "project": obra.project().name, "report": report }))?;
     } else {
         let text = render(&obra.project().name, &report);

@@ -13,7 +13,7 @@ use super::{DbResult, StateManager};
 const BUCKET_WIDTH: f64 = 0.1;
 
 /// A project's report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
     /// Tasks by status, and the rates derived from them.
     pub tasks: TaskStats,
@@ -36,7 +36,7 @@ pub struct Report {
 }
 
 /// How tasks ended.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TaskStats {
     /// All tasks.
     pub total: i64,
@@ -49,7 +49,7 @@ pub struct TaskStats {
 }
 
 /// Agent runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AgentRuns {
     /// Every agent run.
     pub total: i64,
@@ -60,7 +60,7 @@ pub struct AgentRuns {
 }
 
 /// Breakpoints opened by one rule and how they were resolved.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RuleStats {
     /// The rule (`decision` for the decision engine's own escalations).
     pub rule: String,
@@ -77,7 +77,7 @@ pub struct RuleStats {
 }
 
 /// Confidence calibration: does 0.9 confidence succeed 90% of the time?
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Calibration {
     /// Decisions whose outcome is known.
     pub settled: i64,
@@ -92,7 +92,7 @@ pub struct Calibration {
 }
 
 /// One confidence bucket.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct CalibrationBucket {
     /// Lower bound (inclusive).
     pub from: f64,
@@ -109,7 +109,7 @@ pub struct CalibrationBucket {
 }
 
 /// Tokens and cost of a group of agent runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Usage {
     /// Agent name, or task id and title.
     pub key: String,
@@ -124,7 +124,7 @@ pub struct Usage {
 }
 
 /// Durations of one loop step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StepDurations {
     /// `agent` or `gate <name>`.
     pub step: String,
