@@ -5,7 +5,8 @@
 //! - [`fake_ollama`]: the Ollama API (`/api/chat`, `/api/generate`, `/api/tags`, `/api/version`);
 //! - [`claude`]: find the pinned Claude Code CLI and build a ready-to-run environment for it;
 //! - [`postgres`]: a throwaway PostgreSQL database per test, from `OBRA_TEST_POSTGRES_URL`;
-//! - [`sshd`]: a real OpenSSH server on 127.0.0.1 with throwaway keys, for the SSH transport.
+//! - [`sshd`]: a real OpenSSH server on 127.0.0.1 with throwaway keys, for the SSH transport;
+//! - [`fuzz`]: a deterministic mutation fuzzer for parsers, on the stable toolchain.
 //!
 //! Every fake binds `127.0.0.1:0`, runs on its own thread with its own tokio runtime (so it works from
 //! synchronous tests and from inside a tokio runtime alike), records every request it receives, and stops
@@ -14,6 +15,7 @@
 pub mod claude;
 pub mod fake_anthropic;
 pub mod fake_ollama;
+pub mod fuzz;
 pub mod postgres;
 mod server;
 pub mod sshd;

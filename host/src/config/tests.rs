@@ -334,3 +334,25 @@ fn two_enabled_gates_need_different_names_and_a_timeout_of_at_least_a_second() {
     write_project_config(dir.path(), "gates:\n  - plugin: tests\n    timeout_secs: 0\n");
     assert!(load(&sources_in(dir.path())).unwrap_err().to_string().contains("gates[0].timeout_secs"));
 }
+
+#[test]
+fn fuzzed_config_files_load_or_fail_with_a_message_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let seeds: &[&[u8]] = &[
+        b"agent:\n  plugin: claude-code\n  timeout_secs: 60\n  transport:\n    kind: ssh\n    ssh:\n      host: box\n",
+        b"engine:\n  max_iterations: 3\n  decision:\n    proceed_threshold: 0.9\n    escalate_threshold: 0.5\n",
+        b"gates:\n  - plugin: tests\n    enabled: true\n    config:\n      command: cargo test\n",
+        b"rules:\n  - plugin: budget\n    config:\n      max_task_tokens: 1000\n",
+        b"llm:\n  provider: ollama\nllms:\n  ollama:\n    base_url: http://127.0.0.1:11434\n    model: m\n",
+        b"logging:\n  max_bytes: 4096\n  keep: 2\nplugins:\n  grants:\n    x:\n      commands: [{program: sh, args: [\"-c\", \"*\"]}]\n",
+        b"sessions:\n  max_turns:\n    adaptive: true\n",
+    ];
+    let sources = sources_in(dir.path());
+    obra_testkit::fuzz::fuzz("config files", seeds, |input| {
+        std::fs::create_dir_all(dir.path().join(".obra")).unwrap();
+        std::fs::write(dir.path().join(".obra/config.yaml"), input).unwrap();
+        if let Err(e) = load(&sources) {
+            assert!(!e.to_string().trim().is_empty(), "an error says something");
+        }
+    });
+}

@@ -558,4 +558,35 @@ mod tests {
         assert!(Schema::new(json!({"type": "thing"})).unwrap_err().contains("unknown type"));
         assert!(Schema::parse("{").unwrap_err().contains("not JSON"));
     }
+
+    #[test]
+    fn fuzzed_llm_replies_are_parsed_or_rejected_never_a_panic() {
+        let schemas: Vec<Schema> = [
+            crate::engine::prompt::OPINION_SCHEMA,
+            crate::engine::prompt::ERROR_ANALYSIS_SCHEMA,
+            crate::engine::prompt::DECISION_SCHEMA,
+            crate::engine::prompt::COMMIT_MESSAGE_SCHEMA,
+        ]
+        .iter()
+        .map(|s| Schema::parse(s).unwrap())
+        .collect();
+        let seeds: &[&[u8]] = &[
+            br#"{"confidence": 0.9, "reasoning": "ok", "concerns": []}"#,
+            b"```json\n{\"confidence\": \"0.7\", \"reasoning\": \"fine\",}\n```",
+            br#"Sure! {"diagnosis": "tests fail", "suggested_fixes": "run them"} Hope it helps."#,
+            br#"{"clarification": "Which file?", "questions": ["a", "b"]}"#,
+            br#"{"subject": "feat: add x", "body": "Long\nbody", "extra": True}"#,
+            b"[1, 2, {\"a\": None}]",
+        ];
+        obra_testkit::fuzz::fuzz("structured replies", seeds, |input| {
+            let text = String::from_utf8_lossy(input);
+            for schema in &schemas {
+                if let Ok(parsed) = schema.parse_reply(&text) {
+                    // Whatever was accepted conforms: parsing it again needs no repair.
+                    let again = schema.parse_reply(&parsed.value.to_string()).expect("an accepted value conforms");
+                    assert!(again.repairs.is_empty(), "{:?}", again.repairs);
+                }
+            }
+        });
+    }
 }

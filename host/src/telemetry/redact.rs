@@ -168,4 +168,20 @@ mod tests {
         assert_eq!(v["list"][0], "[REDACTED:anthropic-key]");
         assert_eq!(v["n"], 3);
     }
+
+    #[test]
+    fn fuzzed_text_is_redacted_without_panics_and_redaction_is_stable() {
+        let seeds: &[&[u8]] = &[
+            b"key sk-ant-api03-AbCdEfGhIjKlMnOpQrStUvWx and ada@example.com at 10.0.0.1",
+            b"Authorization: Bearer abcdefghijklmnop; postgres://u:pw@h/db",
+            b"-----BEGIN RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----",
+            b"call +44 20 7946 0958 or fe80::1 now; password=hunter2",
+            b"fn main() { println!(\"{}\", 1.2.3); }",
+        ];
+        obra_testkit::fuzz::fuzz("redaction", seeds, |input| {
+            let text = String::from_utf8_lossy(input);
+            let once = redact(&text).into_owned();
+            assert_eq!(redact(&once), once, "redacting twice changes nothing more");
+        });
+    }
 }
