@@ -120,12 +120,65 @@ fn locked_error(name: &str, waited: Duration) -> anyhow::Error {
     )
 }
 
-/// A sqlx error as the store reports it: a SQLite lock becomes a message that says what to do.
+/// The SQLite primary result code of an error (`SQLITE_FULL` is 13, `SQLITE_READONLY` 8, `SQLITE_IOERR` 10).
+fn sqlite_code(error: &sqlx::Error) -> Option<i32> {
+    match error {
+        sqlx::Error::Database(e) => e.code().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff),
+        _ => None,
+    }
+}
+
+/// Whether the file system holding `path` (or its nearest existing parent) has no space left.
+fn disk_full(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        let dir = path.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else { return false };
+        // SAFETY: `c` is a valid NUL-terminated path and `stat` a properly sized, writable struct.
+        let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut stat) } != 0 {
+            return false;
+        }
+        // Less than 64 KiB free counts as full: SQLite cannot grow a page, a journal or the shm file.
+        (stat.f_bavail as u128) * (stat.f_frsize as u128) < 64 * 1024
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// The message for a database whose disk is full.
+fn full_error(name: &str, said: &str) -> anyhow::Error {
+    anyhow!(
+        "the disk holding the database {name} is full ({said}): free some space there and run the command again. \
+         Nothing was changed; what was stored before is intact."
+    )
+}
+
+/// A sqlx error as the store reports it: a SQLite lock, a full disk, a read-only or unwritable database
+/// become messages that say what to do (the transaction was rolled back: nothing stored is lost).
 fn db_error(backend: Backend, name: &str, busy_timeout: Duration, error: sqlx::Error) -> anyhow::Error {
-    if backend == Backend::Sqlite && is_locked(&error) {
-        locked_error(name, busy_timeout)
-    } else {
-        anyhow::Error::new(error)
+    if backend != Backend::Sqlite {
+        return anyhow::Error::new(error);
+    }
+    if is_locked(&error) {
+        return locked_error(name, busy_timeout);
+    }
+    let said = error.to_string();
+    match sqlite_code(&error) {
+        Some(13) => full_error(name, &said),
+        Some(10) if disk_full(Path::new(name)) => full_error(name, &said),
+        Some(8) => anyhow!(
+            "the database {name} is read-only ({said}): check the permissions of the file and its directory, \
+             and that the file system is mounted read-write. Nothing was changed."
+        ),
+        Some(10) => anyhow!(
+            "the database {name} could not be read or written ({said}): check the disk (space, permissions, \
+             errors in the system log). The last complete transaction is what is stored."
+        ),
+        _ => anyhow::Error::new(error),
     }
 }
 
@@ -229,6 +282,15 @@ impl StateManager {
         let open_error = |e: sqlx::Error| {
             if is_locked(&e) {
                 locked_error(&name, settings.busy_timeout)
+            } else if matches!(sqlite_code(&e), Some(8 | 14)) {
+                anyhow!(e).context(format!(
+                    "cannot open the database {}: the file or its directory cannot be written (a read-only file \
+                     system, or permissions); obra writes the database and its -wal and -shm files there, so fix \
+                     the mount or permissions, or set database.path elsewhere. Nothing was changed.",
+                    path.display()
+                ))
+            } else if sqlite_code(&e) == Some(13) || (sqlite_code(&e) == Some(10) && disk_full(path)) {
+                full_error(&name, &e.to_string())
             } else {
                 anyhow!(e).context(format!("cannot open the database {}", path.display()))
             }
