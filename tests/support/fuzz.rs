@@ -50,7 +50,7 @@ impl Rng {
     }
 
     /// The next number.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -59,7 +59,7 @@ impl Rng {
 
     /// A number below `n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -100,11 +100,11 @@ pub fn mutate(rng: &mut Rng, input: &[u8], seeds: &[&[u8]]) -> Vec<u8> {
             }
             6 if len > 0 => {
                 let i = rng.below(len);
-                out[i] = (rng.next() & 0xff) as u8;
+                out[i] = (rng.next_u64() & 0xff) as u8;
             }
             _ => {
                 let i = rng.below(len + 1);
-                let digits = rng.next().to_string();
+                let digits = rng.next_u64().to_string();
                 out.splice(i..i, digits.bytes());
             }
         }
