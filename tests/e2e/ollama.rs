@@ -106,3 +106,27 @@ async fn health_checks_the_version_and_that_the_model_is_present() {
     let err = llm.health().await.unwrap_err();
     assert!(err.to_string().contains("qwen2.5-coder:7b") && err.to_string().contains("ollama pull"), "{err}");
 }
+
+#[tokio::test]
+async fn the_generate_endpoint_takes_the_system_message_apart_and_reports_usage() {
+    let fake = FakeOllama::start([OllamaReply::json(&json!({ "confidence": 0.6 })).eval_counts(9, 4)]);
+    let mut config = obra::config::Config::default().plugins;
+    config.cache_dir = Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("obra-e2e-cache/obra/components"));
+    let mut host = PluginHost::new(config, None).expect("plugin host");
+    host.load_builtins(obra::builtin::BUILTINS).expect("built-ins load");
+    let cfg = json!({ "base_url": fake.base_url(), "model": "qwen2.5-coder:7b", "api": "generate", "keep_alive": 0 });
+    let llm = host.llm_provider("ollama", &cfg.to_string()).unwrap();
+    let mut request = ask(Some(SCHEMA));
+    request.messages.insert(0, Message { role: Role::System, content: "Answer in JSON.".into() });
+    let completion = llm.complete(&request).await.expect("completion");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&completion.text).unwrap()["confidence"], 0.6);
+    assert_eq!((completion.usage.input_tokens, completion.usage.output_tokens), (9, 4));
+    assert!(completion.duration_ms > 0, "latency from the server's total_duration");
+    let generated = fake.requests_to("/api/generate");
+    assert_eq!(generated.len(), 1, "{:?}", fake.requests());
+    let body = generated[0].json.clone().unwrap();
+    assert_eq!(body["system"], "Answer in JSON.");
+    assert_eq!(body["prompt"], "Rate this work.");
+    assert_eq!(body["keep_alive"], 0);
+    assert_eq!(body["format"]["required"][0], "confidence");
+}

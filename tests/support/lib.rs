@@ -3,6 +3,7 @@
 //!
 //! - [`fake_anthropic`]: the Anthropic Messages API, for the real `claude` CLI;
 //! - [`fake_ollama`]: the Ollama API (`/api/chat`, `/api/generate`, `/api/tags`, `/api/version`);
+//! - [`fake_openai_chat`]: the OpenAI chat-completions API (`/v1/chat/completions`, SSE, `/v1/models`);
 //! - [`claude`]: find the pinned Claude Code CLI and build a ready-to-run environment for it;
 //! - [`postgres`]: a throwaway PostgreSQL database per test, from `OBRA_TEST_POSTGRES_URL`;
 //! - [`sshd`]: a real OpenSSH server on 127.0.0.1 with throwaway keys, for the SSH transport;
@@ -15,6 +16,7 @@
 pub mod claude;
 pub mod fake_anthropic;
 pub mod fake_ollama;
+pub mod fake_openai_chat;
 pub mod fuzz;
 pub mod postgres;
 mod server;
@@ -23,5 +25,6 @@ pub mod sshd;
 pub use claude::{ClaudeCli, ClaudeEnv, ClaudeOutput, require_claude};
 pub use fake_anthropic::{AnthropicReply, ContentBlock, FakeAnthropic};
 pub use fake_ollama::{FakeOllama, OllamaModel, OllamaReply};
+pub use fake_openai_chat::{ChatReply, FakeOpenAiChat};
 pub use server::RecordedRequest;
 pub use sshd::{Sshd, SshdKeys, require_sshd};

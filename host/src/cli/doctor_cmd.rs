@@ -174,10 +174,16 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         )),
         Some(llm) => {
             let name = format!("LLM {}", llm.name());
-            let fix = format!(
-                "start the server llms.{0}.base_url points at and pull llms.{0}.model, or set llm.provider: none",
-                llm.name()
-            );
+            let fix = if llm.name() == "ollama" {
+                "start the server llms.ollama.base_url points at and pull llms.ollama.model, or set llm.provider: none"
+                    .to_string()
+            } else {
+                format!(
+                    "start the server llms.{0}.base_url points at, check llms.{0}.model and its API key \
+                     (llms.{0}.api_key_env), or set llm.provider: none",
+                    llm.name()
+                )
+            };
             out.push(match tokio::time::timeout(HEALTH_TIMEOUT, llm.health()).await {
                 Ok(Ok(detail)) => Check::ok(&name, detail),
                 Ok(Err(e)) => Check::fail(&name, e.to_string(), fix),

@@ -52,7 +52,8 @@ impl Agent for ClaudeCode {
             )));
         }
         let version = out.stdout.lines().next().unwrap_or("").trim().to_string();
-        let mut auth = process::command("claude").args(["auth", "status"]).timeout_ms(30_000).max_output_bytes(16 * 1024);
+        let mut auth =
+            process::command("claude").args(["auth", "status"]).timeout_ms(30_000).max_output_bytes(16 * 1024);
         for (k, v) in &cfg.env {
             auth = auth.env(k, v);
         }

@@ -1,12 +1,12 @@
 //! `ollama`: an Obra LLM provider plugin for an [Ollama](https://ollama.com) server.
 //!
-//! `complete` posts to `{base_url}/api/chat` with `stream: true` (and `format` = the request's JSON schema, when
+//! `complete` posts to `{base_url}/api/chat` (or `/api/generate` with `api: generate`) with `stream: true` (and `format` = the request's JSON schema, when
 //! it has one), reads the NDJSON reply through the host's streaming HTTP capability, concatenates the
 //! `message.content` pieces and takes token counts and durations from the final `done: true` object. `health`
 //! checks `/api/version` and that `/api/tags` lists the configured model; `list-models` reads `/api/tags`.
 //!
 //! Config keys (see [`wire::Config`]): `base_url`, `model`, `num_ctx`, `temperature`, `keep_alive`, `options`,
-//! `timeout_secs`. Errors: HTTP 404 for a missing model is fatal and says to run `ollama pull <model>`; 429 is
+//! `timeout_secs`, `api`. Errors: HTTP 404 for a missing model is fatal and says to run `ollama pull <model>`; 429 is
 //! rate-limited (with `retry-after`); 5xx, connection failures, an `{"error": ...}` line mid-stream and invalid
 //! JSON when a schema was requested are retryable.
 
@@ -82,7 +82,7 @@ impl LlmProvider for Ollama {
     fn complete(config_json: String, req: CompletionRequest) -> Result<Completion, PluginError> {
         let cfg = Config::parse(&config_json)?;
         let body = wire::chat_body(&cfg, &req)?;
-        let path = "/api/chat";
+        let path = cfg.api.path();
         let stream = request(&cfg, http::Request::post(cfg.url(path)))
             .json(&body)?
             .send_streaming()

@@ -36,6 +36,31 @@ pub struct Config {
     /// Give up on one request after this many seconds; default: the plugin's call time limit.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// Which endpoint to ask: `chat` (`/api/chat`, the default) or `generate` (`/api/generate`: the system
+    /// messages become `system`, the rest one prompt — for models without a chat template).
+    #[serde(default)]
+    pub api: Api,
+}
+
+/// The Ollama endpoint a completion uses.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// `POST /api/chat` with the messages.
+    #[default]
+    Chat,
+    /// `POST /api/generate` with `system` and `prompt`.
+    Generate,
+}
+
+impl Api {
+    /// The endpoint's path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Api::Chat => "/api/chat",
+            Api::Generate => "/api/generate",
+        }
+    }
 }
 
 fn default_base_url() -> String {
@@ -104,12 +129,31 @@ pub fn chat_body(cfg: &Config, req: &CompletionRequest) -> Result<Value, PluginE
     if let Some(n) = req.max_tokens {
         options.insert("num_predict".into(), json!(n));
     }
-    let mut body = json!({
-        "model": cfg.model,
-        "messages": messages,
-        "stream": true,
-        "options": options,
-    });
+    let mut body = match cfg.api {
+        Api::Chat => json!({ "model": cfg.model, "messages": messages, "stream": true, "options": options }),
+        Api::Generate => {
+            let (system, rest): (Vec<&Value>, Vec<&Value>) = messages.iter().partition(|m| m["role"] == "system");
+            let text = |ms: &[&Value], with_roles: bool| -> String {
+                ms.iter()
+                    .map(|m| {
+                        let content = m["content"].as_str().unwrap_or("");
+                        if with_roles && m["role"] == "assistant" {
+                            format!("Assistant: {content}")
+                        } else {
+                            content.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n\n")
+            };
+            let mut body =
+                json!({ "model": cfg.model, "prompt": text(&rest, true), "stream": true, "options": options });
+            if !system.is_empty() {
+                body["system"] = json!(text(&system, false));
+            }
+            body
+        }
+    };
     if let Some(schema) = &req.json_schema {
         let schema: Value = serde_json::from_str(schema)
             .map_err(|e| PluginError::fatal(format!("the request's JSON schema is not valid JSON: {e}")))?;
@@ -197,7 +241,9 @@ impl ChatStream {
             let msg = err.as_str().map(str::to_string).unwrap_or_else(|| err.to_string());
             return Err(PluginError::retryable(format!("Ollama reported an error in the middle of its reply: {msg}")));
         }
-        if let Some(piece) = obj.get("message").and_then(|m| m.get("content")).and_then(Value::as_str) {
+        let piece =
+            obj.get("message").and_then(|m| m.get("content")).or_else(|| obj.get("response")).and_then(Value::as_str);
+        if let Some(piece) = piece {
             self.text.push_str(piece);
             self.pieces += 1;
         }
@@ -218,7 +264,7 @@ impl ChatStream {
         let Some(done) = self.done else {
             let mut msg = format!(
                 "the reply from {} ended before its final `done: true` object ({} bytes of content",
-                cfg.url("/api/chat"),
+                cfg.url(cfg.api.path()),
                 self.text.len()
             );
             if let Some(bad) = &self.first_bad {
@@ -446,5 +492,35 @@ mod tests {
         assert!(has_model(&names, "llama3"));
         assert!(has_model(&names, "qwen2.5-coder:7b"));
         assert!(!has_model(&names, "qwen2.5-coder"));
+    }
+
+    #[test]
+    fn generate_takes_system_and_prompt_and_its_stream_reads_response() {
+        let c = Config::parse(r#"{"api": "generate", "keep_alive": "1m", "num_ctx": 2048}"#).unwrap();
+        let req = CompletionRequest {
+            messages: vec![
+                Message { role: Role::System, content: "Be terse.".into() },
+                Message { role: Role::User, content: "Rate it.".into() },
+            ],
+            json_schema: Some(r#"{"type":"object"}"#.into()),
+            temperature: None,
+            max_tokens: None,
+        };
+        let body = chat_body(&c, &req).unwrap();
+        assert_eq!(body["system"], "Be terse.");
+        assert_eq!(body["prompt"], "Rate it.");
+        assert!(body.get("messages").is_none());
+        assert_eq!((body["keep_alive"].as_str(), body["options"]["num_ctx"].as_u64()), (Some("1m"), Some(2048)));
+        assert_eq!(body["format"]["type"], "object");
+        assert_eq!(c.api.path(), "/api/generate");
+        let mut s = ChatStream::new();
+        s.feed(r#"{"model":"m","response":"{\"a\"","done":false}"#).unwrap();
+        s.feed(r#"{"model":"m","response":": 1}","done":false}"#).unwrap();
+        s.feed(
+            r#"{"model":"m","response":"","done":true,"prompt_eval_count":5,"eval_count":2,"total_duration":3000000}"#,
+        )
+        .unwrap();
+        let done = s.finish(&c, true).unwrap();
+        assert_eq!((done.text.as_str(), done.usage.input_tokens, done.duration_ms), ("{\"a\": 1}", 5, 3));
     }
 }

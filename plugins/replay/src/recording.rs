@@ -386,10 +386,12 @@ mod tests {
         let only = rec(r#"{"tasks": {"1": {"iterations": [{"result": {"outcome": "success", "summary": "one"}}]}}}"#);
         let err = select(&only, 2, 1, PastEnd::Error).unwrap_err();
         assert!(err.message().contains("nothing for task 2") && err.message().contains("tasks 1"), "{}", err.message());
-        assert!(parse("r", r#"{"tasks": {"x": {"iterations": [{"result": {"outcome": "success", "summary": ""}}]}}}"#)
-            .unwrap_err()
-            .message()
-            .contains("tasks.x"));
+        assert!(
+            parse("r", r#"{"tasks": {"x": {"iterations": [{"result": {"outcome": "success", "summary": ""}}]}}}"#)
+                .unwrap_err()
+                .message()
+                .contains("tasks.x")
+        );
         assert!(parse("r", r#"{"tasks": {"1": {"iterations": []}}}"#).is_err());
     }
 }

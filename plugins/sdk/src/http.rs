@@ -253,18 +253,51 @@ fn find_header<'a>(headers: &'a [KeyValue], name: &str) -> Option<&'a str> {
     headers.iter().find(|kv| kv.key.eq_ignore_ascii_case(name)).map(|kv| kv.value.as_str())
 }
 
-/// Parse a `retry-after` value given in (possibly fractional) seconds into milliseconds. HTTP dates are not
-/// understood (there is no clock to compare them with) and give `None`.
+/// Parse a `retry-after` value into milliseconds from now: (possibly fractional) seconds, or an HTTP date
+/// (`Wed, 21 Oct 2015 07:28:00 GMT`), compared with the clock; a date in the past gives 0.
 ///
 /// ```
 /// use obra_plugin_sdk::http::parse_retry_after_ms;
 /// assert_eq!(parse_retry_after_ms("30"), Some(30_000));
 /// assert_eq!(parse_retry_after_ms(" 1.5 "), Some(1_500));
-/// assert_eq!(parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+/// assert_eq!(parse_retry_after_ms("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
+/// assert_eq!(parse_retry_after_ms("soon"), None);
 /// ```
 pub fn parse_retry_after_ms(value: &str) -> Option<u64> {
-    let secs: f64 = value.trim().parse().ok()?;
-    if secs.is_finite() && secs >= 0.0 { Some((secs * 1000.0).round() as u64) } else { None }
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| (secs * 1000.0).round() as u64);
+    }
+    let at = http_date_secs(value)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    Some(at.saturating_sub(now) * 1000)
+}
+
+/// Seconds since the Unix epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's preferred form).
+pub fn http_date_secs(value: &str) -> Option<u64> {
+    let mut parts = value.split_whitespace();
+    let _weekday = parts.next()?;
+    let day: u64 = parts.next()?.parse().ok()?;
+    let month_name = parts.next()?;
+    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        .iter()
+        .position(|m| *m == month_name)? as u64
+        + 1;
+    let year: i64 = parts.next()?.parse().ok()?;
+    let mut hms = parts.next()?.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days).ok().map(|d| d * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 /// At most `max_chars` characters of `text` on one line, with `…` when cut: for quoting replies in errors.
@@ -316,5 +349,15 @@ mod tests {
         assert_eq!(r.inner.body.as_deref(), Some(&b"{\"a\":1}"[..]));
         assert_eq!(r.inner.headers[0].value, "application/json");
         assert_eq!(r.url(), "http://x/y");
+    }
+
+    #[test]
+    fn http_dates_are_read() {
+        assert_eq!(http_date_secs("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
+        assert_eq!(http_date_secs("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(http_date_secs("Sun, 06 Nov 1994 08:49:37 CET"), None);
+        assert_eq!(http_date_secs("Sun, 32 Nov 1994 08:49:37 GMT"), None);
+        let future = "Fri, 01 Jan 2100 00:00:00 GMT";
+        assert!(parse_retry_after_ms(future).unwrap() > 1_000_000_000);
     }
 }

@@ -84,8 +84,10 @@ impl StoreState {
         for kv in &req.headers {
             let name =
                 HeaderName::from_bytes(kv.key.as_bytes()).map_err(|_| bad(format!("bad header name {:?}", kv.key)))?;
-            let value =
-                HeaderValue::from_str(&kv.value).map_err(|_| bad(format!("bad value for header {}", kv.key)))?;
+            let value = self.with_secrets(&kv.value)?;
+            let mut value =
+                HeaderValue::from_str(&value).map_err(|_| bad(format!("bad value for header {}", kv.key)))?;
+            value.set_sensitive(kv.value.contains("{env:"));
             headers.append(name, value);
         }
         let limits = &self.grant.limits;
@@ -97,6 +99,38 @@ impl StoreState {
         }
         tracing::debug!(plugin = %self.plugin, method = %req.method, url = %url, "http request");
         Ok(Prepared { request, timeout, cap: limits.max_http_body_bytes, url: url.to_string() })
+    }
+}
+
+impl StoreState {
+    /// A header value with each `{env:NAME}` replaced by the value of Obra's environment variable `NAME`, which
+    /// must be granted to the plugin (`env` in its manifest and in `plugins.grants.<plugin>.env`): how a plugin
+    /// sends an API key it never sees. Only to origins its grant allows, like every request.
+    fn with_secrets(&self, value: &str) -> Result<String, PluginError> {
+        let mut out = String::new();
+        let mut rest = value;
+        while let Some(start) = rest.find("{env:") {
+            let Some(len) = rest[start..].find('}') else { break };
+            let name = &rest[start + 5..start + len];
+            self.grant.check_env(name).map_err(|e| match e {
+                PluginError::Denied(msg) => {
+                    PluginError::Denied(msg.replace("pass the environment variable", "send the environment variable"))
+                }
+                other => other,
+            })?;
+            let secret = std::env::var(name).map_err(|_| {
+                PluginError::Fatal(format!(
+                    "the environment variable {name} is not set in Obra's environment: export it (plugin {:?} sends \
+                     it as an HTTP header, e.g. an API key)",
+                    self.plugin
+                ))
+            })?;
+            out.push_str(&rest[..start]);
+            out.push_str(&secret);
+            rest = &rest[start + len + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 }
 
