@@ -229,7 +229,7 @@ async fn complete(state: &Mutex<State>, req: &RecordedRequest) -> Response<Body>
     let Some(model) = body.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) else {
         return bad("you must provide a model parameter");
     };
-    if !body.get("messages").and_then(Value::as_array).is_some_and(|m| !m.is_empty()) {
+    if body.get("messages").and_then(Value::as_array).is_none_or(|m| m.is_empty()) {
         return bad("'messages' is a required property");
     }
     let model = model.to_string();
