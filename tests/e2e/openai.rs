@@ -168,7 +168,7 @@ fn obra_asks_the_llm_with_the_key_from_the_environment_and_never_stores_it() {
 #[test]
 fn doctor_checks_the_endpoint_the_model_and_the_key() {
     let fake = FakeOpenAiChat::start([]);
-    let mut project = project(&fake);
+    let project = project(&fake);
     let out = project.obra(&["doctor"]);
     let said = text(&out);
     assert!(said.contains("ok    LLM openai") && said.contains("model gpt-4o-mini present"), "{said}");
