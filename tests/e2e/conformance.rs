@@ -12,3 +12,4 @@ mod claude;
 
 conformance_suite!(claude_code, crate::claude::Claude);
 conformance_suite!(claude_code_over_ssh, crate::claude::ClaudeOverSsh);
+conformance_suite!(claude_as_a_command_agent, crate::claude::ClaudeAsCommand);

@@ -98,6 +98,13 @@ impl fmt::Display for OriginSpec {
     }
 }
 
+/// A manifest's `program = "*"`: any program the user's config grants (for generic runners). Only manifests
+/// have it: in the user's config every pattern names its program.
+pub const ANY_PROGRAM: &str = "*";
+
+/// A manifest's `env = ["*"]`: any variable the user's config grants.
+pub const ANY_VARIABLE: &str = "*";
+
 /// Whether `args` match the argument patterns `patterns`.
 pub fn args_match(patterns: &[String], args: &[String]) -> bool {
     match patterns.split_first() {
@@ -198,9 +205,11 @@ impl EffectiveGrant {
     ) -> EffectiveGrant {
         let mut commands: Vec<CommandPattern> = Vec::new();
         for m in &requested.commands {
-            for u in allowed.commands.iter().filter(|u| u.program == m.program) {
+            // A manifest's program `*` (a generic runner such as the `command` agent) asks for whatever
+            // programs the user grants; the user's own patterns always name their program.
+            for u in allowed.commands.iter().filter(|u| m.program == ANY_PROGRAM || u.program == m.program) {
                 if let Some(args) = intersect_args(&m.args, &u.args) {
-                    let p = CommandPattern { program: m.program.clone(), args };
+                    let p = CommandPattern { program: u.program.clone(), args };
                     if !commands.contains(&p) {
                         commands.push(p);
                     }
@@ -215,7 +224,11 @@ impl EffectiveGrant {
             requested: requested.clone(),
             allowed: allowed.clone(),
             commands,
-            env: requested.env.iter().filter(|e| allowed_env.contains(e)).cloned().collect(),
+            env: if requested.env.iter().any(|e| e == ANY_VARIABLE) {
+                allowed.env.iter().filter(|e| *e != ANY_VARIABLE).cloned().collect()
+            } else {
+                requested.env.iter().filter(|e| allowed_env.contains(e)).cloned().collect()
+            },
             workspace: requested.workspace.min(allowed.workspace),
             llm: requested.llm && allowed.llm,
             kv: requested.kv && allowed.kv,
@@ -242,11 +255,16 @@ impl EffectiveGrant {
         }
         let shown = display_command(program, args);
         let literal = CommandPattern { program: program.to_string(), args: args.to_vec() };
-        let declared = self.requested.commands.iter().find(|p| command_matches(p, program, args));
+        let declared = self
+            .requested
+            .commands
+            .iter()
+            .find(|p| (p.program == ANY_PROGRAM || p.program == program) && args_match(&p.args, args))
+            .map(|p| CommandPattern { program: program.to_string(), args: p.args.clone() });
         let config_line = format!(
             "add it to {} in your config (e.g. - {})",
             self.config_key("commands"),
-            declared.unwrap_or(&literal).to_yaml_flow()
+            declared.as_ref().unwrap_or(&literal).to_yaml_flow()
         );
         Err(PluginError::Denied(match declared {
             Some(_) => format!("plugin {:?} may not run {shown:?}: {config_line}", self.plugin),
@@ -264,7 +282,7 @@ impl EffectiveGrant {
             return Ok(());
         }
         let config_line = format!("add it to {} in your config (e.g. env: [{name}])", self.config_key("env"));
-        Err(PluginError::Denied(if self.requested.env.iter().any(|e| e == name) {
+        Err(PluginError::Denied(if self.requested.env.iter().any(|e| e == name || e == ANY_VARIABLE) {
             format!("plugin {:?} may not pass the environment variable {name} to a program: {config_line}", self.plugin)
         } else {
             format!(
@@ -381,6 +399,16 @@ impl EffectiveGrant {
     pub fn refused_requests(&self) -> Vec<String> {
         let mut out = Vec::new();
         for m in &self.requested.commands {
+            if m.program == ANY_PROGRAM {
+                if self.commands.is_empty() {
+                    out.push(format!(
+                        "commands: it runs the programs you grant, and none is granted: add - {{ program: <the \
+                         program>, args: [\"**\"] }} to {}",
+                        self.config_key("commands")
+                    ));
+                }
+                continue;
+            }
             let covered =
                 self.allowed.commands.iter().any(|u| {
                     u.program == m.program && intersect_args(&m.args, &u.args).as_deref() == Some(&m.args[..])
@@ -394,7 +422,7 @@ impl EffectiveGrant {
                 ));
             }
         }
-        for e in self.requested.env.iter().filter(|e| !self.env.contains(*e)) {
+        for e in self.requested.env.iter().filter(|e| *e != ANY_VARIABLE && !self.env.contains(*e)) {
             out.push(format!("env {e} is not allowed: add it to {}", self.config_key("env")));
         }
         for h in self.requested.http.iter().filter(|h| !self.allowed.http.contains(h)) {
@@ -533,5 +561,39 @@ mod tests {
     fn commands_are_displayed_shell_quoted() {
         assert_eq!(display_command("sh", &s(&["-c", "echo 'hi'"])), r#"sh -c 'echo '\''hi'\'''"#);
         assert_eq!(display_command("git", &s(&["status", ""])), "git status ''");
+    }
+
+    #[test]
+    fn a_wildcard_manifest_gets_exactly_what_the_user_grants() {
+        let requested = Capabilities {
+            commands: vec![CommandPattern::new(ANY_PROGRAM, &["**"])],
+            env: vec![ANY_VARIABLE.into()],
+            ..Capabilities::default()
+        };
+        let none = EffectiveGrant::new(
+            "command",
+            &requested,
+            &UserGrant::default(),
+            &LimitsConfig::default(),
+            &Default::default(),
+        );
+        assert!(none.commands.is_empty() && none.env.is_empty());
+        let e = none.check_command("my-agent", &["go".into()]).unwrap_err().to_string();
+        assert!(e.contains("plugins.grants.command.commands") && e.contains("program: my-agent"), "{e}");
+        assert!(!e.contains("manifest does not declare"), "{e}");
+        assert!(none.refused_requests()[0].contains("none is granted"), "{:?}", none.refused_requests());
+        let user = UserGrant {
+            commands: vec![CommandPattern::new("my-agent", &["--print", "**"])],
+            env: vec!["MY_KEY".into()],
+            ..UserGrant::default()
+        };
+        let g = EffectiveGrant::new("command", &requested, &user, &LimitsConfig::default(), &Default::default());
+        assert_eq!(g.commands, [CommandPattern::new("my-agent", &["--print", "**"])]);
+        assert!(g.check_command("my-agent", &["--print".into(), "x".into()]).is_ok());
+        assert!(g.check_command("my-agent", &["--exec".into()]).is_err());
+        assert!(g.check_command("sh", &["-c".into(), "x".into()]).is_err(), "only the granted program");
+        assert!(g.check_command("*", &[]).is_err(), "`*` is not a program");
+        assert!(g.check_env("MY_KEY").is_ok() && g.check_env("HOME").is_err());
+        assert!(g.refused_requests().is_empty());
     }
 }

@@ -30,6 +30,45 @@ impl AgentDriver for ClaudeOverSsh {
     }
 }
 
+/// The real claude CLI configured as a `command` agent (the seeds' CustomAgent): proof that an agent Obra
+/// has no plugin for passes the same suite through configuration alone.
+pub struct ClaudeAsCommand;
+
+impl AgentDriver for ClaudeAsCommand {
+    const PLUGIN: &'static str = "command";
+
+    fn arrange(scenario: Scenario) -> Option<Arranged> {
+        let mut arranged = arrange(scenario, None)?;
+        let output = if scenario == Scenario::Garbage { r#""text""# } else { r#""stream-json", "--verbose""# };
+        let grant = arranged.env_names.clone();
+        arranged.config_yaml = format!(
+            r#"agents:
+  command:
+    program: claude
+    args: ["-p", "{{prompt}}", "--permission-mode", "acceptEdits", "--max-turns", "5", "--output-format", {output}]
+    resume_args: ["--resume", "{{session_id}}"]
+    output:
+      format: jsonl
+      result_match: {{path: /type, equals: result}}
+      summary_path: /result
+      session_path: /session_id
+      error_path: /is_error
+      input_tokens_path: /usage/input_tokens
+      output_tokens_path: /usage/output_tokens
+      cost_path: /total_cost_usd
+      turns_path: /num_turns
+plugins:
+  grants:
+    command:
+      commands: [{{program: claude, args: ["**"]}}]
+      env: [{}]
+"#,
+            grant.join(", ")
+        );
+        Some(arranged)
+    }
+}
+
 /// Variables of the CLI's hermetic environment that must reach the remote side too.
 const FORWARD: &str = "[HOME, PATH, ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY, CLAUDE_CODE_MAX_RETRIES, \
                        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC, DISABLE_AUTOUPDATER, DISABLE_TELEMETRY, \
@@ -60,6 +99,8 @@ fn arrange(scenario: Scenario, sshd: Option<Sshd>) -> Option<Arranged> {
         for (k, v) in env.vars() {
             project.set_env(k, v);
         }
+        let mut env_names: Vec<String> = env.vars().iter().map(|(k, _)| k.clone()).collect();
+        env_names.push("PATH".into());
         let bin_dir = env.bin().parent().unwrap().display().to_string();
         let path = env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
         project.set_env("PATH", &format!("{bin_dir}:{path}"));
@@ -83,6 +124,7 @@ fn arrange(scenario: Scenario, sshd: Option<Sshd>) -> Option<Arranged> {
             project,
             config_yaml,
             agent_yaml,
+            env_names,
             model_requests: Box::new(move || counter.message_requests().len()),
             keep_alive: Box::new((fake, env, sshd)),
         })

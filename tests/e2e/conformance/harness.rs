@@ -52,6 +52,8 @@ pub struct Arranged {
     pub config_yaml: String,
     /// YAML added under `agent:`, indented by two spaces (e.g. `  transport: ...`); usually empty.
     pub agent_yaml: String,
+    /// The names of the variables set for `obra` (for grants of agents that pass variables by name).
+    pub env_names: Vec<String>,
     /// Keeps the fake servers (and anything else) alive until the scenario ends.
     pub keep_alive: Box<dyn Any>,
     /// How many requests the fake model server has received so far: the harness waits for the first one
@@ -163,7 +165,7 @@ pub fn check<D: AgentDriver>(scenario: Scenario) {
 /// Write the harness's config around the driver's, create the task and execute it (killing the agent in
 /// [`Scenario::Crash`]).
 fn run<D: AgentDriver>(scenario: Scenario, arranged: Arranged) -> Ran {
-    let Arranged { project, config_yaml, agent_yaml, keep_alive, model_requests } = arranged;
+    let Arranged { project, config_yaml, agent_yaml, keep_alive, model_requests, .. } = arranged;
     let timeout_secs = if scenario == Scenario::Timeout { TIMEOUT_SECS } else { 120 };
     project.write_config(&format!(
         r#"agent:

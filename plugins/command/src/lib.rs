@@ -1,0 +1,134 @@
+//! `command`: an Obra agent plugin that runs ANY agent CLI (the seeds' CustomAgent), so users can plug in agents
+//! Obra does not know yet.
+//!
+//! `run` builds the command line from `agents.command.args` (placeholders `{prompt}`, `{prompt_file}`,
+//! `{workspace}`, `{session_id}`, `{task_id}`, `{task_title}`, `{iteration}`), gives the prompt as an argument,
+//! on standard input, or in a file under `.obra/` (removed afterwards), streams the output and turns it into a
+//! `run-result`: text (the tail is the summary, the exit code decides) or JSON lines (the final event's fields by
+//! JSON pointer). `health` runs the program with `version_args`. The program must be granted in
+//! `plugins.grants.command.commands`: the manifest asks for `*`, so the user's grant decides (nothing by default).
+
+pub mod config;
+pub mod outcome;
+
+use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
+use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress, workspace};
+
+use config::{Config, PromptVia, Values};
+use outcome::{Collector, End};
+
+/// The agent.
+pub struct CommandAgent;
+
+fn command(cfg: &Config, args: Vec<String>) -> process::Command {
+    let mut cmd = process::command(cfg.program.clone()).args(args);
+    for (k, v) in &cfg.env {
+        cmd = cmd.env(k, v);
+    }
+    if let Some(max) = cfg.max_output_bytes {
+        cmd = cmd.max_output_bytes(max);
+    }
+    cmd
+}
+
+impl Agent for CommandAgent {
+    fn info() -> AgentInfo {
+        AgentInfo {
+            name: "command".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Runs any agent CLI from an argument template (text or JSON-lines output)".into(),
+            supports_resume: true,
+        }
+    }
+
+    fn health(config_json: String) -> Result<String, PluginError> {
+        let cfg = Config::parse(&config_json)?;
+        let out = command(&cfg, cfg.version_args.clone())
+            .timeout_ms(30_000)
+            .run()
+            .with_context(|| format!("running `{} {}`", cfg.program, cfg.version_args.join(" ")))?;
+        if !out.success() {
+            return Err(PluginError::fatal(format!(
+                "`{} {}` failed (exit {:?}): {}",
+                cfg.program,
+                cfg.version_args.join(" "),
+                out.exit_code,
+                out.tail(500).trim()
+            )));
+        }
+        let first = out.stdout.lines().next().unwrap_or("").trim();
+        Ok(format!("{} {first}", cfg.program))
+    }
+
+    fn run(request: RunRequest) -> Result<RunResult, PluginError> {
+        let cfg = Config::parse(&request.config)?;
+        let prompt_rel = format!(".obra/prompts/task-{}-iteration-{}.md", request.task.id, request.task.iteration);
+        let prompt_abs = format!("{}/{prompt_rel}", request.workspace.trim_end_matches('/'));
+        let values = Values {
+            prompt: &request.prompt,
+            prompt_file: if cfg.prompt_via == PromptVia::File { &prompt_abs } else { "" },
+            workspace: &request.workspace,
+            session_id: request.resume_session.as_deref().unwrap_or(""),
+            task_id: request.task.id,
+            task_title: &request.task.title,
+            iteration: request.task.iteration,
+        };
+        let args = cfg.arguments(&values)?;
+        let mut cmd = command(&cfg, args).timeout_ms(request.timeout_ms);
+        match cfg.prompt_via {
+            PromptVia::Stdin => cmd = cmd.stdin(request.prompt.clone()),
+            PromptVia::File => workspace::write(&prompt_rel, request.prompt.as_bytes())
+                .with_context(|| format!("writing the prompt to {prompt_rel}"))?,
+            PromptVia::Argument => {}
+        }
+        let result = run_child(&cfg, &cmd, request.timeout_ms);
+        if cfg.prompt_via == PromptVia::File
+            && let Err(e) = workspace::remove(&prompt_rel)
+        {
+            log::warn(&format!("could not remove the prompt file {prompt_rel}: {}", e.message()));
+        }
+        result
+    }
+}
+
+/// Start the program, read its output as it comes, and normalise how it ended.
+fn run_child(cfg: &Config, cmd: &process::Command, timeout_ms: u64) -> Result<RunResult, PluginError> {
+    let child = cmd.spawn().with_context(|| format!("starting {}", cfg.program))?;
+    let mut collector = Collector::new();
+    let mut timed_out = false;
+    loop {
+        match child.next_line() {
+            Ok(Some(line)) => {
+                if let Some(message) = collector.feed(cfg, &line) {
+                    progress(&message);
+                }
+            }
+            Ok(None) => break,
+            Err(PluginError::Timeout(_)) => {
+                timed_out = true;
+                break;
+            }
+            Err(e) => {
+                child.kill();
+                return Err(e.context(format!("reading the output of {}", cfg.program)));
+            }
+        }
+    }
+    let end = match child.wait() {
+        Ok(out) => End {
+            exit_code: out.exit_code,
+            signal: out.signal,
+            timed_out: timed_out || out.timed_out,
+            stderr: out.stderr,
+            duration_ms: out.duration_ms,
+        },
+        Err(_) if timed_out => End { timed_out: true, duration_ms: timeout_ms, ..End::default() },
+        Err(e) => return Err(e.context(format!("waiting for {}", cfg.program))),
+    };
+    if collector.bad_lines > 0 {
+        log::warn(&format!("{} printed {} line(s) that are not JSON objects", cfg.program, collector.bad_lines));
+    }
+    Ok(collector.finish(cfg, &end))
+}
+
+export_agent!(CommandAgent);
