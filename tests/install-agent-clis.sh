@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the pinned agent CLIs that Obra's tests drive, into a project-local prefix.
 #
-#   tests/install-agent-clis.sh            # install (or confirm) the pinned Claude Code CLI
+#   tests/install-agent-clis.sh            # install (or confirm) the pinned Claude Code and Codex CLIs
 #
 # Prefix: $OBRA_TOOLS_DIR, default <repo>/target/agent-clis. The binary ends up in $PREFIX/bin/claude,
 # where the test kit (tests/support/claude.rs) looks for it. Idempotent: does nothing if the pinned
@@ -43,3 +43,20 @@ case "$reported" in
 esac
 echo "claude: $claude_bin ($reported)"
 echo "tests find it there automatically; or export OBRA_CLAUDE_BIN=$claude_bin"
+
+# --- OpenAI Codex CLI (npm) ---
+codex_pkg_json="$prefix/lib/node_modules/$CODEX_PACKAGE/package.json"
+codex_current=""
+[ -f "$codex_pkg_json" ] && codex_current="$(node -e 'process.stdout.write(require(process.argv[1]).version || "")' "$codex_pkg_json" 2>/dev/null || true)"
+if [ "$codex_current" = "$CODEX_VERSION" ] && [ -x "$prefix/bin/codex" ]; then
+    echo "codex $CODEX_VERSION already installed"
+else
+    echo "installing $CODEX_PACKAGE@$CODEX_VERSION into $prefix (found: ${codex_current:-none})"
+    npm install --global --prefix "$prefix" --no-fund --no-audit --loglevel=error "$CODEX_PACKAGE@$CODEX_VERSION"
+fi
+codex_reported="$("$prefix/bin/codex" --version </dev/null 2>/dev/null | head -n1 || true)"
+case "$codex_reported" in
+    *"$CODEX_VERSION"*) ;;
+    *) echo "error: $prefix/bin/codex reports '$codex_reported', expected $CODEX_VERSION" >&2; exit 1 ;;
+esac
+echo "codex: $prefix/bin/codex ($codex_reported)"

@@ -9,7 +9,10 @@ mod harness;
 
 #[path = "conformance/claude.rs"]
 mod claude;
+#[path = "conformance/codex.rs"]
+mod codex;
 
 conformance_suite!(claude_code, crate::claude::Claude);
 conformance_suite!(claude_code_over_ssh, crate::claude::ClaudeOverSsh);
 conformance_suite!(claude_as_a_command_agent, crate::claude::ClaudeAsCommand);
+conformance_suite!(codex_cli, crate::codex::Codex);

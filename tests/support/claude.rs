@@ -32,7 +32,7 @@ const VERSIONS_FILE: &str = include_str!("../agent-cli-versions.env");
 /// How long [`ClaudeEnv::run`] lets the CLI run before killing it.
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn pinned(key: &str) -> &'static str {
+pub(crate) fn pinned(key: &str) -> &'static str {
     VERSIONS_FILE
         .lines()
         .map(str::trim)

@@ -5,6 +5,8 @@
 //! - [`fake_ollama`]: the Ollama API (`/api/chat`, `/api/generate`, `/api/tags`, `/api/version`);
 //! - [`fake_openai_chat`]: the OpenAI chat-completions API (`/v1/chat/completions`, SSE, `/v1/models`);
 //! - [`claude`]: find the pinned Claude Code CLI and build a ready-to-run environment for it;
+//! - [`codex`]: the same for the pinned OpenAI Codex CLI;
+//! - [`fake_responses`]: the OpenAI Responses API (`/v1/responses`, SSE), for the Codex CLI;
 //! - [`postgres`]: a throwaway PostgreSQL database per test, from `OBRA_TEST_POSTGRES_URL`;
 //! - [`sshd`]: a real OpenSSH server on 127.0.0.1 with throwaway keys, for the SSH transport;
 //! - [`fuzz`]: a deterministic mutation fuzzer for parsers, on the stable toolchain.
@@ -14,9 +16,11 @@
 //! when dropped.
 
 pub mod claude;
+pub mod codex;
 pub mod fake_anthropic;
 pub mod fake_ollama;
 pub mod fake_openai_chat;
+pub mod fake_responses;
 pub mod fuzz;
 pub mod postgres;
 mod server;
@@ -26,5 +30,6 @@ pub use claude::{ClaudeCli, ClaudeEnv, ClaudeOutput, require_claude};
 pub use fake_anthropic::{AnthropicReply, ContentBlock, FakeAnthropic};
 pub use fake_ollama::{FakeOllama, OllamaModel, OllamaReply};
 pub use fake_openai_chat::{ChatReply, FakeOpenAiChat};
+pub use fake_responses::{FakeResponses, ResponsesReply};
 pub use server::RecordedRequest;
 pub use sshd::{Sshd, SshdKeys, require_sshd};

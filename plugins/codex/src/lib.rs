@@ -1,0 +1,121 @@
+//! `codex`: an Obra agent plugin that runs the OpenAI Codex CLI headless and normalises its outcome.
+//!
+//! `run` starts `codex exec --json [options] [resume <thread>] <prompt>` in the workspace (prompts over 100 KB go
+//! to stdin as `-`), reports each command and file change as progress, and turns the JSON events into a
+//! `run-result` (see [`events`]): the `thread_id` is the session, resumed with `codex exec resume`; a
+//! `turn.failed` is an API error or a rate limit. Codex reports a session's cumulative usage, so the plugin keeps
+//! the last totals per session (kv) and records each run's own share. `health` runs `codex --version` and
+//! `codex login status`.
+//!
+//! Config keys (see [`config::Config`]): `model`, `sandbox`, `bypass_approvals_and_sandbox`, `approval_policy`,
+//! `profile`, `config_overrides`, `extra_args`, `env`.
+
+pub mod config;
+pub mod events;
+
+use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
+use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, kv, log, process, progress};
+
+use config::Config;
+use events::{EventReader, ProcessEnd, Totals};
+
+/// The agent.
+pub struct Codex;
+
+fn codex(cfg: &Config) -> process::Command {
+    let mut cmd = process::command("codex");
+    for (k, v) in &cfg.env {
+        cmd = cmd.env(k, v);
+    }
+    cmd
+}
+
+fn totals_key(thread: &str) -> String {
+    format!("usage/{thread}")
+}
+
+impl Agent for Codex {
+    fn info() -> AgentInfo {
+        AgentInfo {
+            name: "codex".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Runs OpenAI Codex CLI headless (codex exec --json) and normalises its outcome".into(),
+            supports_resume: true,
+        }
+    }
+
+    fn health(config_json: String) -> Result<String, PluginError> {
+        let cfg = Config::parse(&config_json)?;
+        let out = codex(&cfg).arg("--version").timeout_ms(30_000).run().context("running `codex --version`")?;
+        if !out.success() {
+            return Err(PluginError::fatal(format!("`codex --version` failed: {}", out.tail(500).trim())));
+        }
+        let version = out.stdout.lines().next().unwrap_or("").trim().to_string();
+        // `codex login status` says how it is authenticated; an API key in the environment works without it.
+        let auth = codex(&cfg).args(["login", "status"]).timeout_ms(30_000).run();
+        let said = match auth {
+            Ok(out) => format!("{} {}", out.stdout.trim(), out.stderr.trim()).trim().to_string(),
+            Err(e) => e.message().to_string(),
+        };
+        Ok(format!("{version} ({})", if said.is_empty() { "login status unknown".into() } else { said }))
+    }
+
+    fn run(request: RunRequest) -> Result<RunResult, PluginError> {
+        let cfg = Config::parse(&request.config)?;
+        let inv = config::invocation(&cfg, &request.prompt, request.resume_session.as_deref());
+        let mut cmd = codex(&cfg).args(inv.args).timeout_ms(request.timeout_ms);
+        if let Some(stdin) = inv.stdin {
+            cmd = cmd.stdin(stdin);
+        }
+        let child = cmd.spawn().context("starting codex")?;
+        let mut reader = EventReader::new();
+        let mut timed_out = false;
+        loop {
+            match child.next_line() {
+                Ok(Some(line)) => {
+                    if let Some(message) = reader.feed(&line) {
+                        progress(&message);
+                    }
+                }
+                Ok(None) => break,
+                Err(PluginError::Timeout(_)) => {
+                    timed_out = true;
+                    break;
+                }
+                Err(e) => {
+                    child.kill();
+                    return Err(e.context("reading codex's output"));
+                }
+            }
+        }
+        let end = match child.wait() {
+            Ok(out) => ProcessEnd {
+                exit_code: out.exit_code,
+                signal: out.signal,
+                timed_out: timed_out || out.timed_out,
+                stderr: out.stderr,
+                duration_ms: out.duration_ms,
+            },
+            Err(_) if timed_out => {
+                ProcessEnd { timed_out: true, duration_ms: request.timeout_ms, ..ProcessEnd::default() }
+            }
+            Err(e) => return Err(e.context("waiting for codex")),
+        };
+        for warning in &reader.warnings {
+            log::warn(&format!("codex: {warning}"));
+        }
+        let previous = request
+            .resume_session
+            .as_deref()
+            .and_then(|t| kv::get_json::<(u64, u64, u64)>(&totals_key(t)).ok().flatten())
+            .map(|(input, cached, output)| Totals { input, cached, output });
+        if let (Some(thread), Some(t)) = (reader.thread_id.clone(), reader.totals)
+            && let Err(e) = kv::set_json(&totals_key(&thread), &(t.input, t.cached, t.output))
+        {
+            log::warn(&format!("could not keep the session's token totals: {}", e.message()));
+        }
+        Ok(reader.finish(&end, previous))
+    }
+}
+
+export_agent!(Codex);
