@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the pinned agent CLIs that Obra's tests drive, into a project-local prefix.
 #
-#   tests/install-agent-clis.sh            # install (or confirm) the pinned Claude Code and Codex CLIs
+#   tests/install-agent-clis.sh            # install (or confirm) the pinned Claude Code, Codex and Aider CLIs
 #
 # Prefix: $OBRA_TOOLS_DIR, default <repo>/target/agent-clis. The binary ends up in $PREFIX/bin/claude,
 # where the test kit (tests/support/claude.rs) looks for it. Idempotent: does nothing if the pinned
@@ -60,3 +60,24 @@ case "$codex_reported" in
     *) echo "error: $prefix/bin/codex reports '$codex_reported', expected $CODEX_VERSION" >&2; exit 1 ;;
 esac
 echo "codex: $prefix/bin/codex ($codex_reported)"
+
+# --- Aider (PyPI, in its own virtualenv) ---
+venv="$prefix/aider-venv"
+aider_current="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("aider-chat"))' 2>/dev/null || true)"
+if [ "$aider_current" = "$AIDER_VERSION" ] && [ -x "$venv/bin/aider" ]; then
+    echo "aider $AIDER_VERSION already installed"
+else
+    command -v python3 >/dev/null 2>&1 || { echo "error: python3 not found; install Python 3.10-3.12" >&2; exit 1; }
+    echo "installing $AIDER_PACKAGE==$AIDER_VERSION into $venv (found: ${aider_current:-none})"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "$AIDER_PACKAGE==$AIDER_VERSION"
+fi
+mkdir -p "$prefix/bin"
+ln -sf "$venv/bin/aider" "$prefix/bin/aider"
+aider_reported="$(LITELLM_LOCAL_MODEL_COST_MAP=True "$prefix/bin/aider" --version </dev/null 2>/dev/null | tail -n1 || true)"
+case "$aider_reported" in
+    *"$AIDER_VERSION"*) ;;
+    *) echo "error: $prefix/bin/aider reports '$aider_reported', expected $AIDER_VERSION" >&2; exit 1 ;;
+esac
+echo "aider: $prefix/bin/aider ($aider_reported)"

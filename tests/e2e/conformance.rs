@@ -7,6 +7,8 @@ mod common;
 #[path = "conformance/harness.rs"]
 mod harness;
 
+#[path = "conformance/aider.rs"]
+mod aider;
 #[path = "conformance/claude.rs"]
 mod claude;
 #[path = "conformance/codex.rs"]
@@ -16,3 +18,4 @@ conformance_suite!(claude_code, crate::claude::Claude);
 conformance_suite!(claude_code_over_ssh, crate::claude::ClaudeOverSsh);
 conformance_suite!(claude_as_a_command_agent, crate::claude::ClaudeAsCommand);
 conformance_suite!(codex_cli, crate::codex::Codex);
+conformance_suite!(aider_cli, crate::aider::Aider);

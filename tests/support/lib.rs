@@ -5,7 +5,7 @@
 //! - [`fake_ollama`]: the Ollama API (`/api/chat`, `/api/generate`, `/api/tags`, `/api/version`);
 //! - [`fake_openai_chat`]: the OpenAI chat-completions API (`/v1/chat/completions`, SSE, `/v1/models`);
 //! - [`claude`]: find the pinned Claude Code CLI and build a ready-to-run environment for it;
-//! - [`codex`]: the same for the pinned OpenAI Codex CLI;
+//! - [`codex`], [`aider`]: the same for the pinned OpenAI Codex CLI and Aider;
 //! - [`fake_responses`]: the OpenAI Responses API (`/v1/responses`, SSE), for the Codex CLI;
 //! - [`postgres`]: a throwaway PostgreSQL database per test, from `OBRA_TEST_POSTGRES_URL`;
 //! - [`sshd`]: a real OpenSSH server on 127.0.0.1 with throwaway keys, for the SSH transport;
@@ -15,6 +15,7 @@
 //! synchronous tests and from inside a tokio runtime alike), records every request it receives, and stops
 //! when dropped.
 
+pub mod aider;
 pub mod claude;
 pub mod codex;
 pub mod fake_anthropic;
