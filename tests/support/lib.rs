@@ -27,6 +27,7 @@ pub mod postgres;
 mod server;
 pub mod sshd;
 
+pub use aider::{AiderCli, require_aider};
 pub use claude::{ClaudeCli, ClaudeEnv, ClaudeOutput, require_claude};
 pub use fake_anthropic::{AnthropicReply, ContentBlock, FakeAnthropic};
 pub use fake_ollama::{FakeOllama, OllamaModel, OllamaReply};

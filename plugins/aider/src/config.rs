@@ -1,54 +1,51 @@
-//! The `aider` agent's configuration and command line (pure, unit-tested natively).
+//! The plugin's configuration and the `aider` command line it leads to (pure, unit-tested natively).
 
 use std::collections::BTreeMap;
 
 use obra_plugin_sdk::PluginError;
 use serde::Deserialize;
 
-/// Prompts longer than this many bytes go in a file (`--message-file`) instead of the argument list.
+/// Prompts longer than this many bytes go to the CLI's standard input (`--message-file /dev/stdin`) instead
+/// of its argument list (Linux refuses a single argument of 128 KiB or more).
 pub const MAX_PROMPT_ARG_BYTES: usize = 100_000;
 
-/// Flags every run gets: answer every question yes, never phone home, plain output, and never write Aider's own
-/// files into the workspace or commit — Obra owns the repository's history (checkpoints, commits).
-pub const FIXED_FLAGS: [&str; 13] = [
-    "--yes-always",
-    "--no-check-update",
-    "--no-analytics",
-    "--no-pretty",
-    "--no-auto-commits",
-    "--no-dirty-commits",
-    "--no-gitignore",
-    "--no-show-model-warnings",
-    "--no-restore-chat-history",
-    "--chat-history-file",
-    "/dev/null",
-    "--input-history-file",
-    "/dev/null",
-];
+/// Edit formats aider 0.86 knows (`aider --help`, `--edit-format`): anything else is refused before starting.
+const EDIT_FORMATS: [&str; 8] = ["whole", "diff", "diff-fenced", "udiff", "udiff-simple", "patch", "architect", "ask"];
 
-/// The `aider` agent's configuration (`agents.aider`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// The `aider` agent's configuration (the agent's section of Obra's config). Every key is optional.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `--model`, e.g. `openai/gpt-4o-mini`, `anthropic/claude-sonnet-4-5`, `ollama_chat/qwen2.5-coder:32b`.
+    /// `--model <model>` (a LiteLLM name such as `openai/gpt-4o` or `ollama_chat/qwen2.5-coder`); default:
+    /// aider's own choice from the API keys it finds.
     #[serde(default)]
-    pub model: String,
-    /// `--edit-format`: `whole`, `diff`, `diff-fenced`, `udiff`, ...; default: the model's.
+    pub model: Option<String>,
+    /// `--edit-format <format>` (`whole`, `diff`, `udiff`, ...); default: the model's preferred format.
     #[serde(default)]
     pub edit_format: Option<String>,
-    /// Files added to the chat (editable), relative to the workspace.
+    /// Files added to the chat for editing (`--file`), relative to the workspace; default: none (aider then
+    /// creates or asks for the files the model names).
     #[serde(default)]
     pub files: Vec<String>,
-    /// Files added read-only (`--read`).
+    /// Read-only context files (`--read`), relative to the workspace; default: none.
     #[serde(default)]
     pub read: Vec<String>,
-    /// `--map-tokens` for the repository map; default 0 (off: Obra's prompt carries the context).
+    /// `--map-tokens <n>`: the repository map's token budget; 0 (the default) turns the map off, so aider
+    /// writes no `.aider.tags.cache.v4/` into the workspace.
     #[serde(default)]
     pub map_tokens: u32,
-    /// More arguments, before the files.
+    /// Stream the model's reply (`--stream`); default false (`--no-stream`: one request, whole reply).
+    #[serde(default)]
+    pub stream: bool,
+    /// How many of aider's own retries of a retryable API error (rate limit, 5xx, connection) to let happen
+    /// before stopping it and reporting the error, so that Obra's retry policy decides; default 0.
+    #[serde(default)]
+    pub api_retries: u32,
+    /// More arguments, appended after the ones above (e.g. `["--auto-test", "--test-cmd", "make test"]`);
+    /// default: none.
     #[serde(default)]
     pub extra_args: Vec<String>,
-    /// Environment variables set for Aider (each granted).
+    /// Environment variables set for the CLI (each name must be granted, see plugin.toml); default: none.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
 }
@@ -57,84 +54,187 @@ impl Config {
     /// Parse and check the config JSON.
     pub fn parse(json: &str) -> Result<Config, PluginError> {
         let cfg: Config = obra_plugin_sdk::config(json)?;
-        if cfg.model.trim().is_empty() {
-            return Err(PluginError::fatal(
-                "invalid config: at `model`: not set; name Aider's model, e.g. openai/gpt-4o-mini (see \
-                 https://aider.chat/docs/llms.html)",
-            ));
+        if matches!(&cfg.model, Some(m) if m.trim().is_empty()) {
+            return Err(PluginError::fatal("invalid config: at `model`: empty"));
         }
-        if matches!(&cfg.edit_format, Some(f) if f.trim().is_empty() || f.starts_with('-')) {
-            return Err(PluginError::fatal("invalid config: at `edit_format`: not a format name"));
+        if let Some(format) = &cfg.edit_format
+            && !EDIT_FORMATS.contains(&format.as_str())
+        {
+            return Err(PluginError::fatal(format!(
+                "invalid config: at `edit_format`: unknown format `{format}`, expected one of {}",
+                EDIT_FORMATS.join(", ")
+            )));
         }
-        for (key, list) in [("files", &cfg.files), ("read", &cfg.read)] {
-            for (i, f) in list.iter().enumerate() {
-                if f.is_empty() || f.starts_with('-') || f.starts_with('/') || f.split('/').any(|c| c == "..") {
-                    return Err(PluginError::fatal(format!(
-                        "invalid config: at `{key}[{i}]`: {f:?} must be a path inside the workspace, relative to it"
-                    )));
-                }
+        for (key, paths) in [("files", &cfg.files), ("read", &cfg.read)] {
+            if let Some(bad) = paths.iter().find(|p| p.trim().is_empty() || p.starts_with('-')) {
+                return Err(PluginError::fatal(format!(
+                    "invalid config: at `{key}`: `{bad}` is not a file path (empty, or starts with `-`)"
+                )));
             }
         }
         Ok(cfg)
     }
 }
 
-/// The arguments after `aider`; `message_file` replaces `--message` for long prompts.
-pub fn arguments(cfg: &Config, prompt: &str, message_file: Option<&str>) -> Vec<String> {
-    let mut args = vec!["--model".to_string(), cfg.model.clone()];
-    if let Some(f) = &cfg.edit_format {
-        args.extend(["--edit-format".into(), f.clone()]);
-    }
-    args.extend(["--map-tokens".into(), cfg.map_tokens.to_string()]);
+/// The command line for one run: the arguments after `aider`, the text for standard input (`None`:
+/// /dev/null), and the environment the plugin sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    /// Arguments after the program name.
+    pub args: Vec<String>,
+    /// Standard input: the prompt when it is too long for an argument.
+    pub stdin: Option<String>,
+    /// Environment variables: the plugin's defaults, overridden by the config's `env`.
+    pub env: Vec<(String, String)>,
+}
+
+/// Flags every run gets: answer yes to every question, touch nothing but the files it edits (no commits, no
+/// .gitignore entry, no chat or input history files, no update check, analytics or URL scraping), no
+/// shell commands suggested by the model, plain output one message per line.
+pub const FIXED_FLAGS: [&str; 17] = [
+    "--yes-always",
+    "--no-check-update",
+    "--no-analytics",
+    "--no-pretty",
+    "--no-fancy-input",
+    "--no-auto-commits",
+    "--no-dirty-commits",
+    "--no-gitignore",
+    "--no-show-release-notes",
+    "--no-show-model-warnings",
+    "--no-restore-chat-history",
+    "--no-detect-urls",
+    "--no-notifications",
+    "--no-suggest-shell-commands",
+    "--chat-history-file=/dev/null",
+    "--input-history-file=/dev/null",
+    "--llm-history-file=/dev/null",
+];
+
+/// Build the invocation: `--message <prompt> <FIXED_FLAGS> --map-tokens N --[no-]stream [--model M]
+/// [--edit-format F] [--file F]... [--read R]... <extra_args>`.
+pub fn invocation(cfg: &Config, prompt: &str) -> Invocation {
+    let mut args = Vec::new();
+    let stdin = if prompt.len() > MAX_PROMPT_ARG_BYTES {
+        args.push("--message-file=/dev/stdin".to_string());
+        Some(prompt.to_string())
+    } else {
+        args.push("--message".to_string());
+        args.push(prompt.to_string());
+        None
+    };
     args.extend(FIXED_FLAGS.iter().map(|s| s.to_string()));
-    match message_file {
-        Some(file) => args.extend(["--message-file".into(), file.to_string()]),
-        None => args.extend(["--message".into(), prompt.to_string()]),
+    args.push("--map-tokens".into());
+    args.push(cfg.map_tokens.to_string());
+    args.push(if cfg.stream { "--stream" } else { "--no-stream" }.into());
+    let mut opt = |flag: &str, value: &str| {
+        args.push(flag.to_string());
+        args.push(value.to_string());
+    };
+    if let Some(model) = &cfg.model {
+        opt("--model", model);
     }
-    for r in &cfg.read {
-        args.extend(["--read".into(), r.clone()]);
+    if let Some(format) = &cfg.edit_format {
+        opt("--edit-format", format);
+    }
+    for file in &cfg.files {
+        opt("--file", file);
+    }
+    for file in &cfg.read {
+        opt("--read", file);
     }
     args.extend(cfg.extra_args.iter().cloned());
-    args.extend(cfg.files.iter().cloned());
-    args
+
+    let defaults = [("COLUMNS", "4096"), ("PYTHONUNBUFFERED", "1"), ("NO_COLOR", "1"), ("TERM", "dumb")];
+    let mut env: Vec<(String, String)> = defaults
+        .iter()
+        .filter(|(k, _)| !cfg.env.contains_key(*k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    env.extend(cfg.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Invocation { args, stdin, env }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_command_line_never_lets_aider_commit_or_write_its_own_files() {
-        let cfg = Config::parse(
-            r#"{"model": "openai/gpt-4o-mini", "edit_format": "whole", "files": ["src/a.rs"], "read": ["README.md"]}"#,
-        )
-        .unwrap();
-        let args = arguments(&cfg, "fix $(it)", None);
-        let joined = args.join(" ");
-        for flag in ["--no-auto-commits", "--no-dirty-commits", "--no-gitignore", "--chat-history-file /dev/null"] {
-            assert!(joined.contains(flag), "{flag} in {joined}");
-        }
-        assert_eq!(&args[..6], ["--model", "openai/gpt-4o-mini", "--edit-format", "whole", "--map-tokens", "0"]);
-        let m = args.iter().position(|a| a == "--message").unwrap();
-        assert_eq!(args[m + 1], "fix $(it)", "the prompt is one argument");
-        assert_eq!(&args[args.len() - 3..], ["--read", "README.md", "src/a.rs"]);
-        let long = arguments(&cfg, "x", Some("/ws/.obra/prompts/p.md"));
-        assert!(
-            long.join(" ").contains("--message-file /ws/.obra/prompts/p.md") && !long.contains(&"--message".into())
-        );
+    fn fixed() -> Vec<String> {
+        FIXED_FLAGS.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn bad_configs_name_the_key() {
+    fn empty_config_gives_the_minimal_command_line() {
+        let cfg = Config::parse("").unwrap();
+        let inv = invocation(&cfg, "fix it");
+        let mut expected = vec!["--message".to_string(), "fix it".to_string()];
+        expected.extend(fixed());
+        expected.extend(["--map-tokens", "0", "--no-stream"].map(String::from));
+        assert_eq!(inv.args, expected);
+        assert_eq!(inv.stdin, None);
+        assert!(inv.env.contains(&("COLUMNS".into(), "4096".into())));
+        assert!(inv.env.contains(&("PYTHONUNBUFFERED".into(), "1".into())));
+    }
+
+    #[test]
+    fn every_option_maps_to_its_flag_and_env_overrides_the_defaults() {
+        let cfg = Config::parse(
+            r#"{"model": "openai/gpt-4o", "edit_format": "diff", "files": ["src/a.rs", "b.rs"],
+                "read": ["CONVENTIONS.md"], "map_tokens": 1024, "stream": true, "api_retries": 2,
+                "extra_args": ["--auto-test"], "env": {"COLUMNS": "200", "OPENAI_API_BASE": "http://x/v1"}}"#,
+        )
+        .unwrap();
+        let inv = invocation(&cfg, "p");
+        let tail: Vec<&str> = inv.args[2 + FIXED_FLAGS.len()..].iter().map(String::as_str).collect();
+        assert_eq!(
+            tail,
+            [
+                "--map-tokens",
+                "1024",
+                "--stream",
+                "--model",
+                "openai/gpt-4o",
+                "--edit-format",
+                "diff",
+                "--file",
+                "src/a.rs",
+                "--file",
+                "b.rs",
+                "--read",
+                "CONVENTIONS.md",
+                "--auto-test"
+            ]
+        );
+        assert_eq!(cfg.api_retries, 2);
+        let columns: Vec<_> = inv.env.iter().filter(|(k, _)| k == "COLUMNS").collect();
+        assert_eq!(columns, [&("COLUMNS".to_string(), "200".to_string())]);
+        assert!(inv.env.contains(&("OPENAI_API_BASE".into(), "http://x/v1".into())));
+    }
+
+    #[test]
+    fn huge_prompts_go_to_stdin() {
+        let prompt = "x".repeat(MAX_PROMPT_ARG_BYTES + 1);
+        let inv = invocation(&Config::default(), &prompt);
+        assert_eq!(inv.args[0], "--message-file=/dev/stdin");
+        assert_eq!(inv.args[1], FIXED_FLAGS[0]);
+        assert_eq!(inv.stdin.as_deref(), Some(prompt.as_str()));
+    }
+
+    #[test]
+    fn bad_configs_are_fatal_and_name_the_key() {
         for (json, key) in [
-            (r#"{}"#, "model"),
-            (r#"{"model": "m", "edit_format": "--x"}"#, "edit_format"),
-            (r#"{"model": "m", "files": ["../etc/passwd"]}"#, "files[0]"),
-            (r#"{"model": "m", "read": ["/abs"]}"#, "read[0]"),
-            (r#"{"model": "m", "auto_commits": true}"#, "auto_commits"),
+            (r#"{"model": " "}"#, "model"),
+            (r#"{"edit_format": "yolo"}"#, "edit_format"),
+            (r#"{"files": ["--exec"]}"#, "files"),
+            (r#"{"read": [""]}"#, "read"),
+            (r#"{"map_tokens": -1}"#, "map_tokens"),
+            (r#"{"stream": "yes"}"#, "stream"),
+            (r#"{"modle": "x"}"#, "modle"),
+            (r#"{"extra_args": "--foo"}"#, "extra_args"),
         ] {
-            let e = Config::parse(json).unwrap_err();
-            assert!(e.message().contains(key), "{json}: {}", e.message());
+            let err = Config::parse(json).unwrap_err();
+            assert_eq!(err.kind(), "fatal");
+            assert!(err.message().contains(key), "{json}: {}", err.message());
         }
     }
 }

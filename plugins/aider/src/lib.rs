@@ -1,104 +1,117 @@
-//! `aider`: an Obra agent plugin that runs [Aider](https://aider.chat) headless and normalises its outcome.
+//! `aider`: an Obra agent plugin that runs Aider headless and normalises its outcome.
 //!
-//! `run` starts `aider --model M --message <prompt> --yes-always ... [files]` in the workspace (prompts over
-//! 100 KB go through `--message-file` under `.obra/prompts/`). Aider never commits and writes no history files
-//! into the workspace (`--no-auto-commits`, `--no-dirty-commits`, `--no-gitignore`, histories to /dev/null):
-//! Obra's checkpoints and git policy own the repository. Aider prints no JSON, so the outcome comes from its
-//! output (see [`output`]); the files it changed are what Obra's change tracking records. No session resume:
-//! each iteration's prompt carries the history. `health` runs `aider --version`.
+//! `run` starts `aider --message <prompt> <fixed flags> [options]` in the workspace with stdin from /dev/null
+//! (prompts over 100 KB go through `--message-file=/dev/stdin`), under the request's time limit, reports
+//! each applied edit, API error and retry as live progress, stops aider once it would retry an API error
+//! more than `api_retries` times (Obra's retry policy decides instead), and turns its plain-text output into
+//! a `run-result` (see [`output`]). Aider keeps no resumable session, so `supports_resume` is false. `health`
+//! runs `aider --version`.
+//!
+//! Config keys (all optional; see [`config::Config`]): `model`, `edit_format`, `files`, `read`,
+//! `map_tokens`, `stream`, `api_retries`, `extra_args`, `env`.
 
 pub mod config;
 pub mod output;
 
 use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
-use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress, workspace};
+use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress};
 
 use config::Config;
-use output::{End, Transcript};
+use output::{OutputParser, ProcessEnd};
 
 /// The agent.
 pub struct Aider;
-
-fn aider(cfg: &Config) -> process::Command {
-    // Use the model list bundled with litellm instead of fetching it from GitHub at every start.
-    let mut cmd = process::command("aider").env("LITELLM_LOCAL_MODEL_COST_MAP", "True");
-    for (k, v) in &cfg.env {
-        cmd = cmd.env(k, v);
-    }
-    cmd
-}
 
 impl Agent for Aider {
     fn info() -> AgentInfo {
         AgentInfo {
             name: "aider".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Runs Aider headless (aider --message) and normalises its outcome from its output".into(),
+            description: "Runs Aider headless (aider --message) and normalises its outcome".into(),
             supports_resume: false,
         }
     }
 
     fn health(config_json: String) -> Result<String, PluginError> {
         let cfg = Config::parse(&config_json)?;
-        let out = aider(&cfg).arg("--version").timeout_ms(60_000).run().context("running `aider --version`")?;
-        if !out.success() {
-            return Err(PluginError::fatal(format!("`aider --version` failed: {}", out.tail(500).trim())));
+        let mut cmd = process::command("aider").arg("--version").timeout_ms(60_000).max_output_bytes(16 * 1024);
+        for (k, v) in &cfg.env {
+            cmd = cmd.env(k, v);
         }
-        Ok(out.stdout.lines().last().unwrap_or("").trim().to_string())
+        let out = cmd.run().context("running `aider --version`")?;
+        if !out.success() {
+            return Err(PluginError::fatal(format!(
+                "`aider --version` failed ({}): {}",
+                match (out.exit_code, out.timed_out) {
+                    (_, true) => "timed out".to_string(),
+                    (Some(c), _) => format!("exit code {c}"),
+                    (None, _) => format!("signal {}", out.signal.unwrap_or(0)),
+                },
+                out.tail(1000).trim()
+            )));
+        }
+        let version = out.stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+        Ok(version.to_string())
     }
 
     fn run(request: RunRequest) -> Result<RunResult, PluginError> {
         let cfg = Config::parse(&request.config)?;
-        let long = request.prompt.len() > config::MAX_PROMPT_ARG_BYTES;
-        let rel = format!(".obra/prompts/aider-task-{}-iteration-{}.md", request.task.id, request.task.iteration);
-        let abs = format!("{}/{rel}", request.workspace.trim_end_matches('/'));
-        if long {
-            workspace::write(&rel, request.prompt.as_bytes())
-                .with_context(|| format!("writing the prompt to {rel}"))?;
+        let inv = config::invocation(&cfg, &request.prompt);
+        let mut cmd = process::command("aider").args(inv.args).timeout_ms(request.timeout_ms);
+        if let Some(stdin) = inv.stdin {
+            cmd = cmd.stdin(stdin);
         }
-        let args = config::arguments(&cfg, &request.prompt, long.then_some(abs.as_str()));
-        let result = run_aider(&cfg, args, request.timeout_ms);
-        if long && let Err(e) = workspace::remove(&rel) {
-            log::warn(&format!("could not remove {rel}: {}", e.message()));
+        for (k, v) in &inv.env {
+            cmd = cmd.env(k, v);
         }
-        result
-    }
-}
+        let child = cmd.spawn().context("starting aider")?;
 
-fn run_aider(cfg: &Config, args: Vec<String>, timeout_ms: u64) -> Result<RunResult, PluginError> {
-    let child = aider(cfg).args(args).timeout_ms(timeout_ms).spawn().context("starting aider")?;
-    let mut transcript = Transcript::new();
-    let mut timed_out = false;
-    loop {
-        match child.next_line() {
-            Ok(Some(line)) => {
-                if let Some(message) = transcript.feed(&line) {
-                    progress(&message);
+        let mut parser = OutputParser::new();
+        let mut timed_out = false;
+        let mut stopped = false;
+        loop {
+            match child.next_line() {
+                Ok(Some(line)) => {
+                    for message in parser.feed(&line) {
+                        progress(&message);
+                    }
+                    if parser.retries_of_current_error() > cfg.api_retries {
+                        log::info("stopping aider: it is retrying an API error past `api_retries`");
+                        child.kill();
+                        stopped = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(PluginError::Timeout(msg)) => {
+                    log::warn(&format!("aider hit its time limit: {msg}"));
+                    timed_out = true;
+                    break;
+                }
+                Err(err) => {
+                    child.kill();
+                    return Err(err.context("reading aider's output"));
                 }
             }
-            Ok(None) => break,
-            Err(PluginError::Timeout(_)) => {
-                timed_out = true;
-                break;
-            }
-            Err(e) => {
-                child.kill();
-                return Err(e.context("reading aider's output"));
-            }
         }
+        let end = match child.wait() {
+            Ok(out) => ProcessEnd {
+                exit_code: out.exit_code,
+                signal: out.signal,
+                timed_out: timed_out || out.timed_out,
+                stopped,
+                stderr: out.stderr,
+                duration_ms: out.duration_ms,
+                timeout_ms: request.timeout_ms,
+            },
+            Err(err) if timed_out || stopped => {
+                log::warn(&format!("waiting for aider after stopping it: {}", err.message()));
+                ProcessEnd { timed_out, stopped, timeout_ms: request.timeout_ms, ..ProcessEnd::default() }
+            }
+            Err(err) => return Err(err.context("waiting for aider")),
+        };
+        Ok(parser.finish(&end))
     }
-    let end = match child.wait() {
-        Ok(out) => End {
-            exit_code: out.exit_code,
-            signal: out.signal,
-            timed_out: timed_out || out.timed_out,
-            stderr: out.stderr,
-            duration_ms: out.duration_ms,
-        },
-        Err(_) if timed_out => End { timed_out: true, duration_ms: timeout_ms, ..End::default() },
-        Err(e) => return Err(e.context("waiting for aider")),
-    };
-    Ok(transcript.finish(&end))
 }
 
 export_agent!(Aider);

@@ -1,8 +1,8 @@
-//! The conformance driver of the `aider` agent: the real Aider (PyPI aider-chat) against a scripted fake OpenAI
-//! chat-completions server, with the `whole` edit format (the reply carries the whole file).
+//! The conformance driver of the `aider` agent: the real Aider CLI (PyPI aider-chat) against the scripted fake
+//! OpenAI chat-completions server.
 
-use obra_testkit::aider::{AiderEnv, install_hint, require_aider};
-use obra_testkit::{ChatReply, FakeOpenAiChat};
+use obra_testkit::aider::{MODEL, install_hint};
+use obra_testkit::{ChatReply, FakeOpenAiChat, require_aider};
 
 use crate::common::Project;
 use crate::harness::{AgentDriver, Arranged, HANG, RETRY_AFTER_SECS, SUCCESS_CONTENT, SUCCESS_FILE, Scenario};
@@ -10,34 +10,44 @@ use crate::harness::{AgentDriver, Arranged, HANG, RETRY_AFTER_SECS, SUCCESS_CONT
 /// The `aider` agent.
 pub struct Aider;
 
+/// A SEARCH/REPLACE block that matches nothing in README.md: aider cannot apply it, asks the model to fix it
+/// three times ("reflections") and gives up.
+const UNAPPLICABLE_EDIT: &str =
+    "README.md\n```\n<<<<<<< SEARCH\nthis line is not in the file\n=======\nnew line\n>>>>>>> REPLACE\n```\n";
+
 impl AgentDriver for Aider {
     const PLUGIN: &'static str = "aider";
 
     fn arrange(scenario: Scenario) -> Option<Arranged> {
-        let Some(bin) = require_aider() else {
+        let Some(cli) = require_aider() else {
             eprintln!("skipped: {}", install_hint());
             return None;
         };
         let script = match scenario {
-            Scenario::Success => vec![ChatReply::text(format!("{SUCCESS_FILE}\n```\n{SUCCESS_CONTENT}```\n"))],
+            // Edit format `whole`: the reply names the file and gives its whole content; aider writes it.
+            Scenario::Success => {
+                vec![ChatReply::text(format!("{SUCCESS_FILE}\n```\n{SUCCESS_CONTENT}```\n"))]
+            }
             Scenario::Failure => {
                 vec![ChatReply::error(400, "invalid_request_error", "Invalid request: conformance says no")]
             }
             Scenario::Timeout | Scenario::Crash => vec![ChatReply::text("too late").delay(HANG)],
-            // Aider retries rate limits itself for about a minute before it gives up.
-            Scenario::RateLimit => (0..40).map(|_| ChatReply::rate_limited(RETRY_AFTER_SECS)).collect(),
-            // A reply with no edit in it: nothing Aider can apply.
-            Scenario::Garbage => vec![ChatReply::text("I would rather talk about the weather. No code today.")],
+            // The OpenAI client inside aider tries three times before aider reports the 429.
+            Scenario::RateLimit => vec![ChatReply::rate_limited(RETRY_AFTER_SECS); 3],
+            // The reply and aider's three reflections all get an edit that cannot be applied.
+            Scenario::Garbage => vec![ChatReply::text(UNAPPLICABLE_EDIT); 4],
         };
         let fake = FakeOpenAiChat::start(script);
-        let env = AiderEnv::new(&bin, &fake.base_url());
         let mut project = Project::new();
-        for (k, v) in env.vars() {
-            project.set_env(k, v);
+        for (k, v) in cli.vars(&fake.base_url(), project.home()) {
+            if k != "HOME" {
+                project.set_env(&k, &v);
+            }
         }
-        let path = std::env::var("PATH").unwrap_or_default();
-        project.set_env("PATH", &format!("{}:{path}", bin.parent().unwrap().display()));
-        let config_yaml = "agents:\n  aider:\n    model: openai/gpt-4o-mini\n    edit_format: whole\n".to_string();
+        let (edit_format, files) =
+            if scenario == Scenario::Garbage { ("diff", r#"["README.md"]"#) } else { ("whole", "[]") };
+        let config_yaml =
+            format!("agents:\n  aider:\n    model: {MODEL}\n    edit_format: {edit_format}\n    files: {files}\n");
         let fake = std::sync::Arc::new(fake);
         let counter = fake.clone();
         Some(Arranged {
@@ -46,7 +56,7 @@ impl AgentDriver for Aider {
             agent_yaml: String::new(),
             env_names: Vec::new(),
             model_requests: Box::new(move || counter.chat_requests().len()),
-            keep_alive: Box::new((fake, env)),
+            keep_alive: Box::new(fake),
         })
     }
 }
