@@ -32,7 +32,7 @@ const FLUSH_WAIT: Duration = Duration::from_secs(2);
 const MAX_SETTLE: Duration = Duration::from_secs(5);
 
 /// One changed file with its content hashes (lowercase hex SHA-256).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TrackedChange {
     /// The path, kind and size.
     pub change: FileChange,
@@ -195,6 +195,7 @@ impl ChangeTracker {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let sink = pending.clone();
         let flush_file = self.root.join(FLUSH_FILE);
+        let obra_dir = self.root.join(".obra");
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let mut pending = sink.lock().unwrap_or_else(|e| e.into_inner());
             match event {
@@ -202,11 +203,12 @@ impl ChangeTracker {
                     for path in event.paths {
                         if path == flush_file {
                             pending.flushed = true;
-                        } else {
+                        } else if !path.starts_with(&obra_dir) {
+                            // Obra's own files (the index, the store) are neither changes nor agent activity.
                             pending.paths.insert(path);
+                            pending.last_event = Some(Instant::now());
                         }
                     }
-                    pending.last_event = Some(Instant::now());
                 }
                 Err(e) => pending.error = Some(e.to_string()),
             }
@@ -312,7 +314,7 @@ impl ChangeTracker {
             }
             if !path.exists() {
                 // A deleted directory takes everything indexed below it.
-                let prefix = format!("{}/", self.relative(&path));
+                let prefix = format!("{}/", relative(&self.root, &path));
                 candidates.extend(
                     self.index.keys().filter(|k| k.starts_with(&prefix)).map(|k| self.root.join(k)).collect::<Vec<_>>(),
                 );
@@ -398,8 +400,7 @@ impl ChangeTracker {
     }
 
     fn relative(&self, path: &Path) -> String {
-        let rel = path.strip_prefix(&self.root).unwrap_or(path);
-        rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+        relative(&self.root, path)
     }
 
     /// Save the index for the next run; a failure only costs a full rehash next time.
@@ -460,6 +461,12 @@ fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
         hasher.update(&buf[..n]);
     }
     Ok((size, hasher.finalize().into()))
+}
+
+/// `path` relative to `root`, `/`-separated.
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 fn hex(bytes: &[u8]) -> String {
