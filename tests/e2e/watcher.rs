@@ -31,7 +31,13 @@ fn changes(project: &Project, id: i64) -> Vec<(String, String, Option<i64>, Opti
     for interaction in shown["interactions"].as_array().unwrap() {
         for c in interaction["changes"].as_array().unwrap() {
             let s = |v: &Value| v.as_str().map(String::from);
-            out.push((s(&c["path"]).unwrap(), s(&c["kind"]).unwrap(), c["size"].as_i64(), s(&c["hash_before"]), s(&c["hash_after"])));
+            out.push((
+                s(&c["path"]).unwrap(),
+                s(&c["kind"]).unwrap(),
+                c["size"].as_i64(),
+                s(&c["hash_before"]),
+                s(&c["hash_after"]),
+            ));
         }
     }
     out
@@ -79,7 +85,9 @@ fn recorded_changes_match_what_the_real_cli_wrote_ignored_paths_are_left_out_and
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     // The real CLI did write everything, ignored files included.
     assert_eq!(std::fs::read_to_string(root.join("data.txt")).unwrap(), "v2");
-    assert!(root.join("build.log").exists() && root.join("scratch/tmp.txt").exists() && root.join("private.key").exists());
+    assert!(
+        root.join("build.log").exists() && root.join("scratch/tmp.txt").exists() && root.join("private.key").exists()
+    );
 
     let lib = "pub fn answer() -> u32 { 42 }\n";
     assert_eq!(

@@ -75,11 +75,8 @@ mod tests {
             exit_code: Some(0),
         };
         state.finish_interaction(id, Ok(&result), &changes, Duration::ZERO).await.unwrap();
-        let tracked = TrackedChange {
-            change: changes[0].clone(),
-            hash_before: Some("aa".into()),
-            hash_after: Some("bb".into()),
-        };
+        let tracked =
+            TrackedChange { change: changes[0].clone(), hash_before: Some("aa".into()), hash_after: Some("bb".into()) };
         state.record_change_hashes(id, &[tracked]).await.unwrap();
         let rows = state.file_changes(id).await.unwrap();
         assert_eq!((rows[0].hash_before.as_deref(), rows[0].hash_after.as_deref()), (Some("aa"), Some("bb")));

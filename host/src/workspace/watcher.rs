@@ -251,14 +251,13 @@ impl ChangeTracker {
         dirs
     }
 
-    /// The changes since the previous `take` (or `start`), sorted by path; the index is updated and saved.
+    /// The changes since the previous `take` (or `start`), sorted by path; the index is updated (and saved when
+    /// the tracker is dropped).
     /// With a watcher: waits until no event came for the debounce window (after flushing the event queue with a
     /// write to `.obra/watch-flush`), then rehashes the paths that had events. Without: rescans the tree.
     pub fn take(&mut self) -> Result<Vec<TrackedChange>> {
         let Some((watcher, pending)) = &mut self.watcher else {
-            let changes = self.rescan()?;
-            self.save_index();
-            return Ok(changes);
+            return self.rescan();
         };
         let flush_file = self.root.join(FLUSH_FILE);
         let _ = std::fs::write(&flush_file, format!("{:?}", Instant::now()));
@@ -281,9 +280,7 @@ impl ChangeTracker {
         if let Some(error) = error {
             // Events may have been lost (e.g. the kernel's queue overflowed): only a full rescan is sure.
             tracing::warn!("file watcher error ({error}); rescanning the tree");
-            let changes = self.rescan()?;
-            self.save_index();
-            return Ok(changes);
+            return self.rescan();
         }
         let mut candidates = BTreeSet::new();
         for path in paths {
@@ -333,7 +330,6 @@ impl ChangeTracker {
             }
         }
         changes.sort_by(|a, b| a.change.path.cmp(&b.change.path));
-        self.save_index();
         Ok(changes)
     }
 
@@ -417,6 +413,13 @@ impl ChangeTracker {
         if let Err(e) = saved {
             tracing::warn!("cannot save the workspace index {}: {e}", file.display());
         }
+    }
+}
+
+impl Drop for ChangeTracker {
+    /// Save the index, so the next start reports only what changed after this tracker's last take.
+    fn drop(&mut self) {
+        self.save_index();
     }
 }
 
@@ -519,11 +522,8 @@ impl Tracking {
             notes.push(reason.clone());
         }
         if !offline.is_empty() {
-            let listed: Vec<String> = offline
-                .iter()
-                .take(10)
-                .map(|c| format!("{} ({})", c.change.path, c.change.kind.as_str()))
-                .collect();
+            let listed: Vec<String> =
+                offline.iter().take(10).map(|c| format!("{} ({})", c.change.path, c.change.kind.as_str())).collect();
             let more = if offline.len() > 10 { format!(" and {} more", offline.len() - 10) } else { String::new() };
             notes.push(format!(
                 "{} file(s) changed outside agent runs since the last one: {}{more}",
@@ -705,9 +705,12 @@ mod tests {
             hash_before: before.map(String::from),
             hash_after: after.map(String::from),
         };
-        let first = vec![t("a", ChangeKind::Created, None, Some("1")), t("b", ChangeKind::Modified, Some("1"), Some("2"))];
-        let second =
-            vec![t("a", ChangeKind::Modified, Some("1"), Some("2")), t("b", ChangeKind::Modified, Some("2"), Some("1"))];
+        let first =
+            vec![t("a", ChangeKind::Created, None, Some("1")), t("b", ChangeKind::Modified, Some("1"), Some("2"))];
+        let second = vec![
+            t("a", ChangeKind::Modified, Some("1"), Some("2")),
+            t("b", ChangeKind::Modified, Some("2"), Some("1")),
+        ];
         let combined = combine(&[first, second]);
         assert_eq!(kinds(&combined), vec![("a", ChangeKind::Created)]);
         assert_eq!(combined[0].hash_after.as_deref(), Some("2"));
