@@ -24,8 +24,11 @@ fn sha256(bytes: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
 }
 
-/// `(path, kind, size, hash_before, hash_after)` of every change of the task's interactions, in order.
-fn changes(project: &Project, id: i64) -> Vec<(String, String, Option<i64>, Option<String>, Option<String>)> {
+/// One recorded change: `(path, kind, size, hash_before, hash_after)`.
+type Recorded = (String, String, Option<i64>, Option<String>, Option<String>);
+
+/// Every recorded change of the task's interactions, in order.
+fn changes(project: &Project, id: i64) -> Vec<Recorded> {
     let shown = show(project, id);
     let mut out = Vec::new();
     for interaction in shown["interactions"].as_array().unwrap() {
