@@ -122,7 +122,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     );
                 }
                 if !changes.is_empty() {
-                    let list: Vec<String> = changes.iter().take(10).map(|c| format!("{} {}", c.kind, c.path)).collect();
+                    let list: Vec<String> = changes.iter().take(10).map(describe_change).collect();
                     let more = changes.len().saturating_sub(10);
                     let more = if more > 0 { format!(" and {more} more") } else { String::new() };
                     println!("      changes: {}{more}", list.join(", "));
@@ -266,4 +266,15 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One recorded change for `task show`: kind, path, size and the short content hashes before and after.
+fn describe_change(c: &crate::state::FileChangeRow) -> String {
+    let short = |h: &Option<String>| h.as_deref().map(|h| h.chars().take(8).collect::<String>());
+    let size = c.size.map(|s| format!(" {s} B")).unwrap_or_default();
+    let hashes = match (short(&c.hash_before), short(&c.hash_after)) {
+        (None, None) => String::new(),
+        (b, a) => format!(" {}→{}", b.as_deref().unwrap_or("-"), a.as_deref().unwrap_or("-")),
+    };
+    format!("{} {}{size}{hashes}", c.kind, c.path)
 }

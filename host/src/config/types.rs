@@ -47,6 +47,9 @@ pub struct Config {
     /// The production log and privacy redaction.
     #[serde(default)]
     pub logging: crate::telemetry::production::LoggingConfig,
+    /// The workspace: how changes made by the agent are tracked.
+    #[serde(default)]
+    pub workspace: WorkspaceConfig,
 }
 
 /// `database:`
@@ -281,6 +284,7 @@ default_from_yaml!(EngineConfig, "engine", |c| c.engine);
 default_from_yaml!(DecisionConfig, "engine.decision", |c| c.engine.decision);
 default_from_yaml!(RetryConfig, "engine.retry", |c| c.engine.retry);
 default_from_yaml!(SessionsConfig, "sessions", |c| c.sessions);
+default_from_yaml!(WorkspaceConfig, "workspace", |c| c.workspace);
 default_from_yaml!(MaxTurnsConfig, "sessions.max_turns", |c| c.sessions.max_turns);
 default_from_yaml!(ContextConfig, "engine.context", |c| c.engine.context);
 
@@ -383,6 +387,21 @@ impl Config {
     pub fn llm_config(&self, plugin: &str) -> serde_json::Value {
         self.llms.get(plugin).cloned().unwrap_or_else(empty_object)
     }
+}
+
+/// `workspace:` (change tracking during agent runs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    /// Watch the tree for changes during agent runs (false: rescan the tree after each run).
+    #[serde(default)]
+    pub watch: bool,
+    /// Quiet time, in milliseconds, after the agent's last file event before its changes are taken.
+    #[serde(default)]
+    pub debounce_ms: u64,
+    /// Gitignore-style patterns of paths never recorded, on top of `.gitignore` files and `.obra/ignore`.
+    #[serde(default)]
+    pub ignore: Vec<String>,
 }
 
 /// `sessions:` (the seeds' session management).

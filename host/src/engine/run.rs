@@ -23,7 +23,7 @@ use crate::contract::{
 use crate::state::NewCheckpoint;
 use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus};
 use crate::workspace::checkpoint::{CheckpointInfo, Checkpoints};
-use crate::workspace::{Snapshot, diff};
+use crate::workspace::watcher::Tracking;
 
 /// Most feedback items carried into the next prompt, and the most characters of each.
 const MAX_FEEDBACK_ITEMS: usize = 20;
@@ -373,21 +373,19 @@ impl Engine {
         let mut doubled = false;
         let mut config = serde_json::to_string(&agent_config)?;
         let timeout = Duration::from_secs(current.config.agent.timeout_secs);
-        let start_snapshot = Snapshot::take(&self.workspace)?;
+        let (mut tracking, notes) = Tracking::start(&self.workspace, &current.config.workspace).await?;
+        for note in notes {
+            self.observer.step(&Step::Progress(note));
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;
             let interaction_id =
                 self.state.begin_interaction(info.id as i64, info.iteration, agent.name(), prompt).await?;
-            // The first attempt starts from the iteration's snapshot; a later one rescans, since the tree may
-            // have changed during the back-off.
-            let rescanned;
-            let before = if attempt == 1 {
-                &start_snapshot
-            } else {
-                rescanned = Snapshot::take(&self.workspace)?;
-                &rescanned
-            };
+            // A later attempt does not count what changed during the back-off (the run's total does).
+            if attempt > 1 {
+                tracking.take().await?;
+            }
             let started = Instant::now();
             let request = RunRequest {
                 task: info.clone(),
@@ -402,8 +400,8 @@ impl Engine {
             let result = agent.run(&ctx, &request).await;
             drop(ctx);
             let _ = forwarder.await;
-            let after = Snapshot::take(&self.workspace)?;
-            let attempt_changes = diff(before, &after);
+            let tracked = tracking.take().await?;
+            let attempt_changes: Vec<FileChange> = tracked.iter().map(|c| c.change.clone()).collect();
             let stored = match &result {
                 Ok(r) => Ok(r),
                 Err(e) => Err(e.to_string()),
@@ -416,6 +414,7 @@ impl Engine {
                     started.elapsed(),
                 )
                 .await?;
+            self.state.record_change_hashes(interaction_id, &tracked).await?;
             if let (Ok(r), Some(limit)) = (&result, turn_limit)
                 && r.outcome == Outcome::MaxTurns
                 && current.config.sessions.max_turns.retry_doubled
@@ -457,7 +456,7 @@ impl Engine {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            return Ok((interaction_id, result, diff(&start_snapshot, &after)));
+            return Ok((interaction_id, result, tracking.total()));
         }
     }
 

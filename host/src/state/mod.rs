@@ -8,6 +8,7 @@
 //! as integers. Only the schema (migrations/sqlite, migrations/postgres) and the connection set-up differ.
 
 mod context;
+mod file_hashes;
 mod level2;
 mod llm_calls;
 mod merges;

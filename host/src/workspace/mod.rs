@@ -1,9 +1,12 @@
 //! The workspace the agents work in: what changed during an agent run, and checkpoints of its working tree.
 //!
-//! For now changes are found by comparing content hashes before and after the run (the file watcher of the
-//! seeds' M3 comes with git integration). Checkpoints are commits under private git refs (see [`checkpoint`]).
+//! Changes are tracked by a hash index of the tree and a file watcher ([`watcher`], ADR 0025); the whole-tree
+//! snapshot diff ([`Snapshot`], ADR 0004) remains for comparison. Checkpoints are commits under private git refs
+//! (see [`checkpoint`]).
 
 pub mod checkpoint;
 mod snapshot;
+pub mod watcher;
 
 pub use snapshot::{Snapshot, diff};
+pub use watcher::{ChangeTracker, TrackedChange};

@@ -1,0 +1,718 @@
+//! Change tracking during agent runs: a hash index of the tree plus a file watcher (ADR 0025).
+//!
+//! [`ChangeTracker::start`] loads the index saved by the previous run (`.obra/watch-index`), scans the tree (only
+//! files whose size or modification time differ from the index are hashed again) and reports what changed while
+//! no agent ran. It then watches every non-ignored directory. [`ChangeTracker::take`] waits for the debounce
+//! window, rehashes only the paths that had events (and walks directories that appeared) and returns the changes
+//! with their content hashes before and after. Without a watcher (`workspace.watch: false`, or too few inotify
+//! watches) `take` rescans the whole tree against the index instead.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use notify::{RecursiveMode, Watcher as _};
+use sha2::{Digest, Sha256};
+
+use crate::config::WorkspaceConfig;
+use crate::contract::{ChangeKind, FileChange};
+
+/// Directories never tracked: version control and Obra's own state.
+const ALWAYS_IGNORED: &[&str] = &[".git", ".obra"];
+/// Where the index is kept between runs, relative to the workspace root.
+const INDEX_FILE: &str = ".obra/watch-index";
+/// The file written to flush the watcher's event queue, relative to the workspace root.
+const FLUSH_FILE: &str = ".obra/watch-flush";
+/// How long to wait for the flush file's own event before relying on the quiet time alone.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+/// The longest `take` waits for the tree to become quiet.
+const MAX_SETTLE: Duration = Duration::from_secs(5);
+
+/// One changed file with its content hashes (lowercase hex SHA-256).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedChange {
+    /// The path, kind and size.
+    pub change: FileChange,
+    /// Content hash before the change; none for a created file.
+    pub hash_before: Option<String>,
+    /// Content hash after the change; none for a deleted file.
+    pub hash_after: Option<String>,
+}
+
+/// Size, modification time and content hash of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    size: u64,
+    mtime_ns: i128,
+    hash: [u8; 32],
+}
+
+/// Which paths are never tracked: `.git/`, `.obra/`, every `.gitignore` in the tree, `.obra/ignore` and
+/// `workspace.ignore`.
+#[derive(Debug)]
+pub struct IgnoreRules {
+    root: PathBuf,
+    global: Gitignore,
+    nested: BTreeMap<PathBuf, Gitignore>,
+}
+
+impl IgnoreRules {
+    /// The rules of `root`: `.obra/ignore`, the configured patterns and every `.gitignore` outside ignored
+    /// directories.
+    pub fn load(root: &Path, patterns: &[String]) -> Result<Self> {
+        let mut builder = GitignoreBuilder::new(root);
+        let obra_ignore = root.join(".obra").join("ignore");
+        if obra_ignore.is_file()
+            && let Some(error) = builder.add(&obra_ignore)
+        {
+            anyhow::bail!("cannot read {}: {error}; fix or remove the file", obra_ignore.display());
+        }
+        for pattern in patterns {
+            builder
+                .add_line(None, pattern)
+                .with_context(|| format!("workspace.ignore: `{pattern}` is not a valid gitignore pattern"))?;
+        }
+        let global = builder.build().context("cannot build the workspace ignore rules")?;
+        let mut rules = Self { root: root.to_path_buf(), global, nested: BTreeMap::new() };
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            rules.add_gitignore(&dir);
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) && !rules.is_ignored(&path, true) {
+                    stack.push(path);
+                }
+            }
+        }
+        Ok(rules)
+    }
+
+    fn add_gitignore(&mut self, dir: &Path) {
+        let file = dir.join(".gitignore");
+        if file.is_file() {
+            let (gitignore, _) = Gitignore::new(&file);
+            self.nested.insert(dir.to_path_buf(), gitignore);
+        }
+    }
+
+    /// Whether the absolute `path` (a directory when `is_dir`) is ignored, itself or through a parent directory.
+    pub fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
+        let Ok(rel) = path.strip_prefix(&self.root) else { return true };
+        if rel.as_os_str().is_empty() {
+            return false;
+        }
+        if rel.components().next().is_some_and(|c| ALWAYS_IGNORED.iter().any(|s| c.as_os_str() == *s)) {
+            return true;
+        }
+        if self.global.matched_path_or_any_parents(rel, is_dir).is_ignore() {
+            return true;
+        }
+        // Deeper .gitignore files are asked last and win, as in git.
+        let mut ignored = false;
+        for (dir, gitignore) in &self.nested {
+            if path.starts_with(dir) && path != dir {
+                let m = gitignore.matched_path_or_any_parents(path, is_dir);
+                if m.is_ignore() {
+                    ignored = true;
+                } else if m.is_whitelist() {
+                    ignored = false;
+                }
+            }
+        }
+        ignored
+    }
+}
+
+/// Events seen by the watcher since the last [`ChangeTracker::take`].
+#[derive(Debug, Default)]
+struct Pending {
+    paths: BTreeSet<PathBuf>,
+    last_event: Option<Instant>,
+    flushed: bool,
+    error: Option<String>,
+}
+
+/// Tracks the changes made to a workspace tree (see the module documentation).
+pub struct ChangeTracker {
+    root: PathBuf,
+    rules: IgnoreRules,
+    index: BTreeMap<String, Entry>,
+    debounce: Duration,
+    watcher: Option<(notify::RecommendedWatcher, Arc<Mutex<Pending>>)>,
+    /// Why the tree is rescanned instead of watched, if it is.
+    pub fallback_reason: Option<String>,
+}
+
+impl ChangeTracker {
+    /// Scan `root` against the index saved by the previous run, save the new index and start watching (when
+    /// `config.watch`). Returns the tracker and the changes made since the previous run's index was saved (none
+    /// when there was no saved index).
+    pub fn start(root: &Path, config: &WorkspaceConfig) -> Result<(Self, Vec<TrackedChange>)> {
+        let rules = IgnoreRules::load(root, &config.ignore)?;
+        let saved = load_index(&root.join(INDEX_FILE));
+        let mut tracker = Self {
+            root: root.to_path_buf(),
+            rules,
+            index: saved.clone().unwrap_or_default(),
+            debounce: Duration::from_millis(config.debounce_ms),
+            watcher: None,
+            fallback_reason: None,
+        };
+        let offline = tracker.rescan()?;
+        let offline = if saved.is_some() { offline } else { Vec::new() };
+        if config.watch {
+            match tracker.watch() {
+                Ok(watcher) => tracker.watcher = Some(watcher),
+                Err(reason) => tracker.fallback_reason = Some(reason),
+            }
+        } else {
+            tracker.fallback_reason = Some("workspace.watch is false".into());
+        }
+        tracker.save_index();
+        Ok((tracker, offline))
+    }
+
+    /// Whether a watcher runs (false: `take` rescans the tree).
+    pub fn is_watching(&self) -> bool {
+        self.watcher.is_some()
+    }
+
+    /// Number of files in the index.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether the index has no files.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn watch(&self) -> std::result::Result<(notify::RecommendedWatcher, Arc<Mutex<Pending>>), String> {
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let sink = pending.clone();
+        let flush_file = self.root.join(FLUSH_FILE);
+        let obra_dir = self.root.join(".obra");
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let mut pending = sink.lock().unwrap_or_else(|e| e.into_inner());
+            match event {
+                Ok(event) => {
+                    for path in event.paths {
+                        if path == flush_file {
+                            pending.flushed = true;
+                        } else if !path.starts_with(&obra_dir) {
+                            // Obra's own files (the index, the store) are neither changes nor agent activity.
+                            pending.paths.insert(path);
+                            pending.last_event = Some(Instant::now());
+                        }
+                    }
+                }
+                Err(e) => pending.error = Some(e.to_string()),
+            }
+        })
+        .map_err(|e| format!("cannot start a file watcher ({e}); rescanning the tree after each run instead"))?;
+        let _ = std::fs::create_dir_all(self.root.join(".obra"));
+        let mut dirs = vec![self.root.clone(), self.root.join(".obra")];
+        dirs.extend(self.directories());
+        for dir in dirs {
+            if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                return Err(if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                    format!(
+                        "too few inotify watches for {} directories (fs.inotify.max_user_watches); raise it, e.g. \
+                         `sudo sysctl fs.inotify.max_user_watches=524288` (persist it in /etc/sysctl.d/), or ignore \
+                         large directories in workspace.ignore; rescanning the tree after each run instead",
+                        self.directories().len() + 2
+                    )
+                } else {
+                    format!("cannot watch {} ({e}); rescanning the tree after each run instead", dir.display())
+                });
+            }
+        }
+        Ok((watcher, pending))
+    }
+
+    /// Every non-ignored directory below the root, from the index's paths and the tree.
+    fn directories(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_dir()) && !self.rules.is_ignored(&path, true) {
+                    dirs.push(path.clone());
+                    stack.push(path);
+                }
+            }
+        }
+        dirs
+    }
+
+    /// The changes since the previous `take` (or `start`), sorted by path; the index is updated (and saved when
+    /// the tracker is dropped).
+    /// With a watcher: waits until no event came for the debounce window (after flushing the event queue with a
+    /// write to `.obra/watch-flush`), then rehashes the paths that had events. Without: rescans the tree.
+    pub fn take(&mut self) -> Result<Vec<TrackedChange>> {
+        let Some((watcher, pending)) = &mut self.watcher else {
+            return self.rescan();
+        };
+        let flush_file = self.root.join(FLUSH_FILE);
+        let _ = std::fs::write(&flush_file, format!("{:?}", Instant::now()));
+        let started = Instant::now();
+        loop {
+            std::thread::sleep(self.debounce.clamp(Duration::from_millis(1), Duration::from_millis(10)));
+            let p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            let quiet = p.last_event.is_none_or(|t| t.elapsed() >= self.debounce);
+            let flushed = p.flushed || started.elapsed() >= FLUSH_WAIT;
+            if (quiet && flushed) || started.elapsed() >= MAX_SETTLE {
+                break;
+            }
+        }
+        let (paths, error) = {
+            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            p.flushed = false;
+            p.last_event = None;
+            (std::mem::take(&mut p.paths), p.error.take())
+        };
+        if let Some(error) = error {
+            // Events may have been lost (e.g. the kernel's queue overflowed): only a full rescan is sure.
+            tracing::warn!("file watcher error ({error}); rescanning the tree");
+            return self.rescan();
+        }
+        let mut candidates = BTreeSet::new();
+        for path in paths {
+            if self.rules.is_ignored(&path, path.is_dir()) {
+                continue;
+            }
+            if path.is_dir() {
+                // A directory that appeared or changed: watch it and look at everything in it.
+                let _ = watcher.watch(&path, RecursiveMode::NonRecursive);
+                let mut stack = vec![path];
+                while let Some(dir) = stack.pop() {
+                    let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                    for entry in entries.flatten() {
+                        let p = entry.path();
+                        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                        if self.rules.is_ignored(&p, is_dir) {
+                            continue;
+                        }
+                        if is_dir {
+                            let _ = watcher.watch(&p, RecursiveMode::NonRecursive);
+                            stack.push(p);
+                        } else {
+                            candidates.insert(p);
+                        }
+                    }
+                }
+                continue;
+            }
+            if !path.exists() {
+                // A deleted directory takes everything indexed below it.
+                let prefix = format!("{}/", relative(&self.root, &path));
+                candidates.extend(
+                    self.index.keys().filter(|k| k.starts_with(&prefix)).map(|k| self.root.join(k)).collect::<Vec<_>>(),
+                );
+            }
+            candidates.insert(path);
+        }
+        let mut changes = Vec::new();
+        for path in candidates {
+            let rel = self.relative(&path);
+            let now = match std::fs::symlink_metadata(&path) {
+                Ok(meta) if !meta.is_dir() => Some(entry_of(&path, &meta, None)?),
+                _ => None,
+            };
+            if let Some(change) = self.update(rel, now) {
+                changes.push(change);
+            }
+        }
+        changes.sort_by(|a, b| a.change.path.cmp(&b.change.path));
+        Ok(changes)
+    }
+
+    /// Scan the whole tree against the index (rehashing files whose size or modification time changed), update
+    /// the index and return the differences.
+    fn rescan(&mut self) -> Result<Vec<TrackedChange>> {
+        let mut seen = BTreeSet::new();
+        let mut changes = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+            for entry in entries {
+                let entry = entry?;
+                let path = entry.path();
+                let is_dir = entry.file_type()?.is_dir();
+                if self.rules.is_ignored(&path, is_dir) {
+                    continue;
+                }
+                if is_dir {
+                    stack.push(path);
+                    continue;
+                }
+                let rel = self.relative(&path);
+                let meta = std::fs::symlink_metadata(&path)?;
+                let now = entry_of(&path, &meta, self.index.get(&rel))?;
+                seen.insert(rel.clone());
+                if let Some(change) = self.update(rel, Some(now)) {
+                    changes.push(change);
+                }
+            }
+        }
+        let gone: Vec<String> = self.index.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+        for rel in gone {
+            if let Some(change) = self.update(rel, None) {
+                changes.push(change);
+            }
+        }
+        changes.sort_by(|a, b| a.change.path.cmp(&b.change.path));
+        Ok(changes)
+    }
+
+    /// Record `now` (none: the file is gone) for `rel`; the change against the index, if any.
+    fn update(&mut self, rel: String, now: Option<Entry>) -> Option<TrackedChange> {
+        let before = self.index.get(&rel).copied();
+        let (kind, size) = match (before, now) {
+            (None, None) => return None,
+            (None, Some(n)) => (ChangeKind::Created, Some(n.size)),
+            (Some(_), None) => (ChangeKind::Deleted, None),
+            (Some(b), Some(n)) if b.hash == n.hash => {
+                self.index.insert(rel, n);
+                return None;
+            }
+            (Some(_), Some(n)) => (ChangeKind::Modified, Some(n.size)),
+        };
+        match now {
+            Some(n) => self.index.insert(rel.clone(), n),
+            None => self.index.remove(&rel),
+        };
+        Some(TrackedChange {
+            change: FileChange { path: rel, kind, size },
+            hash_before: before.map(|b| hex(&b.hash)),
+            hash_after: now.map(|n| hex(&n.hash)),
+        })
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        relative(&self.root, path)
+    }
+
+    /// Save the index for the next run; a failure only costs a full rehash next time.
+    fn save_index(&self) {
+        let mut text = String::with_capacity(self.index.len() * 100);
+        for (path, e) in &self.index {
+            text.push_str(&format!("{} {} {} {}\n", hex(&e.hash), e.size, e.mtime_ns, path));
+        }
+        let file = self.root.join(INDEX_FILE);
+        let tmp = file.with_extension("tmp");
+        let saved = std::fs::create_dir_all(self.root.join(".obra"))
+            .and_then(|_| std::fs::write(&tmp, text))
+            .and_then(|_| std::fs::rename(&tmp, &file));
+        if let Err(e) = saved {
+            tracing::warn!("cannot save the workspace index {}: {e}", file.display());
+        }
+    }
+}
+
+impl Drop for ChangeTracker {
+    /// Save the index, so the next start reports only what changed after this tracker's last take.
+    fn drop(&mut self) {
+        self.save_index();
+    }
+}
+
+/// The index entry of a file (a symbolic link: of its target text); the hash is reused from `known` when the
+/// size and modification time are unchanged.
+fn entry_of(path: &Path, meta: &std::fs::Metadata, known: Option<&Entry>) -> Result<Entry> {
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(-1);
+    if let Some(k) = known
+        && k.size == meta.len()
+        && k.mtime_ns == mtime_ns
+        && mtime_ns >= 0
+    {
+        return Ok(*k);
+    }
+    let (size, hash) = if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path)?;
+        let text = target.to_string_lossy();
+        (text.len() as u64, Sha256::digest(text.as_bytes()).into())
+    } else {
+        hash_file(path)?
+    };
+    Ok(Entry { size, mtime_ns, hash })
+}
+
+fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, hasher.finalize().into()))
+}
+
+/// `path` relative to `root`, `/`-separated.
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(i * 2..i * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The saved index; none when there is none or it cannot be read (then nothing is reported as changed offline).
+fn load_index(file: &Path) -> Option<BTreeMap<String, Entry>> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let mut index = BTreeMap::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let hash = unhex(parts.next()?)?;
+        let size = parts.next()?.parse().ok()?;
+        let mtime_ns = parts.next()?.parse().ok()?;
+        index.insert(parts.next()?.to_string(), Entry { size, mtime_ns, hash });
+    }
+    Some(index)
+}
+
+/// A [`ChangeTracker`] for async code: its blocking work runs on tokio's blocking pool, and it remembers every
+/// take so the changes of a whole agent run (all its attempts) can be had at the end.
+pub struct Tracking {
+    tracker: Option<ChangeTracker>,
+    takes: Vec<Vec<TrackedChange>>,
+}
+
+impl Tracking {
+    /// Start tracking `root`; also returns progress lines to show: the changes made since the previous agent run
+    /// and why the tree is rescanned instead of watched, if it is.
+    pub async fn start(root: &Path, config: &WorkspaceConfig) -> Result<(Self, Vec<String>)> {
+        let (root, config) = (root.to_path_buf(), config.clone());
+        let (tracker, offline) =
+            tokio::task::spawn_blocking(move || ChangeTracker::start(&root, &config)).await.context("tracker")??;
+        let mut notes = Vec::new();
+        if let Some(reason) = &tracker.fallback_reason
+            && config_watch_was_asked(reason)
+        {
+            notes.push(reason.clone());
+        }
+        if !offline.is_empty() {
+            let listed: Vec<String> =
+                offline.iter().take(10).map(|c| format!("{} ({})", c.change.path, c.change.kind.as_str())).collect();
+            let more = if offline.len() > 10 { format!(" and {} more", offline.len() - 10) } else { String::new() };
+            notes.push(format!(
+                "{} file(s) changed outside agent runs since the last one: {}{more}",
+                offline.len(),
+                listed.join(", ")
+            ));
+        }
+        Ok((Self { tracker: Some(tracker), takes: Vec::new() }, notes))
+    }
+
+    /// The changes since the previous take (see [`ChangeTracker::take`]).
+    pub async fn take(&mut self) -> Result<Vec<TrackedChange>> {
+        let mut tracker = self.tracker.take().context("the change tracker was lost after a failure")?;
+        let (tracker, changes) = tokio::task::spawn_blocking(move || {
+            let changes = tracker.take();
+            (tracker, changes)
+        })
+        .await
+        .context("tracker")?;
+        self.tracker = Some(tracker);
+        let changes = changes?;
+        self.takes.push(changes.clone());
+        Ok(changes)
+    }
+
+    /// All changes since the start, as one set (see [`combine`]).
+    pub fn total(&self) -> Vec<FileChange> {
+        combine(&self.takes).into_iter().map(|c| c.change).collect()
+    }
+}
+
+/// Whether a fallback reason is worth showing: not when the configuration asked for no watching.
+fn config_watch_was_asked(reason: &str) -> bool {
+    !reason.starts_with("workspace.watch is false")
+}
+
+/// The changes of several consecutive takes as one: the first hash before and the last hash after of each path;
+/// a path back to its first content drops out.
+pub fn combine(takes: &[Vec<TrackedChange>]) -> Vec<TrackedChange> {
+    let mut by_path: BTreeMap<String, TrackedChange> = BTreeMap::new();
+    for change in takes.iter().flatten() {
+        match by_path.get_mut(&change.change.path) {
+            None => {
+                by_path.insert(change.change.path.clone(), change.clone());
+            }
+            Some(first) => {
+                first.hash_after = change.hash_after.clone();
+                first.change.size = change.change.size;
+            }
+        }
+    }
+    by_path
+        .into_values()
+        .filter_map(|mut c| {
+            c.change.kind = match (&c.hash_before, &c.hash_after) {
+                (None, None) => return None,
+                (Some(b), Some(a)) if b == a => return None,
+                (None, Some(_)) => ChangeKind::Created,
+                (Some(_), None) => ChangeKind::Deleted,
+                (Some(_), Some(_)) => ChangeKind::Modified,
+            };
+            Some(c)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(watch: bool, ignore: &[&str]) -> WorkspaceConfig {
+        WorkspaceConfig { watch, debounce_ms: 50, ignore: ignore.iter().map(|s| s.to_string()).collect() }
+    }
+
+    fn kinds(changes: &[TrackedChange]) -> Vec<(&str, ChangeKind)> {
+        changes.iter().map(|c| (c.change.path.as_str(), c.change.kind)).collect()
+    }
+
+    #[test]
+    fn ignore_rules_cover_nested_gitignores_obra_ignore_config_and_always_ignored_dirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub/deep")).unwrap();
+        std::fs::create_dir_all(root.join(".obra")).unwrap();
+        std::fs::write(root.join(".gitignore"), "*.log\n").unwrap();
+        std::fs::write(root.join("sub/.gitignore"), "build/\n!keep.log\n").unwrap();
+        std::fs::write(root.join(".obra/ignore"), "secret.txt\n").unwrap();
+        let rules = IgnoreRules::load(root, &["*.tmp".to_string()]).unwrap();
+        let ignored = |p: &str, d: bool| rules.is_ignored(&root.join(p), d);
+        assert!(ignored("a.log", false));
+        assert!(ignored("sub/deep/b.log", false));
+        assert!(!ignored("sub/keep.log", false));
+        assert!(ignored("sub/build", true));
+        assert!(ignored("sub/build/x.rs", false));
+        assert!(!ignored("build/x.rs", false));
+        assert!(ignored("secret.txt", false));
+        assert!(ignored("sub/x.tmp", false));
+        assert!(ignored(".git/HEAD", false));
+        assert!(ignored(".obra/obra.db", false));
+        assert!(!ignored("sub/deep/main.rs", false));
+    }
+
+    #[test]
+    fn watcher_coalesces_create_and_modify_and_sees_deletes_renames_and_new_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join(".gitignore"), "*.log\n").unwrap();
+        std::fs::write(root.join("old.txt"), "old").unwrap();
+        std::fs::write(root.join("gone.txt"), "bye").unwrap();
+        std::fs::write(root.join("edit.txt"), "v1").unwrap();
+        let (mut tracker, offline) = ChangeTracker::start(root, &config(true, &[])).unwrap();
+        assert!(offline.is_empty(), "no saved index yet: {offline:?}");
+        assert!(tracker.is_watching(), "{:?}", tracker.fallback_reason);
+        std::fs::write(root.join("new.txt"), "a").unwrap();
+        std::fs::write(root.join("new.txt"), "ab").unwrap();
+        std::fs::remove_file(root.join("gone.txt")).unwrap();
+        std::fs::rename(root.join("old.txt"), root.join("renamed.txt")).unwrap();
+        std::fs::write(root.join("edit.txt"), "v2").unwrap();
+        std::fs::write(root.join("noise.log"), "x").unwrap();
+        std::fs::create_dir_all(root.join("pkg/inner")).unwrap();
+        std::fs::write(root.join("pkg/inner/lib.rs"), "fn f() {}").unwrap();
+        let changes = tracker.take().unwrap();
+        assert_eq!(
+            kinds(&changes),
+            vec![
+                ("edit.txt", ChangeKind::Modified),
+                ("gone.txt", ChangeKind::Deleted),
+                ("new.txt", ChangeKind::Created),
+                ("old.txt", ChangeKind::Deleted),
+                ("pkg/inner/lib.rs", ChangeKind::Created),
+                ("renamed.txt", ChangeKind::Created),
+            ]
+        );
+        let new = &changes[2];
+        assert_eq!(new.change.size, Some(2));
+        assert_eq!(new.hash_before, None);
+        assert_eq!(new.hash_after.as_deref(), Some(hex(&Sha256::digest(b"ab")).as_str()));
+        let edit = &changes[0];
+        assert_eq!(edit.hash_before.as_deref(), Some(hex(&Sha256::digest(b"v1")).as_str()));
+        // A second take sees only what happened since the first, also inside the new directory.
+        std::fs::write(root.join("pkg/inner/lib.rs"), "fn g() {}").unwrap();
+        assert_eq!(kinds(&tracker.take().unwrap()), vec![("pkg/inner/lib.rs", ChangeKind::Modified)]);
+        assert!(tracker.take().unwrap().is_empty());
+    }
+
+    #[test]
+    fn changes_made_between_runs_are_found_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), "1").unwrap();
+        std::fs::write(root.join("b.txt"), "1").unwrap();
+        drop(ChangeTracker::start(root, &config(false, &[])).unwrap());
+        std::fs::write(root.join("a.txt"), "22").unwrap();
+        std::fs::remove_file(root.join("b.txt")).unwrap();
+        std::fs::write(root.join("c.txt"), "3").unwrap();
+        let (_, offline) = ChangeTracker::start(root, &config(true, &[])).unwrap();
+        assert_eq!(
+            kinds(&offline),
+            vec![("a.txt", ChangeKind::Modified), ("b.txt", ChangeKind::Deleted), ("c.txt", ChangeKind::Created)]
+        );
+    }
+
+    #[test]
+    fn without_watching_take_rescans_and_skips_configured_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (mut tracker, _) = ChangeTracker::start(root, &config(false, &["out/"])).unwrap();
+        assert!(!tracker.is_watching());
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        std::fs::write(root.join("out/x.bin"), "x").unwrap();
+        std::fs::write(root.join("main.rs"), "fn main() {}").unwrap();
+        assert_eq!(kinds(&tracker.take().unwrap()), vec![("main.rs", ChangeKind::Created)]);
+    }
+
+    #[test]
+    fn combine_keeps_first_before_and_last_after_and_drops_round_trips() {
+        let t = |path: &str, kind, before: Option<&str>, after: Option<&str>| TrackedChange {
+            change: FileChange { path: path.into(), kind, size: after.map(|_| 1) },
+            hash_before: before.map(String::from),
+            hash_after: after.map(String::from),
+        };
+        let first =
+            vec![t("a", ChangeKind::Created, None, Some("1")), t("b", ChangeKind::Modified, Some("1"), Some("2"))];
+        let second = vec![
+            t("a", ChangeKind::Modified, Some("1"), Some("2")),
+            t("b", ChangeKind::Modified, Some("2"), Some("1")),
+        ];
+        let combined = combine(&[first, second]);
+        assert_eq!(kinds(&combined), vec![("a", ChangeKind::Created)]);
+        assert_eq!(combined[0].hash_after.as_deref(), Some("2"));
+    }
+}

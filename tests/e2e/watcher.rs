@@ -1,0 +1,121 @@
+//! The file watcher (ADR 25) under the REAL claude CLI: the changes recorded for an agent run are the files the
+//! CLI's tools wrote (with sizes and content hashes), ignored paths are not recorded, and a change made between
+//! two runs, while Obra was not running, is reported at the start of the next run and not charged to the agent.
+
+mod common;
+
+use std::path::Path;
+
+use common::claude::{opinion, setup, show};
+use common::{Project, text};
+use obra_testkit::{AnthropicReply, FakeAnthropic, FakeOllama};
+use serde_json::Value;
+
+/// The lowercase hex SHA-256 of `bytes`, from coreutils' `sha256sum`.
+fn sha256(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("sha256sum (coreutils) is installed");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
+/// One recorded change: `(path, kind, size, hash_before, hash_after)`.
+type Recorded = (String, String, Option<i64>, Option<String>, Option<String>);
+
+/// Every recorded change of the task's interactions, in order.
+fn changes(project: &Project, id: i64) -> Vec<Recorded> {
+    let shown = show(project, id);
+    let mut out = Vec::new();
+    for interaction in shown["interactions"].as_array().unwrap() {
+        for c in interaction["changes"].as_array().unwrap() {
+            let s = |v: &Value| v.as_str().map(String::from);
+            out.push((
+                s(&c["path"]).unwrap(),
+                s(&c["kind"]).unwrap(),
+                c["size"].as_i64(),
+                s(&c["hash_before"]),
+                s(&c["hash_after"]),
+            ));
+        }
+    }
+    out
+}
+
+/// Let the agent run Bash (the default acceptEdits mode only lets it edit files).
+fn allow_bash(project: &Project) {
+    let file = project.path().join(".obra/config.yaml");
+    let config = std::fs::read_to_string(&file).unwrap();
+    let config = config.replace(
+        "    max_turns: 5\n",
+        "    max_turns: 5\n    extra_args: [\"--allowedTools\", \"Bash,Write,Read,Edit\"]\n",
+    );
+    std::fs::write(&file, config).unwrap();
+}
+
+fn write(root: &Path, path: &str, content: &str) {
+    std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+    std::fs::write(root.join(path), content).unwrap();
+}
+
+#[test]
+fn recorded_changes_match_what_the_real_cli_wrote_ignored_paths_are_left_out_and_offline_changes_are_reported() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::write_file("src/lib.rs", "pub fn answer() -> u32 { 42 }\n"),
+        AnthropicReply::bash(
+            "rm README.md && printf 'v2' > data.txt && echo noise > build.log && mkdir -p scratch \
+             && echo x > scratch/tmp.txt && echo secret > private.key",
+        ),
+        AnthropicReply::text("Wrote src/lib.rs and updated data.txt."),
+        AnthropicReply::write_file("second.txt", "2\n"),
+        AnthropicReply::text("Wrote second.txt."),
+    ]);
+    let ollama = FakeOllama::start([opinion(0.95, "done"), opinion(0.95, "done")]);
+    let extra = "workspace:\n  debounce_ms: 30\n  ignore: [\"scratch/\"]\n";
+    let Some((project, _env)) = setup(&anthropic, &ollama, "true", extra) else { return };
+    allow_bash(&project);
+    let root = project.path();
+    write(root, ".gitignore", "*.log\n");
+    write(root, ".obra/ignore", "*.key\n");
+    write(root, "data.txt", "v1");
+
+    let first = project.create_task("Write lib", "Write src/lib.rs and update data.txt");
+    let out = project.obra(&["task", "execute", &first.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The real CLI did write everything, ignored files included.
+    assert_eq!(std::fs::read_to_string(root.join("data.txt")).unwrap(), "v2");
+    assert!(
+        root.join("build.log").exists() && root.join("scratch/tmp.txt").exists() && root.join("private.key").exists()
+    );
+
+    let lib = "pub fn answer() -> u32 { 42 }\n";
+    assert_eq!(
+        changes(&project, first),
+        vec![
+            ("README.md".into(), "deleted".into(), None, Some(sha256(b"# scratch\n")), None),
+            ("data.txt".into(), "modified".into(), Some(2), Some(sha256(b"v1")), Some(sha256(b"v2"))),
+            ("src/lib.rs".into(), "created".into(), Some(lib.len() as i64), None, Some(sha256(lib.as_bytes()))),
+        ]
+    );
+    let shown = project.obra(&["task", "show", &first.to_string()]);
+    let shown = String::from_utf8_lossy(&shown.stdout).to_string();
+    let short = |h: String| h[..8].to_string();
+    assert!(
+        shown.contains(&format!("modified data.txt 2 B {}→{}", short(sha256(b"v1")), short(sha256(b"v2")))),
+        "{shown}"
+    );
+
+    // While Obra is not running, someone edits data.txt; the next run reports it and does not charge it.
+    write(root, "data.txt", "edited by hand");
+    let second = project.create_task("Second", "Write second.txt");
+    let out = project.obra(&["task", "execute", &second.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("changed outside agent runs") && all.contains("data.txt (modified)"), "{all}");
+    let recorded: Vec<String> = changes(&project, second).into_iter().map(|c| c.0).collect();
+    assert_eq!(recorded, vec!["second.txt".to_string()]);
+}
