@@ -220,6 +220,15 @@ fn agent_fix(agent: &str) -> String {
         "claude-code" => "install Claude Code (`npm install -g @anthropic-ai/claude-code`), make sure `claude` is on \
                           PATH, and log in (`claude`) or set ANTHROPIC_API_KEY"
             .into(),
+        "codex" => "install the Codex CLI (`npm install -g @openai/codex`), make sure `codex` is on PATH, and run \
+                    `codex login` or set OPENAI_API_KEY"
+            .into(),
+        "aider" => "install Aider (`python3 -m pip install aider-chat`, or tests/install-agent-clis.sh), make sure \
+                    `aider` is on PATH, and set the model provider's API key (e.g. OPENAI_API_KEY)"
+            .into(),
+        "command" => {
+            "set agents.command.program and grant it in plugins.grants.command.commands (docs/agents.md)".into()
+        }
         other => format!("check the {other} plugin's program and its grant (plugins.grants.{other})"),
     }
 }
