@@ -14,6 +14,7 @@ pub mod config;
 pub mod output;
 
 use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
+use obra_plugin_sdk::process::Flow;
 use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress};
 
 use config::Config;
@@ -65,50 +66,25 @@ impl Agent for Aider {
             cmd = cmd.env(k, v);
         }
         let child = cmd.spawn().context("starting aider")?;
-
         let mut parser = OutputParser::new();
-        let mut timed_out = false;
-        let mut stopped = false;
-        loop {
-            match child.next_line() {
-                Ok(Some(line)) => {
-                    for message in parser.feed(&line) {
-                        progress(&message);
-                    }
-                    if parser.retries_of_current_error() > cfg.api_retries {
-                        log::info("stopping aider: it is retrying an API error past `api_retries`");
-                        child.kill();
-                        stopped = true;
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(PluginError::Timeout(msg)) => {
-                    log::warn(&format!("aider hit its time limit: {msg}"));
-                    timed_out = true;
-                    break;
-                }
-                Err(err) => {
-                    child.kill();
-                    return Err(err.context("reading aider's output"));
-                }
+        let ended = child.read_to_end("aider", request.timeout_ms, |line| {
+            for message in parser.feed(line) {
+                progress(&message);
             }
-        }
-        let end = match child.wait() {
-            Ok(out) => ProcessEnd {
-                exit_code: out.exit_code,
-                signal: out.signal,
-                timed_out: timed_out || out.timed_out,
-                stopped,
-                stderr: out.stderr,
-                duration_ms: out.duration_ms,
-                timeout_ms: request.timeout_ms,
-            },
-            Err(err) if timed_out || stopped => {
-                log::warn(&format!("waiting for aider after stopping it: {}", err.message()));
-                ProcessEnd { timed_out, stopped, timeout_ms: request.timeout_ms, ..ProcessEnd::default() }
+            if parser.retries_of_current_error() > cfg.api_retries {
+                log::info("stopping aider: it is retrying an API error past `api_retries`");
+                return Flow::Stop;
             }
-            Err(err) => return Err(err.context("waiting for aider")),
+            Flow::Continue
+        })?;
+        let end = ProcessEnd {
+            exit_code: ended.exit_code,
+            signal: ended.signal,
+            timed_out: ended.timed_out,
+            stopped: ended.stopped,
+            stderr: ended.stderr,
+            duration_ms: ended.duration_ms,
+            timeout_ms: request.timeout_ms,
         };
         Ok(parser.finish(&end))
     }

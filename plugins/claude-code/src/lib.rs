@@ -15,6 +15,7 @@ pub mod stream;
 mod fixtures;
 
 use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
+use obra_plugin_sdk::process::Flow;
 use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress};
 
 use config::Config;
@@ -87,48 +88,21 @@ impl Agent for ClaudeCode {
             cmd = cmd.env(k, v);
         }
         let child = cmd.spawn().context("starting claude")?;
-
         let mut parser = StreamParser::new(&request.workspace);
-        let mut timed_out = false;
-        loop {
-            match child.next_line() {
-                Ok(Some(line)) => {
-                    for message in parser.feed(&line) {
-                        progress(&message);
-                    }
-                }
-                Ok(None) => break,
-                Err(PluginError::Timeout(msg)) => {
-                    log::warn(&format!("claude hit its time limit: {msg}"));
-                    timed_out = true;
-                    break;
-                }
-                Err(err) => {
-                    child.kill();
-                    return Err(err.context("reading claude's output"));
-                }
+        let ended = child.read_to_end("claude", request.timeout_ms, |line| {
+            for message in parser.feed(line) {
+                progress(&message);
             }
-        }
-        let end = match child.wait() {
-            Ok(out) => ProcessEnd {
-                exit_code: out.exit_code,
-                signal: out.signal,
-                timed_out: timed_out || out.timed_out,
-                stderr: out.stderr,
-                duration_ms: out.duration_ms,
-                timeout_ms: request.timeout_ms,
-                ended_at_ms: unix_ms(),
-            },
-            Err(err) if timed_out => {
-                log::warn(&format!("waiting for claude after its time limit: {}", err.message()));
-                ProcessEnd {
-                    timed_out: true,
-                    duration_ms: request.timeout_ms,
-                    timeout_ms: request.timeout_ms,
-                    ..ProcessEnd::default()
-                }
-            }
-            Err(err) => return Err(err.context("waiting for claude")),
+            Flow::Continue
+        })?;
+        let end = ProcessEnd {
+            exit_code: ended.exit_code,
+            signal: ended.signal,
+            timed_out: ended.timed_out,
+            stderr: ended.stderr,
+            duration_ms: ended.duration_ms,
+            timeout_ms: request.timeout_ms,
+            ended_at_ms: unix_ms(),
         };
         let normalised = parser.finish(&end);
         for warning in &normalised.warnings {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod events;
 
 use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
+use obra_plugin_sdk::process::Flow;
 use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, kv, log, process, progress};
 
 use config::Config;
@@ -69,37 +70,18 @@ impl Agent for Codex {
         }
         let child = cmd.spawn().context("starting codex")?;
         let mut reader = EventReader::new();
-        let mut timed_out = false;
-        loop {
-            match child.next_line() {
-                Ok(Some(line)) => {
-                    if let Some(message) = reader.feed(&line) {
-                        progress(&message);
-                    }
-                }
-                Ok(None) => break,
-                Err(PluginError::Timeout(_)) => {
-                    timed_out = true;
-                    break;
-                }
-                Err(e) => {
-                    child.kill();
-                    return Err(e.context("reading codex's output"));
-                }
+        let ended = child.read_to_end("codex", request.timeout_ms, |line| {
+            if let Some(message) = reader.feed(line) {
+                progress(&message);
             }
-        }
-        let end = match child.wait() {
-            Ok(out) => ProcessEnd {
-                exit_code: out.exit_code,
-                signal: out.signal,
-                timed_out: timed_out || out.timed_out,
-                stderr: out.stderr,
-                duration_ms: out.duration_ms,
-            },
-            Err(_) if timed_out => {
-                ProcessEnd { timed_out: true, duration_ms: request.timeout_ms, ..ProcessEnd::default() }
-            }
-            Err(e) => return Err(e.context("waiting for codex")),
+            Flow::Continue
+        })?;
+        let end = ProcessEnd {
+            exit_code: ended.exit_code,
+            signal: ended.signal,
+            timed_out: ended.timed_out,
+            stderr: ended.stderr,
+            duration_ms: ended.duration_ms,
         };
         for warning in &reader.warnings {
             log::warn(&format!("codex: {warning}"));

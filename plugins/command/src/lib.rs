@@ -12,6 +12,7 @@ pub mod config;
 pub mod outcome;
 
 use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
+use obra_plugin_sdk::process::Flow;
 use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress, workspace};
 
 use config::{Config, PromptVia, Values};
@@ -95,35 +96,18 @@ impl Agent for CommandAgent {
 fn run_child(cfg: &Config, cmd: &process::Command, timeout_ms: u64) -> Result<RunResult, PluginError> {
     let child = cmd.spawn().with_context(|| format!("starting {}", cfg.program))?;
     let mut collector = Collector::new();
-    let mut timed_out = false;
-    loop {
-        match child.next_line() {
-            Ok(Some(line)) => {
-                if let Some(message) = collector.feed(cfg, &line) {
-                    progress(&message);
-                }
-            }
-            Ok(None) => break,
-            Err(PluginError::Timeout(_)) => {
-                timed_out = true;
-                break;
-            }
-            Err(e) => {
-                child.kill();
-                return Err(e.context(format!("reading the output of {}", cfg.program)));
-            }
+    let ended = child.read_to_end(&cfg.program, timeout_ms, |line| {
+        if let Some(message) = collector.feed(cfg, line) {
+            progress(&message);
         }
-    }
-    let end = match child.wait() {
-        Ok(out) => End {
-            exit_code: out.exit_code,
-            signal: out.signal,
-            timed_out: timed_out || out.timed_out,
-            stderr: out.stderr,
-            duration_ms: out.duration_ms,
-        },
-        Err(_) if timed_out => End { timed_out: true, duration_ms: timeout_ms, ..End::default() },
-        Err(e) => return Err(e.context(format!("waiting for {}", cfg.program))),
+        Flow::Continue
+    })?;
+    let end = End {
+        exit_code: ended.exit_code,
+        signal: ended.signal,
+        timed_out: ended.timed_out,
+        stderr: ended.stderr,
+        duration_ms: ended.duration_ms,
     };
     if collector.bad_lines > 0 {
         log::warn(&format!("{} printed {} line(s) that are not JSON objects", cfg.program, collector.bad_lines));

@@ -244,6 +244,83 @@ impl Child {
     }
 }
 
+/// What a reader wants after a line of output (see [`Child::read_to_end`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on reading.
+    Continue,
+    /// Kill the child now and stop reading.
+    Stop,
+}
+
+/// How a child whose output was read to the end ended (see [`Child::read_to_end`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ended {
+    /// The exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
+    pub signal: Option<i32>,
+    /// Whether the host stopped it at its time limit.
+    pub timed_out: bool,
+    /// Whether the reader stopped it ([`Flow::Stop`]).
+    pub stopped: bool,
+    /// Its standard error (at most the output cap).
+    pub stderr: String,
+    /// How long it ran, in milliseconds.
+    pub duration_ms: u64,
+}
+
+impl Child {
+    /// Give every line of standard output to `on_line` (which may stop the child), then wait for the child.
+    /// A time limit passing while reading ends with `timed_out` (the host killed it); when waiting fails after
+    /// a stop or a timeout, `timeout_ms` stands in for the run time. Any other failure kills the child and is
+    /// returned with `what` (e.g. `"claude"`) in its context.
+    pub fn read_to_end(
+        &self,
+        what: &str,
+        timeout_ms: u64,
+        mut on_line: impl FnMut(&str) -> Flow,
+    ) -> Result<Ended, PluginError> {
+        let (mut timed_out, mut stopped) = (false, false);
+        loop {
+            match self.next_line() {
+                Ok(Some(line)) => {
+                    if on_line(&line) == Flow::Stop {
+                        self.kill();
+                        stopped = true;
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(PluginError::Timeout(msg)) => {
+                    crate::log::warn(&format!("{what} hit its time limit: {msg}"));
+                    timed_out = true;
+                    break;
+                }
+                Err(err) => {
+                    self.kill();
+                    return Err(err.context(format!("reading the output of {what}")));
+                }
+            }
+        }
+        match self.wait() {
+            Ok(out) => Ok(Ended {
+                exit_code: out.exit_code,
+                signal: out.signal,
+                timed_out: timed_out || out.timed_out,
+                stopped,
+                stderr: out.stderr,
+                duration_ms: out.duration_ms,
+            }),
+            Err(err) if timed_out || stopped => {
+                crate::log::warn(&format!("waiting for {what} after stopping it: {}", err.message()));
+                Ok(Ended { timed_out, stopped, duration_ms: timeout_ms, ..Ended::default() })
+            }
+            Err(err) => Err(err.context(format!("waiting for {what}"))),
+        }
+    }
+}
+
 /// Iterator over a [`Child`]'s output lines; see [`Child::lines`].
 #[derive(Debug)]
 pub struct Lines<'a> {
