@@ -58,7 +58,7 @@ impl Orchestrator {
                     }
                     let Some(task) = tasks.iter().find(|t| t.id == id) else { continue };
                     let wt = worktrees.add(id, &task.title)?;
-                    self.state().record_task_git(id, Some(&wt.branch), Some(&wt.base), None).await?;
+                    self.state().set_task_git(id, Some(&wt.branch), Some(&wt.base), None).await?;
                     observer.step(&Step::TaskPicked {
                         task_id: id,
                         title: task.title.clone(),
@@ -123,7 +123,7 @@ impl Orchestrator {
                     observer.step(&Step::Progress(format!("task {id} changed nothing: no merge")));
                 }
                 Integration::Merged { commit } => {
-                    self.state().record_task_git(id, None, None, Some(&commit)).await?;
+                    self.state().set_task_git(id, None, None, Some(&commit)).await?;
                     observer.step(&Step::Progress(format!(
                         "merged task {id} ({}) as {}",
                         wt.branch,

@@ -1,5 +1,5 @@
-//! Parallel tasks' git bookkeeping: the branch and base commit a task works on, the commit its work landed as,
-//! and pausing a completed task whose branch could not be merged.
+//! Pausing a completed task of a parallel run whose branch could not be merged (its branch, base and merge
+//! commit are recorded with `set_task_git`).
 
 use anyhow::{Result, bail};
 
@@ -10,32 +10,6 @@ use crate::state::TaskStatus;
 pub const MERGE_CONFLICT_RULE: &str = "merge-conflict";
 
 impl StateManager {
-    /// Record git facts of a task; `None` keeps what is stored.
-    pub async fn record_task_git(
-        &self,
-        task_id: i64,
-        branch: Option<&str>,
-        base_commit: Option<&str>,
-        commit: Option<&str>,
-    ) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE tasks SET git_branch = COALESCE($1, git_branch), git_base_commit = COALESCE($2, git_base_commit),
-             git_commit = COALESCE($3, git_commit), updated_at = $4 WHERE id = $5",
-        )
-        .bind(branch)
-        .bind(base_commit)
-        .bind(commit)
-        .bind(now())
-        .bind(task_id)
-        .execute(&self.pool)
-        .await
-        .db(self)?;
-        if done.rows_affected() == 0 {
-            bail!("task {task_id} does not exist");
-        }
-        Ok(())
-    }
-
     /// Pause a completed task whose work could not be merged back: status `paused` with `reason` and an open
     /// `merge-conflict` breakpoint on its last interaction, in one transaction. Returns the breakpoint's id.
     pub async fn pause_for_merge_conflict(&self, task_id: i64, reason: &str) -> Result<i64> {
