@@ -177,3 +177,41 @@ fn doctor_runs_the_configured_version_command() {
     let said = text(&project.obra(&["doctor"]));
     assert!(said.contains("ok    agent command") && said.contains("my-agent 1.2.3"), "{said}");
 }
+
+/// A script agent that misbehaves as `MODE` says: hangs, kills itself, or prints no JSON.
+fn with_misbehaving_agent(project: &mut Project) {
+    let bin = project.home().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = r#"#!/bin/sh
+case "$MY_AGENT_MODE" in
+  hang) sleep 60 ;;
+  crash) echo "starting"; kill -9 $$ ;;
+  garbage) echo "this is not JSON"; echo "neither is this" ;;
+esac
+"#;
+    let path = bin.join("my-agent");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sys_path = std::env::var("PATH").unwrap_or_default();
+    project.set_env("PATH", &format!("{}:{sys_path}", bin.display()));
+}
+
+#[test]
+fn a_hanging_a_crashing_and_a_garbage_printing_agent_are_told_apart() {
+    for (mode, outcome) in [("hang", "timeout"), ("crash", "crashed"), ("garbage", "unparseable")] {
+        let mut project = Project::new();
+        with_misbehaving_agent(&mut project);
+        project.set_env("MY_AGENT_MODE", mode);
+        let agent = "    args: [\"{prompt}\"]\n    output:\n      format: jsonl\n      summary_path: /result\n";
+        let cfg = config(agent, ", MY_AGENT_MODE").replace("timeout_secs: 60", "timeout_secs: 3");
+        project.write_config(&cfg);
+        let id = project.create_task("Misbehave", mode);
+        let out = project.obra(&["task", "execute", &id.to_string()]);
+        assert_ne!(out.status.code(), Some(0), "{mode}: {}", text(&out));
+        let shown = project.obra_json(&["task", "show", &id.to_string(), "--json"], 0);
+        let i = &shown["interactions"][0]["interaction"];
+        assert_eq!(i["outcome"], outcome, "{mode}: {shown}");
+        assert_ne!(shown["task"]["status"], "completed", "{mode}");
+        assert!(!i["summary"].as_str().unwrap_or("").is_empty(), "{mode}: a reason is stored");
+    }
+}
