@@ -390,10 +390,12 @@ impl Orchestrator {
         }
     }
 
-    /// Take the project's run lock (failing at once, naming the holder's pid, when another process has
+    /// Refuse to start when the project's repository is in the middle of a merge, rebase or the like; take
+    /// the project's run lock (failing at once, naming the holder's pid, when another process has
     /// it), then recover the tasks a killed process left `running`: they return to `pending` and resume
     /// their agent session. Hold the returned lock while executing tasks.
     pub async fn lock_for_running(&self, observer: &dyn LoopObserver) -> Result<lock::RunLock> {
+        crate::workspace::git::ensure_not_mid_operation(&self.root)?;
         let lock = lock::RunLock::acquire(&self.run_lock, &self.project.name)?;
         for task in self.state.recover_interrupted(self.project.id).await? {
             observer.step(&crate::engine::Step::Progress(format!(
@@ -410,6 +412,9 @@ impl Orchestrator {
         // Fail on a bad id before loading any plugin.
         self.task(task_id).await?;
         let _lock = self.lock_for_running(observer.as_ref()).await?;
+        if self.config.config.git.branch_per_task {
+            return self.execute_in_worktree(task_id, observer).await;
+        }
         self.execute_locked(task_id, observer).await
     }
 

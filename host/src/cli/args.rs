@@ -196,6 +196,10 @@ pub struct RunArgs {
 pub enum CheckpointCommand {
     /// List the project's checkpoints, newest first.
     List(CheckpointListArgs),
+    /// Show a checkpoint: its task, label and commit, and what changed since the checkpoint before it.
+    Show(CheckpointShowArgs),
+    /// The unified diff from a checkpoint to the working tree, or to another checkpoint.
+    Diff(CheckpointDiffArgs),
     /// Make the workspace what it was at a checkpoint, and its task pending again. A checkpoint of the
     /// current state is taken first, so a rollback can be undone.
     Rollback(CheckpointRollbackArgs),
@@ -208,6 +212,34 @@ pub struct CheckpointListArgs {
     #[arg(long, value_name = "ID")]
     pub task: Option<i64>,
     /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra checkpoint show`.
+#[derive(Debug, Args)]
+pub struct CheckpointShowArgs {
+    /// The checkpoint's id (see `obra checkpoint list`).
+    pub id: i64,
+    /// Also print the unified diff of what changed since the checkpoint before it.
+    #[arg(long, short = 'p')]
+    pub patch: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra checkpoint diff`.
+#[derive(Debug, Args)]
+pub struct CheckpointDiffArgs {
+    /// The checkpoint to compare from.
+    pub id: i64,
+    /// The checkpoint to compare to (default: the working tree as it is now).
+    pub to: Option<i64>,
+    /// Only the changed paths, not the patch.
+    #[arg(long)]
+    pub stat: bool,
+    /// Print JSON (the paths and the patch).
     #[arg(long)]
     pub json: bool,
 }

@@ -1,4 +1,5 @@
-//! `obra checkpoint ...`: the workspace snapshots taken before each agent run, and rolling back to one.
+//! `obra checkpoint ...`: the workspace snapshots taken before each agent run and when a task completes: list,
+//! show, diff, and rolling back to one.
 
 use std::process::ExitCode;
 
@@ -9,8 +10,8 @@ use super::args::{CheckpointCommand, GlobalArgs};
 use super::open_options;
 use super::output::{one_line, print_json};
 use crate::orchestrator::Orchestrator;
-use crate::state::{NewCheckpoint, TaskStatus};
-use crate::workspace::checkpoint::Checkpoints;
+use crate::state::{Checkpoint, NewCheckpoint, TaskStatus};
+use crate::workspace::checkpoint::{CheckpointDiff, Checkpoints};
 
 pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCode> {
     let obra = Orchestrator::open(open_options(g)).await?;
@@ -42,13 +43,89 @@ pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCo
             }
             Ok(ExitCode::SUCCESS)
         }
-        CheckpointCommand::Rollback(a) => {
-            let Some(checkpoint) = obra.state().checkpoint(a.id).await? else {
-                bail!("checkpoint {} does not exist; `obra checkpoint list` shows them", a.id);
+        CheckpointCommand::Show(a) => {
+            let checkpoint = find(&obra, a.id).await?;
+            // The checkpoint before it (of the project), or the commit it was taken on.
+            let list = obra.state().checkpoints(obra.project().id, None).await?;
+            let previous = list.iter().find(|c| c.id < checkpoint.id);
+            let from = match previous {
+                Some(p) => p.commit_sha.clone(),
+                None => format!("{}^", checkpoint.commit_sha),
             };
-            if checkpoint.project_id != obra.project().id {
-                bail!("checkpoint {} belongs to another project; add --project to choose it", a.id);
+            let since = match previous {
+                Some(p) => format!("checkpoint {}", p.id),
+                None => "the commit it was taken on".to_string(),
+            };
+            let diff = diff_in(&obra, from, Some(checkpoint.commit_sha.clone())).await;
+            let diff = match diff {
+                Ok(d) => Some(d),
+                // The first checkpoint of a repository without commits has no parent: everything is new.
+                Err(_) if previous.is_none() => None,
+                Err(e) => return Err(e),
+            };
+            if a.json {
+                print_json(&json!({
+                    "checkpoint": checkpoint,
+                    "since": since,
+                    "changes": diff.as_ref().map(|d| &d.changes),
+                    "patch": if a.patch { diff.as_ref().map(|d| d.patch.as_str()) } else { None },
+                }))?;
+                return Ok(ExitCode::SUCCESS);
             }
+            println!("checkpoint {}  {}", checkpoint.id, checkpoint.label.trim());
+            println!("  taken     {}", checkpoint.created_at);
+            if let Some(task) = checkpoint.task_id {
+                println!("  task      {task}");
+            }
+            println!("  commit    {} ({})", checkpoint.commit_sha, checkpoint.git_ref);
+            if let Some(at) = &checkpoint.rolled_back_at {
+                println!("  rolled back to at {at}");
+            }
+            match &diff {
+                Some(d) if d.changes.is_empty() => println!("No change since {since}."),
+                Some(d) => {
+                    println!("Changed since {since} ({} path(s)):", d.changes.len());
+                    for c in &d.changes {
+                        println!("  {:<12} {}", c.change, c.path);
+                    }
+                    if a.patch {
+                        println!();
+                        print!("{}", d.patch);
+                    }
+                }
+                None => println!("The first checkpoint of a repository without commits: every file is new."),
+            }
+            println!("Diff against the working tree: obra checkpoint diff {}", checkpoint.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        CheckpointCommand::Diff(a) => {
+            let from = find(&obra, a.id).await?;
+            let to = match a.to {
+                Some(id) => Some(find(&obra, id).await?),
+                None => None,
+            };
+            let diff = diff_in(&obra, from.commit_sha.clone(), to.as_ref().map(|c| c.commit_sha.clone())).await?;
+            if a.json {
+                print_json(&json!({
+                    "from": from.id,
+                    "to": to.as_ref().map(|c| c.id),
+                    "changes": diff.changes,
+                    "patch": if a.stat { None } else { Some(&diff.patch) },
+                }))?;
+            } else if diff.changes.is_empty() {
+                let target = to.map(|c| format!("checkpoint {}", c.id)).unwrap_or_else(|| "the working tree".into());
+                println!("No difference between checkpoint {} and {target}.", from.id);
+            } else if a.stat {
+                for c in &diff.changes {
+                    println!("{:<12} {}", c.change, c.path);
+                }
+            } else {
+                print!("{}", diff.patch);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CheckpointCommand::Rollback(a) => {
+            let checkpoint = find(&obra, a.id).await?;
             if let Some(task_id) = checkpoint.task_id {
                 let task = obra.task(task_id).await?;
                 if task.status() == TaskStatus::Running && !a.force {
@@ -110,4 +187,27 @@ pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The checkpoint `id` of the open project, or an error that says how to find one.
+async fn find(obra: &Orchestrator, id: i64) -> Result<Checkpoint> {
+    let Some(checkpoint) = obra.state().checkpoint(id).await? else {
+        bail!("checkpoint {id} does not exist; `obra checkpoint list` shows them");
+    };
+    if checkpoint.project_id != obra.project().id {
+        bail!("checkpoint {id} belongs to another project; add --project to choose it");
+    }
+    Ok(checkpoint)
+}
+
+/// [`Checkpoints::diff`] in the project's workspace, off the async runtime.
+async fn diff_in(obra: &Orchestrator, from: String, to: Option<String>) -> Result<CheckpointDiff> {
+    let workspace = obra.root().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let checkpoints = Checkpoints::open(&workspace)?.with_context(|| {
+            format!("{} is no longer in a git repository, where the checkpoints are", workspace.display())
+        })?;
+        checkpoints.diff(&from, to.as_deref())
+    })
+    .await?
 }

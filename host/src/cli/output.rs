@@ -107,9 +107,18 @@ impl LoopObserver for StepPrinter {
                 ));
                 self.spin(&format!("task {task_id}: the agent is working"));
             }
-            Step::CheckpointTaken { id, files } => {
+            Step::CheckpointTaken { id, files, completed: false } => {
                 self.line(&format!("  checkpoint {id} ({files} files); undo this iteration with: obra checkpoint rollback {id}"))
             }
+            Step::CheckpointTaken { id, files, completed: true } => {
+                self.line(&format!("  checkpoint {id} ({files} files) holds the finished work; see it with: obra checkpoint show {id}"))
+            }
+            Step::Committed { commit, subject, tasks: _, files } => self.line(&format!(
+                "  {} {} {} ({files} file(s))",
+                self.paint("32", "committed"),
+                &commit[..commit.len().min(10)],
+                one_line(subject, 100)
+            )),
             Step::Progress(message) => {
                 self.line(&format!("    {}", one_line(message, 160)));
                 if let Some(bar) = self.spinner.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {

@@ -50,6 +50,9 @@ pub struct Config {
     /// The workspace: how changes made by the agent are tracked.
     #[serde(default)]
     pub workspace: WorkspaceConfig,
+    /// Git integration: commits of completed work, branches per task, pull requests.
+    #[serde(default)]
+    pub git: GitConfig,
 }
 
 /// `database:`
@@ -285,6 +288,7 @@ default_from_yaml!(DecisionConfig, "engine.decision", |c| c.engine.decision);
 default_from_yaml!(RetryConfig, "engine.retry", |c| c.engine.retry);
 default_from_yaml!(SessionsConfig, "sessions", |c| c.sessions);
 default_from_yaml!(WorkspaceConfig, "workspace", |c| c.workspace);
+default_from_yaml!(GitConfig, "git", |c| c.git);
 default_from_yaml!(MaxTurnsConfig, "sessions.max_turns", |c| c.sessions.max_turns);
 default_from_yaml!(ContextConfig, "engine.context", |c| c.engine.context);
 
@@ -341,6 +345,9 @@ impl Config {
         }
         self.sessions.check().map_err(|(key, message)| bad(&key, message))?;
         self.logging.check().map_err(|(key, message)| bad(&key, message))?;
+        if self.git.create_pr && self.git.remote.trim().is_empty() {
+            return Err(bad("git.remote", "names no remote, and git.create_pr pushes task branches to it".into()));
+        }
         for (i, gate) in self.gates.iter().enumerate() {
             if gate.weight < 0.0 || !gate.weight.is_finite() {
                 return Err(bad(
@@ -402,6 +409,51 @@ pub struct WorkspaceConfig {
     /// Gitignore-style patterns of paths never recorded, on top of `.gitignore` files and `.obra/ignore`.
     #[serde(default)]
     pub ignore: Vec<String>,
+}
+
+/// `git:` (the seeds' git auto-integration).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    /// When the work of completed tasks is committed.
+    #[serde(default)]
+    pub commit_strategy: CommitStrategy,
+    /// Ask the LLM for the commit message (a conventional commit); without an LLM, or when it fails, the
+    /// template fallback writes it.
+    #[serde(default)]
+    pub llm_message: bool,
+    /// Run each task in its own git worktree on branch `obra/task-<id>-<slug>`; a completed task's branch is
+    /// merged back (or proposed as a pull request with `create_pr`).
+    #[serde(default)]
+    pub branch_per_task: bool,
+    /// Instead of merging a completed task's branch, push it to `remote` and open a pull request with `gh`.
+    #[serde(default)]
+    pub create_pr: bool,
+    /// The remote task branches are pushed to.
+    #[serde(default)]
+    pub remote: String,
+    /// Open pull requests as drafts.
+    #[serde(default)]
+    pub pr_draft: bool,
+}
+
+/// `git.commit_strategy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitStrategy {
+    /// One commit per task, when the task completes (a PROCEED with every gate passed).
+    PerTask,
+    /// One commit when the last task of a milestone completes, holding the work of all its tasks; tasks
+    /// outside a milestone are committed per task.
+    PerMilestone,
+    /// Never commit: the work stays in the working tree (checkpoints still record it).
+    Manual,
+}
+
+impl Default for CommitStrategy {
+    fn default() -> Self {
+        GitConfig::default().commit_strategy
+    }
 }
 
 /// `sessions:` (the seeds' session management).

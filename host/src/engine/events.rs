@@ -30,12 +30,25 @@ pub enum Step {
         /// Prompt size in characters.
         prompt_chars: usize,
     },
-    /// The workspace was saved as a checkpoint before the agent runs.
+    /// The work of completed tasks was committed (`git.commit_strategy`).
+    Committed {
+        /// The commit's sha.
+        commit: String,
+        /// Its subject line.
+        subject: String,
+        /// The tasks whose work it holds.
+        tasks: Vec<i64>,
+        /// Paths it changed.
+        files: usize,
+    },
+    /// The workspace was saved as a checkpoint (before the agent runs, and when a task completes).
     CheckpointTaken {
         /// Its id in the store (`obra checkpoint rollback ID`).
         id: i64,
         /// Files it holds.
         files: usize,
+        /// Taken when the task completed (the finished work), not before an agent run.
+        completed: bool,
     },
     /// A live message from the agent plugin (a tool use, an API retry).
     Progress(String),

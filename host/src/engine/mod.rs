@@ -9,6 +9,7 @@ mod continuity;
 pub mod decision;
 pub mod events;
 mod gates;
+mod integrate;
 mod llm_ask;
 pub mod prompt;
 pub mod prompt_rules;

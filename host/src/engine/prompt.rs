@@ -370,6 +370,15 @@ impl PromptRenderer {
         let lower = title.to_lowercase();
         let kind =
             if ["fix", "bug", "repair", "correct"].iter().any(|w| lower.starts_with(w)) { "fix" } else { "feat" };
+        // "Fix the parser" reads "fix: the parser", not "fix: fix the parser".
+        let title = match title.split_once(' ') {
+            Some((verb, rest))
+                if kind == "fix" && ["fix", "fixes", "fixed"].contains(&verb.to_lowercase().as_str()) =>
+            {
+                rest.trim_start()
+            }
+            _ => title,
+        };
         let mut first: String = title.chars().next().map(|c| c.to_lowercase().collect()).unwrap_or_default();
         first.extend(title.chars().skip(1));
         let mut subject = format!("{kind}: {}", first.trim_end_matches('.'));
@@ -587,7 +596,7 @@ mod tests {
         t.title = format!("Fix the {} parser", "very ".repeat(20));
         let msg = r.fallback_commit_message(&CommitPromptInput { project: &p, task: &t, summary: "", changes: &[] });
         let subject = msg.lines().next().unwrap();
-        assert!(subject.starts_with("fix: fix the very") && subject.chars().count() == 72, "{subject}");
+        assert!(subject.starts_with("fix: the very") && subject.chars().count() == 72, "{subject}");
         assert_eq!(commit_message_from_reply("feat: x\nmore", " body ", 3), "feat: x\n\nbody\n\nObra-Task: 3");
     }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::decision::{self, LlmOpinion};
 use super::events::Step;
+use super::integrate::Completion;
 use super::llm_ask::LlmScope;
 use super::prompt::{
     DECISION_SCHEMA, DecisionPromptInput, ERROR_ANALYSIS_SCHEMA, ErrorAnalysisPromptInput, OPINION_SCHEMA,
@@ -182,8 +183,12 @@ impl Engine {
                 prompt_chars: prompt.chars().count(),
             });
             if current.config.engine.checkpoints {
-                self.take_checkpoint(&task, &format!("task {task_id} iteration {iteration}: before the agent runs"))
-                    .await?;
+                self.take_checkpoint(
+                    &task,
+                    &format!("task {task_id} iteration {iteration}: before the agent runs"),
+                    false,
+                )
+                .await?;
             }
             let info = task_info(&task, iteration, max_iterations);
             let resume = if current.config.sessions.continuity { session.clone() } else { None };
@@ -288,6 +293,17 @@ impl Engine {
             if let (Some(id), Some((rule, reason))) = (breakpoint_id, &breakpoint) {
                 self.observer.step(&Step::BreakpointOpened { id, rule: rule.clone(), reason: reason.clone() });
             }
+            if status == TaskStatus::Completed {
+                let completion = Completion {
+                    iteration,
+                    interaction_id,
+                    summary: result.as_ref().map(|r| r.summary.as_str()).unwrap_or_default(),
+                    gates: &gates,
+                    confidence: verdict.confidence,
+                    quality: heuristic.quality,
+                };
+                self.on_completed(&project, &task, &completion).await?;
+            }
             last = TaskOutcome {
                 task_id,
                 status,
@@ -321,7 +337,7 @@ impl Engine {
     /// Snapshot the workspace as a checkpoint (when it is in a git repository) and record it in the store.
     /// A workspace outside git is noted once per execution; a snapshot that fails is reported and the work
     /// goes on, since the agent's run does not depend on it.
-    async fn take_checkpoint(&self, task: &Task, label: &str) -> Result<()> {
+    pub(super) async fn take_checkpoint(&self, task: &Task, label: &str, completed: bool) -> Result<()> {
         let workspace = self.workspace.clone();
         let label_owned = label.to_string();
         let taken = tokio::task::spawn_blocking(move || -> Result<Option<CheckpointInfo>> {
@@ -344,7 +360,7 @@ impl Engine {
                         commit_sha: info.commit.clone(),
                     })
                     .await?;
-                self.observer.step(&Step::CheckpointTaken { id: row.id, files: info.files });
+                self.observer.step(&Step::CheckpointTaken { id: row.id, files: info.files, completed });
             }
             Ok(None) => {
                 if !self.warned_no_git.swap(true, std::sync::atomic::Ordering::SeqCst) {

@@ -22,7 +22,8 @@ use crate::engine::{LoopObserver, Step, TaskOutcome};
 use crate::state::{MERGE_CONFLICT_RULE, TaskStatus};
 
 impl Orchestrator {
-    /// The parallel form of [`Orchestrator::run_project`] (the run lock is held by the caller).
+    /// The parallel form of [`Orchestrator::run_project`] (the run lock is held by the caller), also used one
+    /// task at a time with `git.branch_per_task`.
     pub(super) async fn run_parallel(
         &self,
         options: &RunOptions,
@@ -106,6 +107,28 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// `obra task execute` with `git.branch_per_task` (the run lock is held by the caller): the task runs in
+    /// its own worktree on its own branch, and its work is brought back as in a parallel run.
+    pub(super) async fn execute_in_worktree(
+        &self,
+        task_id: i64,
+        observer: Arc<dyn LoopObserver>,
+    ) -> Result<TaskOutcome> {
+        let worktrees = Worktrees::open(self.root())?;
+        self.settle_leftovers(&worktrees, observer.as_ref()).await?;
+        let task = self.task(task_id).await?;
+        let wt = worktrees.add(task_id, &task.title)?;
+        self.state().set_task_git(task_id, Some(&wt.branch), Some(&wt.base), None).await?;
+        observer.step(&Step::Progress(format!(
+            "task {task_id} works in {} on branch {}",
+            wt.path.strip_prefix(self.root()).unwrap_or(&wt.path).display(),
+            wt.branch
+        )));
+        let mut outcome = self.execute_locked_in(task_id, wt.workspace.clone(), observer.clone()).await?;
+        self.bring_back(&worktrees, &wt, &mut outcome, observer.as_ref()).await?;
+        Ok(outcome)
+    }
+
     /// Bring a finished task's work back: merge it when the task completed, keep the worktree when the task
     /// will run again, and keep the work on its branch when it failed.
     async fn bring_back(
@@ -117,7 +140,20 @@ impl Orchestrator {
     ) -> Result<()> {
         let id = wt.task_id;
         let title = self.task(id).await?.title;
+        let git_config = &self.config().config.git;
         match outcome.status {
+            TaskStatus::Completed if git_config.create_pr => {
+                match worktrees.propose(wt, &title, &git_config.remote, git_config.pr_draft) {
+                    Ok(None) => observer.step(&Step::Progress(format!("task {id} changed nothing: no pull request"))),
+                    Ok(Some(url)) => {
+                        observer.step(&Step::Progress(format!("task {id}'s pull request ({}): {url}", wt.branch)))
+                    }
+                    Err(e) => observer.step(&Step::Progress(format!(
+                        "task {id}'s work is committed on branch {}, but no pull request was opened: {e:#}",
+                        wt.branch
+                    ))),
+                }
+            }
             TaskStatus::Completed => match worktrees.integrate(wt, &title)? {
                 Integration::NothingToMerge => {
                     observer.step(&Step::Progress(format!("task {id} changed nothing: no merge")));

@@ -25,7 +25,7 @@ pub struct RunOptions {
     /// When the only tasks left wait for a rate limit to reset, stop instead of waiting for the reset.
     pub no_wait: bool,
     /// Run up to this many ready tasks at once, each in its own git worktree (0 or 1: one at a time, in the
-    /// project's checkout).
+    /// project's checkout, or in a worktree of its own with `git.branch_per_task`).
     pub parallel: usize,
 }
 
@@ -68,7 +68,7 @@ impl Orchestrator {
     pub async fn run_project(&self, options: &RunOptions, observer: Arc<dyn LoopObserver>) -> Result<RunSummary> {
         let _lock = self.lock_for_running(observer.as_ref()).await?;
         let mut summary = RunSummary::default();
-        if options.parallel > 1 {
+        if options.parallel > 1 || self.config().config.git.branch_per_task {
             self.run_parallel(options, observer, &mut summary).await?;
             summary.blocked = Schedule::of_tasks(&self.state().tasks(self.project().id).await?).blocked();
             return Ok(summary);

@@ -8,10 +8,11 @@
 //! refuses to overwrite uncommitted changes); git2 reads the repository's state.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use anyhow::{Context, Result, bail};
-use git2::{Repository, RepositoryState};
+use git2::Repository;
+
+use crate::workspace::git::{run as git, run_ok as git_ok, unfinished};
 
 /// Where the worktrees live, under the project root.
 const WORKTREES_DIR: &str = ".obra/worktrees";
@@ -92,60 +93,6 @@ pub fn branch_name(task_id: i64, title: &str) -> String {
     format!("obra/task-{task_id}-{}", slug(title))
 }
 
-/// Run git in `dir`; the repository's identity is used, or Obra's when it has none.
-fn git(dir: &Path, args: &[&str]) -> Result<Output> {
-    let mut command = Command::new("git");
-    command.current_dir(dir).args(args).env("GIT_TERMINAL_PROMPT", "0");
-    let has_identity = |key: &str| {
-        Command::new("git")
-            .current_dir(dir)
-            .args(["config", "--get", key])
-            .output()
-            .is_ok_and(|o| o.status.success() && !o.stdout.trim_ascii().is_empty())
-    };
-    if !has_identity("user.email") || !has_identity("user.name") {
-        for (k, v) in [
-            ("GIT_AUTHOR_NAME", "Obra"),
-            ("GIT_AUTHOR_EMAIL", "obra@localhost"),
-            ("GIT_COMMITTER_NAME", "Obra"),
-            ("GIT_COMMITTER_EMAIL", "obra@localhost"),
-        ] {
-            command.env(k, v);
-        }
-    }
-    command.output().with_context(|| format!("cannot run `git {}`; is git installed?", args.join(" ")))
-}
-
-/// Run git and fail with its message unless it succeeds; returns stdout.
-fn git_ok(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = git(dir, args)?;
-    if !out.status.success() {
-        bail!("`git {}` failed in {}: {}", args.join(" "), dir.display(), String::from_utf8_lossy(&out.stderr).trim());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// What a repository is in the middle of, as the git command that finishes or aborts it.
-fn unfinished(state: RepositoryState) -> Option<&'static str> {
-    match state {
-        RepositoryState::Clean => None,
-        RepositoryState::Merge => Some("a merge (`git merge --continue` or `git merge --abort`)"),
-        RepositoryState::Revert | RepositoryState::RevertSequence => {
-            Some("a revert (`git revert --continue` or `git revert --abort`)")
-        }
-        RepositoryState::CherryPick | RepositoryState::CherryPickSequence => {
-            Some("a cherry-pick (`git cherry-pick --continue` or `git cherry-pick --abort`)")
-        }
-        RepositoryState::Bisect => Some("a bisect (`git bisect reset`)"),
-        RepositoryState::Rebase | RepositoryState::RebaseInteractive | RepositoryState::RebaseMerge => {
-            Some("a rebase (`git rebase --continue` or `git rebase --abort`)")
-        }
-        RepositoryState::ApplyMailbox | RepositoryState::ApplyMailboxOrRebase => {
-            Some("a `git am` (`git am --continue` or `git am --abort`)")
-        }
-    }
-}
-
 impl Worktrees {
     /// The worktrees of the project at `root`: it must be in a git repository with at least one commit, not in
     /// the middle of a merge or rebase.
@@ -153,23 +100,20 @@ impl Worktrees {
         let root = root.canonicalize().with_context(|| format!("cannot open {}", root.display()))?;
         let repo = Repository::discover(&root).map_err(|_| {
             anyhow::anyhow!(
-                "--parallel runs tasks in git worktrees, but {} is not in a git repository: `git init` and commit \
-                 first, or run without --parallel",
+                "--parallel and git.branch_per_task run tasks in git worktrees, but {} is not in a git \
+                 repository: `git init` and commit first, or run without them",
                 root.display()
             )
         })?;
         let Some(workdir) = repo.workdir() else {
-            bail!("{} is a bare repository; --parallel needs a checkout", repo.path().display());
+            bail!("{} is a bare repository; task worktrees need a checkout", repo.path().display());
         };
         let checkout = workdir.canonicalize()?;
         if repo.head().ok().and_then(|h| h.peel_to_commit().ok()).is_none() {
-            bail!(
-                "--parallel makes each task's worktree from HEAD, but {} has no commit yet: commit first",
-                checkout.display()
-            );
+            bail!("each task's worktree is made from HEAD, but {} has no commit yet: commit first", checkout.display());
         }
         if let Some(what) = unfinished(repo.state()) {
-            bail!("{} is in the middle of {what}; finish it before `obra run --parallel`", checkout.display());
+            bail!("{} is in the middle of {what}; finish it before running tasks in worktrees", checkout.display());
         }
         let prefix = root.strip_prefix(&checkout).unwrap_or(Path::new("")).to_path_buf();
         Ok(Worktrees { checkout, prefix, dir: root.join(WORKTREES_DIR) })
@@ -251,6 +195,25 @@ impl Worktrees {
         }
         self.remove(wt, false)?;
         Ok(Integration::Conflict { paths, detail: said })
+    }
+
+    /// Instead of merging: commit what is left of a completed task's work on its branch, remove the worktree,
+    /// push the branch to `remote` and open a pull request into the project's branch with `gh`, titled and
+    /// described by the branch's last commit. Returns the pull request's URL, or `None` when the task
+    /// changed nothing (the branch is then deleted).
+    pub fn propose(&self, wt: &TaskWorktree, title: &str, remote: &str, draft: bool) -> Result<Option<String>> {
+        self.commit(wt, &format!("obra: task {} ({title})", wt.task_id))?;
+        let ahead = git_ok(&self.checkout, &["rev-list", "--count", &format!("HEAD..{}", wt.branch)])?;
+        if ahead == "0" {
+            self.remove(wt, true)?;
+            return Ok(None);
+        }
+        self.remove(wt, false)?;
+        let base = self.project_branch()?;
+        let message = git_ok(&self.checkout, &["log", "-1", "--format=%B", &wt.branch])?;
+        let (subject, body) = crate::workspace::git::split_message(&message);
+        let pr = crate::workspace::git::PullRequest { base: &base, head: &wt.branch, title: subject, body, draft };
+        crate::workspace::git::push_and_open_pr(&self.checkout, remote, &pr).map(Some)
     }
 
     /// Remove a task's worktree (its work is committed on its branch); delete the branch too when `merged`.

@@ -243,7 +243,12 @@ impl LogObserver {
                             "prompt_chars": prompt_chars }),
                 )
             }
-            Step::CheckpointTaken { id, files } => ("checkpoint", json!({ "checkpoint_id": id, "files": files })),
+            Step::CheckpointTaken { id, files, completed } => {
+                ("checkpoint", json!({ "checkpoint_id": id, "files": files, "task_completed": completed }))
+            }
+            Step::Committed { commit, subject, tasks, files } => {
+                ("git_commit", json!({ "commit": commit, "subject": subject, "tasks": tasks, "files": files }))
+            }
             Step::Progress(_) => return,
             Step::Retrying { what, attempt, delay, reason } => (
                 "retry",

@@ -57,6 +57,24 @@ pub struct RestoreReport {
     pub safety_checkpoint: Option<CheckpointInfo>,
 }
 
+/// What [`Checkpoints::diff`] found.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointDiff {
+    /// Each changed path, sorted.
+    pub changes: Vec<PathChange>,
+    /// The unified diff.
+    pub patch: String,
+}
+
+/// One changed path of a [`CheckpointDiff`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PathChange {
+    /// Path relative to the workspace, `/`-separated.
+    pub path: String,
+    /// `added`, `modified`, `deleted`, `type changed` (file and symbolic link) or `mode changed`.
+    pub change: &'static str,
+}
+
 /// Kind of a captured entry, as git's file modes tell them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -231,6 +249,62 @@ impl Checkpoints {
             self.write_entry_under(dir, path, kind, oid)?;
         }
         Ok(entries.len())
+    }
+
+    /// What changed from checkpoint (or commit) `from` to `to` (another one), or to the working tree when
+    /// `to` is `None`: the paths with their change, and a unified diff of them (`Binary files differ` for
+    /// binary content), both within the workspace and with the same rules as a checkpoint (ignored files and
+    /// `.obra/` left out). Nothing in the workspace, the index or the refs changes.
+    pub fn diff(&self, from: &str, to: Option<&str>) -> Result<CheckpointDiff> {
+        let (_, from_commit) = self.resolve(from)?;
+        let old = self.commit_entries(&from_commit)?;
+        let new = match to {
+            Some(spec) => {
+                let (_, to_commit) = self.resolve(spec)?;
+                self.commit_entries(&to_commit)?
+            }
+            None => self.scan(true)?,
+        };
+        let old_tree = self.repo.find_tree(self.tree_of(&old)?)?;
+        let new_tree = self.repo.find_tree(self.tree_of(&new)?)?;
+        let mut options = git2::DiffOptions::new();
+        options.context_lines(3);
+        let diff = self.repo.diff_tree_to_tree(Some(&old_tree), Some(&new_tree), Some(&mut options))?;
+        let mut changes = Vec::new();
+        for delta in diff.deltas() {
+            let path = delta.new_file().path().or(delta.old_file().path());
+            let path = path.map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default();
+            let change = match delta.status() {
+                git2::Delta::Added => "added",
+                git2::Delta::Deleted => "deleted",
+                git2::Delta::Typechange => "type changed",
+                _ if delta.old_file().mode() != delta.new_file().mode()
+                    && delta.old_file().id() == delta.new_file().id() =>
+                {
+                    "mode changed"
+                }
+                _ => "modified",
+            };
+            changes.push(PathChange { path, change });
+        }
+        let mut patch = Vec::new();
+        diff.print(git2::DiffFormat::Patch, |_, _, line| {
+            if matches!(line.origin(), '+' | '-' | ' ') {
+                patch.push(line.origin() as u8);
+            }
+            patch.extend_from_slice(line.content());
+            true
+        })?;
+        Ok(CheckpointDiff { changes, patch: String::from_utf8_lossy(&patch).into_owned() })
+    }
+
+    /// Write `entries` (workspace-relative) as a tree; returns its id.
+    fn tree_of(&self, entries: &Entries) -> Result<Oid> {
+        let mut index = Index::new()?;
+        for (path, &(kind, oid)) in entries {
+            index.add(&index_entry(path.clone(), kind, oid))?;
+        }
+        index.write_tree_to(&self.repo).context("cannot write a tree to compare")
     }
 
     /// Take a checkpoint; also return the entries it holds.
@@ -912,6 +986,39 @@ mod tests {
         let diff = git(&["diff", "--name-status", "HEAD", &info.git_ref]).unwrap();
         assert_eq!(String::from_utf8_lossy(&diff.stdout), "M\ta.txt\nA\tb.txt\n");
         assert_eq!(git(&["status", "--porcelain"]).unwrap().stdout, status_before.stdout);
+    }
+
+    #[test]
+    fn diff_compares_two_checkpoints_or_one_with_the_working_tree_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, "keep.txt", "same\n");
+        write(root, "edit.txt", "one\ntwo\n");
+        write(root, "gone.txt", "bye\n");
+        commit_all(&repo, "base");
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let first = checkpoints.create("first").unwrap();
+        write(root, "edit.txt", "one\n2\n");
+        write(root, "new.bin", "\0\x01binary");
+        std::fs::remove_file(root.join("gone.txt")).unwrap();
+        chmod(root, "keep.txt", 0o755);
+        let before = user_state(&repo);
+
+        let d = checkpoints.diff(&first.id, None).unwrap();
+        let changes: Vec<(&str, &str)> = d.changes.iter().map(|c| (c.path.as_str(), c.change)).collect();
+        assert_eq!(
+            changes,
+            [("edit.txt", "modified"), ("gone.txt", "deleted"), ("keep.txt", "mode changed"), ("new.bin", "added")]
+        );
+        assert!(d.patch.contains("-two\n+2\n"), "{}", d.patch);
+        assert!(d.patch.contains("-bye"), "{}", d.patch);
+        assert!(d.patch.contains("Binary files"), "{}", d.patch);
+        let second = checkpoints.create("second").unwrap();
+        assert_eq!(checkpoints.diff(&first.id, Some(&second.id)).unwrap().changes, d.changes);
+        assert!(checkpoints.diff(&second.id, None).unwrap().changes.is_empty());
+        assert_eq!(user_state(&repo), before, "a diff changes nothing of the user's");
+        assert!(checkpoints.diff("99", None).unwrap_err().to_string().contains("no checkpoint or commit"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! (see [`checkpoint`]).
 
 pub mod checkpoint;
+pub mod git;
 mod snapshot;
 pub mod watcher;
 
