@@ -16,18 +16,18 @@ const CALLS: usize = 2000;
 const WARMUP: usize = 100;
 const LOADS: usize = 20;
 
+mod support;
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn report(what: &str, mut samples: Vec<Duration>) {
     samples.sort();
-    println!(
-        "{what:<40} median {:>10.1?}   p95 {:>10.1?}   ({} samples)",
-        percentile(&samples, 0.5),
-        percentile(&samples, 0.95),
-        samples.len()
-    );
+    let (median, p95) = (percentile(&samples, 0.5), percentile(&samples, 0.95));
+    println!("{what:<40} median {median:>10.1?}   p95 {p95:>10.1?}   ({} samples)", samples.len());
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    support::record(&format!("plugin_call: {what}"), "µs", us(median), Some(us(p95)), samples.len());
 }
 
 fn main() {

@@ -108,7 +108,11 @@ fn main() {
                 if checkpoints { "on" } else { "off" }
             );
             support::report(&label, &mut samples, 2);
-            println!("  => {:.0} supervised iterations per second", TASKS as f64 / total.as_secs_f64());
+            support::value(
+                &format!("supervised iterations per second, checkpoints {}", if checkpoints { "on" } else { "off" }),
+                "per s",
+                TASKS as f64 / total.as_secs_f64(),
+            );
         }
     });
 }

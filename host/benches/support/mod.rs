@@ -1,8 +1,16 @@
-//! What the benchmarks share: printing a latency distribution.
+//! What the benchmarks share: printing a latency distribution or a single value, for people (one line of text)
+//! and for the performance record (`cargo run -p obra-testkit --release --bin perf-record` reads the lines that
+//! start with [`RECORD_PREFIX`] and rewrites docs/PERFORMANCE.md from them).
+
+#![allow(dead_code)]
 
 use std::time::Duration;
 
-/// Print `name: n=.. median=.. p95=.. min=..` for the samples, in milliseconds with `decimals` places.
+/// The prefix of the machine-readable line each measurement also prints.
+pub const RECORD_PREFIX: &str = "OBRA-BENCH ";
+
+/// Print `name: n=.. median=.. p95=.. min=..` for the samples, in milliseconds with `decimals` places, and its
+/// record line.
 pub fn report(name: &str, samples: &mut [Duration], decimals: usize) {
     samples.sort();
     let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
@@ -14,4 +22,17 @@ pub fn report(name: &str, samples: &mut [Duration], decimals: usize) {
         ms(pick(0.95)),
         ms(samples[0]),
     );
+    record(name, "ms", ms(pick(0.5)), Some(ms(pick(0.95))), samples.len());
+}
+
+/// Print one measured value (a memory size, a rate) and its record line.
+pub fn value(name: &str, unit: &str, value: f64) {
+    println!("{name}: {value:.1} {unit}");
+    record(name, unit, value, None, 1);
+}
+
+/// The machine-readable line of one measurement: `OBRA-BENCH {"name":..,"unit":..,"median":..,"p95":..,"n":..}`.
+pub fn record(name: &str, unit: &str, median: f64, p95: Option<f64>, n: usize) {
+    let line = serde_json::json!({ "name": name, "unit": unit, "median": median, "p95": p95, "n": n });
+    println!("{RECORD_PREFIX}{line}");
 }

@@ -463,6 +463,9 @@ impl Checkpoints {
     fn scan(&self, store: bool) -> Result<Entries> {
         let mut tracked = self.repo.index().context("cannot read the repository's index")?;
         tracked.read(false).context("cannot read the repository's index")?;
+        // Entries written in the same second as the index file may be "racily clean" (changed after git
+        // recorded them without their stat data changing), so only older ones are trusted.
+        let index_time = std::fs::metadata(self.repo.path().join("index")).ok().and_then(|m| platform::mtime(&m));
         let odb = self.repo.odb()?;
         let mut entries = Entries::new();
         let mut stack = vec![String::new()];
@@ -498,8 +501,17 @@ impl Checkpoints {
                 } else {
                     let meta = std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
                     let kind = if platform::is_executable(&meta) { Kind::Exec } else { Kind::File };
-                    let mut oid = Oid::hash_file(ObjectType::Blob, &path)
-                        .with_context(|| format!("cannot read {}", path.display()))?;
+                    // A tracked file whose stat data matches its index entry has the entry's content (the
+                    // check `git status` makes), so it is not read; its blob is in the object database.
+                    let cached = tracked
+                        .get_path(Path::new(&format!("{}{rel}", self.prefix)), 0)
+                        .filter(|entry| index_time.is_some_and(|t| platform::stat_matches(&meta, entry, t)))
+                        .map(|entry| entry.id);
+                    let mut oid = match cached {
+                        Some(oid) => oid,
+                        None => Oid::hash_file(ObjectType::Blob, &path)
+                            .with_context(|| format!("cannot read {}", path.display()))?,
+                    };
                     if store && !odb.exists(oid) {
                         oid = store_file(&odb, &path)?;
                     }
@@ -515,6 +527,10 @@ impl Checkpoints {
     /// directory is still walked when it holds tracked files.
     fn is_ignored(&self, rel: &str, is_dir: bool, tracked: &Index) -> Result<bool> {
         let path = format!("{}{rel}", self.prefix);
+        // A tracked file is never ignored; asking the index first spares the ignore rules for most files.
+        if !is_dir && tracked.get_path(Path::new(&path), 0).is_some() {
+            return Ok(false);
+        }
         let ignored = if is_dir { format!("{path}/") } else { path.clone() };
         if !self.repo.is_path_ignored(&ignored).with_context(|| format!("cannot check whether {rel} is ignored"))? {
             return Ok(false);
@@ -649,6 +665,26 @@ mod platform {
         meta.permissions().mode() & 0o100 != 0
     }
 
+    /// The modification time, in seconds and nanoseconds.
+    pub fn mtime(meta: &std::fs::Metadata) -> Option<(i64, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.mtime(), meta.mtime_nsec()))
+    }
+
+    /// Whether a file's stat data matches its index entry (size, modification time, inode, executable bit),
+    /// and the entry is older than the index file (`index_time`), so it cannot be racily clean.
+    pub fn stat_matches(meta: &std::fs::Metadata, entry: &git2::IndexEntry, index_time: (i64, i64)) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let entry_time = (i64::from(entry.mtime.seconds()), i64::from(entry.mtime.nanoseconds()));
+        let mode = if is_executable(meta) { 0o100755 } else { 0o100644 };
+        entry.mode == mode
+            && u64::from(entry.file_size) == meta.len() & 0xFFFF_FFFF
+            && entry_time == (meta.mtime(), meta.mtime_nsec())
+            && u64::from(entry.ino) == meta.ino() & 0xFFFF_FFFF
+            && entry_time < index_time
+            && entry.id != git2::Oid::zero()
+    }
+
     /// Set or clear the executable bits (set only where the file is readable, as `chmod +x` under a umask).
     pub fn set_executable(path: &Path, executable: bool) -> Result<()> {
         let mode =
@@ -675,6 +711,14 @@ mod platform {
     }
 
     pub fn is_executable(_meta: &std::fs::Metadata) -> bool {
+        false
+    }
+
+    pub fn mtime(_meta: &std::fs::Metadata) -> Option<(i64, i64)> {
+        None
+    }
+
+    pub fn stat_matches(_meta: &std::fs::Metadata, _entry: &git2::IndexEntry, _index_time: (i64, i64)) -> bool {
         false
     }
 
@@ -1019,6 +1063,31 @@ mod tests {
         assert!(checkpoints.diff(&second.id, None).unwrap().changes.is_empty());
         assert_eq!(user_state(&repo), before, "a diff changes nothing of the user's");
         assert!(checkpoints.diff("99", None).unwrap_err().to_string().contains("no checkpoint or commit"));
+    }
+
+    #[test]
+    fn tracked_files_unchanged_since_the_index_are_not_reread_but_same_size_edits_are_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, "a.txt", "aaa\n");
+        write(root, "b.txt", "bbb\n");
+        commit_all(&repo, "base");
+        // Make the index file strictly newer than its entries, as it is after any pause.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut index = repo.index().unwrap();
+        index.write().unwrap();
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let cached = checkpoints.scan(false).unwrap();
+        let head = repo.head().unwrap().peel_to_tree().unwrap();
+        assert_eq!(cached["a.txt"].1, head.get_path(Path::new("a.txt")).unwrap().id());
+        // Same size, new content: the stat data changed, so the file is read again.
+        write(root, "a.txt", "AAA\n");
+        let info = checkpoints.create("edited").unwrap();
+        let saved =
+            checkpoints.commit_entries(&repo.find_commit(Oid::from_str(&info.commit).unwrap()).unwrap()).unwrap();
+        assert_eq!(repo.find_blob(saved["a.txt"].1).unwrap().content(), b"AAA\n");
+        assert_eq!(repo.find_blob(saved["b.txt"].1).unwrap().content(), b"bbb\n");
     }
 
     #[test]
