@@ -36,9 +36,11 @@ fn obra(project: &Path, home: &Path, cache: &Path, args: &[&str]) -> Command {
 /// Run `obra run` to its end; its peak RSS in MiB and its wall-clock time.
 fn measured_run(project: &Path, home: &Path, cache: &Path) -> (f64, Duration) {
     let started = Instant::now();
+    // Reaped by wait4 below, which also gives its resource usage.
+    #[allow(clippy::zombie_processes)]
     let child = obra(project, home, cache, &["run"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("start obra run");
     let pid = child.id() as libc::pid_t;

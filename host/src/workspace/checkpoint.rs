@@ -682,7 +682,7 @@ mod platform {
             && entry_time == (meta.mtime(), meta.mtime_nsec())
             && u64::from(entry.ino) == meta.ino() & 0xFFFF_FFFF
             && entry_time < index_time
-            && entry.id != git2::Oid::zero()
+            && entry.id != git2::Oid::ZERO_SHA1
     }
 
     /// Set or clear the executable bits (set only where the file is readable, as `chmod +x` under a umask).
