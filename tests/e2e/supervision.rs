@@ -218,3 +218,33 @@ fn with_the_llm_down_clear_cases_proceed_and_only_doubtful_ones_ask_a_human() {
     assert_eq!(open[0]["rule"], "llm-unavailable");
     assert!(open[0]["reason"].as_str().unwrap().contains("LLM"), "{}", open[0]);
 }
+
+#[test]
+fn a_slow_llm_is_cut_off_at_its_time_limit_and_the_loop_decides_without_it() {
+    use obra_testkit::{FakeOllama, OllamaReply};
+    // The opinion comes after 30 s, far past the 2 s limit.
+    let fake = FakeOllama::start([OllamaReply::json(
+        &serde_json::json!({ "confidence": 0.2, "reasoning": "too late to count" }),
+    )
+    .delay(std::time::Duration::from_secs(30))]);
+    let iterations = r#"        - writes: [{ path: hello.txt, content: "hello\n" }]
+          result: { outcome: success, summary: "Wrote hello.txt.", turns: 1, duration_ms: 5, exit_code: 0 }"#;
+    let llm = "  provider: ollama\n  timeout_secs: 2";
+    let extra = format!("llms:\n  ollama:\n    base_url: {}\n", fake.base_url());
+    let project = replay_project(iterations, 1, "true", llm, &extra);
+    let slow = project.create_task("Greeting", "write hello.txt");
+
+    let out = project.obra(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let said = stdout(&out);
+    assert!(said.contains("the LLM is unavailable"), "the slow LLM is reported: {said}");
+    let shown = project.obra_json(&["task", "show", &slow.to_string(), "--json"], 0);
+    assert_eq!(shown["task"]["status"], "completed", "a clear success proceeds on heuristics: {shown}");
+    let decision = &shown["interactions"][0]["decision"];
+    assert!(decision["llm_score"].is_null(), "the late answer did not count: {decision}");
+    let calls = shown["llm_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{shown}");
+    let error = calls[0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("time") || error.contains("timed out"), "the call is recorded as timed out: {error}");
+    assert!(calls[0]["duration_ms"].as_i64().unwrap() < 30_000, "cut off before the reply came: {}", calls[0]);
+}
