@@ -151,10 +151,10 @@ impl OutputParser {
             let Some((count, what)) = part.trim().split_once(' ') else { continue };
             let Some(n) = parse_count(count) else { continue };
             match what.trim_end_matches('.') {
-                "sent" => self.usage.input_tokens += n,
-                "received" => self.usage.output_tokens += n,
-                "cache write" => self.usage.cache_write_tokens += n,
-                "cache hit" => self.usage.cache_read_tokens += n,
+                "sent" => self.usage.input_tokens = self.usage.input_tokens.saturating_add(n),
+                "received" => self.usage.output_tokens = self.usage.output_tokens.saturating_add(n),
+                "cache write" => self.usage.cache_write_tokens = self.usage.cache_write_tokens.saturating_add(n),
+                "cache hit" => self.usage.cache_read_tokens = self.usage.cache_read_tokens.saturating_add(n),
                 _ => {}
             }
         }

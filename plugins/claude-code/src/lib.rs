@@ -11,6 +11,14 @@
 pub mod config;
 pub mod stream;
 
+/// The test kit's mutation fuzzer (std only), shared with the host's fuzz tests.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../../tests/support/fuzz.rs"]
+mod fuzz;
+#[cfg(test)]
+mod fuzz_tests;
+
 #[cfg(test)]
 mod fixtures;
 

@@ -246,10 +246,10 @@ impl StreamParser {
         r.exit_code = end.exit_code;
         let mut usage = Usage::default();
         for (_, u) in &self.messages {
-            usage.input_tokens += u.input_tokens;
-            usage.output_tokens += u.output_tokens;
-            usage.cache_read_tokens += u.cache_read_tokens;
-            usage.cache_write_tokens += u.cache_write_tokens;
+            usage.input_tokens = usage.input_tokens.saturating_add(u.input_tokens);
+            usage.output_tokens = usage.output_tokens.saturating_add(u.output_tokens);
+            usage.cache_read_tokens = usage.cache_read_tokens.saturating_add(u.cache_read_tokens);
+            usage.cache_write_tokens = usage.cache_write_tokens.saturating_add(u.cache_write_tokens);
         }
         r.usage = usage;
         r

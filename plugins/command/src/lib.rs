@@ -11,6 +11,14 @@
 pub mod config;
 pub mod outcome;
 
+/// The test kit's mutation fuzzer (std only), shared with the host's fuzz tests.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../../tests/support/fuzz.rs"]
+mod fuzz;
+#[cfg(test)]
+mod fuzz_tests;
+
 use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
 use obra_plugin_sdk::process::Flow;
 use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress, workspace};
