@@ -46,6 +46,51 @@ impl PluginError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Retryable(_) | Self::RateLimited { .. } | Self::Timeout(_))
     }
+
+    /// The error with its message cut to [`MAX_REPORTED_BYTES`] (see [`bounded_text`]).
+    pub fn bounded(self) -> Self {
+        match self {
+            Self::Retryable(m) => Self::Retryable(bounded_text(m)),
+            Self::RateLimited { message, retry_after_ms } => {
+                Self::RateLimited { message: bounded_text(message), retry_after_ms }
+            }
+            Self::Timeout(m) => Self::Timeout(bounded_text(m)),
+            Self::Denied(m) => Self::Denied(bounded_text(m)),
+            Self::Fatal(m) => Self::Fatal(bounded_text(m)),
+            Self::Trapped(m) => Self::Trapped(bounded_text(m)),
+        }
+    }
+}
+
+/// The most bytes of a summary or error message a plugin reports that Obra keeps: what is stored, shown and
+/// put into the next prompt. A plugin (or the agent behind it) that reports more is cut in the middle.
+pub const MAX_REPORTED_BYTES: usize = 64 * 1024;
+
+/// `text` when it fits in [`MAX_REPORTED_BYTES`]; otherwise its first quarter and last three quarters of
+/// that budget (the end of an agent's output says most about how it ended) around a note of what was cut,
+/// cut at character boundaries.
+pub fn bounded_text(text: String) -> String {
+    if text.len() <= MAX_REPORTED_BYTES {
+        return text;
+    }
+    let floor = |mut at: usize| {
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        at
+    };
+    let head_end = floor(MAX_REPORTED_BYTES / 4);
+    let mut tail_start = text.len() - MAX_REPORTED_BYTES * 3 / 4;
+    while !text.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    format!(
+        "{}\n[... {} bytes cut by Obra: a plugin may report at most {} KiB ...]\n{}",
+        &text[..head_end],
+        tail_start - head_end,
+        MAX_REPORTED_BYTES / 1024,
+        &text[tail_start..]
+    )
 }
 
 /// Token and cost accounting.
@@ -246,6 +291,12 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// The result with its summary cut to [`MAX_REPORTED_BYTES`] (see [`bounded_text`]).
+    pub fn bounded(mut self) -> Self {
+        self.summary = bounded_text(std::mem::take(&mut self.summary));
+        self
+    }
+
     /// A result with this outcome and summary and nothing else reported.
     pub fn new(outcome: Outcome, summary: impl Into<String>) -> Self {
         RunResult {
@@ -415,4 +466,24 @@ pub trait KvStore: Send + Sync {
     async fn set(&self, plugin: &str, key: &str, value: &[u8]) -> anyhow::Result<()>;
     /// Delete a value.
     async fn delete(&self, plugin: &str, key: &str) -> anyhow::Result<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reported_text_is_bounded_keeping_both_ends_at_character_boundaries() {
+        let short = "fine".to_string();
+        assert_eq!(bounded_text(short.clone()), short);
+        let long = format!("START{}END", "é".repeat(100_000));
+        let cut = bounded_text(long.clone());
+        assert!(cut.len() <= MAX_REPORTED_BYTES + 100, "{}", cut.len());
+        assert!(cut.starts_with("START") && cut.ends_with("END"));
+        assert!(cut.contains("bytes cut by Obra"));
+        let result = RunResult::new(Outcome::Success, "x".repeat(4 << 20)).bounded();
+        assert!(result.summary.len() < MAX_REPORTED_BYTES + 100);
+        let PluginError::Fatal(m) = PluginError::Fatal("y".repeat(1 << 20)).bounded() else { panic!() };
+        assert!(m.len() < MAX_REPORTED_BYTES + 100);
+    }
 }

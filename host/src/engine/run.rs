@@ -413,7 +413,8 @@ impl Engine {
             };
             let (mut ctx, forwarder) = self.call_context(Some(timeout + Duration::from_secs(30)));
             ctx.transport = self.current().transport.clone();
-            let result = agent.run(&ctx, &request).await;
+            // A plugin reports what it likes; what Obra keeps, shows and feeds back is bounded.
+            let result = agent.run(&ctx, &request).await.map(RunResult::bounded).map_err(PluginError::bounded);
             drop(ctx);
             let _ = forwarder.await;
             let tracked = tracking.take().await?;

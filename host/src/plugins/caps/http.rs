@@ -37,7 +37,10 @@ struct Prepared {
 fn classify(url: &str, e: reqwest::Error) -> PluginError {
     let what = format!("request to {url} failed: {e}");
     if e.is_timeout() {
-        PluginError::Timeout(what)
+        PluginError::Timeout(format!(
+            "request to {url} got no answer within its time limit (the request's timeout, at most \
+             plugins.limits.host_call_timeout_secs)"
+        ))
     } else if e.is_builder() {
         PluginError::Fatal(what)
     } else {
