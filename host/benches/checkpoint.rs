@@ -15,16 +15,6 @@ mod support;
 /// Rounds of each measurement.
 const ROUNDS: usize = 5;
 
-fn make_tree(root: &Path, files: usize) {
-    for i in 0..files {
-        let dir = root.join(format!("d{:03}", i / 100));
-        if i % 100 == 0 {
-            std::fs::create_dir_all(&dir).unwrap();
-        }
-        std::fs::write(dir.join(format!("f{i}.rs")), format!("// file {i}\npub fn f{i}() {{}}\n")).unwrap();
-    }
-}
-
 fn git(root: &Path, args: &[&str]) {
     let out = Command::new("git")
         .current_dir(root)
@@ -55,7 +45,7 @@ fn main() {
     let files: usize = std::env::var("CHECKPOINT_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    make_tree(root, files);
+    support::make_tree(root, files);
     git(root, &["init", "-q"]);
     git(root, &["add", "-A"]);
     git(root, &["commit", "-qm", "tree"]);

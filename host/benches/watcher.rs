@@ -6,7 +6,6 @@
 //! Run: `cargo bench -p obra --bench watcher` (prints median and p95 of each; `WATCHER_BENCH_FILES` changes the
 //! tree size).
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use obra::config::WorkspaceConfig;
@@ -26,21 +25,11 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn make_tree(root: &Path, files: usize) {
-    for i in 0..files {
-        let dir = root.join(format!("d{:03}", i / 100));
-        if i % 100 == 0 {
-            std::fs::create_dir_all(&dir).unwrap();
-        }
-        std::fs::write(dir.join(format!("f{i}.rs")), format!("// file {i}\npub fn f{i}() {{}}\n")).unwrap();
-    }
-}
-
 fn main() {
     let files: usize = std::env::var("WATCHER_BENCH_FILES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    make_tree(root, files);
+    support::make_tree(root, files);
     let config = WorkspaceConfig { watch: true, debounce_ms: 50, ignore: vec![] };
 
     let rss_before = rss_kib();

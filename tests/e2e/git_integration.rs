@@ -211,7 +211,10 @@ fn a_branch_per_task_is_pushed_and_proposed_as_a_pull_request_instead_of_merged(
 
     configure(
         &project,
-        json!({ "1": writes(&[("feature.txt", "new\n")], "Added the feature.") }),
+        json!({
+            "1": writes(&[("feature.txt", "new\n")], "Added the feature."),
+            "2": writes(&[("merged.txt", "merged\n")], "Added merged.txt."),
+        }),
         "  provider: none",
         "git:\n  commit_strategy: per_task\n  branch_per_task: true\n  create_pr: true\n",
     );
@@ -237,6 +240,16 @@ fn a_branch_per_task_is_pushed_and_proposed_as_a_pull_request_instead_of_merged(
     );
     assert_eq!(args[8], "--body");
     assert!(args.contains(&"Obra-Task: 1") && args.last() == Some(&"--draft"), "{args:?}");
+
+    // `task execute` works in a worktree too; without create_pr the branch is merged back and deleted.
+    let second = project.create_task("Add merged", "merged.txt");
+    let out = project.obra(&["--set", "git.create_pr=false", "task", "execute", &second.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("works in .obra/worktrees/task-2 on branch obra/task-2-add-merged"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(root.join("merged.txt")).unwrap(), "merged\n");
+    assert_eq!(git(&root, &["log", "-1", "--format=%s"]), "obra: merge task 2 (Add merged)");
+    assert_eq!(git(&root, &["log", "-1", "--format=%s", "HEAD^2"]), "feat: add merged", "the task's own commit");
+    assert!(git(&root, &["branch", "--list", "obra/task-2-*"]).is_empty(), "the merged branch is deleted");
 }
 
 #[test]

@@ -4,7 +4,8 @@
 //! the target where there is one, and the comparison with the baseline (docs/perf-baseline.json).
 //!
 //! Run: `cargo run -p obra-testkit --release --bin perf-record` (all benchmarks, about 15 minutes on 2 cores),
-//! `-- --bench checkpoint,watcher` for some, `-- --set-baseline` to make this run the new baseline.
+//! `-- --bench checkpoint,watcher` for some (their rows are updated, the others keep their last record, kept in
+//! docs/perf-latest.json), `-- --set-baseline` to make this run the new baseline.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -269,6 +270,22 @@ fn run() -> Result<bool> {
         }
     }
     let load_after = load_average();
+    // A run of some benchmarks updates their rows; the others keep their last record.
+    let latest_path = root.join("docs/perf-latest.json");
+    if options.benches.is_some()
+        && let Ok(text) = std::fs::read_to_string(&latest_path)
+        && let Ok(previous) = serde_json::from_str::<Vec<(String, Vec<Measurement>)>>(&text)
+    {
+        let order = bench_names(&root)?;
+        for (bench, measurements) in previous {
+            if !results.iter().any(|(b, _)| *b == bench) {
+                results.push((bench, measurements));
+            }
+        }
+        results.sort_by_key(|(bench, _)| order.iter().position(|b| b == bench).unwrap_or(usize::MAX));
+    }
+    std::fs::write(&latest_path, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("cannot write {}", latest_path.display()))?;
     let baseline_path = root.join("docs/perf-baseline.json");
     let baseline: Baseline = match std::fs::read_to_string(&baseline_path) {
         Ok(text) => {
@@ -282,7 +299,7 @@ fn run() -> Result<bool> {
     let text = section(&date, &machine, (&load_before, &load_after), &results, &baseline);
     std::fs::write(&doc_path, rewrite(&doc, &text)).with_context(|| format!("cannot write {}", doc_path.display()))?;
     println!("wrote the record of {} benchmark(s) into {}", results.len(), doc_path.display());
-    if options.set_baseline || baseline.results.is_empty() {
+    if options.set_baseline || (baseline.results.is_empty() && options.benches.is_none()) {
         let mut new = Baseline { date, machine, results: BTreeMap::new() };
         for m in results.iter().flat_map(|(_, ms)| ms) {
             new.results.insert(m.name.clone(), m.clone());

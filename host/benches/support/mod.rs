@@ -4,7 +4,19 @@
 
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::time::Duration;
+
+/// Write a tree of `files` small Rust files, 100 per directory (`d000/f0.rs`, ...), the benchmarks' large tree.
+pub fn make_tree(root: &Path, files: usize) {
+    for i in 0..files {
+        let dir = root.join(format!("d{:03}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir_all(&dir).unwrap();
+        }
+        std::fs::write(dir.join(format!("f{i}.rs")), format!("// file {i}\npub fn f{i}() {{}}\n")).unwrap();
+    }
+}
 
 /// The prefix of the machine-readable line each measurement also prints.
 pub const RECORD_PREFIX: &str = "OBRA-BENCH ";

@@ -263,7 +263,8 @@ impl ChangeTracker {
         let _ = std::fs::write(&flush_file, format!("{:?}", Instant::now()));
         let started = Instant::now();
         loop {
-            std::thread::sleep(self.debounce.clamp(Duration::from_millis(1), Duration::from_millis(10)));
+            // Fine steps: with no recent event, the flush file's event usually arrives within a millisecond.
+            std::thread::sleep(Duration::from_millis(1));
             let p = pending.lock().unwrap_or_else(|e| e.into_inner());
             let quiet = p.last_event.is_none_or(|t| t.elapsed() >= self.debounce);
             let flushed = p.flushed || started.elapsed() >= FLUSH_WAIT;
