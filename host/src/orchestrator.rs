@@ -134,6 +134,10 @@ impl Orchestrator {
         if !config_file.exists() {
             std::fs::write(&config_file, PROJECT_CONFIG_TEMPLATE).context("cannot write .obra/config.yaml")?;
         }
+        let ignore_file = root.join(".obra").join(".gitignore");
+        if !ignore_file.exists() {
+            std::fs::write(&ignore_file, PROJECT_GITIGNORE).context("cannot write .obra/.gitignore")?;
+        }
         let (sources, config) = load_config(Some(&root), options.profile.clone(), &options.sets)?;
         let database = &config.config.database;
         let settings = OpenSettings { busy_timeout: std::time::Duration::from_millis(database.busy_timeout_ms) };
@@ -529,6 +533,12 @@ fn load_config(root: Option<&Path>, profile: Option<String>, sets: &[String]) ->
     let config = config::load(&sources)?;
     Ok((sources, config))
 }
+
+/// `.obra/.gitignore`, written by `obra init`: git leaves out Obra's machine-local state (the store, its logs,
+/// task worktrees, the watcher's index, scratch files), so a `git add -A` does not commit them; the project's
+/// configuration (`config.yaml`, `templates/`, `prompt_rules.yaml`, `ignore`, `plugins/`) stays committable.
+const PROJECT_GITIGNORE: &str = "# Obra's machine-local state (written by `obra init`; the rest of .obra/ is meant to be committed)\n\
+/obra.db\n/obra.db-*\n/run-*.lock\n/logs/\n/worktrees/\n/watch-index\n/watch-flush\n/prompts/\n";
 
 /// The `.obra/config.yaml` that `obra init` writes: commented pointers, no settings.
 const PROJECT_CONFIG_TEMPLATE: &str = "\

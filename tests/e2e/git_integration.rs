@@ -309,3 +309,16 @@ fn a_repository_in_the_middle_of_a_merge_or_a_rebase_is_refused_and_nothing_chan
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(root.join("x.txt")).unwrap(), "x\n");
 }
+
+#[test]
+fn obra_init_keeps_its_machine_local_state_out_of_git_and_the_configuration_in() {
+    let project = Project::new();
+    let root = project.path();
+    configure(&project, json!({ "1": writes(&[("x.txt", "x\n")], "x") }), "  provider: none", "");
+    project.create_task("Write x", "x.txt");
+    let out = project.obra(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(root.join(".obra/obra.db").exists() && root.join(".obra/watch-index").exists());
+    let untracked = git(root, &["status", "--porcelain", "--untracked-files=all", "--", ".obra"]);
+    assert_eq!(untracked, "?? .obra/.gitignore\n?? .obra/config.yaml", "{untracked}");
+}
