@@ -41,6 +41,21 @@ fn doctor_names_what_is_missing_and_how_to_fix_it() {
         .collect();
     assert_eq!(failed, ["agent claude-code", "LLM ollama"], "{checks}");
     assert!(checks.as_array().unwrap().iter().all(|c| c["status"] == "ok" || c["fix"].is_string()), "{checks}");
+
+    // Pull requests without the remote they push to, nor gh on PATH; and a merge left half-done.
+    project.write_config(
+        "llms:\n  ollama:\n    base_url: http://127.0.0.1:9\ngit:\n  commit_strategy: per_task\n  \
+         branch_per_task: true\n  create_pr: true\n  remote: upstream\n",
+    );
+    let head = std::process::Command::new("git").current_dir(project.path()).args(["rev-parse", "HEAD"]).output();
+    std::fs::write(project.path().join(".git/MERGE_HEAD"), head.unwrap().stdout).unwrap();
+    let out = project.obra(&["doctor"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("FAIL  git state") && said.contains("git merge --abort"), "{said}");
+    assert!(said.contains("FAIL  pull requests") && said.contains("\"upstream\""), "{said}");
+    assert!(said.contains("git remote add upstream"), "{said}");
+    let gh_installed = ["/usr/bin/gh", "/bin/gh"].iter().any(|p| std::path::Path::new(p).exists());
+    assert!(gh_installed || said.contains("`gh` is not on PATH"), "{said}");
 }
 
 #[test]

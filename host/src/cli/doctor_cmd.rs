@@ -86,6 +86,7 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
     );
     out.push(store(&obra).await);
     out.push(workspace_git(&obra));
+    out.extend(git_integration(&obra));
 
     let loaded = match obra.plugins().await {
         Ok(p) => p,
@@ -267,6 +268,76 @@ fn workspace_git(obra: &Orchestrator) -> Check {
         ),
         Err(e) => Check::fail("workspace", format!("{e:#}"), "open the project in a git working tree"),
     }
+}
+
+/// The git integration's needs (ADR 24): a repository not in the middle of a merge or rebase; one with a
+/// commit for branches per task; for pull requests, the remote and a logged-in `gh`.
+fn git_integration(obra: &Orchestrator) -> Vec<Check> {
+    let git = &obra.config().config.git;
+    let root = obra.root();
+    let mut out = Vec::new();
+    if let Err(e) = crate::workspace::git::ensure_not_mid_operation(root) {
+        out.push(Check::fail(
+            "git state",
+            format!("{e:#}"),
+            "finish or abort it; `obra run` refuses to start until then",
+        ));
+    }
+    let writes = git.commit_strategy != crate::config::CommitStrategy::Manual || git.branch_per_task;
+    if !writes {
+        out.push(Check::ok("git integration", "git.commit_strategy: manual (Obra commits nothing)"));
+        return out;
+    }
+    let repo = git2::Repository::discover(root);
+    let Ok(repo) = repo else {
+        out.push(Check::fail(
+            "git integration",
+            format!(
+                "git.commit_strategy / git.branch_per_task need a git repository, and {} is in none",
+                root.display()
+            ),
+            "run `git init` and commit, or set git.commit_strategy: manual",
+        ));
+        return out;
+    };
+    if git.branch_per_task && repo.head().ok().and_then(|h| h.peel_to_commit().ok()).is_none() {
+        out.push(Check::fail(
+            "git integration",
+            "git.branch_per_task makes each task's worktree from HEAD, but the repository has no commit",
+            "commit once (`git commit --allow-empty -m init`)",
+        ));
+        return out;
+    }
+    out.push(Check::ok(
+        "git integration",
+        format!("commits {:?}{}", git.commit_strategy, if git.branch_per_task { ", a branch per task" } else { "" }),
+    ));
+    if git.create_pr {
+        if repo.find_remote(&git.remote).is_err() {
+            out.push(Check::fail(
+                "pull requests",
+                format!("git.remote is {:?}, which the repository does not have", git.remote),
+                format!("add it (`git remote add {} URL`) or set git.remote to one of `git remote`", git.remote),
+            ));
+        }
+        out.push(match std::process::Command::new("gh").args(["auth", "status"]).output() {
+            Ok(o) if o.status.success() => Check::ok("pull requests", "gh is installed and logged in"),
+            Ok(o) => Check::warn(
+                "pull requests",
+                format!(
+                    "gh is not logged in: {}",
+                    String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").trim()
+                ),
+                "run `gh auth login`; until then task branches are pushed but no pull request is opened",
+            ),
+            Err(_) => Check::fail(
+                "pull requests",
+                "git.create_pr is on, but `gh` is not on PATH",
+                "install GitHub's CLI (https://cli.github.com) or set git.create_pr: false",
+            ),
+        });
+    }
+    out
 }
 
 fn git_binary() -> Check {
