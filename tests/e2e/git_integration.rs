@@ -322,3 +322,39 @@ fn obra_init_keeps_its_machine_local_state_out_of_git_and_the_configuration_in()
     let untracked = git(root, &["status", "--porcelain", "--untracked-files=all", "--", ".obra"]);
     assert_eq!(untracked, "?? .obra/.gitignore\n?? .obra/config.yaml", "{untracked}");
 }
+
+#[test]
+fn work_a_human_approves_at_a_breakpoint_is_committed_with_the_approver_in_a_trailer() {
+    let project = Project::new();
+    let root = project.path();
+    let iteration = json!({
+        "writes": [{ "path": "approved.txt", "content": "ok\n" }],
+        "result": { "outcome": "success", "summary": "Wrote approved.txt.", "turns": 1,
+                    "usage": { "input_tokens": 500, "output_tokens": 50 } },
+    });
+    configure(
+        &project,
+        json!({ "1": { "iterations": [iteration] } }),
+        "  provider: none",
+        // A token budget of 100 pauses the task although its gate passed.
+        "git:\n  commit_strategy: per_task\ngates:\n  - plugin: tests\n    config:\n      command: \"true\"\n\
+         rules:\n  - plugin: budget\n    config:\n      max_task_tokens: 100\n",
+    );
+    let id = project.create_task("Write approved", "approved.txt");
+    let head_before = git(root, &["rev-parse", "HEAD"]);
+    let out = project.obra(&["run"]);
+    assert_eq!(out.status.code(), Some(3), "the budget pauses the task: {}", text(&out));
+    assert_eq!(git(root, &["rev-parse", "HEAD"]), head_before, "nothing committed while paused");
+
+    let breakpoint = project.obra_json(&["breakpoint", "list", "--json"], 0)[0]["id"].as_i64().unwrap();
+    let mut approve = project.command(&["breakpoint", "resolve", &breakpoint.to_string(), "--approve"]);
+    let out = approve.env("USER", "reviewer").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("committed"), "{}", text(&out));
+    let commit = git(root, &["rev-parse", "HEAD"]);
+    assert_ne!(commit, head_before);
+    assert_eq!(git(root, &["show", "--name-only", "--format=", &commit]), "approved.txt");
+    assert_eq!(trailer(root, &commit, "Obra-Approved-By"), "reviewer");
+    assert_eq!(trailer(root, &commit, "Obra-Task"), id.to_string());
+    assert_eq!(show(&project, id)["task"]["git_commit"], commit.as_str());
+}

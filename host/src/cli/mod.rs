@@ -300,6 +300,12 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
             if task.status() == TaskStatus::Pending {
                 println!("Run it again with: obra task execute {}", task.id);
             }
+            // Approved work is committed as a PROCEED's would be (git.commit_strategy); after a merge conflict
+            // the human has merged it already.
+            if task.status() == TaskStatus::Completed && bp.rule != crate::state::MERGE_CONFLICT_RULE {
+                let observer = obra.observed(std::sync::Arc::new(output::StepPrinter::new(false)));
+                obra.commit_approved(task.id, &by, observer).await?;
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -19,16 +19,25 @@ use crate::workspace::git;
 pub(super) struct Completion<'a> {
     /// The iteration that completed the task.
     pub iteration: u32,
-    /// Its agent run (for the record of the commit-message LLM call).
+    /// The work to commit and how it was judged.
+    pub work: CompletedWork<'a>,
+    /// The gates' results of that iteration.
+    pub gates: &'a [GateRecord],
+}
+
+/// A completed task's last agent run and how it was judged: what its commit message and trailers say.
+#[derive(Debug, Clone, Copy)]
+pub struct CompletedWork<'a> {
+    /// The agent run that completed the task (for the record of the commit-message LLM call).
     pub interaction_id: i64,
     /// The agent's final summary.
     pub summary: &'a str,
-    /// The gates' results of that iteration.
-    pub gates: &'a [GateRecord],
     /// The decision's confidence.
     pub confidence: f32,
     /// The gates' weighted quality score.
     pub quality: f32,
+    /// Who approved the work at a breakpoint, when a human did (an `Obra-Approved-By` trailer).
+    pub approved_by: Option<&'a str>,
 }
 
 /// The LLM's commit message.
@@ -44,16 +53,16 @@ impl Engine {
     /// Nothing here fails the task: a commit git refuses (a hook, a signing error) is reported and the work
     /// stays in the working tree.
     pub(super) async fn on_completed(&self, project: &Project, task: &Task, done: &Completion<'_>) -> Result<()> {
-        let current = self.current();
-        if current.config.engine.checkpoints {
+        if self.current().config.engine.checkpoints {
             let label = format!(
                 "task {} iteration {}: completed (PROCEED at confidence {:.2})",
-                task.id, done.iteration, done.confidence
+                task.id, done.iteration, done.work.confidence
             );
             self.take_checkpoint(task, &label, true).await?;
         }
-        let git_config = &current.config.git;
-        let Some(tasks) = self.tasks_to_commit(git_config, task).await? else { return Ok(()) };
+        if self.current().config.git.commit_strategy == CommitStrategy::Manual {
+            return Ok(());
+        }
         if let Some(failed) = done.gates.iter().find(|g| !g.passed) {
             self.observer.step(&Step::Progress(format!(
                 "not committed: gate {} failed ({}); work whose gates failed is never committed",
@@ -62,12 +71,22 @@ impl Engine {
             )));
             return Ok(());
         }
+        self.commit_work(project, task, &done.work).await
+    }
+
+    /// Commit a completed task's work as `git.commit_strategy` says (the caller has checked its gates passed).
+    /// Nothing here fails the task: a commit git refuses (a hook, a signing error) is reported and the work
+    /// stays in the working tree.
+    pub async fn commit_work(&self, project: &Project, task: &Task, work: &CompletedWork<'_>) -> Result<()> {
+        let current = self.current();
+        let git_config = &current.config.git;
+        let Some(tasks) = self.tasks_to_commit(git_config, task).await? else { return Ok(()) };
         let changes = self.changes_of(&tasks).await?;
         if changes.is_empty() {
             self.observer.step(&Step::Progress("nothing to commit: the agent changed no file".into()));
             return Ok(());
         }
-        let message = self.commit_message(git_config, project, task, &tasks, &changes, done).await;
+        let message = self.commit_message(git_config, project, task, &tasks, &changes, work).await;
         let workspace = self.workspace.clone();
         let paths: Vec<String> = changes.iter().map(|c| c.path.clone()).collect();
         let message_for_git = message.clone();
@@ -97,7 +116,7 @@ impl Engine {
 
     /// The tasks whose work a commit now holds: none under `manual`, the task under `per_task`, and under
     /// `per_milestone` every task of its milestone once the last one completed (the task alone when it has
-    /// no milestone). `None` also when the workspace is not in a git repository (said once).
+    /// no milestone). `None` also when the workspace is not in a git repository (said then).
     async fn tasks_to_commit(&self, git_config: &GitConfig, task: &Task) -> Result<Option<Vec<Task>>> {
         let tasks = match (git_config.commit_strategy, &task.milestone) {
             (CommitStrategy::Manual, _) => return Ok(None),
@@ -158,7 +177,7 @@ impl Engine {
         task: &Task,
         tasks: &[Task],
         changes: &[FileChange],
-        done: &Completion<'_>,
+        work: &CompletedWork<'_>,
     ) -> String {
         // A milestone's commit describes the milestone: its tasks stand in for the task's title.
         let milestone = task.milestone.as_deref().filter(|_| tasks.len() > 1 || tasks[0].id != task.id);
@@ -172,14 +191,14 @@ impl Engine {
             }
             None => task.clone(),
         };
-        let input = CommitPromptInput { project, task: &described, summary: done.summary, changes };
+        let input = CommitPromptInput { project, task: &described, summary: work.summary, changes };
         let mut message = None;
         if git_config.llm_message && self.current().plugins.llm.is_some() {
             let prompt = self.prompts().and_then(|p| p.commit_message_prompt(&input));
             let answer = match prompt {
                 Ok(prompt) => {
                     self.ask_llm::<CommitReply>(
-                        LlmScope::new(task.id, done.interaction_id, "commit message"),
+                        LlmScope::new(task.id, work.interaction_id, "commit message"),
                         prompt,
                         COMMIT_MESSAGE_SCHEMA,
                     )
@@ -207,9 +226,12 @@ impl Engine {
         let ids = tasks.iter().map(|t| t.id.to_string()).collect::<Vec<_>>().join(", ");
         let mut trailers = vec![
             ("Obra-Task", ids),
-            ("Obra-Confidence", format!("{:.2}", done.confidence)),
-            ("Obra-Quality", format!("{:.2}", done.quality)),
+            ("Obra-Confidence", format!("{:.2}", work.confidence)),
+            ("Obra-Quality", format!("{:.2}", work.quality)),
         ];
+        if let Some(by) = work.approved_by {
+            trailers.push(("Obra-Approved-By", by.to_string()));
+        }
         if let Some(name) = milestone {
             trailers.push(("Obra-Milestone", name.to_string()));
         }

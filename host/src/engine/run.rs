@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::decision::{self, LlmOpinion};
 use super::events::Step;
-use super::integrate::Completion;
+use super::integrate::{CompletedWork, Completion};
 use super::llm_ask::LlmScope;
 use super::prompt::{
     DECISION_SCHEMA, DecisionPromptInput, ERROR_ANALYSIS_SCHEMA, ErrorAnalysisPromptInput, OPINION_SCHEMA,
@@ -296,11 +296,14 @@ impl Engine {
             if status == TaskStatus::Completed {
                 let completion = Completion {
                     iteration,
-                    interaction_id,
-                    summary: result.as_ref().map(|r| r.summary.as_str()).unwrap_or_default(),
+                    work: CompletedWork {
+                        interaction_id,
+                        summary: result.as_ref().map(|r| r.summary.as_str()).unwrap_or_default(),
+                        confidence: verdict.confidence,
+                        quality: heuristic.quality,
+                        approved_by: None,
+                    },
                     gates: &gates,
-                    confidence: verdict.confidence,
-                    quality: heuristic.quality,
                 };
                 self.on_completed(&project, &task, &completion).await?;
             }
