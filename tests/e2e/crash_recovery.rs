@@ -87,7 +87,7 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing_and_the_run_resumes() {
     let mut delays = Vec::new();
     while kills < KILLS {
         let mut run = project.command(&["run"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let delay = Duration::from_millis(50 + rng.below(900));
+        let delay = Duration::from_millis(150 + rng.below(1500));
         delays.push(delay.as_millis());
         let deadline = Instant::now() + delay;
         let mut finished = None;
