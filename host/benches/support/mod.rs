@@ -1,5 +1,5 @@
 //! What the benchmarks share: printing a latency distribution or a single value, for people (one line of text)
-//! and for the performance record (`cargo run -p obra-testkit --release --bin perf-record` reads the lines that
+//! and for the performance record (`cargo run -p obra-testkit --release --example perf-record` reads the lines that
 //! start with [`RECORD_PREFIX`] and rewrites docs/PERFORMANCE.md from them).
 
 #![allow(dead_code)]
