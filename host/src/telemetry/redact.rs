@@ -4,7 +4,7 @@
 //! What is recognised: API keys and tokens of the common providers (Anthropic, OpenAI, GitHub, GitLab, Slack,
 //! AWS access key ids, Google API keys, Stripe, Hugging Face, JWTs), `Bearer` tokens, private key blocks,
 //! passwords in URLs (`scheme://user:password@host`), `password=`/`api_key:`-style assignments, e-mail addresses,
-//! IPv4 and IPv6 addresses, and phone numbers written with separators. Patterns favour catching a secret over
+//! IPv4 (except loopback and `0.0.0.0`) and IPv6 addresses, and phone numbers written with separators. Patterns favour catching a secret over
 //! sparing a harmless look-alike; what they replace is said by the kind in the marker.
 
 use std::borrow::Cow;
@@ -69,6 +69,9 @@ pub fn redact(text: &str) -> Cow<'_, str> {
         let replaced = rule
             .pattern
             .replace_all(&out, |c: &Captures<'_>| {
+                if rule.kind == "ipv4" && says_nothing_about_anyone(&c[0]) {
+                    return c[0].to_string();
+                }
                 let keep = c.name("keep").map_or("", |m| m.as_str());
                 let at = if rule.kind == "url-password" { "@" } else { "" };
                 format!("{keep}[REDACTED:{}]{at}", rule.kind)
@@ -77,6 +80,12 @@ pub fn redact(text: &str) -> Cow<'_, str> {
         out = Cow::Owned(replaced);
     }
     out
+}
+
+/// Loopback (`127.x.x.x`) and unspecified (`0.0.0.0`) addresses name this machine, not a person or a host:
+/// they stay, so messages like "cannot connect to 127.0.0.1:11434" keep what a user needs to fix them.
+fn says_nothing_about_anyone(ipv4: &str) -> bool {
+    ipv4.starts_with("127.") || ipv4 == "0.0.0.0"
 }
 
 /// Redact every string inside a JSON value, in place.
@@ -141,6 +150,10 @@ mod tests {
     fn personal_data_is_redacted() {
         assert_eq!(kinds("mail ada@example.co.uk now"), "mail [REDACTED:email] now");
         assert_eq!(kinds("host 192.168.1.20 up"), "host [REDACTED:ipv4] up");
+        assert_eq!(
+            kinds("ollama at http://127.0.0.1:11434, bound 0.0.0.0, peer 10.1.2.3"),
+            "ollama at http://127.0.0.1:11434, bound 0.0.0.0, peer [REDACTED:ipv4]"
+        );
         assert_eq!(kinds("v6 2001:db8::8a2e:370:7334 up"), "v6 [REDACTED:ipv6] up");
         assert_eq!(kinds("call +1 555-123-4567 or (555) 123-4567"), "call [REDACTED:phone] or [REDACTED:phone]");
     }
