@@ -4,7 +4,8 @@
 //! from its dependencies' merged work. A merge that conflicts pauses the task at a `merge-conflict` breakpoint
 //! instead of failing the run, with the branch to merge by hand.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
@@ -39,7 +40,10 @@ impl Orchestrator {
         )));
         self.settle_leftovers(&worktrees, observer.as_ref()).await?;
 
+        // Every await below goes through `alongside`, so the running tasks are driven while the loop waits
+        // (see there), and tasks that finish meanwhile wait in `finished`.
         let mut running = FuturesUnordered::new();
+        let mut finished = VecDeque::new();
         let mut in_flight: HashSet<i64> = HashSet::new();
         let mut started = 0usize;
         let mut idle = Idle::default();
@@ -47,7 +51,7 @@ impl Orchestrator {
             let limit_reached = options.max_tasks.is_some_and(|max| started >= max as usize);
             let stopping = options.stop.load(Ordering::SeqCst) || limit_reached;
             if !stopping && in_flight.len() < width {
-                let tasks = self.state().tasks(self.project().id).await?;
+                let tasks = alongside(&mut running, &mut finished, self.state().tasks(self.project().id)).await?;
                 let schedule = Schedule::of_tasks(&tasks);
                 let ready: Vec<i64> =
                     schedule.ready_at(SystemTime::now()).into_iter().filter(|id| !in_flight.contains(id)).collect();
@@ -59,7 +63,8 @@ impl Orchestrator {
                     }
                     let Some(task) = tasks.iter().find(|t| t.id == id) else { continue };
                     let wt = worktrees.add(id, &task.title)?;
-                    self.state().set_task_git(id, Some(&wt.branch), Some(&wt.base), None).await?;
+                    let recorded = self.state().set_task_git(id, Some(&wt.branch), Some(&wt.base), None);
+                    alongside(&mut running, &mut finished, recorded).await?;
                     observer.step(&Step::TaskPicked {
                         task_id: id,
                         title: task.title.clone(),
@@ -81,7 +86,7 @@ impl Orchestrator {
                     });
                 }
             }
-            if running.is_empty() {
+            if running.is_empty() && finished.is_empty() {
                 if stopping {
                     summary.stopped_because = if limit_reached {
                         format!("reached --max-tasks {}", options.max_tasks.unwrap_or_default())
@@ -98,10 +103,15 @@ impl Orchestrator {
                     None => continue,
                 }
             }
-            let Some((wt, result)) = running.next().await else { continue };
+            let done = match finished.pop_front() {
+                Some(done) => Some(done),
+                None => running.next().await,
+            };
+            let Some((wt, result)) = done else { continue };
             in_flight.remove(&wt.task_id);
             let mut outcome = result?;
-            self.bring_back(&worktrees, &wt, &mut outcome, observer.as_ref()).await?;
+            let brought_back = self.bring_back(&worktrees, &wt, &mut outcome, observer.as_ref());
+            alongside(&mut running, &mut finished, brought_back).await?;
             summary.executions.push(outcome);
         }
         Ok(())
@@ -229,5 +239,72 @@ impl Orchestrator {
             self.bring_back(worktrees, &wt, &mut outcome, observer).await?;
         }
         Ok(())
+    }
+}
+
+/// Await `work` while the tasks in `running` keep being driven, keeping those that finish meanwhile in
+/// `finished`.
+///
+/// A task's future is only driven while someone polls `running`. Left alone, it can be suspended half-way
+/// through a database transaction, holding SQLite's write lock, and a write of `work` (recording a branch or
+/// a merge) would then wait on that lock until the busy timeout and fail with "the database is locked".
+async fn alongside<F: Future, T>(
+    running: &mut FuturesUnordered<F>,
+    finished: &mut VecDeque<F::Output>,
+    work: impl Future<Output = T>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return out,
+            Some(done) = running.next(), if !running.is_empty() => finished.push_back(done),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use sqlx::Connection;
+
+    use super::*;
+    use crate::state::{NewProject, OpenSettings, StateManager};
+
+    fn project(name: &str) -> NewProject {
+        NewProject { name: name.into(), workspace: PathBuf::from("/tmp/ws"), description: String::new(), profile: None }
+    }
+
+    /// A running task suspended inside a write transaction (its lock released only when it is polled again)
+    /// does not block the loop's own writes made through `alongside`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_loop_writes_while_a_running_task_holds_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("obra.db");
+        let settings = OpenSettings { busy_timeout: Duration::from_millis(1500) };
+        let state = StateManager::open_with(&path, &settings).await.unwrap();
+        let url = format!("sqlite://{}", path.display());
+
+        let (locked_tx, locked_rx) = tokio::sync::oneshot::channel();
+        let mut running = FuturesUnordered::new();
+        running.push(Box::pin(async move {
+            let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+            locked_tx.send(()).unwrap();
+            // Suspended here with the write lock held, until polled again.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+            "task done"
+        }));
+        let mut finished = VecDeque::new();
+        // Drive the task up to its lock, as the loop does while it waits for the next one to finish.
+        alongside(&mut running, &mut finished, locked_rx).await.unwrap();
+
+        let created = alongside(&mut running, &mut finished, state.create_project(&project("demo"))).await;
+        created.expect("the loop's write goes through once the task commits");
+        assert_eq!(finished.pop_front(), Some("task done"));
+        assert!(running.is_empty());
     }
 }
