@@ -26,6 +26,11 @@ const REF_PREFIX: &str = "refs/obra/checkpoints/";
 /// Directory names never captured, written or removed: version control and Obra's own state.
 const SKIPPED_NAMES: &[&str] = &[".git", ".obra"];
 
+/// How many times creating a checkpoint's ref is tried again while another process holds its lock file.
+const REF_LOCK_RETRIES: u32 = 400;
+/// The pause between those tries (400 x 5 ms: two seconds in all).
+const REF_LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// How many changed paths a refused restore names.
 const LISTED_PATHS: usize = 10;
 
@@ -333,12 +338,31 @@ impl Checkpoints {
             .commit(None, &signature, &signature, label, &tree, &parents)
             .context("cannot write the checkpoint's commit")?;
 
+        // Several workspaces of one repository (the worktrees of `obra run --parallel`) number their
+        // checkpoints from the same refs. The ref is created only if it still does not exist once its lock is
+        // held (an all-zero "old value"; libgit2's own existence check comes before the lock, so two creators
+        // could both pass it): a number another one has taken (`Exists`, `Modified`) moves this one on, and a
+        // number another one is taking right now (`Locked`, git's `<ref>.lock`) is tried again shortly.
         let mut number = self.next_number()?;
+        let mut lock_waits = 0;
         let id = loop {
             let id = number.to_string();
-            match self.repo.reference(&format!("{REF_PREFIX}{id}"), oid, false, &format!("obra checkpoint: {label}")) {
+            let name = format!("{REF_PREFIX}{id}");
+            match self.repo.reference_matching(&name, oid, false, Oid::ZERO_SHA1, &format!("obra checkpoint: {label}"))
+            {
                 Ok(_) => break id,
-                Err(e) if e.code() == ErrorCode::Exists => number += 1,
+                Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Modified) => number += 1,
+                Err(e) if e.code() == ErrorCode::Locked && lock_waits < REF_LOCK_RETRIES => {
+                    lock_waits += 1;
+                    std::thread::sleep(REF_LOCK_PAUSE);
+                }
+                Err(e) if e.code() == ErrorCode::Locked => {
+                    return Err(e).context(format!(
+                        "cannot create the checkpoint's ref {REF_PREFIX}{id}: its lock file stayed for {} ms; if no \
+                         other git or obra process is running, remove .git/{REF_PREFIX}{id}.lock",
+                        (REF_LOCK_PAUSE * REF_LOCK_RETRIES).as_millis()
+                    ));
+                }
                 Err(e) => return Err(e).context("cannot create the checkpoint's ref"),
             }
         };
@@ -485,12 +509,18 @@ impl Checkpoints {
                 let rel = if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
                 let kind = entry.file_type().with_context(|| format!("cannot read {}", path.display()))?;
                 if kind.is_dir() {
-                    if !self.is_ignored(&rel, true, &tracked)? {
+                    if !self.is_ignored_dir(&rel, &tracked)? {
                         stack.push(rel);
                     }
                     continue;
                 }
-                if !(kind.is_file() || kind.is_symlink()) || self.is_ignored(&rel, false, &tracked)? {
+                if !(kind.is_file() || kind.is_symlink()) {
+                    continue;
+                }
+                // A tracked file is never ignored; asking the index first spares the ignore rules for most files.
+                let index_path = format!("{}{rel}", self.prefix);
+                let indexed = tracked.get_path(Path::new(&index_path), 0);
+                if indexed.is_none() && self.is_path_ignored(&index_path, &rel)? {
                     continue;
                 }
                 let value = if kind.is_symlink() {
@@ -503,8 +533,7 @@ impl Checkpoints {
                     let kind = if platform::is_executable(&meta) { Kind::Exec } else { Kind::File };
                     // A tracked file whose stat data matches its index entry has the entry's content (the
                     // check `git status` makes), so it is not read; its blob is in the object database.
-                    let cached = tracked
-                        .get_path(Path::new(&format!("{}{rel}", self.prefix)), 0)
+                    let cached = indexed
                         .filter(|entry| index_time.is_some_and(|t| platform::stat_matches(&meta, entry, t)))
                         .map(|entry| entry.id);
                     let mut oid = match cached {
@@ -523,23 +552,16 @@ impl Checkpoints {
         Ok(entries)
     }
 
-    /// Whether git ignores `rel` (relative to the workspace): a tracked file is never ignored, and an ignored
-    /// directory is still walked when it holds tracked files.
-    fn is_ignored(&self, rel: &str, is_dir: bool, tracked: &Index) -> Result<bool> {
-        let path = format!("{}{rel}", self.prefix);
-        // A tracked file is never ignored; asking the index first spares the ignore rules for most files.
-        if !is_dir && tracked.get_path(Path::new(&path), 0).is_some() {
-            return Ok(false);
-        }
-        let ignored = if is_dir { format!("{path}/") } else { path.clone() };
-        if !self.repo.is_path_ignored(&ignored).with_context(|| format!("cannot check whether {rel} is ignored"))? {
-            return Ok(false);
-        }
-        if is_dir {
-            Ok(!tracked.iter().any(|e| e.path.starts_with(ignored.as_bytes())))
-        } else {
-            Ok(tracked.get_path(Path::new(&path), 0).is_none())
-        }
+    /// Whether git ignores the directory `rel` (relative to the workspace); an ignored directory is still walked
+    /// when it holds tracked files.
+    fn is_ignored_dir(&self, rel: &str, tracked: &Index) -> Result<bool> {
+        let path = format!("{}{rel}/", self.prefix);
+        Ok(self.is_path_ignored(&path, rel)? && !tracked.iter().any(|e| e.path.starts_with(path.as_bytes())))
+    }
+
+    /// Whether git's ignore rules match `path` (relative to the repository; `rel` names it in errors).
+    fn is_path_ignored(&self, path: &str, rel: &str) -> Result<bool> {
+        self.repo.is_path_ignored(path).with_context(|| format!("cannot check whether {rel} is ignored"))
     }
 
     /// Write one entry of a checkpoint, replacing whatever is at its path.
@@ -814,6 +836,33 @@ mod tests {
         Repository::init_bare(&bare).unwrap();
         let err = Checkpoints::open(&bare).unwrap_err().to_string();
         assert!(err.contains("bare git repository"), "{err}");
+    }
+
+    #[test]
+    fn workspaces_taking_checkpoints_at_once_get_distinct_numbers() {
+        // The worktrees of `obra run --parallel` share the repository's refs; a number being taken by one
+        // (its ref's lock file present) must not fail the other.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        Repository::init(&root).unwrap();
+        write(&root, "a.txt", "a\n");
+        let threads = 4;
+        let each = 25;
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (root, barrier) = (root.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let checkpoints = Checkpoints::open(&root).unwrap().unwrap();
+                    barrier.wait();
+                    (0..each).map(|i| checkpoints.create(&format!("thread {t} #{i}")).unwrap().id).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut ids: Vec<u64> =
+            handles.into_iter().flat_map(|h| h.join().unwrap()).map(|id| id.parse().unwrap()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=(threads * each) as u64).collect::<Vec<_>>());
     }
 
     #[test]
