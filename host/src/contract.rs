@@ -73,17 +73,8 @@ pub fn bounded_text(text: String) -> String {
     if text.len() <= MAX_REPORTED_BYTES {
         return text;
     }
-    let floor = |mut at: usize| {
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        at
-    };
-    let head_end = floor(MAX_REPORTED_BYTES / 4);
-    let mut tail_start = text.len() - MAX_REPORTED_BYTES * 3 / 4;
-    while !text.is_char_boundary(tail_start) {
-        tail_start += 1;
-    }
+    let head_end = text.floor_char_boundary(MAX_REPORTED_BYTES / 4);
+    let tail_start = text.ceil_char_boundary(text.len() - MAX_REPORTED_BYTES * 3 / 4);
     format!(
         "{}\n[... {} bytes cut by Obra: a plugin may report at most {} KiB ...]\n{}",
         &text[..head_end],

@@ -9,11 +9,7 @@ pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 
 fn cut(mut message: String) -> String {
     if message.len() > MAX_MESSAGE_BYTES {
-        let mut end = MAX_MESSAGE_BYTES;
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        message.truncate(end);
+        message.truncate(message.floor_char_boundary(MAX_MESSAGE_BYTES));
         message.push('…');
     }
     message
