@@ -19,10 +19,17 @@ const FALLBACK_IDENTITY: [(&str, &str); 4] = [
     ("GIT_COMMITTER_EMAIL", "obra@localhost"),
 ];
 
-/// A `git` command in `dir`, with no terminal prompts and Obra's identity when the repository has none.
+/// The git commands that make commits, and so need an identity.
+const COMMITTING: &[&str] = &["commit", "merge"];
+
+/// A `git` command in `dir`, with no terminal prompts; a command that makes commits gets Obra's identity when
+/// the repository has none (asking git costs two processes, so only those commands ask).
 pub fn command(dir: &Path, args: &[&str]) -> Command {
     let mut command = Command::new("git");
     command.current_dir(dir).args(args).env("GIT_TERMINAL_PROMPT", "0");
+    if !args.first().is_some_and(|verb| COMMITTING.contains(verb)) {
+        return command;
+    }
     let has_identity = |key: &str| {
         Command::new("git")
             .current_dir(dir)
@@ -150,26 +157,23 @@ pub fn commit_paths(workspace: &Path, paths: &[String], message: &str) -> Result
     let read = if has_head { vec!["read-tree", "HEAD"] } else { vec!["read-tree", "--empty"] };
     checked(with_index(&read)?, workspace, &read)?;
 
-    let specs: Vec<String> = paths.iter().map(|p| format!(":(literal){p}")).collect();
-    let kept = not_ignored(workspace, &index, &specs)?;
+    let kept = not_ignored(workspace, &index, paths)?;
     if kept.is_empty() {
         return Ok(None);
     }
     // Paths gone from both the working tree and HEAD (created and removed again) are nothing to commit.
-    let existing: Vec<&str> = kept
-        .iter()
-        .filter(|s| {
-            let rel = s.trim_start_matches(":(literal)");
-            workspace.join(rel).symlink_metadata().is_ok() || tracked_in(workspace, &index, s)
-        })
-        .map(String::as_str)
+    let tracked = tracked_in(workspace, &index)?;
+    let existing: Vec<String> = kept
+        .into_iter()
+        .filter(|p| workspace.join(p).symlink_metadata().is_ok() || tracked.contains(p.as_bytes()))
+        .map(|p| format!(":(literal){p}"))
         .collect();
     if existing.is_empty() {
         return Ok(None);
     }
-    let mut add: Vec<&str> = vec!["add", "--all", "--"];
-    add.extend(existing.iter().copied());
-    checked(with_index(&add)?, workspace, &add)?;
+    // The paths go on standard input, so a task that changed thousands of files stays under the argument limit.
+    let add = ["add", "--all", "--pathspec-from-file=-", "--pathspec-file-nul"];
+    checked(with_stdin(workspace, Some(&index), &add, &existing)?, workspace, &add)?;
     if with_index(&["diff", "--cached", "--quiet"])?.status.success() {
         return Ok(None);
     }
@@ -179,9 +183,8 @@ pub fn commit_paths(workspace: &Path, paths: &[String], message: &str) -> Result
     checked(with_index(&commit)?, workspace, &commit)?;
     let sha = run_ok(workspace, &["rev-parse", "HEAD"])?;
     // The user's index: the committed paths now match HEAD; everything else in it is untouched.
-    let mut reset = vec!["reset", "--quiet", "--"];
-    reset.extend(existing.iter().copied());
-    let out = run(workspace, &reset)?;
+    let reset = ["reset", "--quiet", "--pathspec-from-file=-", "--pathspec-file-nul"];
+    let out = with_stdin(workspace, None, &reset, &existing)?;
     if !out.status.success() {
         tracing::warn!(
             "committed {sha}, but could not refresh the index for its paths: {}",
@@ -191,32 +194,43 @@ pub fn commit_paths(workspace: &Path, paths: &[String], message: &str) -> Result
     Ok(Some(sha))
 }
 
-/// The pathspecs among `specs` that git does not ignore (a path tracked in `index` is never ignored).
-fn not_ignored(workspace: &Path, index: &Path, specs: &[String]) -> Result<Vec<String>> {
-    let mut c = command(workspace, &["check-ignore", "--stdin", "-z"]);
-    c.env("GIT_INDEX_FILE", index)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().context("cannot run `git check-ignore`; is git installed?")?;
-    let input: Vec<u8> = specs.iter().flat_map(|s| s.trim_start_matches(":(literal)").bytes().chain([0])).collect();
-    let mut stdin = child.stdin.take().context("git check-ignore has no stdin")?;
-    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
-    let out = child.wait_with_output().context("git check-ignore failed")?;
-    let _ = writer.join();
+/// The paths among `paths` that git does not ignore (a path tracked in `index` is never ignored).
+fn not_ignored(workspace: &Path, index: &Path, paths: &[String]) -> Result<Vec<String>> {
+    let out = with_stdin(workspace, Some(index), &["check-ignore", "--stdin", "-z"], paths)?;
     // Exit 1 means "none ignored"; 0 lists the ignored ones.
     if !(out.status.success() || out.status.code() == Some(1)) {
         bail!("`git check-ignore` failed in {}: {}", workspace.display(), String::from_utf8_lossy(&out.stderr).trim());
     }
     let ignored: Vec<&[u8]> = out.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()).collect();
-    Ok(specs.iter().filter(|s| !ignored.contains(&s.trim_start_matches(":(literal)").as_bytes())).cloned().collect())
+    Ok(paths.iter().filter(|p| !ignored.contains(&p.as_bytes())).cloned().collect())
 }
 
-/// Whether the pathspec names a path in `index`.
-fn tracked_in(workspace: &Path, index: &Path, spec: &str) -> bool {
-    let mut c = command(workspace, &["ls-files", "--error-unmatch", "--", spec]);
+/// The paths (relative to `workspace`) that `index` holds, from one `git ls-files`.
+fn tracked_in(workspace: &Path, index: &Path) -> Result<std::collections::HashSet<Vec<u8>>> {
+    let args = ["ls-files", "-z"];
+    let mut c = command(workspace, &args);
     c.env("GIT_INDEX_FILE", index);
-    c.output().is_ok_and(|o| o.status.success())
+    let out = c.output().context("cannot run `git ls-files`; is git installed?")?;
+    if !out.status.success() {
+        bail!("`git ls-files` failed in {}: {}", workspace.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()).map(<[u8]>::to_vec).collect())
+}
+
+/// Run git (with the temporary `index`, when given), giving it `items` NUL-separated on its standard input.
+fn with_stdin(workspace: &Path, index: Option<&Path>, args: &[&str], items: &[String]) -> Result<Output> {
+    let mut c = command(workspace, args);
+    if let Some(index) = index {
+        c.env("GIT_INDEX_FILE", index);
+    }
+    c.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().with_context(|| format!("cannot run `git {}`; is git installed?", args[0]))?;
+    let input: Vec<u8> = items.iter().flat_map(|p| p.bytes().chain([0])).collect();
+    let mut stdin = child.stdin.take().context("git has no standard input")?;
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &input));
+    let out = child.wait_with_output().with_context(|| format!("`git {}` failed", args[0]))?;
+    let _ = writer.join();
+    Ok(out)
 }
 
 /// Files removed when dropped.
