@@ -473,42 +473,14 @@ impl Orchestrator {
         {
             return Ok(());
         }
-        if self.root.join(".obra/worktrees").join(format!("task-{task_id}")).exists() {
+        if worktrees::worktree_path(&self.root, task_id).exists() {
             observer.step(&crate::engine::Step::Progress(format!(
                 "task {task_id} works in its own worktree: the next `obra run` merges its branch"
             )));
             return Ok(());
         }
-        let Some(last) = self.state.interactions(task_id).await?.into_iter().next_back() else { return Ok(()) };
-        let gates = self.state.gate_results(last.id).await?;
-        if let Some(failed) = gates.iter().find(|g| !g.passed) {
-            observer.step(&crate::engine::Step::Progress(format!(
-                "not committed: gate {} of the last iteration failed; work whose gates failed is never committed \
-                 (commit it yourself if you want it)",
-                failed.gate
-            )));
-            return Ok(());
-        }
-        let weights: Vec<(f64, f64)> = gates
-            .iter()
-            .map(|g| {
-                let weight = config.config.gates.iter().find(|c| c.display_name() == g.gate).map_or(1.0, |c| c.weight);
-                (f64::from(weight), g.score.clamp(0.0, 1.0))
-            })
-            .collect();
-        let total: f64 = weights.iter().map(|(w, _)| w).sum();
-        let quality = if total > 0.0 { weights.iter().map(|(w, s)| w * s).sum::<f64>() / total } else { 1.0 };
-        let confidence = self.state.decision(last.id).await?.map_or(0.0, |d| d.confidence);
-        let summary = last.summary.clone().unwrap_or_default();
         let engine = self.engine_for(&config, self.root.clone(), observer).await?;
-        let work = crate::engine::CompletedWork {
-            interaction_id: last.id,
-            summary: &summary,
-            confidence: confidence as f32,
-            quality: quality as f32,
-            approved_by: Some(by),
-        };
-        engine.commit_work(&self.project, &task, &work).await
+        engine.commit_approved(&self.project, &task, by).await
     }
 
     /// Replay a task's recorded iterations through the gates, rules and thresholds of today's configuration

@@ -26,6 +26,24 @@ pub struct Heuristic {
     pub reasons: Vec<String>,
 }
 
+/// Recorded gate results paired with the configured gates of the same name, in the configuration's order
+/// (results of gates no longer configured are left out).
+pub fn pair_by_name<'a>(
+    configs: impl Iterator<Item = &'a GateConfig>,
+    gates: &'a [GateRecord],
+) -> Vec<(&'a GateConfig, &'a GateRecord)> {
+    configs.filter_map(|c| gates.iter().find(|g| g.gate == c.display_name()).map(|g| (c, g))).collect()
+}
+
+/// The weighted quality score of the gates' results, 0..=1 (1 when no gate ran or no gate has a weight).
+pub fn gate_quality(gates: &[(&GateConfig, &GateRecord)]) -> f32 {
+    let total_weight: f32 = gates.iter().map(|(c, _)| c.weight).sum();
+    if gates.is_empty() || total_weight <= 0.0 {
+        return 1.0;
+    }
+    gates.iter().map(|(c, g)| c.weight * g.score.clamp(0.0, 1.0)).sum::<f32>() / total_weight
+}
+
 /// Score an iteration without any LLM: outcome, gate quality, whether files changed, effort.
 pub fn heuristic(result: Option<&RunResult>, gates: &[(&GateConfig, &GateRecord)], files_changed: usize) -> Heuristic {
     let mut reasons = Vec::new();
@@ -39,14 +57,8 @@ pub fn heuristic(result: Option<&RunResult>, gates: &[(&GateConfig, &GateRecord)
         None => "the agent did not run".into(),
     });
 
-    let total_weight: f32 = gates.iter().map(|(c, _)| c.weight).sum();
-    let quality = if result.is_none() {
-        0.0 // nothing was produced, so there is nothing of quality
-    } else if gates.is_empty() || total_weight <= 0.0 {
-        1.0
-    } else {
-        gates.iter().map(|(c, g)| c.weight * g.score.clamp(0.0, 1.0)).sum::<f32>() / total_weight
-    };
+    // Nothing produced means nothing of quality.
+    let quality = if result.is_none() { 0.0 } else { gate_quality(gates) };
     let failed_required: Vec<String> =
         gates.iter().filter(|(c, g)| c.required && !g.passed).map(|(_, g)| g.gate.clone()).collect();
     if result.is_none() {

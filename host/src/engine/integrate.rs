@@ -5,12 +5,12 @@
 
 use anyhow::Result;
 
-use super::Engine;
 use super::events::Step;
 use super::llm_ask::LlmScope;
 use super::prompt::{COMMIT_MESSAGE_SCHEMA, CommitPromptInput, commit_message_from_reply};
+use super::{Engine, decision};
 use crate::config::{CommitStrategy, GitConfig};
-use crate::contract::{ChangeKind, FileChange};
+use crate::contract::FileChange;
 use crate::state::{GateRecord, Project, Task, TaskStatus};
 use crate::workspace::git;
 
@@ -60,10 +60,37 @@ impl Engine {
             );
             self.take_checkpoint(task, &label, true).await?;
         }
+        self.commit_if_gates_passed(project, task, done.gates, &done.work).await
+    }
+
+    /// A human approved `task` at a breakpoint (it is completed now): commit its work as a PROCEED would have,
+    /// judged by its last agent run's stored gate results and decision, with an `Obra-Approved-By` trailer.
+    pub async fn commit_approved(&self, project: &Project, task: &Task, by: &str) -> Result<()> {
+        let Some(last) = self.state.interactions(task.id).await?.into_iter().next_back() else { return Ok(()) };
+        let gates = self.recorded_gates(last.id).await?;
+        let quality = decision::gate_quality(&decision::pair_by_name(
+            self.current().plugins.gates.iter().map(|(c, _)| c),
+            &gates,
+        ));
+        let confidence = self.state.decision(last.id).await?.map_or(0.0, |d| d.confidence as f32);
+        let summary = last.summary.clone().unwrap_or_default();
+        let work =
+            CompletedWork { interaction_id: last.id, summary: &summary, confidence, quality, approved_by: Some(by) };
+        self.commit_if_gates_passed(project, task, &gates, &work).await
+    }
+
+    /// Commit a completed task's work as `git.commit_strategy` says, unless one of `gates` failed (said).
+    async fn commit_if_gates_passed(
+        &self,
+        project: &Project,
+        task: &Task,
+        gates: &[GateRecord],
+        work: &CompletedWork<'_>,
+    ) -> Result<()> {
         if self.current().config.git.commit_strategy == CommitStrategy::Manual {
             return Ok(());
         }
-        if let Some(failed) = done.gates.iter().find(|g| !g.passed) {
+        if let Some(failed) = gates.iter().find(|g| !g.passed) {
             self.observer.step(&Step::Progress(format!(
                 "not committed: gate {} failed ({}); work whose gates failed is never committed",
                 failed.gate,
@@ -71,13 +98,12 @@ impl Engine {
             )));
             return Ok(());
         }
-        self.commit_work(project, task, &done.work).await
+        self.commit_work(project, task, work).await
     }
 
-    /// Commit a completed task's work as `git.commit_strategy` says (the caller has checked its gates passed).
-    /// Nothing here fails the task: a commit git refuses (a hook, a signing error) is reported and the work
-    /// stays in the working tree.
-    pub async fn commit_work(&self, project: &Project, task: &Task, work: &CompletedWork<'_>) -> Result<()> {
+    /// Commit a completed task's work as `git.commit_strategy` says. Nothing here fails the task: a commit git
+    /// refuses (a hook, a signing error) is reported and the work stays in the working tree.
+    async fn commit_work(&self, project: &Project, task: &Task, work: &CompletedWork<'_>) -> Result<()> {
         let current = self.current();
         let git_config = &current.config.git;
         let Some(tasks) = self.tasks_to_commit(git_config, task).await? else { return Ok(()) };
@@ -155,13 +181,7 @@ impl Engine {
         for task in tasks {
             for interaction in self.state.interactions(task.id).await? {
                 for row in self.state.file_changes(interaction.id).await? {
-                    let kind = match row.kind.as_str() {
-                        "created" => ChangeKind::Created,
-                        "deleted" => ChangeKind::Deleted,
-                        _ => ChangeKind::Modified,
-                    };
-                    let size = row.size.and_then(|s| u64::try_from(s).ok());
-                    last.insert(row.path.clone(), FileChange { path: row.path, kind, size });
+                    last.insert(row.path.clone(), row.into_change());
                 }
             }
         }

@@ -24,7 +24,6 @@ pub mod structured;
 
 pub use continuity::LlmHealth;
 pub use events::{LoopObserver, Step};
-pub use integrate::CompletedWork;
 pub use run::TaskOutcome;
 
 use std::path::PathBuf;

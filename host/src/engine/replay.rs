@@ -15,7 +15,7 @@ use super::decision::{self, LlmOpinion};
 use super::events::Silent;
 use super::run::{loop_event, task_info};
 use super::{Engine, LoopObserver};
-use crate::contract::{ChangeKind, FileChange, PluginError, RunResult, Verdict};
+use crate::contract::{FileChange, PluginError, RunResult, Verdict};
 use crate::state::{Action, Checkpoint, GateRecord, Interaction};
 use crate::workspace::checkpoint::Checkpoints;
 
@@ -76,13 +76,8 @@ impl Engine {
         let mut changes: Vec<FileChange> = Vec::new();
         for interaction in &interactions {
             for row in self.state.file_changes(interaction.id).await? {
-                let kind = match row.kind.as_str() {
-                    "created" => ChangeKind::Created,
-                    "deleted" => ChangeKind::Deleted,
-                    _ => ChangeKind::Modified,
-                };
                 changes.retain(|c| c.path != row.path);
-                changes.push(FileChange { path: row.path, kind, size: row.size.map(|s| s.max(0) as u64) });
+                changes.push(row.into_change());
             }
             let Some(recorded) = self.state.decision(interaction.id).await? else {
                 continue; // an attempt the retry policy repeated, or one interrupted before its decision
@@ -103,12 +98,7 @@ impl Engine {
                 },
                 Err(_) => (Vec::new(), "none (the agent could not run)".to_string()),
             };
-            let gate_pairs: Vec<_> = current
-                .plugins
-                .gates
-                .iter()
-                .filter_map(|(c, _)| gates.iter().find(|g| g.gate == c.display_name()).map(|g| (c, g)))
-                .collect();
+            let gate_pairs = decision::pair_by_name(current.plugins.gates.iter().map(|(c, _)| c), &gates);
             let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
             let opinion = recorded.llm_score.map(|score| LlmOpinion {
                 confidence: score as f32,
@@ -187,7 +177,8 @@ impl Engine {
         Ok(scratch_engine.run_gates(info, result, changes).await)
     }
 
-    async fn recorded_gates(&self, interaction_id: i64) -> Result<Vec<GateRecord>> {
+    /// The gate results stored for an interaction.
+    pub(super) async fn recorded_gates(&self, interaction_id: i64) -> Result<Vec<GateRecord>> {
         let rows = self.state.gate_results(interaction_id).await?;
         rows.into_iter()
             .map(|g| {

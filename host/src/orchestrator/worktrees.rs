@@ -68,6 +68,16 @@ pub enum Integration {
     },
 }
 
+/// Where task `task_id`'s worktree is (or would be) in the project at `root`.
+pub fn worktree_path(root: &Path, task_id: i64) -> PathBuf {
+    root.join(WORKTREES_DIR).join(task_dir(task_id))
+}
+
+/// The directory name of a task's worktree.
+fn task_dir(task_id: i64) -> String {
+    format!("task-{task_id}")
+}
+
 /// A branch-safe slug of a title: lower-case ASCII letters and digits joined by `-`, at most 40 characters.
 pub fn slug(title: &str) -> String {
     let mut out = String::new();
@@ -121,7 +131,7 @@ impl Worktrees {
 
     /// The path of task `task_id`'s worktree.
     pub fn path_of(&self, task_id: i64) -> PathBuf {
-        self.dir.join(format!("task-{task_id}"))
+        self.dir.join(task_dir(task_id))
     }
 
     /// The branch the project's checkout is on (`HEAD` when detached).

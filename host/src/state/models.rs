@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
-use crate::contract::Finding;
+use crate::contract::{ChangeKind, FileChange, Finding};
 
 /// A project: a workspace and its backlog.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -441,6 +441,18 @@ pub struct FileChangeRow {
     pub hash_before: Option<String>,
     /// Content hash after the change.
     pub hash_after: Option<String>,
+}
+
+impl FileChangeRow {
+    /// The change as the loop reported it (an unknown kind reads as `modified`).
+    pub fn into_change(self) -> FileChange {
+        let kind = match self.kind.as_str() {
+            "created" => ChangeKind::Created,
+            "deleted" => ChangeKind::Deleted,
+            _ => ChangeKind::Modified,
+        };
+        FileChange { path: self.path, kind, size: self.size.map(|s| s.max(0) as u64) }
+    }
 }
 
 /// An agent session used by a task, with what it consumed over its interactions.
