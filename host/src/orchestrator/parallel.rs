@@ -43,18 +43,39 @@ impl Orchestrator {
         // Every await below goes through `alongside`, so the running tasks are driven while the loop waits
         // (see there), and tasks that finish meanwhile wait in `finished`.
         let mut running = FuturesUnordered::new();
-        let mut finished = VecDeque::new();
+        let mut finished: VecDeque<(TaskWorktree, Result<TaskOutcome>)> = VecDeque::new();
         let mut in_flight: HashSet<i64> = HashSet::new();
         let mut started = 0usize;
         let mut idle = Idle::default();
         loop {
+            // Every finished task is brought back before the next pick, so a dependent starts from its
+            // dependencies' merged work.
+            while let Some((wt, result)) = finished.pop_front() {
+                in_flight.remove(&wt.task_id);
+                let mut outcome = result?;
+                let brought_back = self.bring_back(&worktrees, &wt, &mut outcome, observer.as_ref());
+                alongside(&mut running, &mut finished, brought_back).await?;
+                summary.executions.push(outcome);
+            }
             let limit_reached = options.max_tasks.is_some_and(|max| started >= max as usize);
             let stopping = options.stop.load(Ordering::SeqCst) || limit_reached;
             if !stopping && in_flight.len() < width {
                 let tasks = alongside(&mut running, &mut finished, self.state().tasks(self.project().id)).await?;
                 let schedule = Schedule::of_tasks(&tasks);
-                let ready: Vec<i64> =
-                    schedule.ready_at(SystemTime::now()).into_iter().filter(|id| !in_flight.contains(id)).collect();
+                // A task whose dependency is still in flight waits, even when the store says that dependency
+                // completed: its branch is merged only once it is brought back (a task that finished during
+                // the awaits above is in `finished`, not yet merged).
+                let waits_on_in_flight = |id: &i64| {
+                    tasks
+                        .iter()
+                        .find(|t| t.id == *id)
+                        .is_some_and(|t| t.dependencies().iter().any(|d| in_flight.contains(d)))
+                };
+                let ready: Vec<i64> = schedule
+                    .ready_at(SystemTime::now())
+                    .into_iter()
+                    .filter(|id| !in_flight.contains(id) && !waits_on_in_flight(id))
+                    .collect();
                 let pending = tasks.iter().filter(|t| t.status() == TaskStatus::Pending).count();
                 let ready_count = ready.len();
                 for id in ready {
@@ -103,16 +124,11 @@ impl Orchestrator {
                     None => continue,
                 }
             }
-            let done = match finished.pop_front() {
-                Some(done) => Some(done),
-                None => running.next().await,
-            };
-            let Some((wt, result)) = done else { continue };
-            in_flight.remove(&wt.task_id);
-            let mut outcome = result?;
-            let brought_back = self.bring_back(&worktrees, &wt, &mut outcome, observer.as_ref());
-            alongside(&mut running, &mut finished, brought_back).await?;
-            summary.executions.push(outcome);
+            if finished.is_empty()
+                && let Some(done) = running.next().await
+            {
+                finished.push_back(done);
+            }
         }
         Ok(())
     }
