@@ -91,6 +91,9 @@ pub struct Orchestrator {
     plugins: tokio::sync::OnceCell<LoadedPlugins>,
     /// Whether the LLM answers, shared by every task this orchestrator executes.
     llm_health: Arc<crate::engine::LlmHealth>,
+    /// The project directory's change tracker between agent runs, shared by the engines working there (a
+    /// worktree's engine has its own).
+    tracker: Arc<crate::workspace::watcher::TrackerSlot>,
     /// The project's run lock file (see [`lock`]).
     run_lock: PathBuf,
     /// The production log (`logging.production`).
@@ -205,6 +208,7 @@ impl Orchestrator {
             options,
             plugins: tokio::sync::OnceCell::new(),
             llm_health: Default::default(),
+            tracker: Default::default(),
             run_lock,
             production_log,
         })
@@ -456,9 +460,11 @@ impl Orchestrator {
         observer: Arc<dyn LoopObserver>,
     ) -> Result<Engine> {
         let plugins = self.resolve_loop_plugins(&config.config).await?;
-        Ok(Engine::new(config.config.clone(), self.state.clone(), plugins, workspace, observer)
+        let shares_tracker = workspace == self.root;
+        let engine = Engine::new(config.config.clone(), self.state.clone(), plugins, workspace, observer)
             .with_llm_health(Arc::clone(&self.llm_health))
-            .with_prompts_from(&self.root))
+            .with_prompts_from(&self.root);
+        Ok(if shares_tracker { engine.with_tracker_slot(Arc::clone(&self.tracker)) } else { engine })
     }
 
     /// A human approved task `task_id` at a breakpoint (it is completed now): commit its work as

@@ -109,6 +109,9 @@ pub struct Engine {
     token_estimator: tokio::sync::OnceCell<context::TokenEstimator>,
     /// Whether the LLM answered lately (shared with the other engines of the process).
     llm_health: Arc<LlmHealth>,
+    /// The workspace's change tracker between agent runs (shared with the orchestrator's other engines of
+    /// the same workspace).
+    tracker: Arc<crate::workspace::watcher::TrackerSlot>,
 }
 
 impl Engine {
@@ -132,7 +135,15 @@ impl Engine {
             warned_sessions: Default::default(),
             token_estimator: Default::default(),
             llm_health: Default::default(),
+            tracker: Default::default(),
         }
+    }
+
+    /// Keep the workspace's change tracker in `slot` between agent runs, so the engines that execute tasks one
+    /// after another in the same workspace share one watcher instead of each starting its own.
+    pub fn with_tracker_slot(mut self, slot: Arc<crate::workspace::watcher::TrackerSlot>) -> Self {
+        self.tracker = slot;
+        self
     }
 
     /// Share `health` with other engines, so the LLM going down or coming back is said once per process.

@@ -392,7 +392,7 @@ impl Engine {
         let mut doubled = false;
         let mut config = serde_json::to_string(&agent_config)?;
         let timeout = Duration::from_secs(current.config.agent.timeout_secs);
-        let (mut tracking, notes) = Tracking::start(&self.workspace, &current.config.workspace).await?;
+        let (mut tracking, notes) = Tracking::start(&self.tracker, &self.workspace, &current.config.workspace).await?;
         for note in notes {
             self.observer.step(&Step::Progress(note));
         }
@@ -476,7 +476,9 @@ impl Engine {
                 tokio::time::sleep(delay).await;
                 continue;
             }
-            return Ok((interaction_id, result, tracking.total()));
+            let total = tracking.total();
+            tracking.finish(&self.tracker).await;
+            return Ok((interaction_id, result, total));
         }
     }
 

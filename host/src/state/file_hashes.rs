@@ -10,6 +10,9 @@ impl StateManager {
     /// Store the content hashes of an interaction's recorded changes, matched by path; paths not recorded for the
     /// interaction are skipped.
     pub async fn record_change_hashes(&self, interaction_id: i64, changes: &[TrackedChange]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.begin().await?;
         for change in changes {
             sqlx::query(

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
@@ -24,6 +24,8 @@ use crate::contract::{ChangeKind, FileChange};
 const ALWAYS_IGNORED: &[&str] = &[".git", ".obra"];
 /// Where the index is kept between runs, relative to the workspace root.
 const INDEX_FILE: &str = ".obra/watch-index";
+/// Obra's own ignore file, relative to the workspace root.
+const OBRA_IGNORE_FILE: &str = ".obra/ignore";
 /// The file written to flush the watcher's event queue, relative to the workspace root.
 const FLUSH_FILE: &str = ".obra/watch-flush";
 /// How long to wait for the flush file's own event before relying on the quiet time alone.
@@ -64,7 +66,7 @@ impl IgnoreRules {
     /// directories.
     pub fn load(root: &Path, patterns: &[String]) -> Result<Self> {
         let mut builder = GitignoreBuilder::new(root);
-        let obra_ignore = root.join(".obra").join("ignore");
+        let obra_ignore = root.join(OBRA_IGNORE_FILE);
         if obra_ignore.is_file()
             && let Some(error) = builder.add(&obra_ignore)
         {
@@ -127,6 +129,14 @@ impl IgnoreRules {
     }
 }
 
+/// The watcher's events, shared between its callback thread and [`ChangeTracker::take`], which waits on
+/// `arrived` instead of polling, so it wakes as soon as the flush file's event is in.
+#[derive(Debug, Default)]
+struct Inbox {
+    pending: Mutex<Pending>,
+    arrived: Condvar,
+}
+
 /// Events seen by the watcher since the last [`ChangeTracker::take`].
 #[derive(Debug, Default)]
 struct Pending {
@@ -142,7 +152,15 @@ pub struct ChangeTracker {
     rules: IgnoreRules,
     index: BTreeMap<String, Entry>,
     debounce: Duration,
-    watcher: Option<(notify::RecommendedWatcher, Arc<Mutex<Pending>>)>,
+    /// Whether `index` differs from the saved one.
+    dirty: bool,
+    /// The configuration it was started with.
+    config: WorkspaceConfig,
+    /// Size and modification time of `.obra/ignore` when the rules were read (none: no such file).
+    obra_ignore: Option<(u64, i128)>,
+    /// Whether a `.gitignore` in the tree changed since the rules were read.
+    gitignore_changed: bool,
+    watcher: Option<(notify::RecommendedWatcher, Arc<Inbox>)>,
     /// Why the tree is rescanned instead of watched, if it is.
     pub fallback_reason: Option<String>,
 }
@@ -152,18 +170,24 @@ impl ChangeTracker {
     /// `config.watch`). Returns the tracker and the changes made since the previous run's index was saved (none
     /// when there was no saved index).
     pub fn start(root: &Path, config: &WorkspaceConfig) -> Result<(Self, Vec<TrackedChange>)> {
+        let obra_ignore = stamp(&root.join(OBRA_IGNORE_FILE));
         let rules = IgnoreRules::load(root, &config.ignore)?;
         let saved = load_index(&root.join(INDEX_FILE));
+        let had_index = saved.is_some();
         let mut tracker = Self {
             root: root.to_path_buf(),
             rules,
-            index: saved.clone().unwrap_or_default(),
+            index: saved.unwrap_or_default(),
+            dirty: !had_index,
+            config: config.clone(),
+            obra_ignore,
+            gitignore_changed: false,
             debounce: Duration::from_millis(config.debounce_ms),
             watcher: None,
             fallback_reason: None,
         };
         let offline = tracker.rescan()?;
-        let offline = if saved.is_some() { offline } else { Vec::new() };
+        let offline = if had_index { offline } else { Vec::new() };
         if config.watch {
             match tracker.watch() {
                 Ok(watcher) => tracker.watcher = Some(watcher),
@@ -174,6 +198,16 @@ impl ChangeTracker {
         }
         tracker.save_index();
         Ok((tracker, offline))
+    }
+
+    /// Whether this tracker can go on tracking `root` under `config`: the same tree and configuration, and
+    /// ignore rules that did not change since it read them (`.obra/ignore`, and any `.gitignore` it saw
+    /// change); otherwise a new one has to be started.
+    pub fn serves(&self, root: &Path, config: &WorkspaceConfig) -> bool {
+        self.root == root
+            && self.config == *config
+            && !self.gitignore_changed
+            && stamp(&root.join(OBRA_IGNORE_FILE)) == self.obra_ignore
     }
 
     /// Whether a watcher runs (false: `take` rescans the tree).
@@ -191,18 +225,21 @@ impl ChangeTracker {
         self.index.is_empty()
     }
 
-    fn watch(&self) -> std::result::Result<(notify::RecommendedWatcher, Arc<Mutex<Pending>>), String> {
-        let pending = Arc::new(Mutex::new(Pending::default()));
-        let sink = pending.clone();
+    fn watch(&self) -> std::result::Result<(notify::RecommendedWatcher, Arc<Inbox>), String> {
+        let inbox = Arc::new(Inbox::default());
+        let sink = inbox.clone();
         let flush_file = self.root.join(FLUSH_FILE);
         let obra_dir = self.root.join(".obra");
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let mut pending = sink.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pending = sink.pending.lock().unwrap_or_else(|e| e.into_inner());
             match event {
                 Ok(event) => {
+                    let ends_flush = ends_a_write(&event.kind);
                     for path in event.paths {
                         if path == flush_file {
-                            pending.flushed = true;
+                            // Only the last event of the flush write counts: an earlier one would leave the
+                            // write's later events to satisfy the next take's flush before its own arrived.
+                            pending.flushed |= ends_flush;
                         } else if !path.starts_with(&obra_dir) {
                             // Obra's own files (the index, the store) are neither changes nor agent activity.
                             pending.paths.insert(path);
@@ -212,6 +249,7 @@ impl ChangeTracker {
                 }
                 Err(e) => pending.error = Some(e.to_string()),
             }
+            sink.arrived.notify_all();
         })
         .map_err(|e| format!("cannot start a file watcher ({e}); rescanning the tree after each run instead"))?;
         let _ = std::fs::create_dir_all(self.root.join(".obra"));
@@ -231,7 +269,7 @@ impl ChangeTracker {
                 });
             }
         }
-        Ok((watcher, pending))
+        Ok((watcher, inbox))
     }
 
     /// Every non-ignored directory below the root, from the index's paths and the tree.
@@ -256,24 +294,27 @@ impl ChangeTracker {
     /// With a watcher: waits until no event came for the debounce window (after flushing the event queue with a
     /// write to `.obra/watch-flush`), then rehashes the paths that had events. Without: rescans the tree.
     pub fn take(&mut self) -> Result<Vec<TrackedChange>> {
-        let Some((watcher, pending)) = &mut self.watcher else {
+        let Some((watcher, inbox)) = &mut self.watcher else {
             return self.rescan();
         };
         let flush_file = self.root.join(FLUSH_FILE);
-        let _ = std::fs::write(&flush_file, format!("{:?}", Instant::now()));
         let started = Instant::now();
-        loop {
-            // Fine steps: with no recent event, the flush file's event usually arrives within a millisecond.
-            std::thread::sleep(Duration::from_millis(1));
-            let p = pending.lock().unwrap_or_else(|e| e.into_inner());
-            let quiet = p.last_event.is_none_or(|t| t.elapsed() >= self.debounce);
-            let flushed = p.flushed || started.elapsed() >= FLUSH_WAIT;
-            if (quiet && flushed) || started.elapsed() >= MAX_SETTLE {
-                break;
-            }
-        }
+        let _ = std::fs::write(&flush_file, format!("{started:?}"));
         let (paths, error) = {
-            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut p = inbox.pending.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                // Done once the flush file's event is in (every earlier event is then in too) and no event came
+                // for the debounce window; otherwise sleep until the next of those deadlines, or an event.
+                let now = Instant::now();
+                let quiet_at = p.last_event.map(|t| t + self.debounce).filter(|&at| at > now);
+                let flush_by = (!p.flushed).then_some(started + FLUSH_WAIT).filter(|&by| by > now);
+                let give_up = started + MAX_SETTLE;
+                if (quiet_at.is_none() && flush_by.is_none()) || now >= give_up {
+                    break;
+                }
+                let wake = [quiet_at, flush_by].into_iter().flatten().fold(give_up, Instant::min);
+                p = inbox.arrived.wait_timeout(p, wake - now).unwrap_or_else(|e| e.into_inner()).0;
+            }
             p.flushed = false;
             p.last_event = None;
             (std::mem::take(&mut p.paths), p.error.take())
@@ -380,7 +421,10 @@ impl ChangeTracker {
             (None, Some(n)) => (ChangeKind::Created, Some(n.size)),
             (Some(_), None) => (ChangeKind::Deleted, None),
             (Some(b), Some(n)) if b.hash == n.hash => {
-                self.index.insert(rel, n);
+                if b != n {
+                    self.index.insert(rel, n);
+                    self.dirty = true;
+                }
                 return None;
             }
             (Some(_), Some(n)) => (ChangeKind::Modified, Some(n.size)),
@@ -389,6 +433,10 @@ impl ChangeTracker {
             Some(n) => self.index.insert(rel.clone(), n),
             None => self.index.remove(&rel),
         };
+        self.dirty = true;
+        if rel == ".gitignore" || rel.ends_with("/.gitignore") {
+            self.gitignore_changed = true;
+        }
         Some(TrackedChange {
             change: FileChange { path: rel, kind, size },
             hash_before: before.map(|b| hex(&b.hash)),
@@ -400,8 +448,12 @@ impl ChangeTracker {
         relative(&self.root, path)
     }
 
-    /// Save the index for the next run; a failure only costs a full rehash next time.
-    fn save_index(&self) {
+    /// Save the index for the next run, when it changed since it was last saved; a failure only costs a full
+    /// rehash next time.
+    pub fn save_index(&mut self) {
+        if !self.dirty {
+            return;
+        }
         let mut text = String::with_capacity(self.index.len() * 100);
         for (path, e) in &self.index {
             text.push_str(&format!("{} {} {} {}\n", hex(&e.hash), e.size, e.mtime_ns, path));
@@ -411,8 +463,9 @@ impl ChangeTracker {
         let saved = std::fs::create_dir_all(self.root.join(".obra"))
             .and_then(|_| std::fs::write(&tmp, text))
             .and_then(|_| std::fs::rename(&tmp, &file));
-        if let Err(e) = saved {
-            tracing::warn!("cannot save the workspace index {}: {e}", file.display());
+        match saved {
+            Ok(()) => self.dirty = false,
+            Err(e) => tracing::warn!("cannot save the workspace index {}: {e}", file.display()),
         }
     }
 }
@@ -422,6 +475,20 @@ impl Drop for ChangeTracker {
     fn drop(&mut self) {
         self.save_index();
     }
+}
+
+/// Size and modification time of a file; none when it does not exist.
+fn stamp(path: &Path) -> Option<(u64, i128)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+    Some((meta.len(), mtime))
+}
+
+/// Whether an event is the last one a file write produces: its close after writing where the platform reports
+/// closes (inotify), any event elsewhere.
+fn ends_a_write(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    !cfg!(target_os = "linux") || matches!(kind, EventKind::Access(AccessKind::Close(AccessMode::Write)))
 }
 
 /// The index entry of a file (a symbolic link: of its target text); the hash is reused from `known` when the
@@ -502,6 +569,24 @@ fn load_index(file: &Path) -> Option<BTreeMap<String, Entry>> {
     Some(index)
 }
 
+/// Where a [`ChangeTracker`] waits between agent runs, so its watcher and index outlive one iteration (and one
+/// task, when an orchestrator hands the same slot to the engines of its workspace) instead of being started,
+/// with a scan of the tree, for every agent run.
+#[derive(Default)]
+pub struct TrackerSlot(Mutex<Option<ChangeTracker>>);
+
+impl TrackerSlot {
+    fn take_tracker(&self) -> Option<ChangeTracker> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn put(&self, tracker: ChangeTracker) {
+        // A tracker put back by another engine meanwhile is replaced (and saves its index as it drops).
+        let replaced = self.0.lock().unwrap_or_else(|e| e.into_inner()).replace(tracker);
+        drop(replaced);
+    }
+}
+
 /// A [`ChangeTracker`] for async code: its blocking work runs on tokio's blocking pool, and it remembers every
 /// take so the changes of a whole agent run (all its attempts) can be had at the end.
 pub struct Tracking {
@@ -510,14 +595,34 @@ pub struct Tracking {
 }
 
 impl Tracking {
-    /// Start tracking `root`; also returns progress lines to show: the changes made since the previous agent run
-    /// and why the tree is rescanned instead of watched, if it is.
-    pub async fn start(root: &Path, config: &WorkspaceConfig) -> Result<(Self, Vec<String>)> {
+    /// Start tracking `root`, with the tracker waiting in `slot` when it still [serves](ChangeTracker::serves)
+    /// (its first take gives the changes made since it was put back) or a new one (whose start scan gives the
+    /// changes since the previous run's saved index). Also returns progress lines to show: those changes, made
+    /// outside agent runs, and why the tree is rescanned instead of watched, if it is and a new tracker started.
+    pub async fn start(slot: &TrackerSlot, root: &Path, config: &WorkspaceConfig) -> Result<(Self, Vec<String>)> {
+        let kept = slot.take_tracker();
         let (root, config) = (root.to_path_buf(), config.clone());
-        let (tracker, offline) =
-            tokio::task::spawn_blocking(move || ChangeTracker::start(&root, &config)).await.context("tracker")??;
+        let (tracker, offline, fresh) = tokio::task::spawn_blocking(move || -> Result<_> {
+            match kept {
+                Some(mut tracker) if tracker.serves(&root, &config) => {
+                    let offline = tracker.take()?;
+                    // As a new tracker does after its scan: a crash during this run then reports only the
+                    // run's own changes at the next start.
+                    tracker.save_index();
+                    Ok((tracker, offline, false))
+                }
+                stale => {
+                    drop(stale);
+                    let (tracker, offline) = ChangeTracker::start(&root, &config)?;
+                    Ok((tracker, offline, true))
+                }
+            }
+        })
+        .await
+        .context("tracker")??;
         let mut notes = Vec::new();
-        if let Some(reason) = &tracker.fallback_reason
+        if fresh
+            && let Some(reason) = &tracker.fallback_reason
             && config_watch_was_asked(reason)
         {
             notes.push(reason.clone());
@@ -533,6 +638,19 @@ impl Tracking {
             ));
         }
         Ok((Self { tracker: Some(tracker), takes: Vec::new() }, notes))
+    }
+
+    /// Save the index (when it changed) and put the tracker back in `slot` for the next agent run.
+    pub async fn finish(mut self, slot: &TrackerSlot) {
+        let Some(mut tracker) = self.tracker.take() else { return };
+        if let Ok(tracker) = tokio::task::spawn_blocking(move || {
+            tracker.save_index();
+            tracker
+        })
+        .await
+        {
+            slot.put(tracker);
+        }
     }
 
     /// The changes since the previous take (see [`ChangeTracker::take`]).
@@ -697,6 +815,83 @@ mod tests {
         std::fs::write(root.join("out/x.bin"), "x").unwrap();
         std::fs::write(root.join("main.rs"), "fn main() {}").unwrap();
         assert_eq!(kinds(&tracker.take().unwrap()), vec![("main.rs", ChangeKind::Created)]);
+    }
+
+    /// A kept tracker is resumed by the next agent run: what changed in between is reported as made outside
+    /// agent runs, what the run changes is taken as before, and the index is only written when it changed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kept_tracker_resumes_and_reports_changes_made_between_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), "1").unwrap();
+        let slot = TrackerSlot::default();
+        let config = config(true, &[]);
+
+        let (mut tracking, notes) = Tracking::start(&slot, root, &config).await.unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        std::fs::write(root.join("b.txt"), "agent").unwrap();
+        assert_eq!(kinds(&tracking.take().await.unwrap()), vec![("b.txt", ChangeKind::Created)]);
+        tracking.finish(&slot).await;
+        let saved = std::fs::read_to_string(root.join(INDEX_FILE)).unwrap();
+        assert!(saved.contains(" b.txt\n"), "the index is saved when the run ends: {saved}");
+
+        // Between runs: a gate or the user edits a file.
+        std::fs::write(root.join("a.txt"), "edited between runs").unwrap();
+        let (mut tracking, notes) = Tracking::start(&slot, root, &config).await.unwrap();
+        assert_eq!(notes, vec!["1 file(s) changed outside agent runs since the last one: a.txt (modified)"]);
+        std::fs::remove_file(root.join("b.txt")).unwrap();
+        assert_eq!(kinds(&tracking.take().await.unwrap()), vec![("b.txt", ChangeKind::Deleted)]);
+        assert_eq!(kinds(&combine(&tracking.takes)), vec![("b.txt", ChangeKind::Deleted)]);
+        tracking.finish(&slot).await;
+
+        // Nothing changed: the run neither reports nor rewrites anything.
+        let index = root.join(INDEX_FILE);
+        let before = std::fs::metadata(&index).unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let (mut tracking, notes) = Tracking::start(&slot, root, &config).await.unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        assert!(tracking.take().await.unwrap().is_empty());
+        tracking.finish(&slot).await;
+        assert_eq!(std::fs::metadata(&index).unwrap().modified().unwrap(), before);
+    }
+
+    #[test]
+    fn a_tracker_stops_serving_when_its_configuration_or_ignore_rules_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        let watching = config(true, &[]);
+        let (tracker, _) = ChangeTracker::start(root, &watching).unwrap();
+        assert!(tracker.serves(root, &watching));
+        assert!(!tracker.serves(&root.join("sub"), &watching), "another tree");
+        assert!(!tracker.serves(root, &config(true, &["*.log"])), "other patterns");
+        assert!(!tracker.serves(root, &config(false, &[])), "not watching");
+
+        std::fs::write(root.join(".obra/ignore"), "secret.txt\n").unwrap();
+        assert!(!tracker.serves(root, &watching), ".obra/ignore appeared");
+        let (mut tracker, _) = {
+            drop(tracker);
+            ChangeTracker::start(root, &watching).unwrap()
+        };
+        assert!(tracker.serves(root, &watching));
+        std::fs::write(root.join("sub/.gitignore"), "build/\n").unwrap();
+        assert_eq!(kinds(&tracker.take().unwrap()), vec![("sub/.gitignore", ChangeKind::Created)]);
+        assert!(!tracker.serves(root, &watching), "a .gitignore changed");
+    }
+
+    #[test]
+    fn each_take_waits_for_its_own_flush() {
+        // The flush write of one take must not let the next take return before the next write's events are
+        // in: every write made just before a take is in that take.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (mut tracker, _) =
+            ChangeTracker::start(root, &WorkspaceConfig { debounce_ms: 0, ..config(true, &[]) }).unwrap();
+        for i in 0..50 {
+            std::fs::write(root.join(format!("f{i}.txt")), "x").unwrap();
+            let taken = tracker.take().unwrap();
+            assert_eq!(kinds(&taken), vec![(format!("f{i}.txt").as_str(), ChangeKind::Created)], "take {i}");
+        }
     }
 
     #[test]
