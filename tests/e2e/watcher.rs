@@ -1,6 +1,8 @@
 //! The file watcher (ADR 25) under the REAL claude CLI: the changes recorded for an agent run are the files the
 //! CLI's tools wrote (with sizes and content hashes), ignored paths are not recorded, and a change made between
 //! two runs, while Obra was not running, is reported at the start of the next run and not charged to the agent.
+//! Within one `obra run` (the replay agent), the tracker kept between runs (ADR 30) does the same for a gate's
+//! output and restarts when a `.gitignore` changed.
 
 mod common;
 
@@ -118,4 +120,43 @@ fn recorded_changes_match_what_the_real_cli_wrote_ignored_paths_are_left_out_and
     assert!(all.contains("changed outside agent runs") && all.contains("data.txt (modified)"), "{all}");
     let recorded: Vec<String> = changes(&project, second).into_iter().map(|c| c.0).collect();
     assert_eq!(recorded, vec!["second.txt".to_string()]);
+}
+
+/// One `obra run` of two tasks (the replay agent, no CLI needed): the change tracker is kept between the two
+/// agent runs, so what a gate wrote in between is reported as changed outside agent runs and charged to neither
+/// agent, and a `.gitignore` the first agent changed applies to the second run.
+#[test]
+fn between_the_runs_of_one_obra_run_gate_output_is_not_charged_and_a_new_gitignore_applies() {
+    let project = Project::new();
+    let root = project.path();
+    write(root, "gate.sh", "echo checked >> gate-report.txt\n");
+    let recording = serde_json::json!({ "tasks": {
+        "1": { "iterations": [{ "writes": [
+            { "path": "a.txt", "content": "a\n" },
+            { "path": ".gitignore", "content": "*.tmp\n" },
+        ], "result": { "outcome": "success", "summary": "wrote a", "turns": 1 } }] },
+        "2": { "iterations": [{ "writes": [
+            { "path": "b.txt", "content": "b\n" },
+            { "path": "scratch.tmp", "content": "ignored now\n" },
+        ], "result": { "outcome": "success", "summary": "wrote b", "turns": 1 } }] },
+    }});
+    project.write_config(&format!(
+        "agent:\n  plugin: replay\nagents:\n  replay:\n    recording: {recording}\nllm:\n  provider: none\n\
+         engine:\n  max_iterations: 1\ngates:\n  - plugin: tests\n    enabled: true\n    config:\n      \
+         command: sh gate.sh\n"
+    ));
+    let first = project.create_task("Write a", "a.txt");
+    let second = project.create_task("Write b", "b.txt");
+
+    let out = project.obra(&["run"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let paths = |id: i64| -> Vec<String> { changes(&project, id).into_iter().map(|c| c.0).collect() };
+    assert_eq!(paths(first), vec![".gitignore".to_string(), "a.txt".to_string()], "{said}");
+    assert_eq!(paths(second), vec!["b.txt".to_string()], "the gate's file and the now ignored one: {said}");
+    assert!(
+        said.contains("1 file(s) changed outside agent runs since the last one: gate-report.txt (created)"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read_to_string(root.join("gate-report.txt")).unwrap(), "checked\nchecked\n");
 }
