@@ -235,12 +235,15 @@ impl ChangeTracker {
             match event {
                 Ok(event) => {
                     let ends_flush = ends_a_write(&event.kind);
+                    // Opening, reading and closing a file (a checkpoint or a gate reading the tree) changes
+                    // nothing; every write also brings a create, modify or remove event.
+                    let is_access = matches!(event.kind, notify::EventKind::Access(_));
                     for path in event.paths {
                         if path == flush_file {
                             // Only the last event of the flush write counts: an earlier one would leave the
                             // write's later events to satisfy the next take's flush before its own arrived.
                             pending.flushed |= ends_flush;
-                        } else if !path.starts_with(&obra_dir) {
+                        } else if !is_access && !path.starts_with(&obra_dir) {
                             // Obra's own files (the index, the store) are neither changes nor agent activity.
                             pending.paths.insert(path);
                             pending.last_event = Some(Instant::now());
@@ -294,6 +297,18 @@ impl ChangeTracker {
     /// With a watcher: waits until no event came for the debounce window (after flushing the event queue with a
     /// write to `.obra/watch-flush`), then rehashes the paths that had events. Without: rescans the tree.
     pub fn take(&mut self) -> Result<Vec<TrackedChange>> {
+        let quiet = self.debounce;
+        self.take_after(quiet)
+    }
+
+    /// Like [`take`](Self::take), without waiting for the tree to become quiet: only the flush. For the start
+    /// of an agent run, where a write still going on belongs to the run either way (as with a start scan).
+    pub fn take_flushed(&mut self) -> Result<Vec<TrackedChange>> {
+        self.take_after(Duration::ZERO)
+    }
+
+    /// [`take`](Self::take) with `quiet` as the debounce window.
+    fn take_after(&mut self, quiet: Duration) -> Result<Vec<TrackedChange>> {
         let Some((watcher, inbox)) = &mut self.watcher else {
             return self.rescan();
         };
@@ -306,7 +321,7 @@ impl ChangeTracker {
                 // Done once the flush file's event is in (every earlier event is then in too) and no event came
                 // for the debounce window; otherwise sleep until the next of those deadlines, or an event.
                 let now = Instant::now();
-                let quiet_at = p.last_event.map(|t| t + self.debounce).filter(|&at| at > now);
+                let quiet_at = p.last_event.map(|t| t + quiet).filter(|&at| at > now);
                 let flush_by = (!p.flushed).then_some(started + FLUSH_WAIT).filter(|&by| by > now);
                 let give_up = started + MAX_SETTLE;
                 if (quiet_at.is_none() && flush_by.is_none()) || now >= give_up {
@@ -605,7 +620,7 @@ impl Tracking {
         let (tracker, offline, fresh) = tokio::task::spawn_blocking(move || -> Result<_> {
             match kept {
                 Some(mut tracker) if tracker.serves(&root, &config) => {
-                    let offline = tracker.take()?;
+                    let offline = tracker.take_flushed()?;
                     // As a new tracker does after its scan: a crash during this run then reports only the
                     // run's own changes at the next start.
                     tracker.save_index();
@@ -877,6 +892,29 @@ mod tests {
         std::fs::write(root.join("sub/.gitignore"), "build/\n").unwrap();
         assert_eq!(kinds(&tracker.take().unwrap()), vec![("sub/.gitignore", ChangeKind::Created)]);
         assert!(!tracker.serves(root, &watching), "a .gitignore changed");
+    }
+
+    #[test]
+    fn reading_files_is_not_activity() {
+        // A checkpoint or a gate reads the tree between agent runs; that must neither make the next take wait
+        // for quiet nor rehash what was read.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("read.txt"), "r").unwrap();
+        let (tracker, _) = ChangeTracker::start(root, &config(true, &[])).unwrap();
+        let inbox = tracker.watcher.as_ref().map(|(_, inbox)| inbox.clone()).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("read.txt")).unwrap(), "r");
+        std::fs::write(root.join("written.txt"), "w").unwrap();
+        // inotify keeps one instance's events in order: once the write is in, so is the read.
+        let started = Instant::now();
+        let seen = loop {
+            let paths = inbox.pending.lock().unwrap().paths.clone();
+            if paths.contains(&root.join("written.txt")) || started.elapsed() > Duration::from_secs(5) {
+                break paths;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(seen, BTreeSet::from([root.join("written.txt")]));
     }
 
     #[test]
