@@ -8,7 +8,7 @@ use sqlx::AssertSqlSafe;
 
 use super::models::*;
 use super::scheduling::check_depth;
-use super::{DbResult, StateManager, now};
+use super::{Backend, DbResult, StateManager, now};
 
 /// Numbered placeholders (`$1`, `$2`, ...) for SQL assembled at run time.
 #[derive(Default)]
@@ -142,6 +142,16 @@ impl StateManager {
             let mut deps = deps.clone();
             let mut seen = HashSet::new();
             deps.retain(|d| seen.insert(*d));
+            if self.backend == Backend::Postgres {
+                // Under read committed, two edits could each check the graph without the other's new edge and
+                // together close a cycle: the dependency edits of one project take turns on its row. (SQLite's
+                // `BEGIN IMMEDIATE` already makes every write transaction take turns.)
+                sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE")
+                    .bind(task.project_id)
+                    .execute(&mut *tx)
+                    .await
+                    .db(self)?;
+            }
             let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, depends_on FROM tasks WHERE project_id = $1")
                 .bind(task.project_id)
                 .fetch_all(&mut *tx)

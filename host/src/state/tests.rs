@@ -73,6 +73,7 @@ on_both!(
     resolving_a_breakpoint_moves_the_task_and_keeps_the_feedback,
     sessions_add_up_over_interactions,
     update_task_rejects_bad_dependencies_and_cycles,
+    concurrent_dependency_edits_never_close_a_cycle,
     cancel_and_retry,
     list_tasks_filters_and_orders,
     ready_tasks_wait_for_their_dependencies,
@@ -407,6 +408,33 @@ async fn update_task_rejects_bad_dependencies_and_cycles(db: Db) {
     assert_eq!((kept.title.as_str(), kept.dependencies()), ("c2", vec![a.id, b.id]));
     let cleared = state.update_task(b.id, &deps(vec![])).await.unwrap();
     assert!(cleared.dependencies().is_empty());
+}
+
+/// Pairs of tasks made to depend on each other by two edits at the same time: one of each pair is refused,
+/// whatever the interleaving (on PostgreSQL the edits of a project take turns on its row).
+async fn concurrent_dependency_edits_never_close_a_cycle(db: Db) {
+    let state = &db.state;
+    let p = state.create_project(&new_project("demo")).await.unwrap();
+    let mut pairs = Vec::new();
+    for i in 0..12 {
+        let x = state.create_task(&new_task(p.id, &format!("x{i}"))).await.unwrap().id;
+        let y = state.create_task(&new_task(p.id, &format!("y{i}"))).await.unwrap().id;
+        pairs.push((x, y));
+    }
+    let deps = |id: i64| TaskUpdate { depends_on: Some(vec![id]), ..TaskUpdate::default() };
+    let edits = pairs.iter().map(|&(x, y)| {
+        let (to_y, to_x) = (deps(y), deps(x));
+        async move { tokio::join!(state.update_task(x, &to_y), state.update_task(y, &to_x)) }
+    });
+    for (i, (first, second)) in futures_util::future::join_all(edits).await.into_iter().enumerate() {
+        let refused: Vec<String> = [first, second].into_iter().filter_map(|r| r.err()).map(|e| e.to_string()).collect();
+        assert_eq!(refused.len(), 1, "pair {i}: exactly one edit is refused: {refused:?}");
+        assert!(refused[0].contains("already depends on"), "{}", refused[0]);
+    }
+    for (x, y) in pairs {
+        let (x, y) = (state.require_task(x).await.unwrap(), state.require_task(y).await.unwrap());
+        assert!(!(x.dependencies().contains(&y.id) && y.dependencies().contains(&x.id)), "a cycle was stored");
+    }
 }
 
 async fn cancel_and_retry(db: Db) {
