@@ -56,11 +56,7 @@ exit 0
         "4": writes(&[("c.txt", "four\n"), ("x4.txt", "4\n")]),
         "5": writes(&[("c.txt", "five\n"), ("x5.txt", "5\n")]),
     }});
-    project.write_config(&format!(
-        "agent:\n  plugin: replay\nagents:\n  replay:\n    recording: {recording}\nllm:\n  provider: none\n\
-         engine:\n  max_iterations: 1\ngates:\n  - plugin: tests\n    enabled: true\n    config:\n      \
-         command: sh gate.sh\n"
-    ));
+    project.write_replay_config(&recording, "sh gate.sh");
     let a = project.create_task("Write a", "a.txt");
     let b = project.create_task("Write b", "b.txt");
     let both = project

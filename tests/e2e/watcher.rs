@@ -140,11 +140,7 @@ fn between_the_runs_of_one_obra_run_gate_output_is_not_charged_and_a_new_gitigno
             { "path": "scratch.tmp", "content": "ignored now\n" },
         ], "result": { "outcome": "success", "summary": "wrote b", "turns": 1 } }] },
     }});
-    project.write_config(&format!(
-        "agent:\n  plugin: replay\nagents:\n  replay:\n    recording: {recording}\nllm:\n  provider: none\n\
-         engine:\n  max_iterations: 1\ngates:\n  - plugin: tests\n    enabled: true\n    config:\n      \
-         command: sh gate.sh\n"
-    ));
+    project.write_replay_config(&recording, "sh gate.sh");
     let first = project.create_task("Write a", "a.txt");
     let second = project.create_task("Write b", "b.txt");
 

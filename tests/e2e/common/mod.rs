@@ -114,6 +114,16 @@ plugins:
         std::fs::write(self.path().join(".obra/config.yaml"), yaml).unwrap();
     }
 
+    /// Write a `.obra/config.yaml` for the replay agent playing `recording`, without an LLM, one iteration per
+    /// task, and a `tests` gate running `gate_command`.
+    pub fn write_replay_config(&self, recording: &serde_json::Value, gate_command: &str) {
+        self.write_config(&format!(
+            "agent:\n  plugin: replay\nagents:\n  replay:\n    recording: {recording}\nllm:\n  provider: none\n\
+             engine:\n  max_iterations: 1\ngates:\n  - plugin: tests\n    enabled: true\n    config:\n      \
+             command: {gate_command}\n"
+        ));
+    }
+
     /// Copy a built plugin (by name) into the project's `.obra/plugins/`.
     pub fn install_plugin(&self, name: &str) {
         let from = built_plugins_dir().join(name);
