@@ -1,6 +1,7 @@
 //! The supervision loop's own overhead per iteration: an agent that answers instantly (in process, no WASM),
 //! no gates, no rules, no LLM, a real SQLite file in WAL mode. What remains is prompt rendering, the change
-//! snapshots, the decision and the store writes of one iteration.
+//! tracker's two takes (its flush round trips; the tracker is kept between runs, ADR 30), the decision and the
+//! store reads and writes of one iteration.
 //!
 //! Run: `cargo bench -p obra --bench loop_overhead` (prints median and p95 per iteration). Checkpoints are off
 //! (the workspace is not a git repository); `BENCH_CHECKPOINTS=1` turns the (then no-op) check on.
