@@ -4,7 +4,7 @@
 //! from its dependencies' merged work. A merge that conflicts pauses the task at a `merge-conflict` breakpoint
 //! instead of failing the run, with the branch to merge by hand.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,7 +20,7 @@ use super::worktrees::{Integration, TaskWorktree, Worktrees};
 use crate::engine::events::TaskTagged;
 use crate::engine::scheduler::Schedule;
 use crate::engine::{LoopObserver, Step, TaskOutcome};
-use crate::state::{MERGE_CONFLICT_RULE, TaskStatus};
+use crate::state::{MERGE_CONFLICT_RULE, Task, TaskStatus};
 
 impl Orchestrator {
     /// The parallel form of [`Orchestrator::run_project`] (the run lock is held by the caller), also used one
@@ -62,15 +62,12 @@ impl Orchestrator {
             if !stopping && in_flight.len() < width {
                 let tasks = alongside(&mut running, &mut finished, self.state().tasks(self.project().id)).await?;
                 let schedule = Schedule::of_tasks(&tasks);
+                let by_id: HashMap<i64, &Task> = tasks.iter().map(|t| (t.id, t)).collect();
                 // A task whose dependency is still in flight waits, even when the store says that dependency
                 // completed: its branch is merged only once it is brought back (a task that finished during
                 // the awaits above is in `finished`, not yet merged).
-                let waits_on_in_flight = |id: &i64| {
-                    tasks
-                        .iter()
-                        .find(|t| t.id == *id)
-                        .is_some_and(|t| t.dependencies().iter().any(|d| in_flight.contains(d)))
-                };
+                let waits_on_in_flight =
+                    |id: &i64| by_id.get(id).is_some_and(|t| t.dependencies().iter().any(|d| in_flight.contains(d)));
                 let ready: Vec<i64> = schedule
                     .ready_at(SystemTime::now())
                     .into_iter()
@@ -82,7 +79,7 @@ impl Orchestrator {
                     if in_flight.len() >= width || options.max_tasks.is_some_and(|max| started >= max as usize) {
                         break;
                     }
-                    let Some(task) = tasks.iter().find(|t| t.id == id) else { continue };
+                    let Some(task) = by_id.get(&id) else { continue };
                     let wt = worktrees.add(id, &task.title)?;
                     let recorded = self.state().set_task_git(id, Some(&wt.branch), Some(&wt.base), None);
                     alongside(&mut running, &mut finished, recorded).await?;
