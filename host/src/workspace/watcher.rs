@@ -292,8 +292,8 @@ impl ChangeTracker {
         dirs
     }
 
-    /// The changes since the previous `take` (or `start`), sorted by path; the index is updated (and saved when
-    /// the tracker is dropped).
+    /// The changes since the previous `take` (or `start`), sorted by path; the index is updated (and saved by
+    /// [`save_index`](Self::save_index), or when the tracker is dropped).
     /// With a watcher: waits until no event came for the debounce window (after flushing the event queue with a
     /// write to `.obra/watch-flush`), then rehashes the paths that had events. Without: rescans the tree.
     pub fn take(&mut self) -> Result<Vec<TrackedChange>> {
@@ -495,8 +495,12 @@ impl Drop for ChangeTracker {
 /// Size and modification time of a file; none when it does not exist.
 fn stamp(path: &Path) -> Option<(u64, i128)> {
     let meta = std::fs::metadata(path).ok()?;
-    let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
-    Some((meta.len(), mtime))
+    Some((meta.len(), mtime_ns(&meta)))
+}
+
+/// A file's modification time in nanoseconds since the Unix epoch; -1 when the platform cannot say.
+fn mtime_ns(meta: &std::fs::Metadata) -> i128 {
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos() as i128).unwrap_or(-1)
 }
 
 /// Whether an event is the last one a file write produces: its close after writing where the platform reports
@@ -509,12 +513,7 @@ fn ends_a_write(kind: &notify::EventKind) -> bool {
 /// The index entry of a file (a symbolic link: of its target text); the hash is reused from `known` when the
 /// size and modification time are unchanged.
 fn entry_of(path: &Path, meta: &std::fs::Metadata, known: Option<&Entry>) -> Result<Entry> {
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as i128)
-        .unwrap_or(-1);
+    let mtime_ns = mtime_ns(meta);
     if let Some(k) = known
         && k.size == meta.len()
         && k.mtime_ns == mtime_ns
