@@ -404,6 +404,8 @@ pub struct CallContext {
     pub timeout: Option<Duration>,
     /// Where the programs the plugin runs go (the agent's `agent.transport`); none to run them here.
     pub transport: Option<Arc<crate::transport::Transport>>,
+    /// The kernel sandbox the programs run in when they run here; none for no sandbox.
+    pub sandbox: Option<Arc<crate::sandbox::SandboxSpec>>,
 }
 
 /// An agent, as the engine uses it.

@@ -12,6 +12,7 @@ pub mod contract;
 pub mod engine;
 pub mod orchestrator;
 pub mod plugins;
+pub mod sandbox;
 pub mod state;
 pub mod telemetry;
 pub mod transport;

@@ -398,6 +398,12 @@ impl Orchestrator {
         }
     }
 
+    /// The pid of a live obra process executing this project's tasks now, if any (tasks marked `running`
+    /// without one were interrupted, and the next run resumes them).
+    pub fn running_obra(&self) -> Option<u32> {
+        lock::live_holder(&self.run_lock)
+    }
+
     /// Refuse to start when the project's repository is in the middle of a merge, rebase or the like; take
     /// the project's run lock (failing at once, naming the holder's pid, when another process has
     /// it), then recover the tasks a killed process left `running`: they return to `pending` and resume

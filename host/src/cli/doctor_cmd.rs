@@ -151,6 +151,8 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
             }
         }
     }
+    let sandbox = crate::sandbox::SandboxSpec::for_workspace(&config.sandbox, obra.root(), Some(&config.agent.plugin));
+    out.push(sandbox_check(&config, sandbox.as_ref(), obra.root(), transport.is_some()));
     let agent = &plugins.agent;
     let ctx = CallContext {
         workspace: Some(obra.root().to_path_buf()),
@@ -158,6 +160,7 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         progress: None,
         timeout: Some(HEALTH_TIMEOUT),
         transport,
+        sandbox: sandbox.map(std::sync::Arc::new),
     };
     let agent_config = config.agent_config(agent.name()).to_string();
     let name = format!("agent {}", agent.name());
@@ -193,6 +196,46 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         }
     }
     out
+}
+
+/// Which protection the agent's programs get here, and why when the kernel gives none.
+fn sandbox_check(
+    config: &crate::config::Config,
+    spec: Option<&crate::sandbox::SandboxSpec>,
+    root: &std::path::Path,
+    remote: bool,
+) -> Check {
+    use crate::sandbox::{Enforcement, SandboxMode};
+    let Some(spec) = spec else {
+        return Check::warn(
+            "sandbox",
+            "off (sandbox.mode: off): the agent can rewrite .obra/ and .git/, and its processes can outlive it",
+            "set sandbox.mode: auto",
+        );
+    };
+    let mut detail = spec.describe(root);
+    if remote {
+        detail = format!(
+            "the agent runs over {}: {detail} applies to the programs run here; \
+                          on the remote machine protected paths are checked after each run",
+            format!("{:?}", config.agent.transport.kind).to_lowercase()
+        );
+    }
+    for note in &spec.notes {
+        detail.push_str(&format!("; {note}"));
+    }
+    match (spec.enforcement(), config.sandbox.mode) {
+        (Enforcement::Kernel, _) => Check::ok("sandbox", detail),
+        (Enforcement::DetectOnly, SandboxMode::Kernel) => {
+            Check::fail("sandbox", detail, "enable user namespaces, run on Linux, or set sandbox.mode: auto")
+        }
+        (Enforcement::DetectOnly, SandboxMode::Detect) => Check::ok("sandbox", detail),
+        (Enforcement::DetectOnly, _) => Check::warn(
+            "sandbox",
+            detail,
+            "enable unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1) for kernel protection",
+        ),
+    }
 }
 
 /// Whether each configured plugin has every capability its manifest asks for (what it lacks is refused at the

@@ -128,6 +128,13 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         Err(e) => Err(format!("{e:#}")),
     };
     let loaded = obra.plugins().await.map(|p| p.host.list().len()).unwrap_or(0);
+    // A task the store says is running while no obra runs this project was interrupted (obra was killed).
+    let running_obra = obra.running_obra();
+    let interrupted: Vec<i64> = if running_obra.is_some() {
+        Vec::new()
+    } else {
+        tasks.iter().filter(|t| t.status() == TaskStatus::Running).map(|t| t.id).collect()
+    };
     if as_json {
         let counts: serde_json::Map<String, serde_json::Value> =
             counts.into_iter().map(|(k, v)| (k, json!(v))).collect();
@@ -140,6 +147,8 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
                 Err(e) => json!({ "ok": false, "error": e, "loaded": loaded }),
             },
             "task_counts": counts,
+            "running_obra_pid": running_obra,
+            "interrupted_tasks": interrupted,
             "tasks": tasks,
             "open_breakpoints": open,
         }))?;
@@ -163,10 +172,20 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         }
         Err(e) => println!("  plugins: PROBLEM: {e}"),
     }
-    let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let summary: Vec<String> =
+        counts
+            .iter()
+            .map(|(s, n)| {
+                if s == "running" && !interrupted.is_empty() { format!("{n} interrupted") } else { format!("{n} {s}") }
+            })
+            .collect();
     println!("  tasks: {}", if summary.is_empty() { "none".to_string() } else { summary.join(", ") });
     for t in &tasks {
-        println!("  {:>4}  {:<10} {}", t.id, t.status, t.title);
+        let status = if interrupted.contains(&t.id) { "interrupted".to_string() } else { t.status.to_string() };
+        println!("  {:>4}  {:<11} {}", t.id, status, t.title);
+    }
+    if !interrupted.is_empty() {
+        println!("Interrupted: the obra that ran them stopped; `obra run` (or `obra task execute ID`) resumes them");
     }
     if !open.is_empty() {
         println!("Open breakpoints:");

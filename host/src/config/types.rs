@@ -53,6 +53,9 @@ pub struct Config {
     /// Git integration: commits of completed work, branches per task, pull requests.
     #[serde(default)]
     pub git: GitConfig,
+    /// The kernel sandbox around the agent's programs and the detection of writes to protected paths.
+    #[serde(default)]
+    pub sandbox: crate::sandbox::SandboxConfig,
 }
 
 /// `database:`
@@ -289,6 +292,7 @@ default_from_yaml!(RetryConfig, "engine.retry", |c| c.engine.retry);
 default_from_yaml!(SessionsConfig, "sessions", |c| c.sessions);
 default_from_yaml!(WorkspaceConfig, "workspace", |c| c.workspace);
 default_from_yaml!(GitConfig, "git", |c| c.git);
+default_from_yaml!(crate::sandbox::SandboxConfig, "sandbox", |c| c.sandbox);
 default_from_yaml!(MaxTurnsConfig, "sessions.max_turns", |c| c.sessions.max_turns);
 default_from_yaml!(ContextConfig, "engine.context", |c| c.engine.context);
 

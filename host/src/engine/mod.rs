@@ -82,14 +82,19 @@ struct Current {
     retry: retry::RetryPolicy,
     /// Where the agent's programs run (`agent.transport`); none for locally.
     transport: Option<Arc<crate::transport::Transport>>,
+    /// The sandbox of the programs plugins run here (`sandbox`); none when it is off.
+    sandbox: Option<Arc<crate::sandbox::SandboxSpec>>,
 }
 
 impl Current {
-    fn new(config: Config, plugins: LoopPlugins) -> Self {
+    fn new(config: Config, plugins: LoopPlugins, workspace: &std::path::Path) -> Self {
         let retry = retry::RetryPolicy::new(config.engine.retry.clone());
         // `Config::check` refused a bad transport before any engine was built.
         let transport = config.agent.transport.build().ok().flatten().map(Arc::new);
-        Self { config, plugins, retry, transport }
+        let sandbox =
+            crate::sandbox::SandboxSpec::for_workspace(&config.sandbox, workspace, Some(&config.agent.plugin))
+                .map(Arc::new);
+        Self { config, plugins, retry, transport, sandbox }
     }
 }
 
@@ -123,7 +128,7 @@ impl Engine {
         workspace: PathBuf,
         observer: Arc<dyn LoopObserver>,
     ) -> Self {
-        let current = Mutex::new(Arc::new(Current::new(config, plugins)));
+        let current = Mutex::new(Arc::new(Current::new(config, plugins, &workspace)));
         let prompts = prompt::PromptRenderer::for_project(&workspace).map_err(|e| format!("{e:#}"));
         Self {
             current,
@@ -177,6 +182,7 @@ impl Engine {
 
     /// Swap in a reloaded configuration and its plugins, whole.
     fn replace_current(&self, config: Config, plugins: LoopPlugins) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(Current::new(config, plugins));
+        let current = Arc::new(Current::new(config, plugins, &self.workspace));
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = current;
     }
 }

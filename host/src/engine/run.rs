@@ -21,6 +21,7 @@ use crate::contract::{
     CallContext, FileChange, GateInput, LoopEvent, Outcome, PluginError, RunRequest, RunResult, Severity, TaskInfo,
     Verdict,
 };
+use crate::sandbox::integrity::{Fingerprint, Tampered};
 use crate::state::NewCheckpoint;
 use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus};
 use crate::workspace::checkpoint::{CheckpointInfo, Checkpoints};
@@ -192,7 +193,7 @@ impl Engine {
             }
             let info = task_info(&task, iteration, max_iterations);
             let resume = if current.config.sessions.continuity { session.clone() } else { None };
-            let (interaction_id, result, changes) = self.run_agent(&info, &prompt, resume, turns).await?;
+            let (interaction_id, result, changes, tampered) = self.run_agent(&info, &prompt, resume, turns).await?;
             self.observer.step(&Step::AgentFinished {
                 result: result.clone().map_err(|e| e.to_string()),
                 changes: changes.clone(),
@@ -242,7 +243,11 @@ impl Engine {
 
             // Breakpoint rules see the proposed decision and may pause or abort.
             let event = loop_event(&info, outcome, &verdict, &gates, &changes);
-            let fired = self.evaluate_rules(&event, &changes, &gates).await;
+            let fired = match integrity_reason(&self.workspace, &tampered) {
+                // The agent wrote a protected path: a human decides, whatever the rules say.
+                Some(reason) => Some(("integrity".to_string(), Verdict::Pause(reason))),
+                None => self.evaluate_rules(&event, &changes, &gates).await,
+            };
 
             let (status, breakpoint, action) = match (&fired, verdict.action) {
                 (Some((rule, Verdict::Abort(reason))), _) => {
@@ -384,9 +389,20 @@ impl Engine {
         prompt: &str,
         mut session: Option<String>,
         turns: Option<u32>,
-    ) -> Result<(i64, Result<RunResult, PluginError>, Vec<FileChange>)> {
+    ) -> Result<(i64, Result<RunResult, PluginError>, Vec<FileChange>, Vec<Tampered>)> {
         let current = self.current();
         let agent = &current.plugins.agent;
+        if let Some(spec) = &current.sandbox {
+            if info.iteration == 1 {
+                self.observer.step(&Step::Progress(format!("sandbox: {}", spec.describe(&self.workspace))));
+                for note in &spec.notes {
+                    self.observer.step(&Step::Progress(format!("sandbox: {note}")));
+                }
+            }
+        }
+        // Where the kernel does not keep the agent off the protected paths, compare them before and after.
+        let detection = current.sandbox.as_ref().filter(|s| s.needs_detection(current.transport.is_some()));
+        let before = detection.map(|s| Fingerprint::take(&s.protected));
         let mut agent_config = current.config.agent_config(agent.name());
         let mut turn_limit = turns.filter(|t| sessions::apply_max_turns(&mut agent_config, *t));
         let mut doubled = false;
@@ -478,7 +494,11 @@ impl Engine {
             }
             let total = tracking.total();
             tracking.finish(&self.tracker).await;
-            return Ok((interaction_id, result, total));
+            let tampered = match (detection, before) {
+                (Some(spec), Some(before)) => before.compare(&Fingerprint::take(&spec.protected), true),
+                _ => Vec::new(),
+            };
+            return Ok((interaction_id, result, total, tampered));
         }
     }
 
@@ -616,15 +636,38 @@ impl Engine {
                 observer.step(&Step::Progress(message));
             }
         });
+        let current = self.current();
         let ctx = CallContext {
             workspace: Some(self.workspace.clone()),
-            llm: self.current().plugins.llm.clone(),
+            llm: current.plugins.llm.clone(),
             progress: Some(tx),
             timeout,
             transport: None,
+            sandbox: current.sandbox.clone(),
         };
         (ctx, forwarder)
     }
+}
+
+/// The reason of an `integrity` breakpoint: which protected paths the agent run changed, whether each was put
+/// back, and the diffs; none when nothing was touched.
+fn integrity_reason(root: &std::path::Path, tampered: &[Tampered]) -> Option<String> {
+    if tampered.is_empty() {
+        return None;
+    }
+    let name = |p: &std::path::Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let listed: Vec<String> = tampered
+        .iter()
+        .map(|t| format!("{} ({}{})", name(&t.path), t.kind, if t.restored { ", restored" } else { ", NOT restored" }))
+        .collect();
+    let mut reason = format!(
+        "the agent changed protected paths, which Obra put back as they were before the run: {}",
+        listed.join(", ")
+    );
+    for t in tampered.iter().filter(|t| !t.diff.is_empty()).take(10) {
+        reason.push_str(&format!("\n--- {}\n{}", name(&t.path), t.diff));
+    }
+    Some(crate::contract::bounded_text(reason))
 }
 
 /// The event breakpoint rules see for an iteration: how the agent's run ended, the scored and proposed

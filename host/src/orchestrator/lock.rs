@@ -64,6 +64,17 @@ impl RunLock {
     }
 }
 
+/// The pid of a live obra process holding the run lock at `path`, if any. It only reads the file (which a
+/// holder fills with its pid and empties when it lets go), so it never gets in the way of a process taking the
+/// lock; a pid left by a killed holder is checked against the running processes.
+pub fn live_holder(path: &Path) -> Option<u32> {
+    let pid: u32 = std::fs::read_to_string(path).ok()?.trim().parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let program = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+    let name = Path::new(std::str::from_utf8(program).ok()?).file_name()?.to_string_lossy().into_owned();
+    name.starts_with("obra").then_some(pid)
+}
+
 impl Drop for RunLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
@@ -85,5 +96,23 @@ mod tests {
         drop(first);
         let again = RunLock::acquire(&path, "demo").unwrap();
         assert_eq!(again.path(), path);
+    }
+
+    #[test]
+    fn a_pid_left_by_a_killed_holder_is_not_a_live_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run-1.lock");
+        assert_eq!(live_holder(&path), None, "no file");
+        // A process that is gone.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        std::fs::write(&path, format!("{gone}\n")).unwrap();
+        assert_eq!(live_holder(&path), None);
+        // A live process that is not obra (this test binary is `obra-<hash>`, so use pid 1's name check).
+        std::fs::write(&path, "1\n").unwrap();
+        assert_eq!(live_holder(&path), None, "pid 1 is not obra");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(live_holder(&path), None, "emptied by a holder that let go");
     }
 }

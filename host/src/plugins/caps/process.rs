@@ -26,24 +26,48 @@ use crate::transport::{Invocation, Transport};
 /// How long to wait for a child's pipes to close after it exited or was killed (a grandchild may hold them).
 const PIPE_GRACE: Duration = Duration::from_secs(2);
 
-/// A started child, leader of its own process group. On timeout, on `kill` and on drop the whole group is
-/// killed (an agent's own children, e.g. the shell commands of its tools, must not outlive it), as long as the
-/// leader has not been reaped (so the group id cannot have been reused).
-struct GroupChild(tokio::process::Child);
+/// How long a sandbox supervisor gets to kill its tree and exit before its process group is SIGKILLed.
+const SUPERVISOR_GRACE: Duration = Duration::from_secs(5);
+
+/// A started child, leader of its own process group. On timeout, on `kill` and on drop its whole tree is
+/// killed (an agent's own children, e.g. the shell commands of its tools, must not outlive it). Under the
+/// sandbox the child is a supervisor that does that itself, even for descendants that left the group, when its
+/// keep-alive closes (which also happens when Obra exits however it exits); otherwise the group is SIGKILLed, as
+/// long as the leader has not been reaped (so the group id cannot have been reused).
+struct GroupChild(tokio::process::Child, crate::sandbox::KeepAlive);
 
 impl GroupChild {
+    /// Start ending the tree (see [`GroupChild::end`] to wait for it).
     fn kill_all(&mut self) {
-        #[cfg(unix)]
+        if self.1.supervised() {
+            self.1.release();
+            self.signal(libc::SIGTERM, false);
+            return;
+        }
+        self.signal(libc::SIGKILL, true);
+        let _ = self.0.start_kill();
+    }
+
+    fn signal(&mut self, signal: libc::c_int, group: bool) {
         if let (Ok(None), Some(pid)) = (self.0.try_wait(), self.0.id())
             && let Ok(pid) = libc::pid_t::try_from(pid)
         {
-            // SAFETY: kill(2) has no memory-safety preconditions; `-pid` names the process group our live child
-            // leads (it was started with `process_group(0)`).
+            // SAFETY: kill(2) has no memory-safety preconditions; the pid (or, negated, the process group it
+            // leads since `process_group(0)`) belongs to our live, unreaped child.
             unsafe {
-                libc::kill(-pid, libc::SIGKILL);
+                libc::kill(if group { -pid } else { pid }, signal);
             }
         }
-        let _ = self.0.start_kill();
+    }
+
+    /// End the tree and wait for the child: a supervisor gets [`SUPERVISOR_GRACE`], then its group is SIGKILLed.
+    async fn end(&mut self) -> Option<std::process::ExitStatus> {
+        self.kill_all();
+        if let Ok(status) = tokio::time::timeout(SUPERVISOR_GRACE, self.0.wait()).await {
+            return status.ok();
+        }
+        self.signal(libc::SIGKILL, true);
+        self.0.wait().await.ok()
     }
 }
 
@@ -139,6 +163,7 @@ fn is_executable(path: &Path) -> bool {
 /// A command checked against the grant and ready to start.
 struct Prepared {
     command: Command,
+    keep_alive: crate::sandbox::KeepAlive,
     stdin: Option<String>,
     timeout: Duration,
     cap: u64,
@@ -212,11 +237,18 @@ impl StoreState {
             .current_dir(cwd)
             .stdin(if options.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        #[cfg(unix)]
+            .stderr(Stdio::piped());
         command.process_group(0);
-        Ok(Prepared { command, stdin: options.stdin, timeout, cap, shown })
+        let keep_alive = match (&self.call.ctx.sandbox, &self.call.ctx.transport) {
+            (Some(sandbox), None) => sandbox
+                .apply(&mut command)
+                .map_err(|e| PluginError::Fatal(format!("cannot set up the sandbox for {shown}: {e}")))?,
+            _ => crate::sandbox::KeepAlive::none(),
+        };
+        // A supervised child ends its own tree when its keep-alive closes; a SIGKILL of it alone would leave
+        // the tree to its own devices where no PID namespace holds it.
+        command.kill_on_drop(!keep_alive.supervised());
+        Ok(Prepared { command, keep_alive, stdin: options.stdin, timeout, cap, shown })
     }
 }
 
@@ -227,13 +259,14 @@ impl Prepared {
             .command
             .spawn()
             .map_err(|e| PluginError::Fatal(format!("plugin {plugin:?} could not start {:?}: {e}", self.shown)))?;
+        let keep_alive = std::mem::replace(&mut self.keep_alive, crate::sandbox::KeepAlive::none());
         if let (Some(text), Some(mut stdin)) = (self.stdin.take(), child.stdin.take()) {
             tokio::spawn(async move {
                 let _ = stdin.write_all(text.as_bytes()).await;
             });
         }
         tracing::debug!(plugin, command = %self.shown, "started a program");
-        Ok((GroupChild(child), self))
+        Ok((GroupChild(child, keep_alive), self))
     }
 
     /// Run to completion (or the time limit), capturing capped output.
@@ -244,10 +277,7 @@ impl Prepared {
         let (err, err_task) = capture(child.0.stderr.take().expect("stderr is piped"), p.cap);
         let (status, timed_out) = match tokio::time::timeout(p.timeout, child.0.wait()).await {
             Ok(status) => (status.ok(), false),
-            Err(_) => {
-                child.kill_all();
-                (child.0.wait().await.ok(), true)
-            }
+            Err(_) => (child.end().await, true),
         };
         let (stdout, t1) = finish(&out, out_task).await;
         let (stderr, t2) = finish(&err, err_task).await;
@@ -382,8 +412,7 @@ impl ChildProcess {
             Ok(status) => status.ok(),
             Err(_) => {
                 self.timed_out = true;
-                self.child.kill_all();
-                self.child.0.wait().await.ok()
+                self.child.end().await
             }
         };
         let (stderr, truncated) = match self.stderr_task.take() {
@@ -494,8 +523,14 @@ mod tests {
         let mut command = Command::new("/bin/sh");
         command.args(["-c", &script]).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
         command.process_group(0);
-        let prepared =
-            Prepared { command, stdin: None, timeout: Duration::from_millis(200), cap: 100, shown: "sh".into() };
+        let prepared = Prepared {
+            command,
+            keep_alive: crate::sandbox::KeepAlive::none(),
+            stdin: None,
+            timeout: Duration::from_millis(200),
+            cap: 100,
+            shown: "sh".into(),
+        };
         let out = prepared.run("p").await.unwrap();
         assert!(out.timed_out);
         tokio::time::sleep(Duration::from_millis(1500)).await;
