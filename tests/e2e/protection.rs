@@ -245,3 +245,61 @@ fn doctor_says_which_protection_is_active() {
     let out = project.obra(&["doctor"]);
     assert!(text(&out).contains("detect only: .obra/, .git/ are checked after each agent run"), "{}", text(&out));
 }
+
+/// The open breakpoint of rule `rule`, from `obra breakpoint list --json`.
+fn open_breakpoint(project: &Project, rule: &str) -> serde_json::Value {
+    let list = project.obra_json(&["breakpoint", "list", "--json"], 0);
+    let all = list.as_array().or_else(|| list["breakpoints"].as_array()).cloned().unwrap_or_default();
+    all.into_iter().find(|b| b["rule"] == rule).unwrap_or_else(|| panic!("no open {rule} breakpoint: {list}"))
+}
+
+#[test]
+fn an_agent_that_rewrites_the_gates_script_to_pass_is_undone_and_stopped_for_a_human() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::bash("printf '#!/bin/sh\\nexit 0\\n' > check.sh"),
+        AnthropicReply::text("Fixed: the checks pass now."),
+    ]);
+    let ollama = FakeOllama::start([opinion(0.95, "the checks pass")]);
+    let Some((project, _env)) = claude_project(&anthropic, &ollama, "sh ./check.sh", "") else { return };
+    let script = "#!/bin/sh\ngrep -q 'return a + b' calc.py || { echo 'add() is wrong'; exit 1; }\n";
+    std::fs::write(project.path().join("check.sh"), script).unwrap();
+    std::fs::write(project.path().join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
+    let id = project.create_task("Fix add", "add() must return the sum");
+
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "paused, not completed: {}", text(&out));
+    assert_eq!(std::fs::read_to_string(project.path().join("check.sh")).unwrap(), script, "put back");
+    let bp = open_breakpoint(&project, "protected-change");
+    let reason = bp["reason"].as_str().unwrap();
+    assert!(reason.contains("check.sh (modified by the agent, put back; gate tests)"), "{reason}");
+    assert!(reason.contains("+exit 0"), "the agent's version is shown: {reason}");
+    // The gate judged the real script: it failed, with the finding naming the file.
+    let shown = project.obra_json(&["task", "show", &id.to_string(), "--json"], 0);
+    let gates = shown["interactions"][0]["gates"].as_array().unwrap();
+    let tests = gates.iter().find(|g| g["gate"] == "tests").unwrap();
+    assert_eq!(tests["passed"], false, "{tests}");
+    assert!(tests["findings_json"].to_string().contains("check.sh, which this gate depends on"), "{tests}");
+}
+
+#[test]
+fn an_agent_that_deletes_a_failing_test_gets_it_back_and_a_human_decides() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::bash("rm tests/test_calc.py"),
+        AnthropicReply::text("Removed the broken test; all tests pass."),
+    ]);
+    let ollama = FakeOllama::start([opinion(0.95, "tests pass")]);
+    let gate = "python3 -m unittest discover -s tests -q";
+    let Some((project, _env)) = claude_project(&anthropic, &ollama, gate, "") else { return };
+    std::fs::create_dir_all(project.path().join("tests")).unwrap();
+    let test = "import unittest, sys\nsys.path.insert(0, '.')\nfrom calc import add\n\n\
+                class T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n";
+    std::fs::write(project.path().join("tests/test_calc.py"), test).unwrap();
+    std::fs::write(project.path().join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
+    let id = project.create_task("Fix add", "add() must return the sum");
+
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(project.path().join("tests/test_calc.py")).unwrap(), test);
+    let bp = open_breakpoint(&project, "protected-change");
+    assert!(bp["reason"].as_str().unwrap().contains("tests/test_calc.py (deleted by the agent, put back"), "{bp}");
+}

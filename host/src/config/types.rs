@@ -204,6 +204,11 @@ pub struct GateConfig {
     /// Passed to the plugin as JSON.
     #[serde(default = "empty_object")]
     pub config: serde_json::Value,
+    /// Globs of the paths the gate depends on, which the agent may not modify or delete (besides the files
+    /// and directories its `config.command` names). Unset: the `tests` gate guards the usual test layouts
+    /// ([`crate::engine::protect::DEFAULT_TEST_GLOBS`]); `[]` guards only what the command names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protect: Option<Vec<String>>,
 }
 
 /// One entry of `rules:`.

@@ -232,6 +232,7 @@ mod tests {
                 required: true,
                 weight,
                 config: serde_json::json!({}),
+                protect: None,
             },
             GateRecord {
                 gate: name.into(),

@@ -13,6 +13,7 @@ mod integrate;
 mod llm_ask;
 pub mod prompt;
 pub mod prompt_rules;
+pub mod protect;
 pub mod rate_limit;
 pub mod replay;
 pub mod retry;

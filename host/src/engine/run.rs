@@ -14,6 +14,7 @@ use super::prompt::{
     DECISION_SCHEMA, DecisionPromptInput, ERROR_ANALYSIS_SCHEMA, ErrorAnalysisPromptInput, OPINION_SCHEMA,
     ValidationPromptInput,
 };
+use super::protect;
 use super::rate_limit;
 use super::sessions;
 use super::{ConfigPoll, ConfigWatch, Engine};
@@ -183,14 +184,18 @@ impl Engine {
                 max_iterations,
                 prompt_chars: prompt.chars().count(),
             });
-            if current.config.engine.checkpoints {
+            let pre_run = if current.config.engine.checkpoints {
                 self.take_checkpoint(
                     &task,
                     &format!("task {task_id} iteration {iteration}: before the agent runs"),
                     false,
                 )
-                .await?;
-            }
+                .await?
+            } else {
+                None
+            };
+            // What the gates depend on, as it is before the agent runs.
+            let guards = protect::guards(&current.config.gates, &self.workspace);
             let info = task_info(&task, iteration, max_iterations);
             let resume = if current.config.sessions.continuity { session.clone() } else { None };
             let (interaction_id, result, changes, tampered) = self.run_agent(&info, &prompt, resume, turns).await?;
@@ -209,10 +214,13 @@ impl Engine {
                 break;
             }
 
-            let gates = match &result {
+            // A gate's own files the agent changed are put back first, so the gate judges the real checks.
+            let guarded = self.guard_gates(&guards, &changes, pre_run).await;
+            let mut gates = match &result {
                 Ok(r) => self.run_gates(&info, r, &changes).await,
                 Err(_) => Vec::new(),
             };
+            protected_findings(&mut gates, &guarded);
             let gate_pairs: Vec<_> = current.plugins.gates.iter().map(|(c, _)| c).zip(gates.iter()).collect();
             let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
             let (opinion, llm_note, concerns) = match &result {
@@ -243,10 +251,12 @@ impl Engine {
 
             // Breakpoint rules see the proposed decision and may pause or abort.
             let event = loop_event(&info, outcome, &verdict, &gates, &changes);
-            let fired = match integrity_reason(&self.workspace, &tampered) {
-                // The agent wrote a protected path: a human decides, whatever the rules say.
-                Some(reason) => Some(("integrity".to_string(), Verdict::Pause(reason))),
-                None => self.evaluate_rules(&event, &changes, &gates).await,
+            let fired = match (integrity_reason(&self.workspace, &tampered), protected_reason(&guarded)) {
+                // The agent wrote a protected path, or a gate's own files: a human decides, whatever the rules
+                // and the score say.
+                (Some(reason), _) => Some(("integrity".to_string(), Verdict::Pause(reason))),
+                (None, Some(reason)) => Some(("protected-change".to_string(), Verdict::Pause(reason))),
+                (None, None) => self.evaluate_rules(&event, &changes, &gates).await,
             };
 
             let (status, breakpoint, action) = match (&fired, verdict.action) {
@@ -345,7 +355,45 @@ impl Engine {
     /// Snapshot the workspace as a checkpoint (when it is in a git repository) and record it in the store.
     /// A workspace outside git is noted once per execution; a snapshot that fails is reported and the work
     /// goes on, since the agent's run does not depend on it.
-    pub(super) async fn take_checkpoint(&self, task: &Task, label: &str, completed: bool) -> Result<()> {
+    /// The changes of an agent run to the gates' protected paths, each put back from the pre-run checkpoint
+    /// `pre_run` (when there is one).
+    async fn guard_gates(
+        &self,
+        guards: &[protect::GateGuard],
+        changes: &[FileChange],
+        pre_run: Option<String>,
+    ) -> Vec<protect::ProtectedChange> {
+        if guards.is_empty() || !changes.iter().any(|c| guards.iter().any(|g| g.covers(c))) {
+            return Vec::new();
+        }
+        let (guards, changes, workspace) = (guards.to_vec(), changes.to_vec(), self.workspace.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            let checkpoints = pre_run.as_ref().and_then(|_| Checkpoints::open(&workspace).ok().flatten());
+            let before = |path: &str| -> Option<Option<Vec<u8>>> {
+                checkpoints.as_ref().and_then(|c| c.file_at(pre_run.as_deref()?, path).ok())
+            };
+            protect::check_and_restore(&guards, &changes, &workspace, &before)
+        })
+        .await
+        .unwrap_or_default();
+        for change in &found {
+            self.observer.step(&Step::Progress(format!(
+                "the agent {} {}, which gate {} depends on: {}",
+                change.kind.as_str(),
+                change.path,
+                change.gate,
+                if change.restored {
+                    "put back as it was before the run; the gate checks that version"
+                } else {
+                    "NOT put back (no checkpoint from before the run; engine.checkpoints is off or this is no git \
+                     repository)"
+                }
+            )));
+        }
+        found
+    }
+
+    pub(super) async fn take_checkpoint(&self, task: &Task, label: &str, completed: bool) -> Result<Option<String>> {
         let workspace = self.workspace.clone();
         let label_owned = label.to_string();
         let taken = tokio::task::spawn_blocking(move || -> Result<Option<CheckpointInfo>> {
@@ -369,6 +417,7 @@ impl Engine {
                     })
                     .await?;
                 self.observer.step(&Step::CheckpointTaken { id: row.id, files: info.files, completed });
+                return Ok(Some(info.commit));
             }
             Ok(None) => {
                 if !self.warned_no_git.swap(true, std::sync::atomic::Ordering::SeqCst) {
@@ -380,7 +429,7 @@ impl Engine {
             }
             Err(e) => self.observer.step(&Step::Progress(format!("checkpoint failed, continuing without: {e:#}"))),
         }
-        Ok(())
+        Ok(None)
     }
 
     async fn run_agent(
@@ -647,6 +696,48 @@ impl Engine {
         };
         (ctx, forwarder)
     }
+}
+
+/// Each gate's finding for the protected paths of its that the agent changed.
+fn protected_findings(gates: &mut [GateRecord], guarded: &[protect::ProtectedChange]) {
+    for change in guarded {
+        if let Some(gate) = gates.iter_mut().find(|g| g.gate == change.gate) {
+            gate.findings.push(crate::contract::Finding {
+                severity: Severity::Error,
+                message: format!(
+                    "the agent {} {}, which this gate depends on ({}); do not change a gate's own files",
+                    change.kind.as_str(),
+                    change.path,
+                    if change.restored { "it was put back and the gate checked the original" } else { "not put back" }
+                ),
+                path: Some(change.path.clone()),
+                line: None,
+            });
+        }
+    }
+}
+
+/// The reason of a `protected-change` breakpoint: the gates' files the agent changed, with its versions.
+fn protected_reason(guarded: &[protect::ProtectedChange]) -> Option<String> {
+    if guarded.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = guarded
+        .iter()
+        .map(|c| {
+            let fate = if c.restored { "put back" } else { "NOT put back" };
+            format!("{} ({} by the agent, {fate}; gate {})", c.path, c.kind.as_str(), c.gate)
+        })
+        .collect();
+    let mut reason = format!(
+        "the agent changed files the gates depend on: {}. The gates judged the versions from before the run. \
+         Approve to accept the rest of the work as it is now, or give feedback to redo it. The agent's versions:",
+        listed.join(", ")
+    );
+    for c in guarded.iter().take(10) {
+        reason.push_str(&format!("\n--- {}\n{}", c.path, c.diff));
+    }
+    Some(crate::contract::bounded_text(reason))
 }
 
 /// The reason of an `integrity` breakpoint: which protected paths the agent run changed, whether each was put

@@ -312,6 +312,18 @@ impl Checkpoints {
         index.write_tree_to(&self.repo).context("cannot write a tree to compare")
     }
 
+    /// The content of `path` (workspace-relative, `/`-separated) in checkpoint `commit`: none when the file was
+    /// not in it.
+    pub fn file_at(&self, commit: &str, path: &str) -> Result<Option<Vec<u8>>> {
+        let commit = self.repo.find_commit(Oid::from_str(commit)?)?;
+        let tree = commit.tree()?;
+        match tree.get_path(Path::new(&format!("{}{path}", self.prefix))) {
+            Ok(entry) => Ok(Some(self.repo.find_blob(entry.id())?.content().to_vec())),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Take a checkpoint; also return the entries it holds.
     fn create_with_entries(&self, label: &str) -> Result<(CheckpointInfo, Entries)> {
         let entries = self.scan(true)?;
