@@ -88,15 +88,17 @@ pub struct Invocation {
     pub env: Vec<(String, String)>,
 }
 
-/// Flags every run gets: answer yes to every question, touch nothing but the files it edits (no commits, no
-/// .gitignore entry, no chat or input history files, no update check, analytics or URL scraping), no
-/// shell commands suggested by the model, plain output one message per line.
-pub const FIXED_FLAGS: [&str; 17] = [
+/// Flags every run gets: answer yes to every question, touch nothing but the files it edits (no git at all:
+/// Obra's sandbox keeps `.git/` read-only and Obra tracks and commits the changes itself; no .gitignore entry,
+/// no chat or input history files, no update check, analytics or URL scraping), no shell commands suggested
+/// by the model, plain output one message per line.
+pub const FIXED_FLAGS: [&str; 18] = [
     "--yes-always",
     "--no-check-update",
     "--no-analytics",
     "--no-pretty",
     "--no-fancy-input",
+    "--no-git",
     "--no-auto-commits",
     "--no-dirty-commits",
     "--no-gitignore",
