@@ -1,7 +1,6 @@
 //! Gates that the agent cannot weaken. Each gate has protected paths: its `protect` globs and, for a gate that
-//! runs a command, the workspace files and directories that command names (the script `./check.sh` runs, the
-//! `tests` directory `pytest tests` collects). The `tests` gate without `protect` also guards the usual test
-//! file layouts. When an agent run modified or deleted a protected path (a new test file is fine), the path is
+//! runs a command, the workspace scripts that command runs (`./check.sh`, `sh scripts/test.sh`, a Makefile).
+//! The `tests` gate without `protect` also guards the usual test file layouts. When an agent run modified or deleted a protected path (a new test file is fine), the path is
 //! put back as it was before the run (from the iteration's checkpoint) before any gate runs, so the gate
 //! judges the real checks; the change becomes a finding of that gate, and the task stops for a human, who sees
 //! the agent's version as a diff.
@@ -35,7 +34,7 @@ const MATCH: glob::MatchOptions =
 pub struct GateGuard {
     /// The gate's name (as its results are stored).
     pub gate: String,
-    /// Files its command names: even creating one counts.
+    /// Scripts its command runs: even creating one counts.
     named: Vec<String>,
     /// Globs: modifying or deleting a match counts.
     patterns: Vec<glob::Pattern>,
@@ -63,7 +62,8 @@ pub fn guards(gates: &[GateConfig], workspace: &Path) -> Vec<GateGuard> {
         .filter(|g| g.enabled)
         .map(|g| {
             let command = g.config.get("command").and_then(|c| c.as_str()).unwrap_or("");
-            let (named, mut globs) = named_by_command(command, workspace);
+            let named = named_by_command(command, workspace);
+            let mut globs: Vec<String> = Vec::new();
             match &g.protect {
                 Some(list) => globs.extend(list.iter().cloned()),
                 None if g.plugin == "tests" => globs.extend(DEFAULT_TEST_GLOBS.iter().map(|s| s.to_string())),
@@ -79,39 +79,60 @@ pub fn guards(gates: &[GateConfig], workspace: &Path) -> Vec<GateGuard> {
         .collect()
 }
 
-/// The workspace files (and, as `dir/**` globs, directories) a shell command names, e.g. `./check.sh`,
-/// `sh scripts/test.sh`, `pytest tests`; and `make`'s makefile.
-pub fn named_by_command(command: &str, workspace: &Path) -> (Vec<String>, Vec<String>) {
-    let Ok(root) = workspace.canonicalize() else { return (Vec::new(), Vec::new()) };
-    let (mut files, mut dirs) = (Vec::new(), Vec::new());
-    let words = command
-        .split(|c: char| c.is_whitespace() || matches!(c, ';' | '&' | '|' | '(' | ')' | '<' | '>'))
-        .map(|w| w.trim_matches(|c| c == '\'' || c == '"'))
-        .filter(|w| !w.is_empty() && !w.starts_with('-') && !w.contains('=') && !w.contains('$'));
-    let mut first = true;
-    for word in words {
-        if first && word == "make" {
+/// Interpreters whose first operand is the script they run.
+const INTERPRETERS: &[&str] =
+    &["sh", "bash", "dash", "zsh", "ksh", "python", "python3", "node", "ruby", "perl", "php", "deno", "bun", "tclsh"];
+
+/// The workspace files a shell command runs: the program of each simple command when it is a workspace file
+/// (`./check.sh`), the script an interpreter runs (`sh scripts/test.sh`, `python3 run_tests.py`), and `make`'s
+/// makefile. Files the command only reads (`grep -q 42 answer.txt`) are not among them.
+pub fn named_by_command(command: &str, workspace: &Path) -> Vec<String> {
+    let Ok(root) = workspace.canonicalize() else { return Vec::new() };
+    let mut files = Vec::new();
+    let mut add = |word: &str| {
+        let Ok(resolved) = root.join(word).canonicalize() else { return };
+        let Ok(relative) = resolved.strip_prefix(&root) else { return };
+        let relative = relative.to_string_lossy().replace('\\', "/");
+        let inside_obra = relative.starts_with(".obra") || relative.starts_with(".git");
+        if resolved.is_file() && !relative.is_empty() && !inside_obra && !files.contains(&relative) {
+            files.push(relative);
+        }
+    };
+    for simple in command.split(|c: char| matches!(c, ';' | '&' | '|' | '(' | ')' | '\n')) {
+        let mut words = simple
+            .split_whitespace()
+            .map(|w| w.trim_matches(|c| c == '\'' || c == '"'))
+            .skip_while(|w| w.contains('=') && !w.starts_with('-'))
+            .filter(|w| !w.is_empty());
+        let Some(program) = words.next() else { continue };
+        let name = program.rsplit('/').next().unwrap_or(program);
+        if name == "make" || name == "gmake" {
             for makefile in ["GNUmakefile", "makefile", "Makefile"] {
-                if root.join(makefile).is_file() {
-                    files.push(makefile.to_string());
+                add(makefile);
+            }
+        } else if INTERPRETERS.contains(&name) || name.starts_with("python3.") {
+            // The first operand, unless an option says the code comes from elsewhere (`sh -c`, `python -m`,
+            // `node -e`, ...).
+            let inline: &[&str] = match name {
+                "sh" | "bash" | "dash" | "zsh" | "ksh" => &["-c", "-"],
+                "node" | "deno" | "bun" => &["-e", "--eval", "-p", "--print", "-"],
+                "ruby" | "perl" | "php" | "tclsh" => &["-e", "-r", "-"],
+                _ => &["-c", "-m", "-"],
+            };
+            for word in words.by_ref() {
+                if inline.contains(&word) {
+                    break;
+                }
+                if !word.starts_with('-') {
+                    add(word);
+                    break;
                 }
             }
-        }
-        first = false;
-        let candidate = root.join(word);
-        let Ok(resolved) = candidate.canonicalize() else { continue };
-        let Ok(relative) = resolved.strip_prefix(&root) else { continue };
-        let relative = relative.to_string_lossy().replace('\\', "/");
-        if relative.is_empty() || relative.starts_with(".obra") || relative.starts_with(".git") {
-            continue;
-        }
-        if resolved.is_file() && !files.contains(&relative) {
-            files.push(relative);
-        } else if resolved.is_dir() && !dirs.contains(&format!("{relative}/**")) {
-            dirs.push(format!("{relative}/**"));
+        } else if !program.contains('$') {
+            add(program);
         }
     }
-    (files, dirs)
+    files
 }
 
 impl GateGuard {
@@ -203,15 +224,18 @@ mod tests {
     }
 
     #[test]
-    fn the_script_a_command_runs_and_the_directories_it_names_are_protected() {
+    fn the_scripts_a_command_runs_are_protected_but_not_the_files_it_reads() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("check.sh"), "exit 1\n").unwrap();
-        std::fs::create_dir_all(dir.path().join("spec/unit")).unwrap();
-        std::fs::write(dir.path().join("Makefile"), "test:\n").unwrap();
-        let (files, dirs) = named_by_command("./check.sh && pytest -q spec --maxfail=1", dir.path());
-        assert_eq!((files, dirs), (vec!["check.sh".to_string()], vec!["spec/**".to_string()]));
-        assert_eq!(named_by_command("make test", dir.path()).0, ["Makefile"]);
-        assert_eq!(named_by_command("sh '../outside.sh'; cargo test", dir.path()), (vec![], vec![]));
+        for file in ["check.sh", "run_tests.py", "answer.txt", "Makefile"] {
+            std::fs::write(dir.path().join(file), "x\n").unwrap();
+        }
+        let named = |command: &str| named_by_command(command, dir.path());
+        assert_eq!(named("./check.sh && pytest -q tests --maxfail=1"), ["check.sh"]);
+        assert_eq!(named("CI=1 sh -e check.sh; python3 -u run_tests.py"), ["check.sh", "run_tests.py"]);
+        assert_eq!(named("make test"), ["Makefile"]);
+        assert!(named("grep -qx 42 answer.txt").is_empty(), "a file the gate only reads is the agent's to write");
+        assert!(named("python3 -m pytest -q; sh -c 'exit 0'").is_empty());
+        assert!(named("sh '../outside.sh'; cargo test").is_empty());
     }
 
     #[test]
