@@ -406,6 +406,8 @@ pub struct CallContext {
     pub transport: Option<Arc<crate::transport::Transport>>,
     /// The kernel sandbox the programs run in when they run here; none for no sandbox.
     pub sandbox: Option<Arc<crate::sandbox::SandboxSpec>>,
+    /// A spawned program that prints no line for this long is stopped as stalled (`agent.stall_secs`).
+    pub stall: Option<Duration>,
 }
 
 /// An agent, as the engine uses it.

@@ -232,7 +232,8 @@ fn profile_list_and_show_cover_builtin_user_and_invalid_profiles() {
 }
 
 /// The replay agent writes one file (each iteration), no LLM, and a `tests` gate that runs `.obra/edit.sh`:
-/// the first time, it copies `.obra/next.yaml` over `.obra/config.yaml` and fails; later it fails saying so.
+/// the first time, `.obra/next.yaml` is copied over `.obra/config.yaml` (by the test, as a user would) and it
+/// fails; later it fails saying so.
 fn reloading_project(next: &str) -> Project {
     let project = Project::new();
     let config = |max: u32, command: &str| {
@@ -263,12 +264,26 @@ gates:
     project.write_config(&config(2, "sh .obra/edit.sh"));
     let next = if next.is_empty() { config(5, "echo new-config-in-force") } else { next.to_string() };
     std::fs::write(project.path().join(".obra/next.yaml"), next).unwrap();
+    // The gate runs in the sandbox, where `.obra/` is read-only: it asks the test (the user) to make the edit
+    // and waits for it.
     std::fs::write(
         project.path().join(".obra/edit.sh"),
         "if [ -f .obra/edited ]; then echo 'old config still in force'; exit 1; fi\n\
-         cp .obra/next.yaml .obra/config.yaml\ntouch .obra/edited\necho 'config edited'; exit 1\n",
+         touch edit-now\nwhile [ ! -f .obra/edited ]; do sleep 0.02; done\necho 'config edited'; exit 1\n",
     )
     .unwrap();
+    let root = project.path().to_path_buf();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while !root.join("edit-now").exists() {
+            if start.elapsed() > std::time::Duration::from_secs(120) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::fs::copy(root.join(".obra/next.yaml"), root.join(".obra/config.yaml")).unwrap();
+        std::fs::write(root.join(".obra/edited"), "").unwrap();
+    });
     project
 }
 

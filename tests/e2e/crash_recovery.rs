@@ -37,8 +37,10 @@ fn project() -> Project {
     let bin = project.home().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     // Works for 0.1-0.3 s, then writes out/task-<id>.txt with this run's pid, so every run changes the file.
-    let script = "#!/bin/sh\nsleep 0.$((1 + $$ % 3))\nmkdir -p out\necho \"task $1 by run $$\" > out/task-$1.txt\n\
-                  echo \"wrote out/task-$1.txt\"\n";
+    // A token unique to the run (not `$$`: the agent runs in a PID namespace of its own, where every run's
+    // shell has the same small pid).
+    let script = "#!/bin/sh\nrun=$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')\nsleep 0.$((1 + run % 3))\n\
+                  mkdir -p out\necho \"task $1 by run $run\" > out/task-$1.txt\necho \"wrote out/task-$1.txt\"\n";
     std::fs::write(bin.join("worker"), script).unwrap();
     std::fs::set_permissions(bin.join("worker"), std::fs::Permissions::from_mode(0o755)).unwrap();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());

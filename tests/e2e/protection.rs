@@ -303,3 +303,22 @@ fn an_agent_that_deletes_a_failing_test_gets_it_back_and_a_human_decides() {
     let bp = open_breakpoint(&project, "protected-change");
     assert!(bp["reason"].as_str().unwrap().contains("tests/test_calc.py (deleted by the agent, put back"), "{bp}");
 }
+
+#[test]
+fn an_agent_that_prints_nothing_for_stall_secs_is_stopped_as_stalled_long_before_its_timeout() {
+    // The model never answers in time: claude prints its init event, then nothing.
+    let anthropic = FakeAnthropic::start([AnthropicReply::text("too late").delay(Duration::from_secs(120))]);
+    let ollama = FakeOllama::start([opinion(0.9, "fine")]);
+    let Some((project, _env)) = claude_project(&anthropic, &ollama, "true", "") else { return };
+    let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
+    project.write_config(
+        &config
+            .replace("timeout_secs: 120", "timeout_secs: 600\n  stall_secs: 3")
+            .replace("max_iterations: 2", "max_iterations: 1"),
+    );
+    let id = project.create_task("Hang", "Wait for a model that never answers");
+    let started = Instant::now();
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert!(started.elapsed() < Duration::from_secs(60), "stopped long before the 600 s timeout: {}", text(&out));
+    assert!(text(&out).contains("stopped as stalled (agent.stall_secs)"), "{}", text(&out));
+}

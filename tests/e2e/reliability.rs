@@ -121,14 +121,26 @@ fn a_read_only_store_is_reported_and_works_again_once_writable() {
 
 #[test]
 fn a_disk_that_fills_up_in_the_middle_of_an_iteration_loses_nothing_and_the_next_run_resumes() {
-    // The gate fills the disk (once) after the agent ran: the store's next writes fail mid-iteration.
+    // The disk fills up (once) while the gate runs, after the agent ran: the store's next writes fail
+    // mid-iteration. The gate runs in the sandbox, where `.obra/` is read-only, so it asks the test to fill
+    // the disk and waits until it has.
     let project = Project::with_echo_agent(
-        "[ -f .obra/filled-once ] || { touch .obra/filled-once; dd if=/dev/zero of=.obra/filler bs=64k 2>/dev/null; }; true",
+        "[ -f .obra/filled-once ] || { touch fill-now; while [ ! -f .obra/filled-once ]; do sleep 0.02; done; }; true",
         "  []",
     );
     let Some(fs) = Tmpfs::over(&project.path().join(".obra"), "8m") else { return };
     let id = project.create_task("Fill the disk", "x");
+    let (ask, dir) = (project.path().join("fill-now"), fs.dir.clone());
+    let filler = std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while !ask.exists() && start.elapsed() < std::time::Duration::from_secs(120) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::fs::write(dir.join("filled-once"), "").unwrap();
+        fill(&dir)
+    });
     let out = project.obra(&["run"]);
+    filler.join().unwrap();
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("is full") && said.contains("free some space"), "{said}");

@@ -161,6 +161,7 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         timeout: Some(HEALTH_TIMEOUT),
         transport,
         sandbox: sandbox.map(std::sync::Arc::new),
+        stall: None,
     };
     let agent_config = config.agent_config(agent.name()).to_string();
     let name = format!("agent {}", agent.name());

@@ -25,6 +25,7 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
     // The first Ctrl-C stops the run after the current task (or ends a wait for a rate limit's reset); the
     // second ends obra at once, and the next run recovers the interrupted task.
     let stop = options.stop.clone();
+    let agent = obra.config().config.agent.clone();
     tokio::spawn(async move {
         while tokio::signal::ctrl_c().await.is_ok() {
             if stop.swap(true, Ordering::SeqCst) {
@@ -33,7 +34,18 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
                 );
                 std::process::exit(130);
             }
-            eprintln!("\nobra: stopping after the current task(s) (Ctrl-C again to stop now)");
+            let stall = if agent.stall_secs > 0 {
+                format!(", or sooner if it prints nothing for {} s (agent.stall_secs)", agent.stall_secs)
+            } else {
+                String::new()
+            };
+            eprintln!(
+                "\nobra: stopping after the current task(s): waiting for the running agent and its checks to \
+                 finish this iteration (the agent runs at most {} s, agent.timeout_secs{stall}). Press Ctrl-C \
+                 again to stop now: the agent and everything it started are killed, and the next `obra run` \
+                 resumes the task.",
+                agent.timeout_secs
+            );
         }
     });
     let observer = obra.observed(Arc::new(StepPrinter::new(a.json)));

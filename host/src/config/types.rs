@@ -83,6 +83,9 @@ pub struct AgentConfig {
     /// Wall-clock limit of one run, seconds.
     #[serde(default)]
     pub timeout_secs: u64,
+    /// Stop the agent as stalled after this many seconds without a line of output; 0 for never.
+    #[serde(default)]
+    pub stall_secs: u64,
     /// Where the agent's programs run: locally, over SSH or in a container.
     #[serde(default)]
     pub transport: crate::transport::TransportConfig,

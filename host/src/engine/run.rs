@@ -481,6 +481,8 @@ impl Engine {
             };
             let (mut ctx, forwarder) = self.call_context(Some(timeout + Duration::from_secs(30)));
             ctx.transport = self.current().transport.clone();
+            ctx.stall =
+                (current.config.agent.stall_secs > 0).then(|| Duration::from_secs(current.config.agent.stall_secs));
             // A plugin reports what it likes; what Obra keeps, shows and feeds back is bounded.
             let result = agent.run(&ctx, &request).await.map(RunResult::bounded).map_err(PluginError::bounded);
             drop(ctx);
@@ -693,6 +695,7 @@ impl Engine {
             timeout,
             transport: None,
             sandbox: current.sandbox.clone(),
+            stall: None,
         };
         (ctx, forwarder)
     }

@@ -315,6 +315,7 @@ impl StoreState {
             started,
             deadline: tokio::time::Instant::now() + p.timeout,
             timeout: p.timeout,
+            stall: self.call.ctx.stall,
             cap: p.cap,
             shown: p.shown,
             timed_out: false,
@@ -334,6 +335,8 @@ pub struct ChildProcess {
     started: Instant,
     deadline: tokio::time::Instant,
     timeout: Duration,
+    /// Stop the program when it prints no line for this long (`agent.stall_secs`).
+    stall: Option<Duration>,
     cap: u64,
     shown: String,
     timed_out: bool,
@@ -392,12 +395,27 @@ impl ChildProcess {
         Ok(Some(String::from_utf8_lossy(&line).into_owned()))
     }
 
+    /// Stop the program as stalled: it printed nothing for the stall limit.
+    fn stall_error(&mut self, stall: Duration) -> PluginError {
+        self.timed_out = true;
+        self.child.kill_all();
+        PluginError::Timeout(format!(
+            "{} printed nothing for {} s and was stopped as stalled (agent.stall_secs)",
+            self.shown,
+            stall.as_secs()
+        ))
+    }
+
     async fn next_line(&mut self) -> Result<Option<String>, PluginError> {
         if self.stdout_done {
             return Ok(None);
         }
-        match tokio::time::timeout_at(self.deadline, self.read_line()).await {
-            Err(_) => Err(self.timeout_error()),
+        let stalled_at = self.stall.map(|s| tokio::time::Instant::now() + s).filter(|at| *at < self.deadline);
+        match tokio::time::timeout_at(stalled_at.unwrap_or(self.deadline), self.read_line()).await {
+            Err(_) => match (stalled_at, self.stall) {
+                (Some(_), Some(stall)) => Err(self.stall_error(stall)),
+                _ => Err(self.timeout_error()),
+            },
             Ok(Ok(None)) => {
                 self.stdout_done = true;
                 Ok(None)
