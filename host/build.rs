@@ -22,6 +22,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
     watch_sources(&plugins);
 
+    ensure_wasm_target();
     let wasm_target_dir = wasm_target_dir(&out_dir);
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -126,6 +127,33 @@ fn plugin_dirs(plugins: &Path) -> Vec<(PathBuf, bool)> {
     }
     found.sort();
     found
+}
+
+/// Make sure the toolchain has the wasm32-wasip2 standard library. rust-toolchain.toml lists the target, but
+/// rustup applies that list only when it installs the toolchain, not to one it already has: add it then, when
+/// rustup is there (the build already runs under it), or fail with the one command to run.
+fn ensure_wasm_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let installed = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+        .is_some_and(|dir| dir.is_dir() && fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()));
+    if installed {
+        return;
+    }
+    let added = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+    match added {
+        Ok(status) if status.success() => {
+            println!("cargo:warning=added the wasm32-wasip2 target with `rustup target add wasm32-wasip2`")
+        }
+        _ => panic!(
+            "the wasm32-wasip2 target is not installed and rustup could not add it; run `rustup target add \
+             wasm32-wasip2` (the built-in plugins are compiled for it)"
+        ),
+    }
 }
 
 /// Ask cargo to rerun this script when any plugin source, manifest or Cargo file changes.

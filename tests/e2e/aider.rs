@@ -15,7 +15,6 @@ const WRITE_HELLO: &str = "hello.txt\n```\nhello from aider\n```\n";
 /// when aider is missing outside CI; in CI a missing CLI fails the test.
 fn setup(fake: &FakeOpenAiChat, gate: &str, max_attempts: u32) -> Option<Project> {
     let Some(cli) = require_aider() else {
-        eprintln!("skipped: {}", obra_testkit::aider::install_hint());
         return None;
     };
     let mut project = Project::new();

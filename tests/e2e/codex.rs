@@ -6,12 +6,11 @@
 mod common;
 
 use common::{Project, text};
-use obra_testkit::codex::{CodexEnv, install_hint, require_codex};
+use obra_testkit::codex::{CodexEnv, require_codex};
 use obra_testkit::{FakeResponses, ResponsesReply};
 
 fn project(fake: &FakeResponses) -> Option<(Project, CodexEnv)> {
     let Some(bin) = require_codex() else {
-        eprintln!("skipped: {}", install_hint());
         return None;
     };
     let env = CodexEnv::new(&bin, &fake.base_url());

@@ -268,8 +268,14 @@ fn a_repository_in_the_middle_of_a_merge_or_a_rebase_is_refused_and_nothing_chan
     std::fs::write(root.join("README.md"), "mine\n").unwrap();
     commit("mine");
 
-    let merge = Command::new("git").current_dir(root).args(["merge", "other"]).output().unwrap();
+    // With an identity of its own: a user without one (a fresh machine) would get no MERGE_HEAD at all.
+    let merge = Command::new("git")
+        .current_dir(root)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t", "merge", "other"])
+        .output()
+        .unwrap();
     assert!(!merge.status.success(), "the merge conflicts");
+    assert!(root.join(".git/MERGE_HEAD").exists(), "git stopped in the middle of the merge: {}", text(&merge));
     let conflicted = std::fs::read(root.join("README.md")).unwrap();
     for args in [&["run"][..], &["task", "execute", &id_text]] {
         let out = project.obra(args);

@@ -25,7 +25,6 @@ fn ssh_project(
     attempts: u32,
 ) -> Option<(Project, ClaudeEnv)> {
     let Some(cli) = require_claude() else {
-        eprintln!("skipped: {}", obra_testkit::claude::install_hint());
         return None;
     };
     let env = cli.env(&anthropic.base_url());

@@ -9,10 +9,8 @@
 //!
 //! ```no_run
 //! use obra_testkit::{FakeOpenAiChat, require_aider};
-//! let Some(cli) = require_aider() else {
-//!     eprintln!("skipped: {}", obra_testkit::aider::install_hint());
-//!     return;
-//! };
+//! // None only when OBRA_TEST_SKIP opts out of this CLI (the skip is recorded); otherwise it panics.
+//! let Some(cli) = require_aider() else { return };
 //! let fake = FakeOpenAiChat::start([]);
 //! let home = tempfile::tempdir().unwrap();
 //! let vars = cli.vars(&fake.base_url(), home.path());
@@ -130,18 +128,14 @@ fn locate_uncached() -> Option<PathBuf> {
     reports_pinned(&on_path).then_some(on_path)
 }
 
-/// The CLI, or `None` when it is not installed so that the caller can print a skip notice.
+/// The CLI, or `None` when it is missing and `OBRA_TEST_SKIP` names `aider` (the skip is recorded).
 ///
 /// # Panics
-/// When the CLI is missing and `CI` is `true` (or `1`): in CI the tests must fail, not skip. The message
-/// says how to install it.
+/// When the CLI is missing and the user did not opt out: the message says how to install it.
 pub fn require_aider() -> Option<AiderCli> {
     let found = AiderCli::locate();
     if found.is_none() {
-        let ci = std::env::var("CI").unwrap_or_default();
-        if ci.eq_ignore_ascii_case("true") || ci == "1" {
-            panic!("{} (CI is set, so a missing CLI fails the test instead of skipping it)", install_hint());
-        }
+        crate::requirements::missing("aider", &install_hint());
     }
     found
 }

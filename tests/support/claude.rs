@@ -8,10 +8,8 @@
 //!
 //! ```no_run
 //! use obra_testkit::{AnthropicReply, FakeAnthropic, require_claude};
-//! let Some(cli) = require_claude() else {
-//!     eprintln!("skipped: {}", obra_testkit::claude::install_hint());
-//!     return;
-//! };
+//! // None only when OBRA_TEST_SKIP opts out of this CLI (the skip is recorded); otherwise it panics.
+//! let Some(cli) = require_claude() else { return };
 //! let fake = FakeAnthropic::start([AnthropicReply::text("hello")]);
 //! let env = cli.env(&fake.base_url());
 //! let out = env.run_print("say hello", &[]);
@@ -135,18 +133,14 @@ fn locate_uncached() -> Option<PathBuf> {
     matches.then_some(on_path)
 }
 
-/// The CLI, or `None` when it is not installed so that the caller can print a skip notice.
+/// The CLI, or `None` when it is missing and `OBRA_TEST_SKIP` names `claude` (the skip is recorded).
 ///
 /// # Panics
-/// When the CLI is missing and `CI` is `true` (or `1`): in CI the tests must fail, not skip. The message
-/// says how to install it.
+/// When the CLI is missing and the user did not opt out: the message says how to install it.
 pub fn require_claude() -> Option<ClaudeCli> {
     let found = ClaudeCli::locate();
     if found.is_none() {
-        let ci = std::env::var("CI").unwrap_or_default();
-        if ci.eq_ignore_ascii_case("true") || ci == "1" {
-            panic!("{} (CI is set, so a missing CLI fails the test instead of skipping it)", install_hint());
-        }
+        crate::requirements::missing("claude", &install_hint());
     }
     found
 }

@@ -9,7 +9,8 @@
 //! - [`fake_responses`]: the OpenAI Responses API (`/v1/responses`, SSE), for the Codex CLI;
 //! - [`postgres`]: a throwaway PostgreSQL database per test, from `OBRA_TEST_POSTGRES_URL`;
 //! - [`sshd`]: a real OpenSSH server on 127.0.0.1 with throwaway keys, for the SSH transport;
-//! - [`fuzz`]: a deterministic mutation fuzzer for parsers, on the stable toolchain.
+//! - [`fuzz`]: a deterministic mutation fuzzer for parsers, on the stable toolchain;
+//! - [`requirements`]: a missing component fails the test, unless `OBRA_TEST_SKIP` opts out of it.
 //!
 //! Every fake binds `127.0.0.1:0`, runs on its own thread with its own tokio runtime (so it works from
 //! synchronous tests and from inside a tokio runtime alike), records every request it receives, and stops
@@ -24,6 +25,7 @@ pub mod fake_openai_chat;
 pub mod fake_responses;
 pub mod fuzz;
 pub mod postgres;
+pub mod requirements;
 mod server;
 pub mod sshd;
 

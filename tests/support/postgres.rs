@@ -25,26 +25,23 @@ pub struct TestDatabase {
     dropped: bool,
 }
 
-/// Whether this run is CI (`CI=true` or `CI=1`).
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
 impl TestDatabase {
     /// Create a fresh database on the server named by `OBRA_TEST_POSTGRES_URL`.
     ///
-    /// Returns `None` (after printing a note) when the variable is not set, so the caller skips its
-    /// PostgreSQL half; panics instead when `CI=true`, and whenever the server cannot be used.
+    /// Returns `None` when the variable is not set and `OBRA_TEST_SKIP` names `postgres` (the caller skips its
+    /// PostgreSQL half); panics when it is not set otherwise, and whenever the server cannot be used.
     pub async fn create() -> Option<Self> {
         let admin_url = match std::env::var(ENV) {
             Ok(url) if !url.trim().is_empty() => url,
-            _ if in_ci() => panic!(
-                "{ENV} is not set and CI=true: the store's tests must also run on PostgreSQL. Start a server \
-                 (.ci/run does it: apt-get install postgresql, initdb as a non-root user, pg_ctl start on \
-                 127.0.0.1) and export {ENV}=postgres://USER:PASSWORD@127.0.0.1:PORT/postgres"
-            ),
             _ => {
-                eprintln!("note: {ENV} is not set; skipping the PostgreSQL half of this test");
+                crate::requirements::missing(
+                    "postgres",
+                    &format!(
+                        "{ENV} is not set: the store's tests also run on PostgreSQL. `bash tests/run.sh` starts a \
+                         throwaway server (it needs `apt-get install postgresql`); or start one and export \
+                         {ENV}=postgres://USER:PASSWORD@127.0.0.1:PORT/postgres"
+                    ),
+                );
                 return None;
             }
         };

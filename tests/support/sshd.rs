@@ -14,16 +14,18 @@ use tempfile::TempDir;
 /// Where Debian and most distributions install the server.
 const SSHD_CANDIDATES: [&str; 3] = ["/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd"];
 
-/// The `sshd` binary, or `None` with a notice outside CI; panics in CI (`CI=true`) when it is missing.
+/// The `sshd` binary, or `None` when it is missing and `OBRA_TEST_SKIP` names `sshd`.
+///
+/// # Panics
+/// When it is missing and the user did not opt out.
 pub fn require_sshd() -> Option<PathBuf> {
     if let Some(found) = SSHD_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file()) {
         return Some(found);
     }
-    let hint = "sshd is not installed: apt-get install openssh-server (the SSH transport's tests need it)";
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!("{hint}");
-    }
-    eprintln!("skipped: {hint}");
+    crate::requirements::missing(
+        "sshd",
+        "sshd is not installed: apt-get install openssh-server (the SSH transport's tests need it)",
+    );
     None
 }
 

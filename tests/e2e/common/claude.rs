@@ -16,7 +16,6 @@ pub fn setup(
     extra: &str,
 ) -> Option<(Project, ClaudeEnv)> {
     let Some(cli) = require_claude() else {
-        eprintln!("skipped: {}", obra_testkit::claude::install_hint());
         return None;
     };
     let claude_env = cli.env(&anthropic.base_url());

@@ -1,7 +1,7 @@
 //! The conformance driver of the `aider` agent: the real Aider CLI (PyPI aider-chat) against the scripted fake
 //! OpenAI chat-completions server.
 
-use obra_testkit::aider::{MODEL, install_hint};
+use obra_testkit::aider::MODEL;
 use obra_testkit::{ChatReply, FakeOpenAiChat, require_aider};
 
 use crate::common::Project;
@@ -20,7 +20,6 @@ impl AgentDriver for Aider {
 
     fn arrange(scenario: Scenario) -> Option<Arranged> {
         let Some(cli) = require_aider() else {
-            eprintln!("skipped: {}", install_hint());
             return None;
         };
         let script = match scenario {

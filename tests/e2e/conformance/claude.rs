@@ -77,7 +77,6 @@ const FORWARD: &str = "[HOME, PATH, ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY, CLAUD
 fn arrange(scenario: Scenario, sshd: Option<Sshd>) -> Option<Arranged> {
     {
         let Some(cli) = require_claude() else {
-            eprintln!("skipped: {}", obra_testkit::claude::install_hint());
             return None;
         };
         let script = match scenario {

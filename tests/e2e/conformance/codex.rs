@@ -1,6 +1,6 @@
 //! The conformance driver of the `codex` agent: the real OpenAI Codex CLI against a scripted fake Responses API.
 
-use obra_testkit::codex::{CodexEnv, install_hint, require_codex};
+use obra_testkit::codex::{CodexEnv, require_codex};
 use obra_testkit::{FakeResponses, ResponsesReply};
 
 use crate::common::Project;
@@ -14,7 +14,6 @@ impl AgentDriver for Codex {
 
     fn arrange(scenario: Scenario) -> Option<Arranged> {
         let Some(bin) = require_codex() else {
-            eprintln!("skipped: {}", install_hint());
             return None;
         };
         let script = match scenario {
