@@ -116,6 +116,7 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     let tasks = obra.state().tasks(project.id).await?;
     let open = obra.state().breakpoints(project.id, true).await?;
     let counts = obra.state().task_counts(project.id).await?;
+    let unverified = obra.state().unverified_tasks(project.id).await?;
     // Resolving the configured plugins loads them all (from the compile cache when warm) and tells the user
     // now, not at the next execution, when the config names a plugin that is missing or broken.
     let plugins = match obra.loop_plugins().await {
@@ -141,6 +142,7 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             },
             "task_counts": counts,
             "tasks": tasks,
+            "unverified_tasks": unverified,
             "open_breakpoints": open,
         }))?;
         return Ok(ExitCode::SUCCESS);
@@ -166,7 +168,8 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     let summary: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
     println!("  tasks: {}", if summary.is_empty() { "none".to_string() } else { summary.join(", ") });
     for t in &tasks {
-        println!("  {:>4}  {:<10} {}", t.id, t.status, t.title);
+        let mark = if unverified.contains(&t.id) { " (unverified: no verifying gate or LLM checked it)" } else { "" };
+        println!("  {:>4}  {:<10} {}{mark}", t.id, t.status, t.title);
     }
     if !open.is_empty() {
         println!("Open breakpoints:");

@@ -201,6 +201,11 @@ pub struct GateConfig {
     /// Passed to the plugin as JSON.
     #[serde(default = "empty_object")]
     pub config: serde_json::Value,
+    /// Whether the gate verifies the work by running the project's own checks (tests, linters): only such a
+    /// gate passing counts as evidence that a task was done (ADR 0033). Unset (the default) means true for
+    /// the `tests` plugin and false for every other.
+    #[serde(default)]
+    pub verifies: Option<bool>,
 }
 
 /// One entry of `rules:`.
@@ -225,6 +230,11 @@ impl GateConfig {
     /// The name the gate's results are stored and shown under: `name`, or the plugin name.
     pub fn display_name(&self) -> &str {
         if self.name.trim().is_empty() { &self.plugin } else { self.name.trim() }
+    }
+
+    /// Whether the gate runs the project's own checks: `verifies`, else true for the `tests` plugin.
+    pub fn is_verifying(&self) -> bool {
+        self.verifies.unwrap_or(self.plugin == "tests")
     }
 }
 

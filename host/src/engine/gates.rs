@@ -74,6 +74,7 @@ mod tests {
             required: true,
             weight: 1.0,
             config: serde_json::json!({}),
+            verifies: None,
         }
     }
 
