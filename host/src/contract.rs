@@ -279,6 +279,10 @@ pub struct RunResult {
     pub permission_denials: Vec<String>,
     /// Exit code of the agent process.
     pub exit_code: Option<i32>,
+    /// Actions that failed inside the agent's own tools, one line each, as its plugin reported them through
+    /// `agent-report` (ADR 0033); empty for plugins that report none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_actions: Vec<String>,
 }
 
 impl RunResult {
@@ -301,6 +305,7 @@ impl RunResult {
             retry_after_ms: None,
             permission_denials: Vec::new(),
             exit_code: None,
+            failed_actions: Vec::new(),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::claude::{opinion, setup, show};
+use common::claude::{opinion, setup, setup_without_checks, show};
 use common::text;
 use obra_testkit::{AnthropicReply, FakeAnthropic, FakeOllama, OllamaReply};
 use serde_json::{Value, json};
@@ -172,4 +172,90 @@ fn a_run_that_hits_its_turn_limit_runs_once_more_at_double_the_limit_resuming_it
     assert_eq!(shown["task"]["status"], "completed");
     assert!(project.path().join("a.txt").exists() && project.path().join("b.txt").exists());
     assert_eq!(anthropic.message_requests().len(), 3, "one Messages request per turn over both runs");
+}
+
+const NOT_READ: &str = "Edit calc.py: File has not been read yet. Read it first before writing to it.";
+const CALC: &str = "def add(a, b):\n    return a - b\n";
+
+#[test]
+fn an_edit_the_cli_refused_followed_by_a_success_claim_is_retried_with_the_failure_then_escalated() {
+    // The model edits calc.py without reading it first: the REAL CLI refuses the Edit (is_error), and the
+    // model claims the fix anyway. Twice.
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::edit_file("calc.py", "return a - b", "return a + b"),
+        AnthropicReply::text("Fixed add() to return the sum."),
+        AnthropicReply::edit_file("calc.py", "return a - b", "return a + b"),
+        AnthropicReply::text("Fixed add() to return the sum."),
+    ]);
+    let Some((project, _env)) = setup_without_checks(&anthropic) else { return };
+    std::fs::write(project.path().join("calc.py"), CALC).unwrap();
+    let id = project.create_task("Fix add", "add() in calc.py must return the sum");
+
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "paused at a breakpoint, not completed: {}", text(&out));
+    assert_eq!(std::fs::read_to_string(project.path().join("calc.py")).unwrap(), CALC, "the CLI refused the edit");
+
+    let shown = show(&project, id);
+    assert_eq!(shown["task"]["status"], "paused");
+    let interactions = shown["interactions"].as_array().unwrap();
+    assert_eq!(interactions.len(), 2);
+    assert_eq!(interactions[0]["interaction"]["outcome"], "success", "the agent claimed success");
+    assert_eq!(interactions[0]["failed_actions"], json!([NOT_READ]));
+    assert_eq!(interactions[0]["decision"]["action"], "retry");
+    assert!(interactions[0]["decision"]["confidence"].as_f64().unwrap() < 0.85);
+    assert_eq!(interactions[1]["decision"]["action"], "escalate");
+
+    // The next prompt, as the fake server received it, carries the failed action and the unsupported claim.
+    let requests = anthropic.message_requests();
+    assert_eq!(requests.len(), 4);
+    let second = requests[2].all_text();
+    assert!(second.contains(NOT_READ), "{second}");
+    assert!(second.contains("You reported success but no file changed"), "{second}");
+
+    let breakpoints = project.obra_json(&["breakpoint", "list", "--json"], 0);
+    let reason = breakpoints[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("the agent reported success but no file changed"), "{reason}");
+
+    let shown_text = project.obra(&["task", "show", &id.to_string()]);
+    assert!(
+        String::from_utf8_lossy(&shown_text.stdout).contains(&format!("failed: {NOT_READ}")),
+        "{}",
+        text(&shown_text)
+    );
+}
+
+#[test]
+fn after_a_refused_edit_the_retry_reads_then_edits_and_the_task_completes_unverified() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::edit_file("calc.py", "return a - b", "return a + b"),
+        AnthropicReply::text("Fixed add() to return the sum."),
+        AnthropicReply::read_file("calc.py"),
+        AnthropicReply::edit_file("calc.py", "return a - b", "return a + b"),
+        AnthropicReply::text("Read calc.py, then fixed add() to return the sum."),
+    ]);
+    let Some((project, _env)) = setup_without_checks(&anthropic) else { return };
+    std::fs::write(project.path().join("calc.py"), CALC).unwrap();
+    let id = project.create_task("Fix add", "add() in calc.py must return the sum");
+
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(project.path().join("calc.py")).unwrap(), "def add(a, b):\n    return a + b\n");
+    let shown = show(&project, id);
+    assert_eq!(shown["task"]["status"], "completed");
+    let interactions = shown["interactions"].as_array().unwrap();
+    assert_eq!(interactions.len(), 2);
+    assert_eq!(interactions[0]["decision"]["action"], "retry");
+    assert_eq!(interactions[1]["failed_actions"], json!([]));
+    assert_eq!(interactions[1]["decision"]["action"], "proceed");
+    assert!(anthropic.message_requests()[2].all_text().contains(NOT_READ));
+
+    // No tests gate and no LLM checked the work: it is marked unverified everywhere.
+    assert_eq!(shown["unverified"], true);
+    assert_eq!(interactions[1]["decision"]["verified_by"], "");
+    let status = project.obra_json(&["status", "--json"], 0);
+    assert_eq!(status["unverified_tasks"], json!([id]));
+    let report = project.obra_json(&["report", "--json"], 0);
+    assert_eq!(report["report"]["tasks"]["unverified"], json!([id]));
+    let shown_text = project.obra(&["task", "show", &id.to_string()]);
+    assert!(String::from_utf8_lossy(&shown_text.stdout).contains("completed, unverified"), "{}", text(&shown_text));
 }

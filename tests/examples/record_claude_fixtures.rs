@@ -123,6 +123,16 @@ fn scenarios() -> Vec<Scenario> {
                 ]
             })
         },
+        Scenario {
+            args: ACCEPT_EDITS,
+            setup: &[("calc.py", "def add(a, b):\n    return a - b\n")],
+            ..Scenario::new("edit_without_read", "Fix add() in calc.py so it returns the sum", || {
+                vec![
+                    AnthropicReply::edit_file("calc.py", "return a - b", "return a + b"),
+                    AnthropicReply::text("Fixed add() to return the sum."),
+                ]
+            })
+        },
     ]
 }
 

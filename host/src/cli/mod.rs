@@ -116,6 +116,7 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     let tasks = obra.state().tasks(project.id).await?;
     let open = obra.state().breakpoints(project.id, true).await?;
     let counts = obra.state().task_counts(project.id).await?;
+    let unverified = obra.state().unverified_tasks(project.id).await?;
     // Resolving the configured plugins loads them all (from the compile cache when warm) and tells the user
     // now, not at the next execution, when the config names a plugin that is missing or broken.
     let plugins = match obra.loop_plugins().await {
@@ -150,6 +151,7 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             "running_obra_pid": running_obra,
             "interrupted_tasks": interrupted,
             "tasks": tasks,
+            "unverified_tasks": unverified,
             "open_breakpoints": open,
         }))?;
         return Ok(ExitCode::SUCCESS);
@@ -182,7 +184,8 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     println!("  tasks: {}", if summary.is_empty() { "none".to_string() } else { summary.join(", ") });
     for t in &tasks {
         let status = if interrupted.contains(&t.id) { "interrupted".to_string() } else { t.status.to_string() };
-        println!("  {:>4}  {:<11} {}", t.id, status, t.title);
+        let mark = if unverified.contains(&t.id) { " (unverified: no verifying gate or LLM checked it)" } else { "" };
+        println!("  {:>4}  {:<11} {}{mark}", t.id, status, t.title);
     }
     if !interrupted.is_empty() {
         println!("Interrupted: the obra that ran them stopped; `obra run` (or `obra task execute ID`) resumes them");

@@ -56,6 +56,15 @@ fn render(project: &str, r: &Report) -> String {
         "Autonomous   {} of completed task(s) needed no breakpoint",
         percent(t.autonomous_completion_rate)
     );
+    if !t.unverified.is_empty() {
+        let ids: Vec<String> = t.unverified.iter().map(i64::to_string).collect();
+        let _ = writeln!(
+            out,
+            "Unverified   {} completed task(s) no verifying gate or LLM checked: {}",
+            ids.len(),
+            ids.join(", ")
+        );
+    }
     let decisions: Vec<String> = r.decisions.iter().map(|(a, n)| format!("{a} {n}")).collect();
     let _ = writeln!(out, "Decisions    {}", if decisions.is_empty() { "none".into() } else { decisions.join(", ") });
     let a = &r.agent_runs;

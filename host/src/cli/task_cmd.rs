@@ -68,24 +68,37 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 let gates = obra.state().gate_results(i.id).await?;
                 let decision = obra.state().decision(i.id).await?;
                 let changes = obra.state().file_changes(i.id).await?;
-                iterations.push((i, gates, decision, changes));
+                let failed = obra.state().failed_actions(i.id).await?;
+                iterations.push((i, gates, decision, changes, failed));
             }
+            // Completed work that no verifying gate passed and no LLM opinion checked (ADR 0033).
+            let unverified = task.status() == TaskStatus::Completed
+                && iterations.iter().rev().find_map(|(_, _, d, _, _)| d.as_ref()).is_some_and(|d| d.unverified());
             if a.json {
                 let list: Vec<_> = iterations
                     .iter()
-                    .map(|(i, g, d, c)| json!({ "interaction": i, "gates": g, "decision": d, "changes": c }))
+                    .map(|(i, g, d, c, f)| {
+                        json!({ "interaction": i, "gates": g, "decision": d, "changes": c, "failed_actions": f })
+                    })
                     .collect();
                 let sessions = obra.state().sessions(task.id).await?;
                 let llm_calls = obra.state().llm_calls(task.id).await?;
-                print_json(
-                    &json!({ "task": task, "interactions": list, "sessions": sessions, "llm_calls": llm_calls }),
-                )?;
+                print_json(&json!({ "task": task, "unverified": unverified, "interactions": list,
+                                    "sessions": sessions, "llm_calls": llm_calls }))?;
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "Task {}: {}  [{}; priority {}; {} attempt(s)]",
-                task.id, task.title, task.status, task.priority, task.attempts
+                "Task {}: {}  [{}{}; priority {}; {} attempt(s)]",
+                task.id,
+                task.title,
+                task.status,
+                if unverified { ", unverified" } else { "" },
+                task.priority,
+                task.attempts
             );
+            if unverified {
+                println!("  unverified: no verifying gate (e.g. tests) passed and no LLM opinion checked this work");
+            }
             if !task.description.is_empty() {
                 println!("  {}", task.description);
             }
@@ -103,7 +116,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             if let Some(profile) = &task.profile {
                 println!("  profile: {profile}");
             }
-            for (i, gates, decision, changes) in &iterations {
+            for (i, gates, decision, changes, failed) in &iterations {
                 println!(
                     "  #{} iteration {} via {}: {} {}",
                     i.id,
@@ -126,6 +139,11 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     let more = changes.len().saturating_sub(10);
                     let more = if more > 0 { format!(" and {more} more") } else { String::new() };
                     println!("      changes: {}{more}", list.join(", "));
+                } else if i.outcome.is_some() {
+                    println!("      changes: none");
+                }
+                for action in failed {
+                    println!("      failed: {}", one_line(action, 200));
                 }
                 if let Some(d) = decision {
                     println!("      decision {} at {:.2}", d.action.to_uppercase(), d.confidence);

@@ -207,11 +207,16 @@ pub struct GateConfig {
     /// Passed to the plugin as JSON.
     #[serde(default = "empty_object")]
     pub config: serde_json::Value,
-    /// Globs of the paths the gate depends on, which the agent may not modify or delete (besides the files
-    /// and directories its `config.command` names). Unset: the `tests` gate guards the usual test layouts
+    /// Globs of the paths the gate depends on, which the agent may not modify or delete (besides the
+    /// scripts its `config.command` runs). Unset: the `tests` gate guards the usual test layouts
     /// ([`crate::engine::protect::DEFAULT_TEST_GLOBS`]); `[]` guards only what the command names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protect: Option<Vec<String>>,
+    /// Whether the gate verifies the work by running the project's own checks (tests, linters): only such a
+    /// gate passing counts as evidence that a task was done (ADR 0033). Unset (the default) means true for
+    /// the `tests` plugin and false for every other.
+    #[serde(default)]
+    pub verifies: Option<bool>,
 }
 
 /// One entry of `rules:`.
@@ -236,6 +241,11 @@ impl GateConfig {
     /// The name the gate's results are stored and shown under: `name`, or the plugin name.
     pub fn display_name(&self) -> &str {
         if self.name.trim().is_empty() { &self.plugin } else { self.name.trim() }
+    }
+
+    /// Whether the gate runs the project's own checks: `verifies`, else true for the `tests` plugin.
+    pub fn is_verifying(&self) -> bool {
+        self.verifies.unwrap_or(self.plugin == "tests")
     }
 }
 

@@ -507,6 +507,7 @@ mod tests {
                 retry_after_ms: None,
                 permission_denials: vec![],
                 exit_code: Some(0),
+                failed_actions: vec![],
             };
             r.usage.input_tokens = 100;
             r
@@ -538,6 +539,7 @@ mod tests {
                 llm_score: None,
                 llm_reasoning: None,
                 explanation: "e".into(),
+                verified_by: String::new(),
             };
             state
                 .conclude_iteration(&IterationRecord {

@@ -1,5 +1,10 @@
 //! Confidence scoring (heuristic factors plus the LLM's opinion, weighted) and the decision it leads to,
 //! with a plain-language explanation of both.
+//!
+//! The agent's claims are checked against evidence (ADR 0033): a run that reports success while no file
+//! changed never proceeds (it is retried with its failed actions as feedback, and escalated on the last
+//! iteration), and without a verifying gate that passed the heuristic score of a run that changed nothing
+//! is capped below the proceed threshold ([`UNVERIFIED_NO_CHANGE_CAP`]).
 
 use std::fmt::Write as _;
 
@@ -13,6 +18,10 @@ const W_QUALITY: f32 = 0.45;
 const W_CHANGES: f32 = 0.10;
 const W_EFFORT: f32 = 0.10;
 
+/// The highest heuristic score of a run that changed no file when no verifying gate passed: in the band
+/// between the default escalate (0.65) and proceed (0.85) thresholds.
+pub const UNVERIFIED_NO_CHANGE_CAP: f32 = 0.75;
+
 /// The heuristic half of the confidence score, with the reasons for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Heuristic {
@@ -24,6 +33,8 @@ pub struct Heuristic {
     pub failed_required: Vec<String>,
     /// One phrase per factor, for the explanation.
     pub reasons: Vec<String>,
+    /// Names of the verifying gates (ones that run the project's own checks) that passed.
+    pub verified_by: Vec<String>,
 }
 
 /// Recorded gate results paired with the configured gates of the same name, in the configuration's order
@@ -44,7 +55,9 @@ pub fn gate_quality(gates: &[(&GateConfig, &GateRecord)]) -> f32 {
     gates.iter().map(|(c, g)| c.weight * g.score.clamp(0.0, 1.0)).sum::<f32>() / total_weight
 }
 
-/// Score an iteration without any LLM: outcome, gate quality, whether files changed, effort.
+/// Score an iteration without any LLM: outcome, gate quality, whether files changed, effort (lower when
+/// actions were refused or failed). A run that changed nothing, with no verifying gate passed, scores at most
+/// [`UNVERIFIED_NO_CHANGE_CAP`].
 pub fn heuristic(result: Option<&RunResult>, gates: &[(&GateConfig, &GateRecord)], files_changed: usize) -> Heuristic {
     let mut reasons = Vec::new();
     let outcome_score = match result.map(|r| r.outcome) {
@@ -82,13 +95,25 @@ pub fn heuristic(result: Option<&RunResult>, gates: &[(&GateConfig, &GateRecord)
 
     let effort_score = match result {
         Some(r) if r.outcome == Outcome::MaxTurns => 0.0,
-        Some(r) if !r.permission_denials.is_empty() => 0.5,
+        Some(r) if !r.permission_denials.is_empty() || !r.failed_actions.is_empty() => 0.5,
         Some(_) => 1.0,
         None => 0.0,
     };
+    if let Some(r) = result
+        && !r.failed_actions.is_empty()
+    {
+        reasons.push(format!("{} failed action(s)", r.failed_actions.len()));
+    }
+    let verified_by: Vec<String> =
+        gates.iter().filter(|(c, g)| c.enabled && c.is_verifying() && g.passed).map(|(_, g)| g.gate.clone()).collect();
 
-    let score = W_OUTCOME * outcome_score + W_QUALITY * quality + W_CHANGES * changes_score + W_EFFORT * effort_score;
-    Heuristic { score: score.clamp(0.0, 1.0), quality, failed_required, reasons }
+    let mut score =
+        W_OUTCOME * outcome_score + W_QUALITY * quality + W_CHANGES * changes_score + W_EFFORT * effort_score;
+    if result.is_some() && files_changed == 0 && verified_by.is_empty() && score > UNVERIFIED_NO_CHANGE_CAP {
+        score = UNVERIFIED_NO_CHANGE_CAP;
+        reasons.push(format!("capped at {UNVERIFIED_NO_CHANGE_CAP:.2}: nothing changed and no verifying gate passed"));
+    }
+    Heuristic { score: score.clamp(0.0, 1.0), quality, failed_required, reasons, verified_by }
 }
 
 /// The LLM's opinion of an iteration.
@@ -126,11 +151,33 @@ pub struct Context<'a> {
     pub iteration: u32,
     /// The iteration limit.
     pub max_iterations: u32,
+    /// How many files the run changed.
+    pub files_changed: usize,
+    /// How many of the agent's actions failed inside its own tools.
+    pub failed_actions: usize,
+}
+
+impl Context<'_> {
+    /// Whether the agent reported success although no file changed: a claim without evidence.
+    pub fn unsupported_success(&self) -> bool {
+        self.outcome == Some(Outcome::Success) && self.files_changed == 0
+    }
+}
+
+/// What verified an iteration's work, for the store (`decisions.verified_by`): the verifying gates that
+/// passed and `LLM opinion` when the LLM gave one; empty when nothing did (the work is "unverified").
+pub fn verified_by(heuristic: &Heuristic, opinion: Option<&LlmOpinion>) -> String {
+    let mut by = heuristic.verified_by.clone();
+    if opinion.is_some() {
+        by.push("LLM opinion".into());
+    }
+    by.join(", ")
 }
 
 /// Combine heuristic and LLM opinion (`llm_weight` of the LLM when it answered) and decide.
 pub fn decide(thresholds: &DecisionConfig, heuristic: &Heuristic, ctx: &Context<'_>) -> Verdict {
-    let Context { opinion, llm_weight, llm_note, outcome, iteration, max_iterations } = *ctx;
+    let Context { opinion, llm_weight, llm_note, outcome, iteration, max_iterations, failed_actions, .. } = *ctx;
+    let unsupported = ctx.unsupported_success();
     let confidence = match opinion {
         Some(o) => (1.0 - llm_weight) * heuristic.score + llm_weight * o.confidence.clamp(0.0, 1.0),
         None => heuristic.score,
@@ -150,7 +197,16 @@ pub fn decide(thresholds: &DecisionConfig, heuristic: &Heuristic, ctx: &Context<
 
     let last = iteration >= max_iterations;
     let success = outcome == Some(Outcome::Success);
-    let action = if confidence >= thresholds.proceed_threshold && heuristic.failed_required.is_empty() && success {
+    let claim = if failed_actions > 0 {
+        format!("the agent reported success but no file changed and {failed_actions} of its actions failed")
+    } else {
+        "the agent reported success but no file changed".to_string()
+    };
+    let action = if confidence >= thresholds.proceed_threshold
+        && heuristic.failed_required.is_empty()
+        && success
+        && !unsupported
+    {
         let _ = write!(
             why,
             "At or above the proceed threshold {:.2} and every required gate passed: PROCEED.",
@@ -160,10 +216,19 @@ pub fn decide(thresholds: &DecisionConfig, heuristic: &Heuristic, ctx: &Context<
     } else if confidence < thresholds.escalate_threshold {
         let _ = write!(why, "Below the escalate threshold {:.2}: ESCALATE to a human.", thresholds.escalate_threshold);
         Action::Escalate
+    } else if last && unsupported {
+        let _ = write!(
+            why,
+            "Not proceeding: {claim}, and this was the last of {max_iterations} iterations: ESCALATE to a human."
+        );
+        Action::Escalate
     } else if last {
         let _ =
             write!(why, "Not good enough to proceed and this was the last of {max_iterations} iterations: ESCALATE.");
         Action::Escalate
+    } else if unsupported && heuristic.failed_required.is_empty() {
+        let _ = write!(why, "Not proceeding: {claim}: RETRY with the failed actions as feedback.");
+        Action::Retry
     } else if !heuristic.failed_required.is_empty() || !success {
         if heuristic.failed_required.is_empty() {
             let _ = write!(why, "The agent did not finish successfully: RETRY.");
@@ -219,6 +284,7 @@ mod tests {
             retry_after_ms: None,
             permission_denials: vec![],
             exit_code: Some(0),
+            failed_actions: vec![],
         }
     }
 
@@ -233,6 +299,7 @@ mod tests {
                 weight,
                 config: serde_json::json!({}),
                 protect: None,
+                verifies: None,
             },
             GateRecord {
                 gate: name.into(),
@@ -262,8 +329,110 @@ mod tests {
             outcome: Some(outcome),
             iteration,
             max_iterations: 3,
+            files_changed: 1,
+            failed_actions: 0,
         };
         decide(&thresholds(), &h, &ctx)
+    }
+
+    /// A run that changed `files` files and reported these failed actions, scored and decided.
+    fn claim(
+        gates: &[(GateConfig, GateRecord)],
+        files: usize,
+        failed: &[&str],
+        opinion: Option<f32>,
+        iteration: u32,
+    ) -> (Heuristic, Verdict) {
+        let pairs: Vec<(&GateConfig, &GateRecord)> = gates.iter().map(|(c, g)| (c, g)).collect();
+        let mut r = result(Outcome::Success);
+        r.failed_actions = failed.iter().map(|f| f.to_string()).collect();
+        let h = heuristic(Some(&r), &pairs, files);
+        let o = opinion.map(|c| LlmOpinion { confidence: c, reasoning: "looks fine".into() });
+        let ctx = Context {
+            opinion: o.as_ref(),
+            llm_weight: 0.4,
+            llm_note: None,
+            outcome: Some(Outcome::Success),
+            iteration,
+            max_iterations: 3,
+            files_changed: files,
+            failed_actions: r.failed_actions.len(),
+        };
+        let v = decide(&thresholds(), &h, &ctx);
+        (h, v)
+    }
+
+    const NOT_READ: &str = "Edit calc.py: File has not been read yet. Read it first before writing to it.";
+
+    #[test]
+    fn a_success_claim_whose_only_edit_failed_is_retried_not_proceeded() {
+        let gates = [gate("response-format", true, 1.0)];
+        let (h, v) = claim(&gates, 0, &[NOT_READ], None, 1);
+        assert!(h.score < thresholds().proceed_threshold, "{h:?}");
+        assert!(h.reasons.iter().any(|r| r == "1 failed action(s)"), "{h:?}");
+        assert_eq!(v.action, Action::Retry, "{}", v.explanation);
+        assert!(
+            v.explanation.contains("the agent reported success but no file changed and 1 of its actions failed"),
+            "{}",
+            v.explanation
+        );
+        assert_eq!(verified_by(&h, None), "", "nothing verified it");
+    }
+
+    #[test]
+    fn unverified_heuristics_of_a_run_that_changed_nothing_stay_below_the_proceed_threshold() {
+        let gates = [gate("response-format", true, 1.0)];
+        let (h, v) = claim(&gates, 0, &[], None, 1);
+        assert_eq!(h.score, UNVERIFIED_NO_CHANGE_CAP, "{h:?}");
+        assert!(h.reasons.iter().any(|r| r.contains("no verifying gate passed")), "{h:?}");
+        assert_eq!(v.action, Action::Retry, "{}", v.explanation);
+        // Without the cap the same run would have scored above the proceed threshold.
+        let (unchanged, _) = claim(&gates, 1, &[], None, 1);
+        assert!(unchanged.score >= thresholds().proceed_threshold, "{unchanged:?}");
+    }
+
+    #[test]
+    fn a_success_claim_without_changes_escalates_on_the_last_iteration_saying_why() {
+        let gates = [gate("response-format", true, 1.0)];
+        let (_, v) = claim(&gates, 0, &[NOT_READ], None, 3);
+        assert_eq!(v.action, Action::Escalate, "{}", v.explanation);
+        assert!(v.explanation.contains("reported success but no file changed"), "{}", v.explanation);
+        assert!(v.explanation.contains("last of 3 iterations"), "{}", v.explanation);
+    }
+
+    #[test]
+    fn neither_an_opinion_nor_passing_tests_make_a_change_free_success_claim_proceed() {
+        let gates = [gate("response-format", true, 1.0), gate("tests", true, 2.0)];
+        let (h, v) = claim(&gates, 0, &[], Some(1.0), 1);
+        assert_eq!(h.verified_by, ["tests"]);
+        assert!(v.confidence >= thresholds().proceed_threshold, "not capped when a verifying gate passed");
+        assert_eq!(v.action, Action::Retry, "{}", v.explanation);
+    }
+
+    #[test]
+    fn work_that_changed_files_proceeds_and_records_what_verified_it() {
+        let gates = [gate("response-format", true, 1.0)];
+        let (h, v) = claim(&gates, 2, &[], None, 1);
+        assert_eq!(v.action, Action::Proceed, "{}", v.explanation);
+        assert_eq!(verified_by(&h, None), "", "response-format checks form, not the work");
+        let gates = [gate("response-format", true, 1.0), gate("tests", true, 2.0)];
+        let (h, _) = claim(&gates, 2, &[], Some(0.9), 1);
+        let o = LlmOpinion { confidence: 0.9, reasoning: String::new() };
+        assert_eq!(verified_by(&h, Some(&o)), "tests, LLM opinion");
+        let mut lint = gate("lint", true, 1.0);
+        lint.0.plugin = "tests".into();
+        lint.0.name = "lint".into();
+        lint.0.verifies = Some(false);
+        let (h, _) = claim(&[lint], 2, &[], None, 1);
+        assert!(h.verified_by.is_empty(), "verifies: false overrides the tests plugin's default");
+    }
+
+    #[test]
+    fn failed_actions_lower_the_effort_factor() {
+        let gates = [gate("response-format", true, 1.0)];
+        let (clean, _) = claim(&gates, 1, &[], None, 1);
+        let (failed, _) = claim(&gates, 1, &[NOT_READ], None, 1);
+        assert!(failed.score < clean.score, "{failed:?} vs {clean:?}");
     }
 
     #[test]
@@ -300,8 +469,16 @@ mod tests {
     fn an_agent_that_could_not_run_scores_zero_and_escalates() {
         let h = heuristic(None, &[], 0);
         assert_eq!(h.score, 0.0, "{:?}", h.reasons);
-        let ctx =
-            Context { opinion: None, llm_weight: 0.4, llm_note: None, outcome: None, iteration: 1, max_iterations: 3 };
+        let ctx = Context {
+            opinion: None,
+            llm_weight: 0.4,
+            llm_note: None,
+            outcome: None,
+            iteration: 1,
+            max_iterations: 3,
+            files_changed: 0,
+            failed_actions: 0,
+        };
         let v = decide(&thresholds(), &h, &ctx);
         assert_eq!(v.action, Action::Escalate);
     }

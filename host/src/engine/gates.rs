@@ -75,6 +75,7 @@ mod tests {
             weight: 1.0,
             config: serde_json::json!({}),
             protect: None,
+            verifies: None,
         }
     }
 

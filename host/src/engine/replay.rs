@@ -115,6 +115,8 @@ impl Engine {
                     outcome,
                     iteration,
                     max_iterations,
+                    files_changed: changes.len(),
+                    failed_actions: result.as_ref().map_or(0, |r| r.failed_actions.len()),
                 },
             );
             let event = loop_event(&info, outcome, &verdict, &gates, &changes);

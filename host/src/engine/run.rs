@@ -242,6 +242,8 @@ impl Engine {
                     outcome,
                     iteration,
                     max_iterations,
+                    files_changed: changes.len(),
+                    failed_actions: result.as_ref().map_or(0, |r| r.failed_actions.len()),
                 },
             );
             if let Err(e) = &result {
@@ -282,6 +284,7 @@ impl Engine {
                 llm_score: opinion.as_ref().map(|o| o.confidence),
                 llm_reasoning: opinion.as_ref().map(|o| o.reasoning.clone()),
                 explanation: verdict.explanation.clone(),
+                verified_by: decision::verified_by(&heuristic, opinion.as_ref()),
             };
             let reason = match &breakpoint {
                 Some((rule, reason)) => format!("breakpoint ({rule}): {reason}"),
@@ -808,16 +811,32 @@ fn retryable_outcome(r: &RunResult) -> Option<PluginError> {
     }
 }
 
-/// What the next prompt should tell the agent without an LLM: how the run ended, failed gates' findings
-/// and the warnings of passing gates (the response check's included), the LLM's concerns.
-fn feedback_items(result: &Result<RunResult, PluginError>, gates: &[GateRecord], concerns: &[String]) -> Vec<String> {
+/// What the next prompt should tell the agent without an LLM: how the run ended, that it claimed success
+/// while no file changed, the actions that failed inside the agent's tools, failed gates' findings and the
+/// warnings of passing gates (the response check's included), the LLM's concerns.
+fn feedback_items(
+    result: &Result<RunResult, PluginError>,
+    changes: &[FileChange],
+    gates: &[GateRecord],
+    concerns: &[String],
+) -> Vec<String> {
     let mut items = Vec::new();
     match result {
         Err(e) => items.push(format!("The previous run could not complete: {e}")),
         Ok(r) if r.outcome != Outcome::Success => {
             items.push(format!("The previous run ended with outcome {}: {}", r.outcome, r.summary))
         }
+        Ok(_) if changes.is_empty() => items.push(
+            "You reported success but no file changed in the workspace: check that your edits were applied \
+             (read a file before editing it) and make the change."
+                .to_string(),
+        ),
         Ok(_) => {}
+    }
+    if let Ok(r) = result {
+        for action in &r.failed_actions {
+            items.push(format!("This action of yours failed: {action}"));
+        }
     }
     let place = |f: &crate::contract::Finding| match (&f.path, f.line) {
         (Some(p), Some(l)) => format!(" ({p}:{l})"),
@@ -872,11 +891,13 @@ impl Engine {
         concerns: &[String],
         (action, confidence, explanation): (Action, f32, &str),
     ) -> Vec<String> {
-        let mut items = feedback_items(result, gates, concerns);
+        let mut items = feedback_items(result, changes, gates, concerns);
         let current = self.current();
         let required_failed =
             current.plugins.gates.iter().zip(gates).any(|((config, _), g)| config.required && !g.passed);
-        let failed = !matches!(result, Ok(r) if r.outcome == Outcome::Success) || required_failed;
+        // A success claim with no file changed is a failure to explain too.
+        let failed =
+            !matches!(result, Ok(r) if r.outcome == Outcome::Success && !changes.is_empty()) || required_failed;
         let llm = current.plugins.llm.is_some();
         let (outcome, summary) = match result {
             Ok(r) => (r.outcome.as_str().to_string(), r.summary.clone()),
@@ -978,6 +999,7 @@ mod tests {
             retry_after_ms: Some(2000),
             permission_denials: vec![],
             exit_code: Some(1),
+            failed_actions: vec![],
         };
         assert!(matches!(retryable_outcome(&r), Some(PluginError::RateLimited { retry_after_ms: Some(2000), .. })));
         r.outcome = Outcome::ApiError;
@@ -1003,7 +1025,7 @@ mod tests {
             error: None,
             duration_ms: 1,
         }];
-        let items = feedback_items(&Err(PluginError::Fatal("x".into())), &gates, &[]);
+        let items = feedback_items(&Err(PluginError::Fatal("x".into())), &[], &gates, &[]);
         assert!(items.iter().any(|i| i.contains("`tests` failed: 1 test failed")));
         assert!(items.iter().any(|i| i.contains("assertion failed") && i.contains("(test.sh:3)")));
     }
@@ -1024,11 +1046,27 @@ mod tests {
             error: None,
             duration_ms: 1,
         }];
-        let items = feedback_items(&Err(PluginError::Fatal("x".into())), &gates, &["no tests".into()]);
+        let items = feedback_items(&Err(PluginError::Fatal("x".into())), &[], &gates, &["no tests".into()]);
         assert!(items.iter().any(|i| i.starts_with("Warning from `response-format`: The summary mentions a.sh")));
         assert_eq!(items.last().unwrap(), "Reviewer concern: no tests");
         let capped = cap_feedback(vec!["x".repeat(3000); 30]);
         assert_eq!(capped.len(), MAX_FEEDBACK_ITEMS);
         assert!(capped[0].ends_with(" [...]") && capped[0].chars().count() == MAX_FEEDBACK_CHARS + 6);
+    }
+
+    #[test]
+    fn a_success_claim_without_changes_feeds_back_that_and_each_failed_action() {
+        let mut r = RunResult::new(Outcome::Success, "Fixed add() to return the sum.");
+        r.failed_actions = vec!["Edit calc.py: File has not been read yet. Read it first before writing to it.".into()];
+        let items = feedback_items(&Ok(r.clone()), &[], &[], &[]);
+        assert!(items[0].starts_with("You reported success but no file changed"), "{items:?}");
+        assert_eq!(
+            items[1],
+            "This action of yours failed: Edit calc.py: File has not been read yet. Read it first before writing to it."
+        );
+        let changed =
+            [FileChange { path: "calc.py".into(), kind: crate::contract::ChangeKind::Modified, size: Some(9) }];
+        let items = feedback_items(&Ok(r), &changed, &[], &[]);
+        assert_eq!(items.len(), 1, "the failed action still, but no claim without evidence: {items:?}");
     }
 }

@@ -112,6 +112,8 @@ pub(crate) struct CallState {
     pub(crate) cpu_ticks_left: u64,
     /// Set when the CPU budget ran out.
     pub(crate) cpu_exhausted: bool,
+    /// Failed actions an agent reported through `agent-report` during this `agent.run` (bounded there).
+    pub(crate) failed_actions: Vec<String>,
 }
 
 /// The data of one plugin instance's store.
@@ -164,7 +166,14 @@ impl StoreState {
     /// Prepare for an export call.
     pub(crate) fn begin_call(&mut self, function: &'static str, ctx: &CallContext, config: Option<&str>, ticks: u64) {
         let config = config.and_then(|c| serde_json::from_str(c).ok()).unwrap_or(serde_json::Value::Null);
-        self.call = CallState { function, ctx: ctx.clone(), config, cpu_ticks_left: ticks, cpu_exhausted: false };
+        self.call = CallState {
+            function,
+            ctx: ctx.clone(),
+            config,
+            cpu_ticks_left: ticks,
+            cpu_exhausted: false,
+            failed_actions: Vec::new(),
+        };
         self.limiter.exceeded = false;
         self.stdout.begin_call();
         self.stderr.begin_call();

@@ -76,6 +76,7 @@ mod tests {
             retry_after_ms: None,
             permission_denials: vec![],
             exit_code: Some(0),
+            failed_actions: vec![],
         };
         state.finish_interaction(id, Ok(&result), &changes, Duration::ZERO).await.unwrap();
         let tracked =

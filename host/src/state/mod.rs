@@ -747,6 +747,16 @@ impl StateManager {
         if done.rows_affected() == 0 {
             bail!("interaction {id} does not exist");
         }
+        if let Ok(r) = result {
+            for action in &r.failed_actions {
+                sqlx::query("INSERT INTO failed_actions (interaction_id, action) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(action)
+                    .execute(&mut *tx)
+                    .await
+                    .db(self)?;
+            }
+        }
         for change in changes {
             sqlx::query("INSERT INTO file_changes (interaction_id, path, kind, size) VALUES ($1, $2, $3, $4)")
                 .bind(id)
@@ -801,6 +811,17 @@ impl StateManager {
             .fetch_all(&self.pool)
             .await
             .db(self)
+    }
+
+    /// What failed inside the agent's own tools during an interaction's run, in the order reported (ADR 0033).
+    pub async fn failed_actions(&self, interaction_id: i64) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT action FROM failed_actions WHERE interaction_id = $1 ORDER BY id")
+                .bind(interaction_id)
+                .fetch_all(&self.pool)
+                .await
+                .db(self)?;
+        Ok(rows.into_iter().map(|(a,)| a).collect())
     }
 
     /// The agent sessions a task used, oldest first.
@@ -862,7 +883,8 @@ impl StateManager {
         };
         sqlx::query(
             "INSERT INTO decisions (interaction_id, action, confidence, heuristic_score, llm_score, llm_reasoning,
-             explanation, created_at, outcome, outcome_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             explanation, created_at, outcome, outcome_at, verified_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(record.interaction_id)
         .bind(d.action.as_str())
@@ -875,6 +897,7 @@ impl StateManager {
         // The iteration's own outcome, when the task's new status already tells it.
         .bind(settled_now.map(DecisionOutcome::as_str))
         .bind(settled_now.map(|_| ts.as_str()))
+        .bind(&d.verified_by)
         .execute(&mut *tx)
         .await
         .db(self)?;

@@ -301,6 +301,17 @@ pub struct DecisionRow {
     pub outcome: Option<String>,
     /// When the outcome was recorded.
     pub outcome_at: Option<String>,
+    /// What verified the work when it was decided: enabled verifying gates that passed and/or `LLM opinion`,
+    /// comma-separated; empty when nothing did; none for decisions stored before schema level 4 (ADR 0033).
+    pub verified_by: Option<String>,
+}
+
+impl DecisionRow {
+    /// Whether the decision was taken on work that no verifying gate and no LLM opinion checked (unknown,
+    /// so false, for decisions stored before schema level 4).
+    pub fn unverified(&self) -> bool {
+        self.verified_by.as_deref() == Some("")
+    }
 }
 
 /// A stored breakpoint.
@@ -390,6 +401,9 @@ pub struct DecisionRecord {
     pub llm_reasoning: Option<String>,
     /// Explanation.
     pub explanation: String,
+    /// What verified the work: enabled verifying gates that passed and/or `LLM opinion`, comma-separated;
+    /// empty when nothing did (ADR 0033).
+    pub verified_by: String,
 }
 
 /// Everything that concludes one iteration, written in one transaction.

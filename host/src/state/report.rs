@@ -46,6 +46,8 @@ pub struct TaskStats {
     pub success_rate: Option<f64>,
     /// Completed tasks that never stopped at a breakpoint, out of all completed; none before any completed.
     pub autonomous_completion_rate: Option<f64>,
+    /// Completed tasks whose work no verifying gate passed and no LLM opinion checked (ADR 0033), by id.
+    pub unverified: Vec<i64>,
 }
 
 /// Agent runs.
@@ -169,7 +171,25 @@ impl StateManager {
             success_rate: ratio(completed, completed + failed),
             autonomous_completion_rate: ratio(autonomous, completed),
             by_status,
+            unverified: self.unverified_tasks(project_id).await?,
         })
+    }
+
+    /// The project's completed tasks whose last decision was taken on work that no verifying gate passed and
+    /// no LLM opinion checked (`decisions.verified_by = ''`; decisions older than schema level 4 are not
+    /// counted, their evidence unknown), by id.
+    pub async fn unverified_tasks(&self, project_id: i64) -> Result<Vec<i64>> {
+        let rows: Vec<(i64,)> = sqlx::query_as(
+            "SELECT t.id FROM tasks t WHERE t.project_id = $1 AND t.status = 'completed'
+               AND (SELECT d.verified_by FROM decisions d JOIN interactions i ON i.id = d.interaction_id
+                     WHERE i.task_id = t.id ORDER BY d.id DESC LIMIT 1) = ''
+             ORDER BY t.id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await
+        .db(self)?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     async fn decision_counts(&self, project_id: i64) -> Result<BTreeMap<String, i64>> {

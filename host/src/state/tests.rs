@@ -115,6 +115,7 @@ fn result(outcome: Outcome) -> RunResult {
         retry_after_ms: None,
         permission_denials: vec![],
         exit_code: Some(0),
+        failed_actions: vec![],
     }
 }
 
@@ -126,6 +127,7 @@ fn decision(action: Action, explanation: &str) -> DecisionRecord {
         llm_score: None,
         llm_reasoning: None,
         explanation: explanation.into(),
+        verified_by: String::new(),
     }
 }
 
@@ -150,7 +152,7 @@ async fn pause(state: &StateManager, task_id: i64) -> i64 {
 
 async fn creates_projects_and_tasks_with_dependencies(db: Db) {
     let state = &db.state;
-    assert_eq!(state.schema_level().await.unwrap(), 3);
+    assert_eq!(state.schema_level().await.unwrap(), 4);
     let p = state
         .create_project(&NewProject {
             description: "a demo".into(),
@@ -301,7 +303,7 @@ async fn refuses_a_database_from_a_newer_obra_and_changes_nothing(db: Db) {
     };
     assert_eq!(count("SELECT COUNT(*) FROM projects").await, 1);
     assert_eq!(count("SELECT COUNT(*) FROM tasks").await, 1);
-    assert_eq!(count("SELECT COUNT(*) FROM _sqlx_migrations").await, 4);
+    assert_eq!(count("SELECT COUNT(*) FROM _sqlx_migrations").await, 5);
     pool.close().await;
 }
 
@@ -669,7 +671,7 @@ async fn upgrades_a_level_1_sqlite_database_in_place() {
     pool.close().await;
 
     let state = StateManager::open(&path).await.unwrap();
-    assert_eq!(state.schema_level().await.unwrap(), 3);
+    assert_eq!(state.schema_level().await.unwrap(), 4);
     let project = state.project_by_ref("old").await.unwrap().unwrap();
     assert_eq!((project.description.as_str(), project.profile.clone()), ("", None));
     let task = state.require_task(1).await.unwrap();
@@ -681,7 +683,7 @@ async fn upgrades_a_level_1_sqlite_database_in_place() {
     assert!(state.file_changes(2).await.unwrap().is_empty());
     // Opening again is a no-op.
     state.pool.close().await;
-    assert_eq!(StateManager::open(&path).await.unwrap().schema_level().await.unwrap(), 3);
+    assert_eq!(StateManager::open(&path).await.unwrap().schema_level().await.unwrap(), 4);
 }
 
 #[tokio::test]
@@ -717,7 +719,7 @@ async fn a_locked_sqlite_database_is_reported_quickly_and_left_unchanged() {
 #[tokio::test]
 async fn in_memory_and_url_forms_open_sqlite() {
     let state = StateManager::open_in_memory().await.unwrap();
-    assert_eq!((state.backend(), state.schema_level().await.unwrap()), (Backend::Sqlite, 3));
+    assert_eq!((state.backend(), state.schema_level().await.unwrap()), (Backend::Sqlite, 4));
     state.create_project(&new_project("demo")).await.unwrap();
     let state = StateManager::connect("sqlite::memory:").await.unwrap();
     assert!(state.projects().await.unwrap().is_empty());

@@ -102,6 +102,7 @@ mod tests {
             retry_after_ms: None,
             permission_denials: vec![],
             exit_code: Some(0),
+            failed_actions: vec![],
         }
     }
 
@@ -163,6 +164,7 @@ mod tests {
                 llm_score: None,
                 llm_reasoning: None,
                 explanation: String::new(),
+                verified_by: String::new(),
             };
             state
                 .conclude_iteration(&IterationRecord {

@@ -94,6 +94,7 @@ impl Agent for Aider {
             duration_ms: ended.duration_ms,
             timeout_ms: request.timeout_ms,
         };
+        parser.failed_actions().report();
         Ok(parser.finish(&end))
     }
 }

@@ -11,7 +11,13 @@
 //!   aider retries it (its exit code stays 0 when it gives up);
 //! - `The LLM did not conform to the edit format.` when a reply's edits could not be applied, and
 //!   `Only N reflections allowed, stopping.` when aider gave up asking for corrected edits;
-//! - `An uncaught exception occurred:` when aider itself crashed.
+//! - `An uncaught exception occurred:` when aider itself crashed;
+//! - `## SearchReplaceNoExactMatch: This SEARCH block failed to exactly match lines in <path>` (one per
+//!   SEARCH/REPLACE block it could not apply, under `# N SEARCH/REPLACE block(s) failed to match!`).
+//!
+//! Failed actions (for `agent-report`, [`OutputParser::failed_actions`]): each edit block aider could not
+//! apply to a file it did not edit later in the run (`Edit <path>: <aider's reason>`), and its giving up
+//! (`Only N reflections allowed, stopping.`).
 //!
 //! How a run is classified ([`OutputParser::finish`]), first match wins:
 //! 1. killed at the time limit -> `timeout`;
@@ -25,6 +31,7 @@
 //! 6. no model reply at all (no `Tokens:` line) -> `unparseable`;
 //! 7. otherwise `success`; the summary lists the files edited (or says none was).
 
+use obra_plugin_sdk::agent::FailedActions;
 use obra_plugin_sdk::process::tail_str;
 use obra_plugin_sdk::{Outcome, RunResult, Usage};
 
@@ -75,6 +82,8 @@ pub struct OutputParser {
     /// An edit-format failure not followed by an applied edit.
     edit_failure: bool,
     uncaught: bool,
+    /// Edit blocks that did not apply (the path, when the line names one, and the line), and aider giving up.
+    failed_edits: Vec<(Option<String>, String)>,
 }
 
 impl OutputParser {
@@ -125,6 +134,17 @@ impl OutputParser {
             self.retries += 1;
             return vec![format!("API retry {}: in {}", self.retries, rest.trim_end_matches("..."))];
         }
+        if let Some(rest) = line.strip_prefix("## ")
+            && let Some((kind, message)) = rest.split_once(": ")
+            && !kind.contains(' ')
+        {
+            let path = message.rsplit_once(" lines in ").map(|(_, p)| p.trim().to_string());
+            self.failed_edits.push((path, format!("{kind}: {}", message.trim())));
+            return Vec::new();
+        }
+        if line.starts_with("Only ") && line.contains(" reflections allowed") {
+            self.failed_edits.push((None, format!("aider gave up: {}", line.trim())));
+        }
         if line.starts_with("The LLM did not conform to the edit format") {
             self.edit_failure = true;
             return vec!["the model's edits could not be applied".to_string()];
@@ -138,6 +158,19 @@ impl OutputParser {
     /// How many retries aider announced for the API error it is on now (0 when there is none).
     pub fn retries_of_current_error(&self) -> u32 {
         if self.api_error.is_some() { self.retries } else { 0 }
+    }
+
+    /// The edit blocks that did not apply to a file aider did not edit later in the run, and its giving up.
+    pub fn failed_actions(&self) -> FailedActions {
+        let mut failed = FailedActions::new();
+        for (path, line) in &self.failed_edits {
+            match path {
+                Some(p) if self.edited.contains(p) => {}
+                Some(p) => failed.push(&format!("Edit {p}"), line),
+                None => failed.push("", line),
+            }
+        }
+        failed
     }
 
     /// Files aider reported editing, in order.
@@ -329,6 +362,17 @@ mod tests {
         assert_eq!(r.turns, 4, "the reply and three reflections");
         assert!(progress.iter().all(|p| p == "the model's edits could not be applied"), "{progress:?}");
         assert!(r.summary.contains("Only 3 reflections allowed"), "{}", r.summary);
+        let mut parser = OutputParser::new();
+        for line in fixture!("bad-edit").lines() {
+            parser.feed(line);
+        }
+        assert_eq!(
+            parser.failed_actions().lines(),
+            [
+                "Edit README.md: SearchReplaceNoExactMatch: This SEARCH block failed to exactly match lines in README.md",
+                "aider gave up: Only 3 reflections allowed, stopping.",
+            ]
+        );
         // Four replies of the fake server's usage (120 prompt, 30 completion tokens) each.
         assert_eq!((r.usage.input_tokens, r.usage.output_tokens), (480, 120));
     }

@@ -183,3 +183,30 @@ fn a_run_cut_short_mid_stream_is_crashed_and_noise_is_unparseable() {
     let (_, n) = replay(&mangled, 0, "");
     assert_eq!(n.result.outcome, Outcome::Unparseable);
 }
+
+#[test]
+fn an_edit_the_cli_refused_is_a_failed_action_although_the_run_claims_success() {
+    let stdout = stdout!("edit_without_read");
+    let (progress, n) = replay(stdout, 0, "");
+    assert_eq!(progress, ["Edit calc.py"]);
+    assert_eq!(n.result.outcome, Outcome::Success);
+    assert_eq!(n.result.summary, "Fixed add() to return the sum.");
+    assert_eq!(
+        n.failed_actions.lines(),
+        ["Edit calc.py: File has not been read yet. Read it first before writing to it."]
+    );
+}
+
+#[test]
+fn refused_commands_are_failed_actions_listed_once_and_successful_tools_are_not() {
+    let (_, n) = replay(stdout!("permission_denied"), 0, "");
+    assert_eq!(n.failed_actions.lines().len(), 1, "{:?}", n.failed_actions);
+    assert!(n.failed_actions.lines()[0].starts_with("Bash python3 -c 'print(6*7)': This command requires approval"));
+    let (_, n) = replay(stdout!("permission_denied_file_write"), 0, "");
+    assert_eq!(n.failed_actions.lines().len(), 1, "{:?}", n.failed_actions);
+    assert!(n.failed_actions.lines()[0].contains("was blocked"), "{:?}", n.failed_actions);
+    for ok in [stdout!("edit_after_read"), stdout!("success_write"), stdout!("bypass_permissions_bash")] {
+        let (_, n) = replay(ok, 0, "");
+        assert!(n.failed_actions.is_empty(), "{:?}", n.failed_actions);
+    }
+}

@@ -3,7 +3,8 @@
 //! `run` starts `claude -p <prompt> --output-format stream-json --verbose [options]` in the workspace with
 //! stdin from /dev/null (prompts over 100 KB go to stdin instead), under the request's time limit, reports each
 //! tool use and API retry as live progress, and turns the final `result` event (or its absence) into a
-//! `run-result` (see [`stream`]). `health` runs `claude --version`.
+//! `run-result` (see [`stream`]); tool uses that failed inside the CLI and permission refusals are reported through
+//! `agent-report`. `health` runs `claude --version`.
 //!
 //! Config keys (all optional; see [`config::Config`]): `model`, `max_turns`, `permission_mode`,
 //! `append_system_prompt`, `extra_args`, `env`, `max_stderr_bytes`.
@@ -116,6 +117,7 @@ impl Agent for ClaudeCode {
         for warning in &normalised.warnings {
             log::warn(warning);
         }
+        normalised.failed_actions.report();
         Ok(normalised.result)
     }
 }

@@ -10,7 +10,12 @@
 //!   "session_id":..,"num_turns":..,"duration_ms":..,"total_cost_usd":..,"usage":{..},"permission_denials":[..],
 //!   "api_error_status":..}` at the end.
 //!
-//! Anything else (user/tool-result events, unknown types, partial-message events) is ignored. A line that is not
+//! - `{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":..,"is_error":true,"content":..}]}}`
+//!   when a tool failed inside the CLI (an Edit of a file not read first, a refused command): each is one
+//!   failed action, `<tool use>: <error text>` (see [`Normalised::failed_actions`]), as are the result's
+//!   `permission_denials` not already reported that way.
+//!
+//! Anything else (successful tool results, unknown types, partial-message events) is ignored. A line that is not
 //! JSON is counted and reported, never fatal. API failures are not a subtype of their own: the CLI ends with
 //! `subtype: "success", is_error: true` (exit 1), after a synthetic assistant event whose top-level `error` is
 //! e.g. `rate_limit` (see `tests/fixtures/claude/README.md`).
@@ -32,6 +37,7 @@
 //!   had no shape) -> `unparseable`; otherwise (no output, or only well-formed events) -> `crashed`, with the
 //!   tail of stderr in the summary.
 
+use obra_plugin_sdk::agent::FailedActions;
 use obra_plugin_sdk::process::tail_str;
 use obra_plugin_sdk::{Outcome, RunResult, Usage};
 use serde_json::Value;
@@ -65,6 +71,8 @@ pub struct Normalised {
     pub result: RunResult,
     /// Things that went oddly but did not decide the outcome (e.g. non-JSON lines).
     pub warnings: Vec<String>,
+    /// Tool uses that failed inside the CLI and permission refusals, for `agent-report`.
+    pub failed_actions: FailedActions,
 }
 
 /// Reads stream-json lines one at a time; see the module docs.
@@ -91,6 +99,12 @@ pub struct StreamParser {
     limit_resets_at: Option<u64>,
     /// The id of the last `tool_use` block: when it was refused, the agent stopped at a denial.
     last_tool_use_id: Option<String>,
+    /// Each tool use seen: its id and one-line description (`Edit calc.py`), to name a failed tool result.
+    tool_uses: Vec<(String, String)>,
+    /// Failed tool results and permission refusals.
+    failed: FailedActions,
+    /// The tool-use ids of the failed tool results, so a denial already reported is not listed twice.
+    failed_ids: Vec<String>,
 }
 
 impl StreamParser {
@@ -123,6 +137,10 @@ impl StreamParser {
         }
         match event.get("type").and_then(Value::as_str) {
             Some("assistant") => self.assistant(&event),
+            Some("user") => {
+                self.tool_results(&event);
+                Vec::new()
+            }
             Some("system") => self.system(&event),
             Some("rate_limit_event") => {
                 let info = event.get("rate_limit_info");
@@ -168,7 +186,11 @@ impl StreamParser {
                         self.last_tool_use_id = Some(id.to_string());
                     }
                     let name = block.get("name").and_then(Value::as_str).unwrap_or("tool");
-                    progress.push(describe_tool(name, block.get("input"), &self.workspace));
+                    let described = describe_tool(name, block.get("input"), &self.workspace);
+                    if let Some(id) = block.get("id").and_then(Value::as_str) {
+                        self.tool_uses.push((id.to_string(), described.clone()));
+                    }
+                    progress.push(described);
                 }
                 Some("text") => {
                     if let Some(text) = block.get("text").and_then(Value::as_str)
@@ -181,6 +203,23 @@ impl StreamParser {
             }
         }
         progress
+    }
+
+    /// Record the failed tool results of a `user` event (`is_error: true`).
+    fn tool_results(&mut self, event: &serde_json::Map<String, Value>) {
+        let blocks = event.get("message").and_then(|m| m.get("content")).and_then(Value::as_array);
+        for block in blocks.into_iter().flatten() {
+            if block.get("type").and_then(Value::as_str) != Some("tool_result")
+                || block.get("is_error").and_then(Value::as_bool) != Some(true)
+            {
+                continue;
+            }
+            let id = block.get("tool_use_id").and_then(Value::as_str).unwrap_or("");
+            let what = self.tool_uses.iter().rev().find(|(i, _)| i == id).map_or("tool", |(_, d)| d.as_str());
+            let why = tool_error_text(block.get("content"));
+            self.failed.push(what, &relative_in_text(&why, &self.workspace));
+            self.failed_ids.push(id.to_string());
+        }
     }
 
     fn system(&mut self, event: &serde_json::Map<String, Value>) -> Vec<String> {
@@ -235,7 +274,16 @@ impl StreamParser {
             Some(r) => self.with_result(r, end),
             None => self.without_result(end),
         };
-        Normalised { result, warnings }
+        let mut failed_actions = self.failed;
+        // Denials the stream did not already show as a failed tool result.
+        let denials = self.result.as_ref().and_then(|r| r.get("permission_denials")).and_then(Value::as_array);
+        for d in denials.into_iter().flatten() {
+            let id = d.get("tool_use_id").and_then(Value::as_str);
+            if id.is_none_or(|id| !self.failed_ids.iter().any(|f| f == id)) {
+                failed_actions.push(&describe_denial(d, &self.workspace), "permission denied");
+            }
+        }
+        Normalised { result, warnings, failed_actions }
     }
 
     fn base(&self, outcome: Outcome, summary: String, end: &ProcessEnd) -> RunResult {
@@ -460,6 +508,30 @@ fn describe_denial(d: &Value, workspace: &str) -> String {
         }
         other => one_line(&other.to_string(), 200),
     }
+}
+
+/// The text of a tool result's `content` (a string, or text blocks), without the CLI's `<tool_use_error>` tags.
+fn tool_error_text(content: Option<&Value>) -> String {
+    let text = match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(blocks)) => {
+            blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join(" ")
+        }
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    let text = text.replace("<tool_use_error>", "").replace("</tool_use_error>", "");
+    let text = text.trim();
+    if text.is_empty() {
+        "failed (no error text)".to_string()
+    } else {
+        text.strip_prefix("Error: ").unwrap_or(text).to_string()
+    }
+}
+
+/// `text` with the workspace's absolute path prefix removed, so error texts name paths as the agent's tools do.
+fn relative_in_text(text: &str, workspace: &str) -> String {
+    if workspace.is_empty() { text.to_string() } else { text.replace(&format!("{workspace}/"), "") }
 }
 
 /// Whether an error text speaks of rate or usage limits.

@@ -5,7 +5,12 @@
 //! `item` of type `agent_message` (`text`), `command_execution` (`command`, `exit_code`), `file_change`,
 //! `reasoning`, `error` (a warning, the run goes on); `turn.completed` (`usage`: the session's totals so far),
 //! `turn.failed` (`error.message`) and a top-level `error`.
+//!
+//! Failed actions (for `agent-report`): a completed `command_execution` whose `status` is `failed` or whose
+//! `exit_code` is not 0 (`<command>: exit code N: <last output line>`), and a `file_change` whose `status` is
+//! `failed` (`<kind> <path>: the change was not applied`).
 
+use obra_plugin_sdk::agent::FailedActions;
 use obra_plugin_sdk::http::excerpt;
 use obra_plugin_sdk::{Outcome, RunResult, Usage};
 use serde_json::Value;
@@ -51,6 +56,8 @@ pub struct EventReader {
     first_bad: Option<String>,
     /// Warnings Codex reported as `error` items (the run went on).
     pub warnings: Vec<String>,
+    /// Commands that failed and file changes that were not applied.
+    pub failed_actions: FailedActions,
 }
 
 impl EventReader {
@@ -105,17 +112,42 @@ impl EventReader {
                         self.summary = text(item, "/text");
                         None
                     }
-                    "command_execution" => Some(format!(
-                        "ran {} (exit {})",
-                        excerpt(&text(item, "/command").unwrap_or_default(), 100),
-                        item.get("exit_code").map(|c| c.to_string()).unwrap_or_else(|| "?".into())
-                    )),
+                    "command_execution" => {
+                        let command = text(item, "/command").unwrap_or_default();
+                        let exit = item.get("exit_code").and_then(Value::as_i64);
+                        let status = text(item, "/status").unwrap_or_default();
+                        if status == "failed" || exit.is_some_and(|c| c != 0) {
+                            let output = text(item, "/aggregated_output").unwrap_or_default();
+                            let last = output.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+                            let mut why = exit.map_or_else(|| "failed".to_string(), |c| format!("exit code {c}"));
+                            if !last.is_empty() {
+                                why.push_str(&format!(": {last}"));
+                            }
+                            self.failed_actions.push(&format!("ran {}", excerpt(&command, 100)), &why);
+                        }
+                        Some(format!(
+                            "ran {} (exit {})",
+                            excerpt(&command, 100),
+                            item.get("exit_code").map(|c| c.to_string()).unwrap_or_else(|| "?".into())
+                        ))
+                    }
                     "file_change" => {
                         let paths: Vec<String> = item
                             .get("changes")
                             .and_then(Value::as_array)
                             .map(|c| c.iter().filter_map(|x| text(x, "/path")).collect())
                             .unwrap_or_default();
+                        if text(item, "/status").as_deref() == Some("failed") {
+                            let changes = item.get("changes").and_then(Value::as_array);
+                            for change in changes.into_iter().flatten() {
+                                let kind = text(change, "/kind").unwrap_or_else(|| "change".into());
+                                let path = text(change, "/path").unwrap_or_default();
+                                self.failed_actions.push(&format!("{kind} {path}"), "the change was not applied");
+                            }
+                            if paths.is_empty() {
+                                self.failed_actions.push("file change", "the change was not applied");
+                            }
+                        }
                         Some(format!("changed {}", if paths.is_empty() { "files".into() } else { paths.join(", ") }))
                     }
                     "error" => {
@@ -266,5 +298,30 @@ mod tests {
         assert!(r.summary.contains("2 line(s) were not JSON"), "{}", r.summary);
         let (r, _) = read(&[], ProcessEnd { stderr: "error: unexpected argument".into(), ..exit(2) }, None);
         assert!(r.outcome == Outcome::Crashed && r.summary.contains("unexpected argument"), "{}", r.summary);
+    }
+
+    #[test]
+    fn failed_commands_and_unapplied_file_changes_are_failed_actions() {
+        let lines = [
+            SUCCESS[0],
+            r#"{"type":"item.completed","item":{"id":"item_1","type":"command_execution","command":"/bin/bash -lc 'python3 -m pytest -q'","aggregated_output":"F\n1 failed in 0.02s\n","exit_code":1,"status":"failed"}}"#,
+            r#"{"type":"item.completed","item":{"id":"item_2","type":"file_change","changes":[{"path":"/tmp/ws/calc.py","kind":"update"}],"status":"failed"}}"#,
+            SUCCESS[4],
+            r#"{"type":"item.completed","item":{"id":"item_3","type":"file_change","changes":[{"path":"/tmp/ws/ok.py","kind":"add"}],"status":"completed"}}"#,
+            SUCCESS[5],
+            SUCCESS[6],
+        ];
+        let mut r = EventReader::new();
+        for l in lines {
+            r.feed(l);
+        }
+        assert_eq!(
+            r.failed_actions.lines(),
+            [
+                "ran /bin/bash -lc 'python3 -m pytest -q': exit code 1: 1 failed in 0.02s",
+                "update /tmp/ws/calc.py: the change was not applied",
+            ]
+        );
+        assert_eq!(r.finish(&exit(0), None).outcome, Outcome::Success);
     }
 }

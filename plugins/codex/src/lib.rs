@@ -94,6 +94,7 @@ impl Agent for Codex {
         for warning in &reader.warnings {
             log::warn(&format!("codex: {warning}"));
         }
+        reader.failed_actions.report();
         let previous = request
             .resume_session
             .as_deref()

@@ -75,6 +75,7 @@ pub mod bindings;
 
 mod config;
 mod error;
+mod failed;
 mod findings;
 mod glob;
 pub mod http;
@@ -107,6 +108,7 @@ pub type Result<T, E = PluginError> = std::result::Result<T, E>;
 /// Agent plugins: run a coding agent on a prompt in a workspace (WIT interface `agent`).
 pub mod agent {
     pub use crate::bindings::agent_world::exports::obra::plugin::agent::{AgentInfo, Guest as Agent, RunRequest};
+    pub use crate::failed::{FailedActions, MAX_FAILED_ACTION_CHARS, MAX_FAILED_ACTIONS, report_failed_action};
     pub use crate::{Outcome, RunResult, Usage};
 }
 

@@ -62,6 +62,39 @@ engine:
     Some((project, claude_env))
 }
 
+/// A project wired to the real claude CLI with the default checks only: the `response-format` gate, no tests
+/// gate and no LLM (`llm.provider: none`), three iterations. `None` as for [`setup`].
+pub fn setup_without_checks(anthropic: &FakeAnthropic) -> Option<(Project, ClaudeEnv)> {
+    let Some(cli) = require_claude() else {
+        eprintln!("skipped: {}", obra_testkit::claude::install_hint());
+        return None;
+    };
+    let claude_env = cli.env(&anthropic.base_url());
+    let mut project = Project::new();
+    for (k, v) in claude_env.vars() {
+        project.set_env(k, v);
+    }
+    let bin_dir = claude_env.bin().parent().unwrap().display().to_string();
+    let path = claude_env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    project.set_env("PATH", &format!("{bin_dir}:{path}"));
+    project.write_config(
+        r#"
+agent:
+  plugin: claude-code
+  timeout_secs: 120
+agents:
+  claude-code:
+    permission_mode: acceptEdits
+    max_turns: 5
+llm:
+  provider: none
+engine:
+  max_iterations: 2
+"#,
+    );
+    Some((project, claude_env))
+}
+
 pub fn opinion(confidence: f64, reasoning: &str) -> OllamaReply {
     OllamaReply::json(&json!({ "confidence": confidence, "reasoning": reasoning, "concerns": [] }))
 }

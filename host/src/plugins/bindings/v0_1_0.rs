@@ -25,6 +25,7 @@ pub(crate) const IMPORTS: &[(&str, Capability)] = &[
     ("workspace", Capability::Workspace),
     ("llm", Capability::Llm),
     ("kv", Capability::Kv),
+    ("agent-report", Capability::Always),
 ];
 
 #[allow(unused_variables, missing_docs, clippy::all)]
@@ -34,6 +35,7 @@ mod host_world {
             package obra:host-v0-1-0;
             world imports {
                 include obra:plugin/host-capabilities@0.1.0;
+                import obra:plugin/agent-report@0.1.0;
             }
         ",
         path: "../wit",
@@ -47,7 +49,7 @@ mod host_world {
 
 /// Generates the bindings of one plugin world, reusing the host capability bindings.
 macro_rules! plugin_world {
-    ($module:ident, $world:literal) => {
+    ($module:ident, $world:literal $(, $extra:literal => $path:path)*) => {
         #[allow(missing_docs, clippy::all)]
         mod $module {
             wasmtime::component::bindgen!({
@@ -62,18 +64,24 @@ macro_rules! plugin_world {
                     "obra:plugin/llm": super::host_world::obra::plugin::llm,
                     "obra:plugin/kv": super::host_world::obra::plugin::kv,
                     "obra:plugin/log": super::host_world::obra::plugin::log,
+                    $($extra: $path,)*
                 },
             });
         }
     };
 }
 
-plugin_world!(agent_world, "agent-plugin");
+plugin_world!(
+    agent_world,
+    "agent-plugin",
+    "obra:plugin/agent-report" => super::host_world::obra::plugin::agent_report
+);
 plugin_world!(provider_world, "llm-provider-plugin");
 plugin_world!(gate_world, "quality-gate-plugin");
 plugin_world!(rule_world, "breakpoint-rule-plugin");
 
-/// The generated host-capability interfaces (`process`, `http`, `workspace`, `llm`, `kv`, `log`, `types`).
+/// The generated host-capability interfaces (`process`, `http`, `workspace`, `llm`, `kv`, `log`, `types`, and
+/// the agents' `agent-report`).
 pub(crate) use host_world::obra::plugin as caps;
 
 use agent_world::exports::obra::plugin::agent as wit_agent;
@@ -153,7 +161,14 @@ impl Bindings {
             }
             (Bindings::Agent(b), ExportCall::AgentRun(request)) => {
                 let request = run_request(request);
-                map(b.obra_plugin_agent().call_run(store, &request).await?, |r| ExportReturn::RunResult(r.into()))
+                let returned = b.obra_plugin_agent().call_run(&mut *store, &request).await?;
+                // What the plugin reported through `agent-report` during the run belongs to its result.
+                let failed_actions = std::mem::take(&mut store.data_mut().call.failed_actions);
+                map(returned, |r| {
+                    let mut result = contract::RunResult::from(r);
+                    result.failed_actions = failed_actions;
+                    ExportReturn::RunResult(result)
+                })
             }
             (Bindings::Provider(b), ExportCall::ProviderInfo) => {
                 let i = b.obra_plugin_llm_provider().call_info(store).await?;
@@ -312,6 +327,7 @@ impl From<wit::RunResult> for contract::RunResult {
             retry_after_ms: r.retry_after_ms,
             permission_denials: r.permission_denials,
             exit_code: r.exit_code,
+            failed_actions: Vec::new(),
         }
     }
 }
@@ -480,6 +496,7 @@ mod tests {
             retry_after_ms: None,
             permission_denials: vec!["Bash".into()],
             exit_code: Some(1),
+            failed_actions: Vec::new(),
         };
         assert_eq!(contract::RunResult::from(run_result(&r)), r);
     }

@@ -1,6 +1,7 @@
 //! Host capability implementations, one module per WIT interface. Each checks the plugin's effective grant
 //! before any side effect and runs its work under the host-call time limit.
 
+pub(crate) mod agent_report;
 pub mod http;
 pub(crate) mod kv;
 pub(crate) mod llm;

@@ -277,3 +277,15 @@ fn a_rejected_limit_reports_the_wait_until_its_reset() {
     let r = run(&[init(), text], end).1.result;
     assert_eq!((r.outcome, r.retry_after_ms), (Outcome::RateLimited, Some(90_000)));
 }
+
+#[test]
+fn a_denial_without_a_failed_tool_result_is_still_a_failed_action() {
+    let lines = vec![
+        init(),
+        assistant("msg_1", r#"{"type":"tool_use","id":"t9","name":"Write","input":{"file_path":"/tmp/ws/x.txt"}}"#, 5),
+        r#"{"type":"user","message":{"role":"user","content":[{"type":"tool_result","tool_use_id":"t8","is_error":true,"content":[{"type":"text","text":"Error: exit code 2\n/tmp/ws/run.sh: not found"}]}]}}"#.to_string(),
+        r#"{"type":"result","subtype":"success","is_error":false,"num_turns":2,"result":"Done.","session_id":"sess-1","permission_denials":[{"tool_name":"Write","tool_use_id":"t9","tool_input":{"file_path":"/tmp/ws/x.txt"}}]}"#.to_string(),
+    ];
+    let (_, n) = run(&lines, exited(0));
+    assert_eq!(n.failed_actions.lines(), ["tool: exit code 2 run.sh: not found", "Write x.txt: permission denied"]);
+}
