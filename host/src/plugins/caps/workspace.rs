@@ -452,22 +452,15 @@ fn io_error(rel: &str, e: std::io::Error) -> PluginError {
 
 /// Run file work of a plugin on a blocking thread. Nothing in it can block for long: files are opened with
 /// `O_NONBLOCK` and only regular files are read or written.
-fn blocking<T, F>(
-    jail: Jail,
-    what: &'static str,
-    path: String,
-    work: F,
-) -> impl Future<Output = Result<T, PluginError>> + use<T, F>
+async fn blocking<T, F>(jail: Jail, what: &'static str, path: String, work: F) -> Result<T, PluginError>
 where
     T: Send + 'static,
     F: FnOnce(Jail, &str) -> Result<T, PluginError> + Send + 'static,
 {
-    async move {
-        let shown = path.clone();
-        tokio::task::spawn_blocking(move || work(jail, &path))
-            .await
-            .map_err(|e| PluginError::Fatal(format!("{what} {shown:?} failed: {e}")))?
-    }
+    let shown = path.clone();
+    tokio::task::spawn_blocking(move || work(jail, &path))
+        .await
+        .map_err(|e| PluginError::Fatal(format!("{what} {shown:?} failed: {e}")))?
 }
 
 impl StoreState {
