@@ -156,3 +156,35 @@ fn between_the_runs_of_one_obra_run_gate_output_is_not_charged_and_a_new_gitigno
     );
     assert_eq!(std::fs::read_to_string(root.join("gate-report.txt")).unwrap(), "checked\nchecked\n");
 }
+
+/// A FIFO in the workspace (git sees it as untracked) used to hang `obra task execute` after the first
+/// checkpoint: the watcher's hash opened it and waited for a writer. It is now skipped, with a note, by the
+/// watcher and the checkpoints, and the task completes. A run that never ends fails the test after a generous
+/// deadline (a hang guard, not a timing assertion).
+#[test]
+fn a_fifo_in_the_workspace_is_skipped_with_a_note_and_the_task_completes() {
+    let project = Project::with_echo_agent("true", "  []");
+    let status = std::process::Command::new("mkfifo").arg(project.path().join("fifo")).status().unwrap();
+    assert!(status.success(), "mkfifo (coreutils) is installed");
+    let id = project.create_task("Leave the FIFO alone", "Nothing to change");
+    let mut child = project
+        .command(&["task", "execute", &id.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("obra task execute never finished with a FIFO in the workspace");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{all}");
+    assert!(all.contains("skipped special file fifo (a FIFO)"), "{all}");
+    let shown = show(&project, id);
+    assert_eq!(shown["task"]["status"], "completed", "{shown}");
+}

@@ -48,7 +48,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -57,8 +57,15 @@ pub fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
-    }
+    };
+    // Dropping the runtime would wait for every blocking task, and one stuck in a system call (a plugin's host
+    // call that timed out) would keep `obra` from ever exiting: give them a moment, then leave them behind.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    code
 }
+
+/// How long `obra` waits at exit for blocking work still running (e.g. after a host call timed out).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Run one parsed command.
 pub async fn run(cli: Cli) -> Result<ExitCode> {

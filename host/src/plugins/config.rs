@@ -113,6 +113,10 @@ pub struct UserGrant {
     pub llm: bool,
     /// Whether the plugin may keep key-value state.
     pub kv: bool,
+    /// Paths inside the protected directories (`.obra/`, the git directory) the plugin may read, each named
+    /// explicitly (`.git/HEAD`, or a directory such as `.git/refs` for everything below it). Only the user's
+    /// config grants these, only for reading, and only with `workspace: read` or `write` granted too.
+    pub read_protected: Vec<String>,
 }
 
 /// A program and the argument lists it may be run with.
@@ -205,6 +209,11 @@ impl PluginsConfig {
             for (i, origin) in grant.http.iter().enumerate() {
                 if let Err(problem) = super::grants::OriginSpec::parse(origin) {
                     problems.push(format!("plugins.grants.{name}.http[{i}]: {problem}"));
+                }
+            }
+            for (i, path) in grant.read_protected.iter().enumerate() {
+                if let Err(problem) = super::caps::workspace::protected_grant_problem(path) {
+                    problems.push(format!("plugins.grants.{name}.read_protected[{i}]: {problem}"));
                 }
             }
             for (i, var) in grant.env.iter().enumerate() {

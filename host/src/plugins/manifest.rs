@@ -473,6 +473,8 @@ impl Parser<'_> {
                 workspace,
                 llm: caps.llm,
                 kv: caps.kv,
+                // Only the user's config names protected paths a plugin may read.
+                read_protected: Vec::new(),
             },
             limits,
         })

@@ -18,6 +18,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+
+use super::beneath::{Beneath, Kind as FileKind, Opened};
 use git2::{Commit, ErrorCode, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Signature, TreeWalkMode};
 
 /// Where the checkpoints' refs live.
@@ -503,30 +505,29 @@ impl Checkpoints {
         // recorded them without their stat data changing), so only older ones are trusted.
         let index_time = std::fs::metadata(self.repo.path().join("index")).ok().and_then(|m| platform::mtime(&m));
         let odb = self.repo.odb()?;
+        // Everything is listed and read beneath the workspace's descriptor, following no link (ADR 0035).
+        let beneath =
+            Beneath::open(&self.root).with_context(|| format!("cannot open the workspace {}", self.root.display()))?;
         let mut entries = Entries::new();
         let mut stack = vec![String::new()];
         while let Some(dir) = stack.pop() {
             let abs = self.root.join(&dir);
-            let listing = std::fs::read_dir(&abs).with_context(|| format!("cannot list {}", abs.display()))?;
+            let listing =
+                beneath.read_dir(Path::new(&dir)).with_context(|| format!("cannot list {}", abs.display()))?;
             for entry in listing {
-                let entry = entry.with_context(|| format!("cannot list {}", abs.display()))?;
-                let name = entry.file_name();
-                let path = entry.path();
-                let Some(name) = name.to_str() else {
+                let path = abs.join(&entry.name);
+                let Some(name) = entry.name.to_str() else {
                     bail!("cannot checkpoint {}: the name is not UTF-8; rename it", path.display());
                 };
                 if SKIPPED_NAMES.contains(&name) {
                     continue;
                 }
                 let rel = if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
-                let kind = entry.file_type().with_context(|| format!("cannot read {}", path.display()))?;
-                if kind.is_dir() {
+                let kind = entry.kind;
+                if kind == FileKind::Dir {
                     if !self.is_ignored_dir(&rel, &tracked)? {
                         stack.push(rel);
                     }
-                    continue;
-                }
-                if !(kind.is_file() || kind.is_symlink()) {
                     continue;
                 }
                 // A tracked file is never ignored; asking the index first spares the ignore rules for most files.
@@ -535,13 +536,28 @@ impl Checkpoints {
                 if indexed.is_none() && self.is_path_ignored(&index_path, &rel)? {
                     continue;
                 }
-                let value = if kind.is_symlink() {
-                    let target = platform::link_target(&path)?;
+                if kind.is_special() {
+                    // A FIFO, socket or device: never opened (reading a FIFO would block the checkpoint).
+                    tracing::warn!("skipped special file {rel} ({})", kind.describe());
+                    continue;
+                }
+                let value = if kind == FileKind::Symlink {
+                    let target = beneath
+                        .read_link(Path::new(&rel))
+                        .with_context(|| format!("cannot read the link {}", path.display()))?
+                        .into_encoded_bytes();
                     let oid =
                         if store { self.repo.blob(&target)? } else { Oid::hash_object(ObjectType::Blob, &target)? };
                     (Kind::Link, oid)
                 } else {
-                    let meta = std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let (mut file, meta) = match beneath.open_file(Path::new(&rel)) {
+                        Ok(Opened::File(file, meta)) => (file, meta),
+                        Ok(Opened::Other(kind)) => {
+                            tracing::warn!("skipped {rel}: it became {} while being checkpointed", kind.describe());
+                            continue;
+                        }
+                        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+                    };
                     let kind = if platform::is_executable(&meta) { Kind::Exec } else { Kind::File };
                     // A tracked file whose stat data matches its index entry has the entry's content (the
                     // check `git status` makes), so it is not read; its blob is in the object database.
@@ -550,11 +566,12 @@ impl Checkpoints {
                         .map(|entry| entry.id);
                     let mut oid = match cached {
                         Some(oid) => oid,
-                        None => Oid::hash_file(ObjectType::Blob, &path)
-                            .with_context(|| format!("cannot read {}", path.display()))?,
+                        None => {
+                            blob_id(&mut file, meta.len()).with_context(|| format!("cannot read {}", path.display()))?
+                        }
                     };
                     if store && !odb.exists(oid) {
-                        oid = store_file(&odb, &path)?;
+                        oid = store_file(&odb, &mut file, meta.len(), &path)?;
                     }
                     (kind, oid)
                 };
@@ -665,12 +682,36 @@ fn index_entry(path: String, kind: Kind, id: Oid) -> IndexEntry {
     }
 }
 
-/// Stream a file's raw bytes into the object database as a blob.
-fn store_file(odb: &git2::Odb<'_>, path: &Path) -> Result<Oid> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let size = file.metadata()?.len();
+/// The git blob id of an open file of `size` bytes (SHA-1 of `blob <size>\0` and the bytes), read from its
+/// start; an error when the file changed size while being read.
+fn blob_id(file: &mut std::fs::File, size: u64) -> Result<Oid> {
+    use sha1::Digest;
+    use std::io::{Read, Seek};
+    file.seek(std::io::SeekFrom::Start(0))?;
+    let mut hasher = sha1::Sha1::new();
+    hasher.update(format!("blob {size}\0").as_bytes());
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut read = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        read += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    if read != size {
+        bail!("it changed while being read; take the checkpoint again");
+    }
+    Ok(Oid::from_bytes(&hasher.finalize())?)
+}
+
+/// Stream an open file's raw bytes (`size` of them) into the object database as a blob.
+fn store_file(odb: &git2::Odb<'_>, file: &mut std::fs::File, size: u64, path: &Path) -> Result<Oid> {
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(0))?;
     let mut writer = odb.writer(usize::try_from(size)?, ObjectType::Blob)?;
-    std::io::copy(&mut file, &mut writer).with_context(|| format!("cannot store {}", path.display()))?;
+    std::io::copy(file, &mut writer).with_context(|| format!("cannot store {}", path.display()))?;
     writer.flush()?;
     writer.finalize().with_context(|| {
         format!("cannot store {}; it changed while being read, take the checkpoint again", path.display())
@@ -684,11 +725,6 @@ mod platform {
     use std::path::Path;
 
     use anyhow::{Context, Result};
-
-    pub fn link_target(path: &Path) -> Result<Vec<u8>> {
-        let target = std::fs::read_link(path).with_context(|| format!("cannot read the link {}", path.display()))?;
-        Ok(target.as_os_str().as_bytes().to_vec())
-    }
 
     pub fn symlink(target: &[u8], path: &Path) -> Result<()> {
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
@@ -734,11 +770,6 @@ mod platform {
     use std::path::Path;
 
     use anyhow::{Context, Result, bail};
-
-    pub fn link_target(path: &Path) -> Result<Vec<u8>> {
-        let target = std::fs::read_link(path).with_context(|| format!("cannot read the link {}", path.display()))?;
-        Ok(target.to_string_lossy().replace('\\', "/").into_bytes())
-    }
 
     pub fn symlink(_target: &[u8], path: &Path) -> Result<()> {
         bail!("cannot restore the symbolic link {}: not supported on this platform", path.display())

@@ -2,11 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 
+use super::beneath::{Beneath, Kind, Opened};
 use crate::contract::{ChangeKind, FileChange};
 
 /// Directories never scanned: version control and Obra's own state.
@@ -19,33 +20,39 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Scan `root`. Symbolic links are recorded by their target text, not followed.
+    /// Scan `root`. Symbolic links are recorded by their target text, not followed; FIFOs, sockets and devices
+    /// are skipped with a note in the log. Everything is listed and read beneath the root's descriptor.
     pub fn take(root: &Path) -> Result<Self> {
+        let dir = Beneath::open(root).with_context(|| format!("cannot open {}", root.display()))?;
         let mut files = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel_dir) = stack.pop() {
+            let entries =
+                dir.read_dir(&rel_dir).with_context(|| format!("cannot list {}", root.join(&rel_dir).display()))?;
             for entry in entries {
-                let entry = entry?;
-                let path = entry.path();
-                let kind = entry.file_type()?;
-                let name = entry.file_name();
-                if kind.is_dir() {
-                    if !SKIPPED_DIRS.iter().any(|s| name == *s) {
-                        stack.push(path);
+                let rel_path = rel_dir.join(&entry.name);
+                if entry.kind == Kind::Dir {
+                    if !SKIPPED_DIRS.iter().any(|s| entry.name == *s) {
+                        stack.push(rel_path);
                     }
                     continue;
                 }
-                let rel = path.strip_prefix(root).unwrap_or(&path);
-                let rel = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
-                let entry = if kind.is_symlink() {
-                    let target = std::fs::read_link(&path)?;
-                    let text = target.to_string_lossy();
-                    (text.len() as u64, Sha256::digest(text.as_bytes()).into())
-                } else {
-                    hash_file(&path)?
+                let rel = rel_path.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+                let value = match entry.kind {
+                    Kind::Symlink => {
+                        let target = dir.read_link(&rel_path).with_context(|| format!("cannot read the link {rel}"))?;
+                        let text = target.to_string_lossy();
+                        (text.len() as u64, Sha256::digest(text.as_bytes()).into())
+                    }
+                    _ => match dir.open_file(&rel_path).with_context(|| format!("cannot read {rel}"))? {
+                        Opened::File(file, _) => hash_file(file).with_context(|| format!("cannot read {rel}"))?,
+                        Opened::Other(kind) => {
+                            tracing::warn!("skipped special file {rel} ({})", kind.describe());
+                            continue;
+                        }
+                    },
                 };
-                files.insert(rel, entry);
+                files.insert(rel, value);
             }
         }
         Ok(Self { files })
@@ -62,8 +69,7 @@ impl Snapshot {
     }
 }
 
-fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+fn hash_file(mut file: std::fs::File) -> std::io::Result<(u64, [u8; 32])> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut size = 0u64;
@@ -131,5 +137,19 @@ mod tests {
             ]
         );
         assert_eq!(changes[2].size, Some(4));
+    }
+
+    #[test]
+    fn fifos_are_skipped_and_links_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("a.txt"), "a").unwrap();
+        std::os::unix::fs::symlink(dir.path(), root.join("up")).unwrap();
+        let c = std::ffi::CString::new(root.join("fifo").as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let snapshot = Snapshot::take(&root).unwrap();
+        assert_eq!(snapshot.files.keys().collect::<Vec<_>>(), ["a.txt", "up"]);
     }
 }

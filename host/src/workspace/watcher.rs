@@ -17,6 +17,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use notify::{RecursiveMode, Watcher as _};
 use sha2::{Digest, Sha256};
 
+use super::beneath::{Beneath, Kind, Opened};
 use crate::config::WorkspaceConfig;
 use crate::contract::{ChangeKind, FileChange};
 
@@ -149,6 +150,8 @@ struct Pending {
 /// Tracks the changes made to a workspace tree (see the module documentation).
 pub struct ChangeTracker {
     root: PathBuf,
+    /// The root's directory descriptor: every listing, stat and read goes through it (ADR 0035).
+    dir: Beneath,
     rules: IgnoreRules,
     index: BTreeMap<String, Entry>,
     debounce: Duration,
@@ -174,8 +177,10 @@ impl ChangeTracker {
         let rules = IgnoreRules::load(root, &config.ignore)?;
         let saved = load_index(&root.join(INDEX_FILE));
         let had_index = saved.is_some();
+        let dir = Beneath::open(root).with_context(|| format!("cannot open the workspace {}", root.display()))?;
         let mut tracker = Self {
             root: root.to_path_buf(),
+            dir,
             rules,
             index: saved.unwrap_or_default(),
             dirty: !had_index,
@@ -280,10 +285,10 @@ impl ChangeTracker {
         let mut dirs = Vec::new();
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if entry.file_type().is_ok_and(|t| t.is_dir()) && !self.rules.is_ignored(&path, true) {
+            let Ok(entries) = self.dir.read_dir(&under(&self.root, &dir)) else { continue };
+            for entry in entries {
+                let path = dir.join(&entry.name);
+                if entry.kind == Kind::Dir && !self.rules.is_ignored(&path, true) {
                     dirs.push(path.clone());
                     stack.push(path);
                 }
@@ -341,18 +346,20 @@ impl ChangeTracker {
         }
         let mut candidates = BTreeSet::new();
         for path in paths {
-            if self.rules.is_ignored(&path, path.is_dir()) {
+            // What is there now, seen beneath the root without following links.
+            let is_dir = self.dir.metadata(&under(&self.root, &path)).is_ok_and(|m| m.is_dir());
+            if self.rules.is_ignored(&path, is_dir) {
                 continue;
             }
-            if path.is_dir() {
+            if is_dir {
                 // A directory that appeared or changed: watch it and look at everything in it.
                 let _ = watcher.watch(&path, RecursiveMode::NonRecursive);
                 let mut stack = vec![path];
                 while let Some(dir) = stack.pop() {
-                    let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-                    for entry in entries.flatten() {
-                        let p = entry.path();
-                        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                    let Ok(entries) = self.dir.read_dir(&under(&self.root, &dir)) else { continue };
+                    for entry in entries {
+                        let p = dir.join(&entry.name);
+                        let is_dir = entry.kind == Kind::Dir;
                         if self.rules.is_ignored(&p, is_dir) {
                             continue;
                         }
@@ -366,7 +373,7 @@ impl ChangeTracker {
                 }
                 continue;
             }
-            if !path.exists() {
+            if self.dir.metadata(&under(&self.root, &path)).is_err() {
                 // A deleted directory takes everything indexed below it.
                 let prefix = format!("{}/", relative(&self.root, &path));
                 candidates.extend(
@@ -378,8 +385,8 @@ impl ChangeTracker {
         let mut changes = Vec::new();
         for path in candidates {
             let rel = self.relative(&path);
-            let now = match std::fs::symlink_metadata(&path) {
-                Ok(meta) if !meta.is_dir() => Some(entry_of(&path, &meta, None)?),
+            let now = match self.dir.metadata(&under(&self.root, &path)) {
+                Ok(meta) if !meta.is_dir() => entry_of(&self.dir, &rel, &meta, None)?,
                 _ => None,
             };
             if let Some(change) = self.update(rel, now) {
@@ -397,11 +404,18 @@ impl ChangeTracker {
         let mut changes = Vec::new();
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
-            let entries = std::fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))?;
+            let entries = match self.dir.read_dir(&under(&self.root, &dir)) {
+                Ok(entries) => entries,
+                // Gone, or swapped for a symbolic link, since it was listed: what was in it is reported deleted.
+                Err(e) if dir != self.root => {
+                    tracing::debug!("cannot list {} ({e}); skipping it", dir.display());
+                    continue;
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+            };
             for entry in entries {
-                let entry = entry?;
-                let path = entry.path();
-                let is_dir = entry.file_type()?.is_dir();
+                let path = dir.join(&entry.name);
+                let is_dir = entry.kind == Kind::Dir;
                 if self.rules.is_ignored(&path, is_dir) {
                     continue;
                 }
@@ -410,8 +424,12 @@ impl ChangeTracker {
                     continue;
                 }
                 let rel = self.relative(&path);
-                let meta = std::fs::symlink_metadata(&path)?;
-                let now = entry_of(&path, &meta, self.index.get(&rel))?;
+                if entry.kind.is_special() {
+                    skipped_special(&rel, entry.kind);
+                    continue;
+                }
+                let Ok(meta) = self.dir.metadata(Path::new(&rel)) else { continue };
+                let Some(now) = entry_of(&self.dir, &rel, &meta, self.index.get(&rel))? else { continue };
                 seen.insert(rel.clone());
                 if let Some(change) = self.update(rel, Some(now)) {
                     changes.push(change);
@@ -510,30 +528,50 @@ fn ends_a_write(kind: &notify::EventKind) -> bool {
     !cfg!(target_os = "linux") || matches!(kind, EventKind::Access(AccessKind::Close(AccessMode::Write)))
 }
 
-/// The index entry of a file (a symbolic link: of its target text); the hash is reused from `known` when the
-/// size and modification time are unchanged.
-fn entry_of(path: &Path, meta: &std::fs::Metadata, known: Option<&Entry>) -> Result<Entry> {
+/// Log that a FIFO, socket or device was left out: Obra never opens one (reading a FIFO would block).
+fn skipped_special(rel: &str, kind: Kind) {
+    tracing::warn!("skipped special file {rel} ({})", kind.describe());
+}
+
+/// The index entry of the file `rel` (a symbolic link: of its target text), read beneath the root `dir`; the
+/// hash is reused from `known` when the size and modification time are unchanged. None when it is a special
+/// file (skipped, with a note in the log) or is gone.
+fn entry_of(dir: &Beneath, rel: &str, meta: &std::fs::Metadata, known: Option<&Entry>) -> Result<Option<Entry>> {
+    let kind = Kind::of(meta.file_type());
+    if kind.is_special() {
+        skipped_special(rel, kind);
+        return Ok(None);
+    }
     let mtime_ns = mtime_ns(meta);
     if let Some(k) = known
         && k.size == meta.len()
         && k.mtime_ns == mtime_ns
         && mtime_ns >= 0
     {
-        return Ok(*k);
+        return Ok(Some(*k));
     }
-    let (size, hash) = if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(path)?;
+    let (size, hash) = if kind == Kind::Symlink {
+        let Ok(target) = dir.read_link(Path::new(rel)) else { return Ok(None) };
         let text = target.to_string_lossy();
         (text.len() as u64, Sha256::digest(text.as_bytes()).into())
     } else {
-        hash_file(path)?
+        match dir.open_file(Path::new(rel)) {
+            Ok(Opened::File(file, _)) => hash_file(file).with_context(|| format!("cannot read {rel}"))?,
+            Ok(Opened::Other(kind)) => {
+                if kind.is_special() {
+                    skipped_special(rel, kind);
+                }
+                return Ok(None);
+            }
+            // Gone or replaced by a symbolic link meanwhile: the next event or scan sees what is there.
+            Err(_) => return Ok(None),
+        }
     };
-    Ok(Entry { size, mtime_ns, hash })
+    Ok(Some(Entry { size, mtime_ns, hash }))
 }
 
-fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
+fn hash_file(mut file: std::fs::File) -> std::io::Result<(u64, [u8; 32])> {
     use std::io::Read;
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
     let mut size = 0u64;
@@ -546,6 +584,11 @@ fn hash_file(path: &Path) -> Result<(u64, [u8; 32])> {
         hasher.update(&buf[..n]);
     }
     Ok((size, hasher.finalize().into()))
+}
+
+/// `path` (under `root`) relative to it, for [`Beneath`] ("" for the root itself).
+fn under(root: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(root).unwrap_or(path).to_path_buf()
 }
 
 /// `path` relative to `root`, `/`-separated.
