@@ -388,6 +388,7 @@ impl Engine {
         let current = self.current();
         let agent = &current.plugins.agent;
         let mut agent_config = current.config.agent_config(agent.name());
+        super::gates::allow_commands(&mut agent_config, &super::gates::commands(&current.config.gates));
         let mut turn_limit = turns.filter(|t| sessions::apply_max_turns(&mut agent_config, *t));
         let mut doubled = false;
         let mut config = serde_json::to_string(&agent_config)?;
