@@ -600,7 +600,7 @@ mod tests {
         let shown = display_command("claude", &s(&["-p", &prompt, "--output-format", "stream-json"]));
         assert_eq!(shown, "claude -p <argument: 12.0 KB> --output-format stream-json");
         let edge = "y".repeat(MAX_SHOWN_ARG_BYTES);
-        assert_eq!(display_command("x", &[edge.clone()]), format!("x {edge}"));
+        assert_eq!(display_command("x", std::slice::from_ref(&edge)), format!("x {edge}"));
         let many: Vec<String> = (0..400).map(|i| format!("--flag-{i}")).collect();
         let shown = display_command("x", &many);
         assert!(shown.len() < MAX_SHOWN_COMMAND_BYTES + 40, "{}", shown.len());
