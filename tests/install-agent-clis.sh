@@ -2,6 +2,7 @@
 # Install the pinned agent CLIs that Obra's tests drive, into a project-local prefix.
 #
 #   tests/install-agent-clis.sh            # install (or confirm) the pinned Claude Code, Codex and Aider CLIs
+#                                          # and pytest (the test command the e2e tests' agents run)
 #
 # Prefix: $OBRA_TOOLS_DIR, default <repo>/target/agent-clis. The binary ends up in $PREFIX/bin/claude,
 # where the test kit (tests/support/claude.rs) looks for it. Idempotent: does nothing if the pinned
@@ -81,3 +82,23 @@ case "$aider_reported" in
     *) echo "error: $prefix/bin/aider reports '$aider_reported', expected $AIDER_VERSION" >&2; exit 1 ;;
 esac
 echo "aider: $prefix/bin/aider ($aider_reported)"
+
+# --- pytest (PyPI, in its own virtualenv): the test command the agents run in the e2e tests ---
+pytest_venv="$prefix/pytest-venv"
+pytest_current="$("$pytest_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("pytest"))' 2>/dev/null || true)"
+if [ "$pytest_current" = "$PYTEST_VERSION" ] && [ -x "$pytest_venv/bin/pytest" ]; then
+    echo "pytest $PYTEST_VERSION already installed"
+else
+    command -v python3 >/dev/null 2>&1 || { echo "error: python3 not found; install Python 3.9+" >&2; exit 1; }
+    echo "installing $PYTEST_PACKAGE==$PYTEST_VERSION into $pytest_venv (found: ${pytest_current:-none})"
+    rm -rf "$pytest_venv"
+    python3 -m venv "$pytest_venv"
+    "$pytest_venv/bin/pip" install --quiet --disable-pip-version-check "$PYTEST_PACKAGE==$PYTEST_VERSION"
+fi
+ln -sf "$pytest_venv/bin/pytest" "$prefix/bin/pytest"
+pytest_reported="$("$prefix/bin/pytest" --version 2>&1 </dev/null | head -n1 || true)"
+case "$pytest_reported" in
+    *"$PYTEST_VERSION"*) ;;
+    *) echo "error: $prefix/bin/pytest reports '$pytest_reported', expected $PYTEST_VERSION" >&2; exit 1 ;;
+esac
+echo "pytest: $prefix/bin/pytest ($pytest_reported)"

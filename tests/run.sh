@@ -5,12 +5,12 @@
 #
 # What it sets up, on a fresh clone:
 #   - the wasm32-wasip2 target (rustup target add) for the built-in plugins;
-#   - the pinned agent CLIs (claude, codex, aider) into target/agent-clis (tests/install-agent-clis.sh);
+#   - the pinned agent CLIs (claude, codex, aider) and pytest into target/agent-clis (tests/install-agent-clis.sh);
 #   - a throwaway PostgreSQL server on 127.0.0.1 (stopped when this script ends), unless
 #     OBRA_TEST_POSTGRES_URL names one; it needs PostgreSQL's binaries (apt-get install postgresql);
 #   - sshd must be installed (apt-get install openssh-server); the tests start their own on 127.0.0.1.
 # A missing system package fails here with the command that installs it. The only way to go without a
-# component is to say so: OBRA_TEST_SKIP=claude,codex,aider,sshd,postgres,tmpfs,namespaces (or all); the
+# component is to say so: OBRA_TEST_SKIP=claude,codex,aider,pytest,sshd,postgres,tmpfs,namespaces (or all); the
 # tests that needed it are skipped and listed at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +31,7 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 # The pinned agent CLIs.
-if skip claude && skip codex && skip aider; then
+if skip claude && skip codex && skip aider && skip pytest; then
     note "agent CLIs: skipped (OBRA_TEST_SKIP)"
 else
     note "agent CLIs (pinned, into ${OBRA_TOOLS_DIR:-target/agent-clis})"

@@ -258,4 +258,113 @@ fn after_a_refused_edit_the_retry_reads_then_edits_and_the_task_completes_unveri
     assert_eq!(report["report"]["tasks"]["unverified"], json!([id]));
     let shown_text = project.obra(&["task", "show", &id.to_string()]);
     assert!(String::from_utf8_lossy(&shown_text.stdout).contains("completed, unverified"), "{}", text(&shown_text));
+
+/// A Python project whose test imports `calc.add` from a `calc.py` that does not exist yet. Its conftest
+/// records the command line of every ancestor of each pytest run (`.argv/<pid>`), so a test can see what `ps`
+/// showed of the agent that started it.
+fn python_project(root: &std::path::Path) {
+    std::fs::write(root.join("test_calc.py"), "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
+        .unwrap();
+    std::fs::write(
+        root.join("conftest.py"),
+        r#"import os
+
+os.makedirs(".argv", exist_ok=True)
+pid, lines = os.getpid(), []
+while pid > 1:
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        lines.append(f.read().replace(b"\0", b" ").decode("utf-8", "replace"))
+    with open(f"/proc/{pid}/stat") as f:
+        pid = int(f.read().rsplit(")", 1)[1].split()[1])
+with open(f".argv/{os.getpid()}", "w") as f:
+    f.write("\n".join(lines))
+"#,
+    )
+    .unwrap();
+    std::fs::write(root.join(".gitignore"), ".argv/\n__pycache__/\n.pytest_cache/\n").unwrap();
+}
+
+/// The strings in the first user message the model received (the prompt, as the CLI sent it).
+fn first_user_texts(request: &obra_testkit::RecordedRequest) -> Vec<String> {
+    match request.pointer("/messages/0/content") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(blocks)) => blocks.iter().filter_map(|b| b["text"].as_str().map(str::to_string)).collect(),
+        other => panic!("no first user message: {other:?}"),
+    }
+}
+
+#[test]
+fn the_agent_runs_the_configured_pytest_command_through_bash_and_the_task_proceeds() {
+    let Some(pytest) = obra_testkit::require_pytest() else { return };
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::write_file("calc.py", "def add(a, b):\n    return a + b\n"),
+        AnthropicReply::bash("python3 -m pytest -q"),
+        AnthropicReply::text("Created calc.py with add(); `python3 -m pytest -q` passes (1 passed)."),
+    ]);
+    let ollama = FakeOllama::start([opinion(0.93, "calc.add exists and the test passes")]);
+    let Some((mut project, env)) = setup(&anthropic, &ollama, "python3 -m pytest -q", "") else {
+        return;
+    };
+    // `python3` first on PATH is the pinned pytest's venv interpreter, for the agent and the gate alike.
+    let venv_bin = std::fs::canonicalize(&pytest).unwrap().parent().unwrap().to_path_buf();
+    let claude_bin = env.bin().parent().unwrap().display().to_string();
+    let system = env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    project.set_env("PATH", &format!("{}:{claude_bin}:{system}", venv_bin.display()));
+    python_project(project.path());
+    let marker = "PROMPT-MARKER-b7e1";
+    let id =
+        project.create_task("Add calc.add", &format!("Create calc.py with add(a, b) so test_calc.py passes. {marker}"));
+
+    let out = project.obra(&["task", "execute", &id.to_string(), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let outcome: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["status"], "completed", "{}", text(&out));
+
+    let shown = show(&project, id);
+    let first = &shown["interactions"][0];
+    assert_eq!(first["interaction"]["outcome"], "success", "no permission denial: {first}");
+    assert_eq!(first["decision"]["action"], "proceed");
+    assert!(first["gates"].as_array().unwrap().iter().all(|g| g["passed"] == true), "{first}");
+
+    // The CLI really ran pytest through its Bash tool: the tool result the model saw says so.
+    let requests = anthropic.message_requests();
+    assert_eq!(requests.len(), 3, "one request per model turn");
+    let after_bash = requests[2].all_text();
+    assert!(after_bash.contains("1 passed"), "{after_bash}");
+    assert!(!after_bash.contains("requested permissions") && !after_bash.contains("haven't granted"), "{after_bash}");
+
+    // The prompt named the command and reached the model byte-identical, through stdin ...
+    let prompt = first["interaction"]["prompt"].as_str().unwrap();
+    assert!(prompt.contains("- tests: `python3 -m pytest -q`"), "{prompt}");
+    assert!(first_user_texts(&requests[0]).iter().any(|t| t == prompt), "the model got the stored prompt as it is");
+    // ... and never into an argv: every ancestor of the agent's pytest run (claude among them) is free of it.
+    let mut saw_claude = false;
+    for entry in std::fs::read_dir(project.path().join(".argv")).unwrap() {
+        let ancestors = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        saw_claude |= ancestors.contains("stream-json");
+        assert!(!ancestors.contains(marker) && !ancestors.contains("<METADATA>"), "{ancestors}");
+    }
+    assert!(saw_claude, "the agent's own pytest run recorded claude's command line");
+}
+
+#[test]
+fn a_command_outside_the_allowed_set_is_still_refused_and_reported_as_a_permission_denial() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::bash("python3 -c 'open(\"pwned.txt\", \"w\").write(\"x\")'"),
+        AnthropicReply::text("I could not run it."),
+        AnthropicReply::bash("python3 -c 'open(\"pwned.txt\", \"w\").write(\"x\")'"),
+        AnthropicReply::text("I could not run it."),
+    ]);
+    let ollama = FakeOllama::start([]);
+    let Some((project, _env)) = setup(&anthropic, &ollama, "test -f ok.txt", "") else {
+        return;
+    };
+    let id = project.create_task("Try", "Run a python one-liner");
+    let out = project.obra(&["task", "execute", &id.to_string(), "--json"]);
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!project.path().join("pwned.txt").exists(), "the command did not run");
+    let shown = show(&project, id);
+    let first = &shown["interactions"][0]["interaction"];
+    assert_eq!(first["outcome"], "permission-denied", "{first}");
+    assert!(first["summary"].as_str().unwrap_or("").contains("Bash"), "{first}");
 }

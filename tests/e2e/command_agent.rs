@@ -21,6 +21,7 @@ fn with_script_agent(project: &mut Project) -> std::path::PathBuf {
 n=$(cat {log}/.n 2>/dev/null || echo 0); echo $((n+1)) > {log}/.n
 i=0
 for a in "$@"; do printf '%s' "$a" > {log}/call-$n-arg-$i; i=$((i+1)); done
+cat /proc/$$/cmdline > {log}/call-$n-cmdline
 if [ ! -t 0 ]; then cat > {log}/call-$n-stdin; fi
 case "$1" in --version) echo "my-agent 1.2.3"; exit 0;; esac
 printf 'hello from my-agent\n' > hello.txt
@@ -104,6 +105,24 @@ fn the_prompt_arrives_byte_identical_as_an_argument_on_stdin_or_in_a_file() {
         assert_eq!(i["outcome"], "success");
         assert!(i["summary"].as_str().unwrap().ends_with("Wrote hello.txt"), "{i}");
     }
+}
+
+#[test]
+fn by_default_the_prompt_goes_to_stdin_and_never_into_the_agents_argv() {
+    let mut project = Project::new();
+    let log = with_script_agent(&mut project);
+    // Only the program: the default args ([]) and prompt_via (null: stdin when no argument holds {prompt}).
+    project.write_config(&config("", ""));
+    let id = project.create_task("Hostile", HOSTILE);
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(read(&log.join("call-0-stdin")).contains(HOSTILE), "the prompt arrived whole on stdin");
+    // What `ps` and every user of the machine see: the running agent's own /proc/<pid>/cmdline.
+    let cmdline = std::fs::read(log.join("call-0-cmdline")).unwrap();
+    let argv: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    assert!(argv.iter().any(|a| a.ends_with("my-agent")), "{argv:?}");
+    assert!(!argv.iter().any(|a| a.contains("Write hello.txt") || a.contains("METADATA")), "{argv:?}");
+    assert!(!log.join("call-0-arg-0").exists(), "no arguments at all");
 }
 
 #[test]

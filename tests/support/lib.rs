@@ -9,6 +9,7 @@
 //! - [`fake_responses`]: the OpenAI Responses API (`/v1/responses`, SSE), for the Codex CLI;
 //! - [`postgres`]: a throwaway PostgreSQL database per test, from `OBRA_TEST_POSTGRES_URL`;
 //! - [`sshd`]: a real OpenSSH server on 127.0.0.1 with throwaway keys, for the SSH transport;
+//! - [`pytest`]: find the pinned pytest, the test command the agents run in the e2e tests;
 //! - [`fuzz`]: a deterministic mutation fuzzer for parsers, on the stable toolchain;
 //! - [`requirements`]: a missing component fails the test, unless `OBRA_TEST_SKIP` opts out of it.
 //!
@@ -25,6 +26,7 @@ pub mod fake_openai_chat;
 pub mod fake_responses;
 pub mod fuzz;
 pub mod postgres;
+pub mod pytest;
 pub mod requirements;
 mod server;
 pub mod sshd;
@@ -35,5 +37,6 @@ pub use fake_anthropic::{AnthropicReply, ContentBlock, FakeAnthropic};
 pub use fake_ollama::{FakeOllama, OllamaModel, OllamaReply};
 pub use fake_openai_chat::{ChatReply, FakeOpenAiChat};
 pub use fake_responses::{FakeResponses, ResponsesReply};
+pub use pytest::require_pytest;
 pub use server::RecordedRequest;
 pub use sshd::{Sshd, SshdKeys, require_sshd};

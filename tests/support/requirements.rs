@@ -3,13 +3,13 @@
 //! A test that needs a real component (an agent CLI, `sshd`, PostgreSQL, a tmpfs mount, kernel namespaces)
 //! fails when it is missing, with the command that installs it. `bash tests/run.sh` (the README's test
 //! command) installs or starts all of them first. The only way to skip is to say so: `OBRA_TEST_SKIP` lists
-//! the components to go without (`claude,codex,aider,sshd,postgres,tmpfs,namespaces`, or `all`); each skip is appended to
+//! the components to go without (`claude,codex,aider,pytest,sshd,postgres,tmpfs,namespaces`, or `all`); each skip is appended to
 //! `OBRA_TEST_SKIP_LOG`, which `tests/run.sh` prints at the end.
 
 use std::io::Write;
 
 /// The components `OBRA_TEST_SKIP` may name.
-pub const COMPONENTS: [&str; 7] = ["claude", "codex", "aider", "sshd", "postgres", "tmpfs", "namespaces"];
+pub const COMPONENTS: [&str; 8] = ["claude", "codex", "aider", "pytest", "sshd", "postgres", "tmpfs", "namespaces"];
 
 /// Whether the user opted out of tests needing `component`.
 pub fn opted_out(component: &str) -> bool {

@@ -115,3 +115,73 @@ async fn runs_from_inside_a_tokio_runtime() {
     assert_eq!(result["type"], "result");
     assert_eq!(result["result"], "hello from tokio");
 }
+
+/// How `--allowedTools "Bash(<prefix>:*)"` entries match what the Bash tool runs (claude 2.1.197, acceptEdits),
+/// the facts behind the claude-code plugin's `allow_gate_commands` (ADR 32). Commands that acceptEdits allows
+/// anyway (read-only ones such as `true`, or `cd`, `rm`, `mkdir` in the workspace) are not used here.
+#[test]
+fn allowed_tools_bash_prefixes_match_whole_words_and_every_part_of_a_compound_command() {
+    let Some(cli) = cli_or_skip("allowed_tools_bash_prefixes_match_whole_words_and_every_part_of_a_compound_command")
+    else {
+        return;
+    };
+    let cases: &[(&[&str], &str, bool)] = &[
+        (&["Bash(pytest:*)"], "pytest -q tests/", true),
+        (&["Bash(pytest:*)"], "pytest", true),
+        (&["Bash(pytest:*)"], "pytestx", false),
+        (&["Bash(pytest:*)"], "python3 -c 'print(1)'", false),
+        (&["Bash(pytest:*)"], "pytest && python3 -c 'print(1)'", false),
+        (&["Bash(pytest:*)"], "pytest | python3 -c 'print(1)'", false),
+        (&["Bash(pytest:*)"], "pytest -q 2>&1 > out.txt", true),
+        (&["Bash(pytest:*)"], "cd sub && pytest", true),
+        (&["Bash(pytest:*)"], "pytest $(python3 -c 'print(1)')", false),
+        (&["Bash(pytest:*)"], "PYTHONPATH=. pytest", false),
+        (&["Bash(python3 -m pytest:*)"], "python3 -m pytest -x -q", true),
+        (&["Bash(python3 -m pytest:*)"], "python3 -c 'print(1)'", false),
+        (&["Bash(python3 -m pytest -x -q:*)"], "python3 -m pytest -q", false),
+        (&["Read", "Bash(ruff check .:*)", "Bash(pytest:*)"], "pytest", true),
+        (&[], "pytest", false),
+    ];
+    for (allowed, command, runs) in cases {
+        let fake = FakeAnthropic::start([AnthropicReply::bash(*command), AnthropicReply::text("done")]);
+        let env = cli.env(&fake.base_url());
+        std::fs::create_dir_all(env.workdir().join("sub")).unwrap();
+        let mut extra = vec!["--permission-mode", "acceptEdits"];
+        for tool in *allowed {
+            extra.extend(["--allowedTools", tool]);
+        }
+        let out = env.run_print("Run the command", &extra);
+        assert_eq!(out.exit_code, Some(0), "{command}: {}", out.stderr);
+        let result = out.result().expect("a result event");
+        let denied = result["permission_denials"].as_array().map_or(0, Vec::len);
+        assert_eq!(denied == 0, *runs, "{allowed:?} and `{command}`: {result}");
+    }
+}
+
+#[test]
+fn the_prompt_on_stdin_reaches_the_model_byte_identical() {
+    let Some(cli) = cli_or_skip("the_prompt_on_stdin_reaches_the_model_byte_identical") else {
+        return;
+    };
+    let fake = FakeAnthropic::start([AnthropicReply::text("ok")]);
+    let env = cli.env(&fake.base_url());
+    let prompt = "<METADATA>\n{\"a\": 1}\n</METADATA>\n\n  Indented line, unicode é✓, $(no) `shell`\n\ttab\n";
+    let mut child = env
+        .command()
+        .args(["-p", "--output-format", "stream-json", "--verbose"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), prompt.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let requests = fake.message_requests();
+    let sent = requests[0].pointer("/messages/0/content").unwrap();
+    let texts: Vec<&str> = match sent {
+        Value::String(s) => vec![s.as_str()],
+        Value::Array(blocks) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
+        _ => vec![],
+    };
+    assert!(texts.contains(&prompt), "{sent}");
+}

@@ -354,6 +354,7 @@ impl Engine {
             *self.token_estimator.get_or_try_init(|| learn_estimator(&self.state, project.id, &config)).await?;
         let gathered = gather(&self.state, project, task, estimator).await?;
         let empty = PromptContext::default();
+        let checks = super::gates::commands(&self.current().config.gates);
         let mut input = TaskPromptInput {
             project,
             task,
@@ -362,6 +363,7 @@ impl Engine {
             feedback: &[],
             human_feedback,
             context: &empty,
+            checks: &checks,
         };
         let base = prompts.task_prompt(&input)?;
         let ctx = fit(&gathered, feedback, gathered.estimator.tokens(&base), config.max_tokens as usize);

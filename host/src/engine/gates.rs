@@ -3,8 +3,13 @@
 //! The gate is recorded under its display name (`gates[].name`, default the plugin name). A check that runs
 //! past the gate's `timeout_secs` is stopped by the plugin runtime; it is recorded as failed with a finding
 //! that says so and names the key that raises the limit, and the loop goes on.
+//!
+//! [`commands`] lists the commands the enabled gates run (the `tests` gate's, a lint gate's), which the prompt
+//! names and the agent is allowed to run too ([`allow_commands`], ADR 32).
 
 use std::time::Duration;
+
+use serde::Serialize;
 
 use crate::config::GateConfig;
 use crate::contract::{Finding, GateResult, PluginError, Severity};
@@ -61,6 +66,53 @@ pub(crate) fn record(
     }
 }
 
+/// A command an enabled gate runs in the workspace: what the agent is told to check its work with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GateCommand {
+    /// The gate's display name (`tests`, `lint`, ...).
+    pub name: String,
+    /// The command line, as the gate runs it with `sh -c`.
+    pub command: String,
+    /// The directory it runs in, relative to the workspace root; `None` for the root.
+    pub cwd: Option<String>,
+}
+
+/// The commands of the enabled gates, in gate order: every enabled gate whose config has a non-empty string
+/// `command` (the built-in `tests` gate and its `lint` instances; a third-party gate that runs a command the
+/// same way). Duplicates are kept once.
+pub fn commands(gates: &[GateConfig]) -> Vec<GateCommand> {
+    let mut out: Vec<GateCommand> = Vec::new();
+    for gate in gates.iter().filter(|g| g.enabled) {
+        let Some(command) = gate.config.get("command").and_then(serde_json::Value::as_str).map(str::trim) else {
+            continue;
+        };
+        if command.is_empty() || out.iter().any(|c| c.command == command) {
+            continue;
+        }
+        let cwd = gate.config.get("cwd").and_then(serde_json::Value::as_str).map(str::trim);
+        out.push(GateCommand {
+            name: gate.display_name().to_string(),
+            command: command.to_string(),
+            cwd: cwd.filter(|c| !c.is_empty() && *c != ".").map(str::to_string),
+        });
+    }
+    out
+}
+
+/// Give the agent's config the gates' commands as `gate_commands` when it asks for them
+/// (`allow_gate_commands: true`, as the claude-code agent's default config does); returns whether it did.
+/// Other agents' configs are left alone, so a plugin that does not know the key never sees it.
+pub fn allow_commands(agent_config: &mut serde_json::Value, commands: &[GateCommand]) -> bool {
+    match agent_config.as_object_mut() {
+        Some(map) if map.get("allow_gate_commands") == Some(&serde_json::Value::Bool(true)) => {
+            let list: Vec<&str> = commands.iter().map(|c| c.command.as_str()).collect();
+            map.insert("gate_commands".into(), serde_json::json!(list));
+            true
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +162,38 @@ mod tests {
         let err = PluginError::Timeout("ceiling".into());
         let r = record(2, &gate("tests", "lint"), Err(err), Duration::from_secs(60), Duration::from_secs(5));
         assert!(r.findings.is_empty() && r.summary.contains("could not run"), "{}", r.summary);
+    }
+
+    fn with_command(plugin: &str, name: &str, enabled: bool, config: serde_json::Value) -> GateConfig {
+        GateConfig { enabled, config, ..gate(plugin, name) }
+    }
+
+    #[test]
+    fn the_enabled_gates_with_a_command_are_the_commands_the_agent_may_run() {
+        let gates = [
+            gate("response-format", ""),
+            with_command("tests", "", true, serde_json::json!({"command": " python3 -m pytest -q ", "cwd": "."})),
+            with_command("tests", "lint", true, serde_json::json!({"command": "ruff check .", "cwd": "src"})),
+            with_command("tests", "off", false, serde_json::json!({"command": "make slow"})),
+            with_command("tests", "again", true, serde_json::json!({"command": "ruff check ."})),
+            with_command("tests", "blank", true, serde_json::json!({"command": ""})),
+        ];
+        let found = commands(&gates);
+        assert_eq!(
+            found,
+            [
+                GateCommand { name: "tests".into(), command: "python3 -m pytest -q".into(), cwd: None },
+                GateCommand { name: "lint".into(), command: "ruff check .".into(), cwd: Some("src".into()) },
+            ]
+        );
+
+        let mut claude = serde_json::json!({"permission_mode": "acceptEdits", "allow_gate_commands": true});
+        assert!(allow_commands(&mut claude, &found));
+        assert_eq!(claude["gate_commands"], serde_json::json!(["python3 -m pytest -q", "ruff check ."]));
+        for mut other in [serde_json::json!({"model": "x"}), serde_json::json!({"allow_gate_commands": false})] {
+            let before = other.clone();
+            assert!(!allow_commands(&mut other, &found));
+            assert_eq!(other, before, "a config that does not ask is left alone");
+        }
     }
 }

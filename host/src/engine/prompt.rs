@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::context::PromptContext;
+use super::gates::GateCommand;
 use super::prompt_rules::{PromptRules, PromptType};
 use crate::contract::FileChange;
 use crate::state::{GateRecord, Project, Task};
@@ -67,6 +68,8 @@ pub struct TaskPromptInput<'a> {
     pub human_feedback: Option<&'a str>,
     /// History, dependencies, project and milestone, selected to fit the token budget.
     pub context: &'a PromptContext,
+    /// The commands the enabled gates run (tests, lint), which the agent is told to check its work with.
+    pub checks: &'a [GateCommand],
 }
 
 /// What the validation prompt (the LLM's opinion) is made of.
@@ -225,6 +228,7 @@ impl PromptRenderer {
             feedback: &strings,
             human_feedback: Some("a human's note"),
             context: &context,
+            checks: &[GateCommand { name: "tests".into(), command: "make test".into(), cwd: Some("sub".into()) }],
         })?;
         let validation = ValidationPromptInput {
             task: &task,
@@ -300,6 +304,7 @@ impl PromptRenderer {
                 "summary": "end with a short summary of the changes",
                 "tests": "leave the project's tests passing",
             },
+            "checks": input.checks,
         });
         let vars = json!({
             "project": input.project,
@@ -309,6 +314,7 @@ impl PromptRenderer {
             "feedback": input.feedback,
             "human_feedback": input.human_feedback,
             "context": input.context,
+            "checks": input.checks,
         });
         self.render(PromptType::TaskExecution, metadata, vars)
     }
@@ -506,7 +512,16 @@ mod tests {
         feedback: &'a [String],
         context: &'a PromptContext,
     ) -> TaskPromptInput<'a> {
-        TaskPromptInput { project, task, iteration: 2, max_iterations: 3, feedback, human_feedback: None, context }
+        TaskPromptInput {
+            project,
+            task,
+            iteration: 2,
+            max_iterations: 3,
+            feedback,
+            human_feedback: None,
+            context,
+            checks: &[],
+        }
     }
 
     #[test]
@@ -525,6 +540,30 @@ mod tests {
         assert!(text.contains("[critical] Never write credentials"), "{text}");
         assert!(text.contains("attempt 2 of 3"));
         assert!(text.contains("- tests failed: expected hello"));
+    }
+
+    #[test]
+    fn the_prompt_names_the_gates_commands_and_asks_for_no_tests_when_there_are_none() {
+        let r = PromptRenderer::new();
+        let ctx = PromptContext::default();
+        let (p, t) = (project(), task());
+        let checks = [
+            GateCommand { name: "tests".into(), command: "python3 -m pytest -x -q".into(), cwd: None },
+            GateCommand { name: "lint".into(), command: "ruff check .".into(), cwd: Some("src".into()) },
+        ];
+        let mut input = task_input(&p, &t, &[], &ctx);
+        input.checks = &checks;
+        let text = r.task_prompt(&input).unwrap();
+        assert!(text.contains("check them with the project's commands below"), "{text}");
+        assert!(text.contains("- tests: `python3 -m pytest -x -q`\n"), "{text}");
+        assert!(text.contains("- lint: `ruff check .` (in `src/`)\n"), "{text}");
+        assert_eq!(metadata(&text)["checks"][0]["command"], "python3 -m pytest -x -q");
+
+        input.checks = &[];
+        let text = r.task_prompt(&input).unwrap();
+        let instruction = text.split("<INSTRUCTION>").nth(1).unwrap();
+        assert!(!instruction.contains("check them") && !instruction.contains("run them"), "none asked: {instruction}");
+        assert!(text.contains("Make the changes the task needs, and\nfinish with a short summary"), "{text}");
     }
 
     #[test]

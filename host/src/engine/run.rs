@@ -456,6 +456,7 @@ impl Engine {
         let detection = current.sandbox.as_ref().filter(|s| s.needs_detection(current.transport.is_some()));
         let before = detection.map(|s| Fingerprint::take(&s.protected));
         let mut agent_config = current.config.agent_config(agent.name());
+        super::gates::allow_commands(&mut agent_config, &super::gates::commands(&current.config.gates));
         let mut turn_limit = turns.filter(|t| sessions::apply_max_turns(&mut agent_config, *t));
         let mut doubled = false;
         let mut config = serde_json::to_string(&agent_config)?;

@@ -149,9 +149,40 @@ fn shell_quote(arg: &str) -> String {
     if plain { arg.to_string() } else { format!("'{}'", arg.replace('\'', r"'\''")) }
 }
 
-/// A command line for messages: `sh -c 'echo pwned'`.
+/// An argument longer than this many bytes is shown by its size only (a prompt, a script, a document).
+pub const MAX_SHOWN_ARG_BYTES: usize = 200;
+
+/// A command line for messages is cut after this many bytes, naming how many arguments were left out.
+pub const MAX_SHOWN_COMMAND_BYTES: usize = 1000;
+
+/// A command line for messages and logs: `sh -c 'echo pwned'`, bounded so that no message quotes a prompt or
+/// any other long argument: an argument over [`MAX_SHOWN_ARG_BYTES`] shows as `<argument: 12.3 KB>`, and the
+/// whole line stops near [`MAX_SHOWN_COMMAND_BYTES`] with `... (N more arguments)`.
 pub fn display_command(program: &str, args: &[String]) -> String {
-    std::iter::once(program).chain(args.iter().map(String::as_str)).map(shell_quote).collect::<Vec<_>>().join(" ")
+    let mut line = shell_quote(program);
+    for (i, arg) in args.iter().enumerate() {
+        if line.len() >= MAX_SHOWN_COMMAND_BYTES {
+            let more = args.len() - i;
+            line.push_str(&format!(" ... ({more} more argument{})", if more == 1 { "" } else { "s" }));
+            break;
+        }
+        line.push(' ');
+        if arg.len() > MAX_SHOWN_ARG_BYTES {
+            line.push_str(&format!("<argument: {}>", human_size(arg.len())));
+        } else {
+            line.push_str(&shell_quote(arg));
+        }
+    }
+    line
+}
+
+/// `345 B`, `12.3 KB`, `4.5 MB` (powers of 1000, as `ls -h --si`).
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        0..1000 => format!("{bytes} B"),
+        1000..1_000_000 => format!("{:.1} KB", bytes as f64 / 1e3),
+        _ => format!("{:.1} MB", bytes as f64 / 1e6),
+    }
 }
 
 /// A command pattern as a TOML inline table, for manifest hints.
@@ -561,6 +592,21 @@ mod tests {
     fn commands_are_displayed_shell_quoted() {
         assert_eq!(display_command("sh", &s(&["-c", "echo 'hi'"])), r#"sh -c 'echo '\''hi'\'''"#);
         assert_eq!(display_command("git", &s(&["status", ""])), "git status ''");
+    }
+
+    #[test]
+    fn long_arguments_are_shown_by_their_size_and_long_command_lines_are_cut() {
+        let prompt = format!("<METADATA>\n{}\n</METADATA>", "secret line\n".repeat(1000));
+        let shown = display_command("claude", &s(&["-p", &prompt, "--output-format", "stream-json"]));
+        assert_eq!(shown, "claude -p <argument: 12.0 KB> --output-format stream-json");
+        let edge = "y".repeat(MAX_SHOWN_ARG_BYTES);
+        assert_eq!(display_command("x", std::slice::from_ref(&edge)), format!("x {edge}"));
+        let many: Vec<String> = (0..400).map(|i| format!("--flag-{i}")).collect();
+        let shown = display_command("x", &many);
+        assert!(shown.len() < MAX_SHOWN_COMMAND_BYTES + 40, "{}", shown.len());
+        assert!(shown.ends_with(" more arguments)") && shown.starts_with("x --flag-0 --flag-1 "), "{shown}");
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(4_500_000), "4.5 MB");
     }
 
     #[test]

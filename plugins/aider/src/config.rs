@@ -5,10 +5,6 @@ use std::collections::BTreeMap;
 use obra_plugin_sdk::PluginError;
 use serde::Deserialize;
 
-/// Prompts longer than this many bytes go to the CLI's standard input (`--message-file /dev/stdin`) instead
-/// of its argument list (Linux refuses a single argument of 128 KiB or more).
-pub const MAX_PROMPT_ARG_BYTES: usize = 100_000;
-
 /// Edit formats aider 0.86 knows (`aider --help`, `--edit-format`): anything else is refused before starting.
 const EDIT_FORMATS: [&str; 8] = ["whole", "diff", "diff-fenced", "udiff", "udiff-simple", "patch", "architect", "ask"];
 
@@ -82,8 +78,9 @@ impl Config {
 pub struct Invocation {
     /// Arguments after the program name.
     pub args: Vec<String>,
-    /// Standard input: the prompt when it is too long for an argument.
-    pub stdin: Option<String>,
+    /// Standard input: the prompt, which aider reads through `--message-file=/dev/stdin` (never on the command
+    /// line, where every user of the machine could read it, and never in a file).
+    pub stdin: String,
     /// Environment variables: the plugin's defaults, overridden by the config's `env`.
     pub env: Vec<(String, String)>,
 }
@@ -113,18 +110,11 @@ pub const FIXED_FLAGS: [&str; 18] = [
     "--llm-history-file=/dev/null",
 ];
 
-/// Build the invocation: `--message <prompt> <FIXED_FLAGS> --map-tokens N --[no-]stream [--model M]
+/// Build the invocation: `--message-file=/dev/stdin <FIXED_FLAGS> --map-tokens N --[no-]stream [--model M]
 /// [--edit-format F] [--file F]... [--read R]... <extra_args>`.
 pub fn invocation(cfg: &Config, prompt: &str) -> Invocation {
-    let mut args = Vec::new();
-    let stdin = if prompt.len() > MAX_PROMPT_ARG_BYTES {
-        args.push("--message-file=/dev/stdin".to_string());
-        Some(prompt.to_string())
-    } else {
-        args.push("--message".to_string());
-        args.push(prompt.to_string());
-        None
-    };
+    let mut args = vec!["--message-file=/dev/stdin".to_string()];
+    let stdin = prompt.to_string();
     args.extend(FIXED_FLAGS.iter().map(|s| s.to_string()));
     args.push("--map-tokens".into());
     args.push(cfg.map_tokens.to_string());
@@ -169,11 +159,11 @@ mod tests {
     fn empty_config_gives_the_minimal_command_line() {
         let cfg = Config::parse("").unwrap();
         let inv = invocation(&cfg, "fix it");
-        let mut expected = vec!["--message".to_string(), "fix it".to_string()];
+        let mut expected = vec!["--message-file=/dev/stdin".to_string()];
         expected.extend(fixed());
         expected.extend(["--map-tokens", "0", "--no-stream"].map(String::from));
         assert_eq!(inv.args, expected);
-        assert_eq!(inv.stdin, None);
+        assert_eq!(inv.stdin, "fix it");
         assert!(inv.env.contains(&("COLUMNS".into(), "4096".into())));
         assert!(inv.env.contains(&("PYTHONUNBUFFERED".into(), "1".into())));
     }
@@ -187,7 +177,7 @@ mod tests {
         )
         .unwrap();
         let inv = invocation(&cfg, "p");
-        let tail: Vec<&str> = inv.args[2 + FIXED_FLAGS.len()..].iter().map(String::as_str).collect();
+        let tail: Vec<&str> = inv.args[1 + FIXED_FLAGS.len()..].iter().map(String::as_str).collect();
         assert_eq!(
             tail,
             [
@@ -214,12 +204,14 @@ mod tests {
     }
 
     #[test]
-    fn huge_prompts_go_to_stdin() {
-        let prompt = "x".repeat(MAX_PROMPT_ARG_BYTES + 1);
-        let inv = invocation(&Config::default(), &prompt);
-        assert_eq!(inv.args[0], "--message-file=/dev/stdin");
-        assert_eq!(inv.args[1], FIXED_FLAGS[0]);
-        assert_eq!(inv.stdin.as_deref(), Some(prompt.as_str()));
+    fn every_prompt_goes_to_stdin_never_to_the_command_line() {
+        for prompt in ["short".to_string(), "x".repeat(200_000)] {
+            let inv = invocation(&Config::default(), &prompt);
+            assert_eq!(inv.args[0], "--message-file=/dev/stdin");
+            assert_eq!(inv.args[1], FIXED_FLAGS[0]);
+            assert!(!inv.args.contains(&prompt));
+            assert_eq!(inv.stdin, prompt);
+        }
     }
 
     #[test]

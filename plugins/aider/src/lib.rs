@@ -1,7 +1,7 @@
 //! `aider`: an Obra agent plugin that runs Aider headless and normalises its outcome.
 //!
-//! `run` starts `aider --message <prompt> <fixed flags> [options]` in the workspace with stdin from /dev/null
-//! (prompts over 100 KB go through `--message-file=/dev/stdin`), under the request's time limit, reports
+//! `run` starts `aider --message-file=/dev/stdin <fixed flags> [options]` in the workspace with the prompt on
+//! standard input (never on the command line, where `ps` shows it to every user), under the request's time limit, reports
 //! each applied edit, API error and retry as live progress, stops aider once it would retry an API error
 //! more than `api_retries` times (Obra's retry policy decides instead), and turns its plain-text output into
 //! a `run-result` (see [`output`]). Aider keeps no resumable session, so `supports_resume` is false. `health`
@@ -36,7 +36,7 @@ impl Agent for Aider {
         AgentInfo {
             name: "aider".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Runs Aider headless (aider --message) and normalises its outcome".into(),
+            description: "Runs Aider headless (aider --message-file=/dev/stdin) and normalises its outcome".into(),
             supports_resume: false,
         }
     }
@@ -67,9 +67,7 @@ impl Agent for Aider {
         let cfg = Config::parse(&request.config)?;
         let inv = config::invocation(&cfg, &request.prompt);
         let mut cmd = process::command("aider").args(inv.args).timeout_ms(request.timeout_ms);
-        if let Some(stdin) = inv.stdin {
-            cmd = cmd.stdin(stdin);
-        }
+        cmd = cmd.stdin(inv.stdin);
         for (k, v) in &inv.env {
             cmd = cmd.env(k, v);
         }

@@ -5,10 +5,6 @@ use std::collections::BTreeMap;
 use obra_plugin_sdk::PluginError;
 use serde::Deserialize;
 
-/// Prompts longer than this many bytes go to the CLI's standard input instead of its argument list (Linux
-/// refuses a single argument of 128 KiB or more).
-pub const MAX_PROMPT_ARG_BYTES: usize = 100_000;
-
 /// The `claude-code` agent's configuration (the agent's section of Obra's config). Every key is optional.
 #[derive(Debug, Default, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -26,7 +22,19 @@ pub struct Config {
     /// `--append-system-prompt <text>`; default: none.
     #[serde(default)]
     pub append_system_prompt: Option<String>,
-    /// More arguments, appended after the ones above (e.g. `["--allowedTools", "Read,Edit"]`); default: none.
+    /// Tools the agent may use without asking, passed as `--allowedTools` (e.g. `"Bash(make:*)"`, `"WebFetch"`),
+    /// on top of what `permission_mode` allows; default: none.
+    #[serde(default)]
+    pub allowed_tools: Vec<String>,
+    /// Also allow the commands of the project's enabled gates (`gate_commands`) as `Bash(<command>:*)`;
+    /// default: false (Obra's default config sets it true).
+    #[serde(default)]
+    pub allow_gate_commands: bool,
+    /// The commands of the project's enabled gates (e.g. the `tests` gate's `python -m pytest -q`), filled in by
+    /// Obra at run time when `allow_gate_commands` is true; a value in the config is replaced.
+    #[serde(default)]
+    pub gate_commands: Vec<String>,
+    /// More arguments, appended after the ones above (e.g. `["--disallowedTools", "WebFetch"]`); default: none.
     #[serde(default)]
     pub extra_args: Vec<String>,
     /// Environment variables set for the CLI (each name must be granted, see plugin.toml); default: none.
@@ -58,31 +66,105 @@ impl Config {
         if matches!(&cfg.model, Some(m) if m.trim().is_empty()) {
             return Err(PluginError::fatal("invalid config: at `model`: empty"));
         }
+        for (i, tool) in cfg.allowed_tools.iter().enumerate() {
+            if tool.trim().is_empty() {
+                return Err(PluginError::fatal(format!(
+                    "invalid config: at `allowed_tools[{i}]`: empty; name a tool, e.g. \"Bash(make test:*)\""
+                )));
+            }
+        }
         Ok(cfg)
+    }
+
+    /// What goes to `--allowedTools`: `allowed_tools`, then (with `allow_gate_commands`) `Bash(<c>:*)` for each
+    /// simple command of each gate command, without duplicates. Claude Code checks every simple command of a
+    /// compound one (`a && b`, `a; b`, `a | b`) on its own, so `cd sub && pytest` becomes `Bash(cd sub:*)` and
+    /// `Bash(pytest:*)`.
+    pub fn allowed_tools(&self) -> Vec<String> {
+        let mut tools: Vec<String> = Vec::new();
+        let mut add = |tool: String| {
+            if !tools.contains(&tool) {
+                tools.push(tool);
+            }
+        };
+        for tool in &self.allowed_tools {
+            add(tool.trim().to_string());
+        }
+        if self.allow_gate_commands {
+            for command in &self.gate_commands {
+                for simple in simple_commands(command) {
+                    add(format!("Bash({simple}:*)"));
+                }
+            }
+        }
+        tools
     }
 }
 
-/// The command line for one run: the arguments after `claude`, and the text for standard input (`None`:
-/// /dev/null).
+/// The simple commands of a shell command line: split at `&&`, `||`, `;`, `|`, `&` and newlines outside quotes,
+/// trimmed, empty ones dropped. Quotes and backslash escapes are kept as written (Claude Code matches the
+/// command's text). A command with `$(`, backticks or a parenthesised group is kept whole: the CLI refuses to
+/// pre-approve command substitution, so nothing narrower would match anyway.
+pub fn simple_commands(command: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    let mut chars = command.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), _) if c == q => {
+                quote = None;
+                current.push(c);
+            }
+            (Some('"'), '\\') | (None, '\\') => {
+                current.push(c);
+                if let Some(next) = chars.next() {
+                    current.push(next);
+                }
+            }
+            (Some(_), _) => current.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                current.push(c);
+            }
+            (None, ';' | '\n') => parts.push(std::mem::take(&mut current)),
+            (None, '&' | '|') => {
+                // `2>&1`, `>&2`, `&>` are redirections, not separators.
+                if c == '&' && (current.ends_with('>') || chars.peek() == Some(&'>')) {
+                    current.push(c);
+                    continue;
+                }
+                if chars.peek() == Some(&c) {
+                    chars.next();
+                }
+                parts.push(std::mem::take(&mut current));
+            }
+            (None, _) => current.push(c),
+        }
+    }
+    parts.push(current);
+    if command.contains("$(") || command.contains('`') || parts.iter().any(|p| p.trim_start().starts_with('(')) {
+        return vec![command.trim().to_string()].into_iter().filter(|c| !c.is_empty()).collect();
+    }
+    parts.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+}
+
+/// The command line for one run: the arguments after `claude`, and the text for standard input.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invocation {
     /// Arguments after the program name.
     pub args: Vec<String>,
-    /// Standard input: the prompt when it is too long for an argument.
-    pub stdin: Option<String>,
+    /// Standard input: the prompt (`claude -p` without a prompt argument reads it there), never on the command
+    /// line, where every user of the machine could read it.
+    pub stdin: String,
 }
 
-/// Build the arguments: `-p <prompt> --output-format stream-json --verbose [--model M] [--max-turns N]
-/// [--permission-mode X] [--append-system-prompt S] [--resume ID] <extra_args>`.
+/// Build the arguments: `-p --output-format stream-json --verbose [--model M] [--max-turns N]
+/// [--permission-mode X] [--allowedTools T]... [--append-system-prompt S] [--resume ID] <extra_args>`, with the
+/// prompt on standard input.
 pub fn invocation(cfg: &Config, prompt: &str, resume_session: Option<&str>) -> Invocation {
-    let mut args = vec!["-p".to_string()];
-    let stdin = if prompt.len() > MAX_PROMPT_ARG_BYTES {
-        Some(prompt.to_string())
-    } else {
-        args.push(prompt.to_string());
-        None
-    };
-    args.extend(["--output-format", "stream-json", "--verbose"].iter().map(|s| s.to_string()));
+    let mut args: Vec<String> =
+        ["-p", "--output-format", "stream-json", "--verbose"].iter().map(|s| s.to_string()).collect();
     let mut opt = |flag: &str, value: Option<String>| {
         if let Some(v) = value {
             args.push(flag.to_string());
@@ -92,10 +174,14 @@ pub fn invocation(cfg: &Config, prompt: &str, resume_session: Option<&str>) -> I
     opt("--model", cfg.model.clone());
     opt("--max-turns", cfg.max_turns.map(|n| n.to_string()));
     opt("--permission-mode", cfg.permission_mode.clone());
+    // One flag per tool: the flag takes several values, and one value holds spaces (`Bash(npm run test:*)`).
+    for tool in cfg.allowed_tools() {
+        opt("--allowedTools", Some(tool));
+    }
     opt("--append-system-prompt", cfg.append_system_prompt.clone());
     opt("--resume", resume_session.map(str::to_string));
     args.extend(cfg.extra_args.iter().cloned());
-    Invocation { args, stdin }
+    Invocation { args, stdin: prompt.to_string() }
 }
 
 /// What `claude auth status` says.
@@ -132,8 +218,8 @@ mod tests {
     fn empty_config_gives_the_minimal_command_line() {
         let cfg = Config::parse("").unwrap();
         let inv = invocation(&cfg, "fix it", None);
-        assert_eq!(inv.args, ["-p", "fix it", "--output-format", "stream-json", "--verbose"]);
-        assert_eq!(inv.stdin, None);
+        assert_eq!(inv.args, ["-p", "--output-format", "stream-json", "--verbose"]);
+        assert_eq!(inv.stdin, "fix it");
     }
 
     #[test]
@@ -149,7 +235,6 @@ mod tests {
             inv.args,
             [
                 "-p",
-                "p",
                 "--output-format",
                 "stream-json",
                 "--verbose",
@@ -171,12 +256,48 @@ mod tests {
     }
 
     #[test]
-    fn huge_prompts_go_to_stdin() {
-        let prompt = "x".repeat(MAX_PROMPT_ARG_BYTES + 1);
-        let inv = invocation(&Config::default(), &prompt, None);
-        assert_eq!(inv.args[0], "-p");
-        assert_eq!(inv.args[1], "--output-format");
-        assert_eq!(inv.stdin.as_deref(), Some(prompt.as_str()));
+    fn every_prompt_goes_to_stdin_never_to_the_command_line() {
+        for prompt in ["short".to_string(), "x".repeat(200_000)] {
+            let inv = invocation(&Config::default(), &prompt, Some("s"));
+            assert_eq!(inv.args[0], "-p");
+            assert_eq!(inv.args[1], "--output-format");
+            assert!(!inv.args.contains(&prompt));
+            assert_eq!(inv.stdin, prompt);
+        }
+    }
+
+    #[test]
+    fn allowed_tools_and_the_gates_commands_become_one_allowed_tools_flag_each() {
+        let cfg = Config::parse(
+            r#"{"permission_mode": "acceptEdits", "allowed_tools": ["WebFetch", "Bash(make:*)"],
+                "allow_gate_commands": true,
+                "gate_commands": ["python3 -m pytest -x -q", "ruff check . && mypy src", "make"]}"#,
+        )
+        .unwrap();
+        let inv = invocation(&cfg, "p", None);
+        let allowed: Vec<&str> =
+            inv.args.windows(2).filter(|w| w[0] == "--allowedTools").map(|w| w[1].as_str()).collect();
+        assert_eq!(
+            allowed,
+            ["WebFetch", "Bash(make:*)", "Bash(python3 -m pytest -x -q:*)", "Bash(ruff check .:*)", "Bash(mypy src:*)"]
+        );
+        // Without allow_gate_commands, only the configured tools.
+        let off = Config::parse(r#"{"allowed_tools": ["Read"], "gate_commands": ["pytest"]}"#).unwrap();
+        assert_eq!(off.allowed_tools(), ["Read"]);
+        assert!(!invocation(&Config::default(), "p", None).args.contains(&"--allowedTools".to_string()));
+    }
+
+    #[test]
+    fn gate_commands_split_into_simple_commands_outside_quotes() {
+        let split = |c: &str| simple_commands(c);
+        assert_eq!(split("pytest -q"), ["pytest -q"]);
+        assert_eq!(split("cd sub && pytest"), ["cd sub", "pytest"]);
+        assert_eq!(split("a || b; c | d\ne & f"), ["a", "b", "c", "d", "e", "f"]);
+        assert_eq!(split("pytest -q 2>&1 | tail -5"), ["pytest -q 2>&1", "tail -5"]);
+        assert_eq!(split("grep -q 'a|b; c' x && echo \"x && y\""), ["grep -q 'a|b; c' x", "echo \"x && y\""]);
+        assert_eq!(split(r"echo a\;b"), [r"echo a\;b"]);
+        assert_eq!(split("test $(cat n) = 1 && ok"), ["test $(cat n) = 1 && ok"]);
+        assert_eq!(split("  "), Vec::<String>::new());
     }
 
     #[test]
@@ -188,6 +309,8 @@ mod tests {
             (r#"{"model": " "}"#, "model"),
             (r#"{"modle": "x"}"#, "modle"),
             (r#"{"extra_args": "--foo"}"#, "extra_args"),
+            (r#"{"allowed_tools": ["Read", " "]}"#, "allowed_tools[1]"),
+            (r#"{"allowed_tools": "Read"}"#, "allowed_tools"),
         ] {
             let err = Config::parse(json).unwrap_err();
             assert_eq!(err.kind(), "fatal");

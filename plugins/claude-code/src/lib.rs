@@ -1,13 +1,14 @@
 //! `claude-code`: an Obra agent plugin that runs Claude Code headless and normalises its outcome.
 //!
-//! `run` starts `claude -p <prompt> --output-format stream-json --verbose [options]` in the workspace with
-//! stdin from /dev/null (prompts over 100 KB go to stdin instead), under the request's time limit, reports each
+//! `run` starts `claude -p --output-format stream-json --verbose [options]` in the workspace with the prompt on
+//! standard input (never on the command line, where `ps` shows it to every user), under the request's time limit, reports each
 //! tool use and API retry as live progress, and turns the final `result` event (or its absence) into a
 //! `run-result` (see [`stream`]); tool uses that failed inside the CLI and permission refusals are reported through
 //! `agent-report`. `health` runs `claude --version`.
 //!
-//! Config keys (all optional; see [`config::Config`]): `model`, `max_turns`, `permission_mode`,
-//! `append_system_prompt`, `extra_args`, `env`, `max_stderr_bytes`.
+//! Config keys (all optional; see [`config::Config`]): `model`, `max_turns`, `permission_mode`, `allowed_tools`,
+//! `allow_gate_commands` (with `gate_commands`, filled in by Obra), `append_system_prompt`, `extra_args`, `env`,
+//! `max_stderr_bytes`.
 
 pub mod config;
 pub mod stream;
@@ -87,9 +88,7 @@ impl Agent for ClaudeCode {
         let cfg = Config::parse(&request.config)?;
         let inv = config::invocation(&cfg, &request.prompt, request.resume_session.as_deref());
         let mut cmd = process::command("claude").args(inv.args).timeout_ms(request.timeout_ms);
-        if let Some(stdin) = inv.stdin {
-            cmd = cmd.stdin(stdin);
-        }
+        cmd = cmd.stdin(inv.stdin);
         if let Some(max) = cfg.max_stderr_bytes {
             cmd = cmd.max_output_bytes(max);
         }

@@ -5,9 +5,6 @@ use std::collections::BTreeMap;
 use obra_plugin_sdk::PluginError;
 use serde::Deserialize;
 
-/// Prompts longer than this many bytes go to standard input (`-`) instead of the argument list.
-pub const MAX_PROMPT_ARG_BYTES: usize = 100_000;
-
 /// Sandbox modes `codex exec -s` knows.
 const SANDBOXES: [&str; 3] = ["read-only", "workspace-write", "danger-full-access"];
 
@@ -88,12 +85,13 @@ impl Config {
 pub struct Invocation {
     /// Arguments after the program name.
     pub args: Vec<String>,
-    /// Standard input: the prompt when it is too long for an argument.
-    pub stdin: Option<String>,
+    /// Standard input: the prompt (`-` as the last argument), never on the command line, where every user of
+    /// the machine could read it.
+    pub stdin: String,
 }
 
 /// `exec --json --skip-git-repo-check [-m M] [-s S | --dangerously-bypass-approvals-and-sandbox] [-p P]
-/// -c approval_policy="..." [-c k=v ...] <extra_args> [resume <SESSION>] <prompt | ->`.
+/// -c approval_policy="..." [-c k=v ...] <extra_args> [resume <SESSION>] -`, with the prompt on standard input.
 pub fn invocation(cfg: &Config, prompt: &str, resume_session: Option<&str>) -> Invocation {
     let mut args: Vec<String> = ["exec", "--json", "--skip-git-repo-check"].iter().map(|s| s.to_string()).collect();
     let mut opt = |flag: &str, value: &Option<String>| {
@@ -119,14 +117,8 @@ pub fn invocation(cfg: &Config, prompt: &str, resume_session: Option<&str>) -> I
         args.push("resume".into());
         args.push(session.to_string());
     }
-    let stdin = if prompt.len() > MAX_PROMPT_ARG_BYTES {
-        args.push("-".into());
-        Some(prompt.to_string())
-    } else {
-        args.push(prompt.to_string());
-        None
-    };
-    Invocation { args, stdin }
+    args.push("-".into());
+    Invocation { args, stdin: prompt.to_string() }
 }
 
 #[cfg(test)]
@@ -136,8 +128,8 @@ mod tests {
     #[test]
     fn the_minimal_command_line_asks_for_json_and_never_for_approval() {
         let inv = invocation(&Config::parse("").unwrap(), "fix it", None);
-        assert_eq!(inv.args, ["exec", "--json", "--skip-git-repo-check", "-c", "approval_policy=\"never\"", "fix it"]);
-        assert_eq!(inv.stdin, None);
+        assert_eq!(inv.args, ["exec", "--json", "--skip-git-repo-check", "-c", "approval_policy=\"never\"", "-"]);
+        assert_eq!(inv.stdin, "fix it");
     }
 
     #[test]
@@ -168,7 +160,7 @@ mod tests {
                 "never",
                 "resume",
                 "0192-thread",
-                "p"
+                "-"
             ]
         );
         let bypass = Config::parse(r#"{"bypass_approvals_and_sandbox": true}"#).unwrap();
@@ -176,11 +168,13 @@ mod tests {
     }
 
     #[test]
-    fn huge_prompts_go_to_stdin() {
-        let prompt = "x".repeat(MAX_PROMPT_ARG_BYTES + 1);
-        let inv = invocation(&Config::parse("").unwrap(), &prompt, None);
-        assert_eq!(inv.args.last().map(String::as_str), Some("-"));
-        assert_eq!(inv.stdin.as_deref(), Some(prompt.as_str()));
+    fn every_prompt_goes_to_stdin_never_to_the_command_line() {
+        for prompt in ["short".to_string(), "x".repeat(200_000)] {
+            let inv = invocation(&Config::parse("").unwrap(), &prompt, Some("s"));
+            assert_eq!(inv.args.last().map(String::as_str), Some("-"));
+            assert!(!inv.args.contains(&prompt));
+            assert_eq!(inv.stdin, prompt);
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `codex`: an Obra agent plugin that runs the OpenAI Codex CLI headless and normalises its outcome.
 //!
-//! `run` starts `codex exec --json [options] [resume <thread>] <prompt>` in the workspace (prompts over 100 KB go
-//! to stdin as `-`), reports each command and file change as progress, and turns the JSON events into a
+//! `run` starts `codex exec --json [options] [resume <thread>] -` in the workspace with the prompt on
+//! standard input (never on the command line, where `ps` shows it to every user), reports each command and file change as progress, and turns the JSON events into a
 //! `run-result` (see [`events`]): the `thread_id` is the session, resumed with `codex exec resume`; a
 //! `turn.failed` is an API error or a rate limit. Codex reports a session's cumulative usage, so the plugin keeps
 //! the last totals per session (kv) and records each run's own share. `health` runs `codex --version` and
@@ -73,9 +73,7 @@ impl Agent for Codex {
         let cfg = Config::parse(&request.config)?;
         let inv = config::invocation(&cfg, &request.prompt, request.resume_session.as_deref());
         let mut cmd = codex(&cfg).args(inv.args).timeout_ms(request.timeout_ms);
-        if let Some(stdin) = inv.stdin {
-            cmd = cmd.stdin(stdin);
-        }
+        cmd = cmd.stdin(inv.stdin);
         let child = cmd.spawn().context("starting codex")?;
         let mut reader = EventReader::new();
         let ended = child.read_to_end("codex", request.timeout_ms, |line| {

@@ -6,13 +6,13 @@ use obra_plugin_sdk::PluginError;
 use serde::Deserialize;
 
 /// How the prompt reaches the program.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum PromptVia {
-    /// As (part of) an argument: `{prompt}` in `args`.
-    #[default]
+    /// As (part of) an argument: `{prompt}` in `args`. Any user of the machine can read it there (`ps`,
+    /// `/proc/<pid>/cmdline`) while the program runs.
     Argument,
-    /// On standard input.
+    /// On standard input (the default when no argument holds `{prompt}` or `{prompt_file}`).
     Stdin,
     /// In a file under the workspace's `.obra/`, whose absolute path is `{prompt_file}` in `args`; removed after
     /// the run.
@@ -84,9 +84,11 @@ pub struct Config {
     /// `{task_id}`, `{task_title}`, `{iteration}`; `{{` and `}}` for literal braces.
     #[serde(default = "default_args")]
     pub args: Vec<String>,
-    /// How the prompt reaches the program.
+    /// How the prompt reaches the program; `None` (the default): as `args` say, i.e. `argument` when an
+    /// argument holds `{prompt}`, `file` when one holds `{prompt_file}`, else `stdin`. See
+    /// [`Config::prompt_via`].
     #[serde(default)]
-    pub prompt_via: PromptVia,
+    pub prompt_via: Option<PromptVia>,
     /// Appended to `args` when a session is resumed (e.g. `["--resume", "{session_id}"]`); empty: never resume.
     #[serde(default)]
     pub resume_args: Vec<String>,
@@ -111,7 +113,7 @@ pub struct Config {
 }
 
 fn default_args() -> Vec<String> {
-    vec!["{prompt}".into()]
+    Vec::new()
 }
 fn default_success() -> Vec<i32> {
     vec![0]
@@ -192,6 +194,23 @@ fn fatal(key: &str, message: impl std::fmt::Display) -> PluginError {
 }
 
 impl Config {
+    /// How the prompt reaches the program: `prompt_via` when set, else `argument` when an argument holds
+    /// `{prompt}`, `file` when one holds `{prompt_file}`, else `stdin` (kept out of the argument list, where
+    /// every user of the machine could read it).
+    pub fn prompt_via(&self) -> PromptVia {
+        match self.prompt_via {
+            Some(via) => via,
+            None if self.mentions("prompt") => PromptVia::Argument,
+            None if self.mentions("prompt_file") => PromptVia::File,
+            None => PromptVia::Stdin,
+        }
+    }
+
+    /// Whether an argument of the template holds the placeholder `{name}`.
+    fn mentions(&self, name: &str) -> bool {
+        self.args.iter().any(|a| a.contains(&format!("{{{name}}}")))
+    }
+
     /// Parse and check the config JSON.
     pub fn parse(json: &str) -> Result<Config, PluginError> {
         let cfg: Config = obra_plugin_sdk::config(json)?;
@@ -209,8 +228,8 @@ impl Config {
                 expand(a, &probe).map_err(|e| fatal(&format!("{key}[{i}]"), e))?;
             }
         }
-        let mentions = |name: &str| cfg.args.iter().any(|a| a.contains(&format!("{{{name}}}")));
-        match cfg.prompt_via {
+        let mentions = |name: &str| cfg.mentions(name);
+        match cfg.prompt_via() {
             PromptVia::Argument if !mentions("prompt") => {
                 return Err(fatal("args", "prompt_via is argument but no argument holds {prompt}"));
             }
@@ -303,7 +322,7 @@ mod tests {
             (r#"{}"#, "program"),
             (r#"{"program": "a", "args": ["{promt}"]}"#, "args[0]"),
             (r#"{"program": "a", "args": ["{prompt"]}"#, "args[0]"),
-            (r#"{"program": "a", "args": ["x"]}"#, "args"),
+            (r#"{"program": "a", "prompt_via": "argument", "args": ["x"]}"#, "args"),
             (r#"{"program": "a", "prompt_via": "file", "args": ["{prompt}"]}"#, "args"),
             (r#"{"program": "a", "resume_args": ["--resume"]}"#, "resume_args"),
             (r#"{"program": "a", "output": {"format": "jsonl", "summary_path": "result"}}"#, "output.summary_path"),
@@ -318,6 +337,18 @@ mod tests {
         }
         let e = Config::parse(r#"{"program": "a", "args": ["{nope}"]}"#).unwrap_err();
         assert!(e.message().contains("{prompt}, {prompt_file}"), "{}", e.message());
+    }
+
+    #[test]
+    fn without_prompt_via_the_args_decide_and_the_default_keeps_the_prompt_out_of_argv() {
+        let via = |json: &str| Config::parse(json).unwrap().prompt_via();
+        assert_eq!(via(r#"{"program": "a"}"#), PromptVia::Stdin);
+        assert_eq!(via(r#"{"program": "a", "args": ["--quiet"]}"#), PromptVia::Stdin);
+        assert_eq!(via(r#"{"program": "a", "args": ["-p", "{prompt}"]}"#), PromptVia::Argument);
+        assert_eq!(via(r#"{"program": "a", "args": ["--file={prompt_file}"]}"#), PromptVia::File);
+        assert_eq!(via(r#"{"program": "a", "args": ["{prompt}"], "prompt_via": "stdin"}"#), PromptVia::Stdin);
+        let cfg = Config::parse(r#"{"program": "a"}"#).unwrap();
+        assert!(cfg.arguments(&values("the secret prompt", "")).unwrap().is_empty());
     }
 
     #[test]

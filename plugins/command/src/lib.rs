@@ -75,7 +75,7 @@ impl Agent for CommandAgent {
         let prompt_abs = format!("{}/{prompt_rel}", request.workspace.trim_end_matches('/'));
         let values = Values {
             prompt: &request.prompt,
-            prompt_file: if cfg.prompt_via == PromptVia::File { &prompt_abs } else { "" },
+            prompt_file: if cfg.prompt_via() == PromptVia::File { &prompt_abs } else { "" },
             workspace: &request.workspace,
             session_id: request.resume_session.as_deref().unwrap_or(""),
             task_id: request.task.id,
@@ -84,14 +84,14 @@ impl Agent for CommandAgent {
         };
         let args = cfg.arguments(&values)?;
         let mut cmd = command(&cfg, args).timeout_ms(request.timeout_ms);
-        match cfg.prompt_via {
+        match cfg.prompt_via() {
             PromptVia::Stdin => cmd = cmd.stdin(request.prompt.clone()),
             PromptVia::File => workspace::write(&prompt_rel, request.prompt.as_bytes())
                 .with_context(|| format!("writing the prompt to {prompt_rel}"))?,
             PromptVia::Argument => {}
         }
         let result = run_child(&cfg, &cmd, request.timeout_ms);
-        if cfg.prompt_via == PromptVia::File
+        if cfg.prompt_via() == PromptVia::File
             && let Err(e) = workspace::remove(&prompt_rel)
         {
             log::warn(&format!("could not remove the prompt file {prompt_rel}: {}", e.message()));
