@@ -98,6 +98,9 @@ pub struct Orchestrator {
     run_lock: PathBuf,
     /// The production log (`logging.production`).
     production_log: Option<Arc<crate::telemetry::production::ProductionLog>>,
+    /// The project's configuration files as the last execution left them: each execution starts from a
+    /// snapshot taken here, so an edit made between two executions applies to the next (ADR 9, ADR 34).
+    reloader: std::sync::Mutex<ConfigReloader>,
 }
 
 /// The plugin host of a project and what loading the search path reported.
@@ -134,7 +137,8 @@ impl Orchestrator {
         }
         std::fs::create_dir_all(root.join(".obra")).context("cannot create .obra/")?;
         let config_file = root.join(".obra").join("config.yaml");
-        if !config_file.exists() {
+        let wrote_config = !config_file.exists();
+        if wrote_config {
             std::fs::write(&config_file, PROJECT_CONFIG_TEMPLATE).context("cannot write .obra/config.yaml")?;
         }
         let ignore_file = root.join(".obra").join(".gitignore");
@@ -142,6 +146,10 @@ impl Orchestrator {
             std::fs::write(&ignore_file, PROJECT_GITIGNORE).context("cannot write .obra/.gitignore")?;
         }
         let (sources, config) = load_config(Some(&root), options.profile.clone(), &options.sets)?;
+        if wrote_config {
+            // The user is creating this config: what `init` wrote is theirs (an existing file is not).
+            config::trust::approve(&config, &root)?;
+        }
         let database = &config.config.database;
         let settings = OpenSettings { busy_timeout: std::time::Duration::from_millis(database.busy_timeout_ms) };
         let (state, location) = match database.url.trim() {
@@ -199,7 +207,9 @@ impl Orchestrator {
             .with_redaction(config.config.logging.redact);
         let production_log =
             crate::telemetry::production::ProductionLog::open(&config.config.logging, &root, &project.name);
+        let reloader = std::sync::Mutex::new(ConfigReloader::new(sources.clone(), config.clone()));
         Ok(Self {
+            reloader,
             root,
             sources,
             config,
@@ -291,7 +301,7 @@ impl Orchestrator {
         self.plugins
             .get_or_try_init(|| async {
                 let mut host = PluginHost::new(
-                    self.config.config.plugins.clone(),
+                    self.trusted_plugins_config()?,
                     Some(Arc::new(self.state.clone()) as Arc<dyn crate::contract::KvStore>),
                 )?;
                 host.load_builtins(crate::builtin::BUILTINS)?;
@@ -316,6 +326,37 @@ impl Orchestrator {
                 Ok::<_, anyhow::Error>(LoadedPlugins { host, load_errors: errors, by_path })
             })
             .await
+    }
+
+    /// Whether the grants and pins that files inside the workspace set are approved (`obra config trust`).
+    pub fn trust_status(&self) -> Result<config::TrustStatus> {
+        config::trust::status_of(&self.config, &self.root)
+    }
+
+    /// Refuse to go on when the project's grants or pins are not approved, with what they are and the command
+    /// that approves them.
+    pub fn ensure_trusted(&self) -> Result<()> {
+        match self.trust_status()?.refusal() {
+            Some(message) => bail!("{message}"),
+            None => Ok(()),
+        }
+    }
+
+    /// The `plugins:` settings the plugin host is built from: the grants and pins of files inside the
+    /// workspace only when they are approved; without them otherwise (ADR 34).
+    fn trusted_plugins_config(&self) -> Result<crate::plugins::PluginsConfig> {
+        if self.trust_status()?.is_trusted() {
+            return Ok(self.config.config.plugins.clone());
+        }
+        Ok(config::trust::without_workspace_policy(&self.config, &self.root)?.config.plugins)
+    }
+
+    /// The files that make up the policy of an execution under `sources`: its configuration files, the
+    /// project's templates, prompt rules and plugins, and the trust store.
+    fn policy_files(&self, sources: &ConfigSources) -> crate::engine::integrity::PolicyFiles {
+        let mut files = sources.files();
+        files.extend(config::TrustStore::default_path().ok());
+        crate::engine::integrity::PolicyFiles::of_project(&self.root, files)
     }
 
     /// Look a plugin up; when it is missing, say which plugins failed to load, since one of them may be it.
@@ -409,6 +450,7 @@ impl Orchestrator {
     /// it), then recover the tasks a killed process left `running`: they return to `pending` and resume
     /// their agent session. Hold the returned lock while executing tasks.
     pub async fn lock_for_running(&self, observer: &dyn LoopObserver) -> Result<lock::RunLock> {
+        self.ensure_trusted()?;
         crate::workspace::git::ensure_not_mid_operation(&self.root)?;
         let lock = lock::RunLock::acquire(&self.run_lock, &self.project.name)?;
         for task in self.state.recover_interrupted(self.project.id).await? {
@@ -453,9 +495,53 @@ impl Orchestrator {
             );
         }
         let (sources, config) = self.config_for_task(&task)?;
-        let engine = self.engine_for(&config, workspace, observer).await?;
+        // The project's own configuration is taken as it stands now (one snapshot per execution); a task
+        // with its own profile was just loaded from the files anyway.
+        let shared = sources.profile == self.sources.profile;
+        let config = if shared { self.snapshot_config(observer.as_ref()) } else { config };
+        let policy = self.policy_files(&sources);
+        let engine = match self.engine_for(&config, workspace.clone(), observer.clone()).await {
+            Ok(engine) => engine,
+            Err(e) if shared && config.config != self.config.config => {
+                observer.step(&crate::engine::Step::ConfigRejected {
+                    error: format!(
+                        "the edited configuration names a plugin that cannot be used ({e:#}); the configuration \
+                         Obra started with stays in force"
+                    ),
+                });
+                self.engine_for(&self.config, workspace, observer).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let engine = engine.with_policy_guard(policy);
         let watch = self.config_watch_for(sources, config);
-        engine.execute_task_watched(task_id, Some(&watch)).await
+        let outcome = engine.execute_task_watched(task_id, Some(&watch)).await;
+        if shared {
+            // What this execution reloaded is where the next one starts from.
+            let reloader = watch.reloader.into_inner().unwrap_or_else(|e| e.into_inner());
+            *self.reloader.lock().unwrap_or_else(|e| e.into_inner()) = reloader;
+        }
+        outcome
+    }
+
+    /// The project's configuration for an execution starting now: the last one, or, when the files changed
+    /// since (while no agent ran), the new one, reported like a reload (settings that need a restart keep
+    /// the values Obra started with).
+    fn snapshot_config(&self, observer: &dyn LoopObserver) -> LoadedConfig {
+        let mut reloader = self.reloader.lock().unwrap_or_else(|e| e.into_inner());
+        match reloader.check() {
+            ReloadOutcome::Unchanged => {}
+            ReloadOutcome::Rejected(e) => {
+                observer.step(&crate::engine::Step::ConfigRejected { error: e.to_string() });
+            }
+            ReloadOutcome::Reloaded(_, changed) => {
+                let (needs_restart, applied): (Vec<String>, Vec<String>) =
+                    changed.into_iter().partition(|k| config::needs_restart(k));
+                observer.step(&crate::engine::Step::ConfigReloaded { applied, needs_restart });
+            }
+        }
+        let current = reloader.current();
+        LoadedConfig { config: config::live_part(&self.config.config, &current.config), layers: current.layers.clone() }
     }
 
     /// An engine with `config`'s plugins, working in `workspace`, with the project's prompt templates.
@@ -498,6 +584,7 @@ impl Orchestrator {
     /// Replay a task's recorded iterations through the gates, rules and thresholds of today's configuration
     /// (the task's profile applied), without running the agent or storing anything.
     pub async fn replay_task(&self, task_id: i64) -> Result<crate::engine::replay::ReplayReport> {
+        self.ensure_trusted()?;
         let task = self.task(task_id).await?;
         let (_, config) = self.config_for_task(&task)?;
         let plugins = self.resolve_loop_plugins(&config.config).await?;
@@ -515,9 +602,15 @@ impl Orchestrator {
     /// A watch over the layers `sources` name, starting from `config` (loaded from them).
     fn config_watch_for(&self, sources: ConfigSources, config: LoadedConfig) -> ProjectConfigWatch<'_> {
         let running = config.config.clone();
+        let reloader = if sources.profile == self.sources.profile {
+            // Continue from the project's reloader: its fingerprints are of the files `config` came from.
+            self.reloader.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        } else {
+            ConfigReloader::new(sources, config)
+        };
         ProjectConfigWatch {
             orchestrator: self,
-            reloader: std::sync::Mutex::new(ConfigReloader::new(sources, config)),
+            reloader: std::sync::Mutex::new(reloader),
             running: std::sync::Mutex::new(running),
         }
     }

@@ -258,6 +258,7 @@ fn after_a_refused_edit_the_retry_reads_then_edits_and_the_task_completes_unveri
     assert_eq!(report["report"]["tasks"]["unverified"], json!([id]));
     let shown_text = project.obra(&["task", "show", &id.to_string()]);
     assert!(String::from_utf8_lossy(&shown_text.stdout).contains("completed, unverified"), "{}", text(&shown_text));
+}
 
 /// A Python project whose test imports `calc.add` from a `calc.py` that does not exist yet. Its conftest
 /// records the command line of every ancestor of each pytest run (`.argv/<pid>`), so a test can see what `ps`

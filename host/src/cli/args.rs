@@ -558,6 +558,20 @@ pub enum ConfigCommand {
     Show(ConfigShowArgs),
     /// Check every layer the current directory would use, or one file as a project config.
     Validate(ConfigValidateArgs),
+    /// Approve the capability grants and plugin pins the project's own config sets (stored outside the
+    /// workspace, for exactly this content; like `direnv allow`).
+    Trust(ConfigTrustArgs),
+}
+
+/// `obra config trust`.
+#[derive(Debug, Args)]
+pub struct ConfigTrustArgs {
+    /// Withdraw the approval instead: the project's grants and pins stop counting.
+    #[arg(long)]
+    pub revoke: bool,
+    /// Print `{"status": .., "root": .., "sha256": .., "files": [..]}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `obra config show`.

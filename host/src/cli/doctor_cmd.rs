@@ -84,6 +84,7 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         0,
         Check::ok("configuration", format!("valid; agent {}, LLM {}", config.agent.plugin, config.llm.provider)),
     );
+    out.push(trust(&obra));
     out.push(store(&obra).await);
     out.push(workspace_git(&obra));
     out.extend(git_integration(&obra));
@@ -275,6 +276,19 @@ fn agent_fix(agent: &str) -> String {
             "set agents.command.program and grant it in plugins.grants.command.commands (docs/agents.md)".into()
         }
         other => format!("check the {other} plugin's program and its grant (plugins.grants.{other})"),
+    }
+}
+
+/// Whether the grants and pins the project's own files set are approved (ADR 34).
+fn trust(obra: &Orchestrator) -> Check {
+    match obra.trust_status() {
+        Ok(status) if status.is_trusted() => Check::ok("project grants", status.summary()),
+        Ok(status) => Check::fail(
+            "project grants",
+            status.summary(),
+            "review what `obra config trust` shows it approves; runs are refused until you do",
+        ),
+        Err(e) => Check::fail("project grants", format!("{e:#}"), "fix the trust store the message names"),
     }
 }
 

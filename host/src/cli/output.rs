@@ -214,6 +214,19 @@ impl LoopObserver for StepPrinter {
                 self.paint("33", "warning:"),
                 one_line(error, 300)
             )),
+            Step::PolicyRefused { paths, errors, .. } => {
+                self.stop_spinner();
+                self.line(&format!(
+                    "  {} the agent changed the policy this execution runs under: {}; refused, {}",
+                    self.paint("1;31", "integrity:"),
+                    paths.join(", "),
+                    if errors.is_empty() {
+                        "restored byte for byte".to_string()
+                    } else {
+                        format!("NOT restored: {}", errors.join("; "))
+                    }
+                ))
+            }
             Step::RateLimited { task_id, reason, .. } => self.line(&format!(
                 "  {} task {task_id} {}; it resumes the same agent session after the reset",
                 self.paint("33", "paused:"),

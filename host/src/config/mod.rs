@@ -10,12 +10,14 @@ mod layers;
 mod profiles;
 mod provenance;
 mod reload;
+pub mod trust;
 mod types;
 
 pub use layers::{ConfigError, Layer, LayerSource};
 pub use profiles::{ProfileChange, ProfileInfo, ProfileOrigin, find_profile, list_profiles, user_profiles_dir};
 pub use provenance::{ResolvedKey, select};
 pub use reload::{ConfigReloader, ReloadOutcome, changed_keys, live_part, needs_restart};
+pub use trust::{TrustStatus, TrustStore};
 pub use types::*;
 
 use std::path::{Path, PathBuf};
@@ -59,6 +61,22 @@ impl ConfigSources {
     /// The user's config file path.
     pub fn user_file(&self) -> Option<PathBuf> {
         self.user_file.clone().or_else(|| dirs::config_dir().map(|d| d.join("obra").join("config.yaml")))
+    }
+
+    /// The files these sources read, whether they exist or not: the user profile file (when a profile is
+    /// named), the project's `.obra/config.yaml` and the user's config file.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        if let (Some(name), Some(dir)) = (&self.profile, user_profiles_dir(self)) {
+            files.push(dir.join(format!("{name}.yaml")));
+        }
+        if let Some(root) = &self.project_root {
+            files.push(root.join(".obra").join("config.yaml"));
+        }
+        if let Some(user) = self.user_file() {
+            files.push(user);
+        }
+        files
     }
 }
 

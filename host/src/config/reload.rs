@@ -5,7 +5,6 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::PathBuf;
 
 use super::layers::ConfigError;
-use super::profiles::user_profiles_dir;
 use super::types::Config;
 use super::{ConfigSources, LoadedConfig, load};
 
@@ -57,17 +56,7 @@ impl ConfigReloader {
 
     /// The files watched, whether they exist or not (creating one is a change too).
     pub fn watched_files(&self) -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        if let (Some(name), Some(dir)) = (&self.sources.profile, user_profiles_dir(&self.sources)) {
-            files.push(dir.join(format!("{name}.yaml")));
-        }
-        if let Some(root) = &self.sources.project_root {
-            files.push(root.join(".obra").join("config.yaml"));
-        }
-        if let Some(user) = self.sources.user_file() {
-            files.push(user);
-        }
-        files
+        self.sources.files()
     }
 
     fn take_fingerprints(&self) -> Vec<(PathBuf, Fingerprint)> {

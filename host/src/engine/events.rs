@@ -116,6 +116,18 @@ pub enum Step {
         /// Why, naming the file, line and key.
         error: String,
     },
+    /// Policy files (configuration, templates, prompt rules, plugins, the trust store) changed while the agent
+    /// ran: the change was refused and the files put back as they were before the run (ADR 34).
+    PolicyRefused {
+        /// Task.
+        task_id: i64,
+        /// The files, each with what happened to it (`.obra/config.yaml (modified)`).
+        paths: Vec<String>,
+        /// Files that could not be restored, with why (empty when every one was).
+        errors: Vec<String>,
+        /// The unified diff of what the agent wrote (bounded).
+        diff: String,
+    },
     /// The agent hit a rate limit or quota that outlasts the retry policy: the task is back to pending until
     /// `until`, keeping its agent session, and this execution ends.
     RateLimited {

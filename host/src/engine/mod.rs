@@ -10,6 +10,7 @@ pub mod decision;
 pub mod events;
 mod gates;
 mod integrate;
+pub mod integrity;
 mod llm_ask;
 pub mod prompt;
 pub mod prompt_rules;
@@ -118,6 +119,8 @@ pub struct Engine {
     /// The workspace's change tracker between agent runs (shared with the orchestrator's other engines of
     /// the same workspace).
     tracker: Arc<crate::workspace::watcher::TrackerSlot>,
+    /// The policy files that the agent may not change (checked around each agent run; ADR 34), if guarded.
+    policy: Option<integrity::PolicyFiles>,
 }
 
 impl Engine {
@@ -142,7 +145,15 @@ impl Engine {
             token_estimator: Default::default(),
             llm_health: Default::default(),
             tracker: Default::default(),
+            policy: None,
         }
+    }
+
+    /// Guard `policy` around every agent run: a file the agent changed is restored and the task stops at an
+    /// `integrity` breakpoint.
+    pub fn with_policy_guard(mut self, policy: integrity::PolicyFiles) -> Self {
+        self.policy = Some(policy);
+        self
     }
 
     /// Keep the workspace's change tracker in `slot` between agent runs, so the engines that execute tasks one

@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::decision::{self, LlmOpinion};
 use super::events::Step;
 use super::integrate::{CompletedWork, Completion};
+use super::integrity::{self, Tampering};
 use super::llm_ask::LlmScope;
 use super::prompt::{
     DECISION_SCHEMA, DecisionPromptInput, ERROR_ANALYSIS_SCHEMA, ErrorAnalysisPromptInput, OPINION_SCHEMA,
@@ -198,7 +199,16 @@ impl Engine {
             let guards = protect::guards(&current.config.gates, &self.workspace);
             let info = task_info(&task, iteration, max_iterations);
             let resume = if current.config.sessions.continuity { session.clone() } else { None };
+            let policy_before = self.policy.as_ref().map(|p| p.snapshot());
             let (interaction_id, result, changes, tampered) = self.run_agent(&info, &prompt, resume, turns).await?;
+            // What the agent did to the policy (the config files it runs under, inside the workspace or not) is
+            // undone before anything else reads it.
+            let policy_tampered = match (&self.policy, &policy_before) {
+                (Some(policy), Some(before)) => policy.changes_since(before),
+                _ => Vec::new(),
+            };
+            let restore_errors =
+                if policy_tampered.is_empty() { Vec::new() } else { integrity::restore_all(&policy_tampered).1 };
             self.observer.step(&Step::AgentFinished {
                 result: result.clone().map_err(|e| e.to_string()),
                 changes: changes.clone(),
@@ -208,6 +218,12 @@ impl Engine {
             {
                 session = r.session_id.clone();
                 carried_summary = None;
+            }
+            if !policy_tampered.is_empty() {
+                let refused = (&policy_tampered[..], &restore_errors[..]);
+                last =
+                    self.refuse_policy_change(task_id, iteration, interaction_id, refused, session.as_deref()).await?;
+                break;
             }
             if let Some(paused) = self.pause_if_rate_limited(task_id, iteration, &result, session.as_deref()).await? {
                 last = paused;
@@ -351,6 +367,67 @@ impl Engine {
         }
         self.observer.step(&Step::TaskFinished { task_id, status: last.status });
         Ok(last)
+    }
+
+    /// The agent changed policy files (already restored): store the iteration as an ESCALATE whose
+    /// explanation names the files and shows the diff, and pause the task at an `integrity` breakpoint.
+    async fn refuse_policy_change(
+        &self,
+        task_id: i64,
+        iteration: u32,
+        interaction_id: i64,
+        (tampered, restore_errors): (&[Tampering], &[String]),
+        session: Option<&str>,
+    ) -> Result<TaskOutcome> {
+        let root =
+            self.policy.as_ref().and_then(|p| p.root().map(Into::into)).unwrap_or_else(|| self.workspace.clone());
+        let reason = integrity::describe(tampered, restore_errors, &root);
+        let rel = |p: &std::path::Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();
+        let paths: Vec<String> = tampered.iter().map(|t| format!("{} ({})", rel(&t.path), t.kind())).collect();
+        let diff = reason.split_once("\n\n").map(|(_, d)| d.to_string()).unwrap_or_default();
+        tracing::warn!("the agent changed policy files during its run (refused and restored): {}", paths.join(", "));
+        self.observer.step(&Step::PolicyRefused { task_id, paths, errors: restore_errors.to_vec(), diff });
+        let record = DecisionRecord {
+            action: Action::Escalate,
+            confidence: 0.0,
+            heuristic_score: 0.0,
+            llm_score: None,
+            llm_reasoning: None,
+            explanation: format!("Integrity: {reason}"),
+            verified_by: String::new(),
+        };
+        let breakpoint = (integrity::INTEGRITY_RULE.to_string(), reason.clone());
+        let status_reason = format!("breakpoint ({}): {reason}", integrity::INTEGRITY_RULE);
+        let breakpoint_id = self
+            .state
+            .conclude_iteration(&IterationRecord {
+                task_id,
+                interaction_id,
+                gates: &[],
+                decision: &record,
+                task_status: TaskStatus::Paused,
+                status_reason: Some(&status_reason),
+                session_id: session,
+                breakpoint: Some(breakpoint),
+            })
+            .await?;
+        self.observer.step(&Step::Decided {
+            action: Action::Escalate,
+            confidence: 0.0,
+            explanation: record.explanation.clone(),
+        });
+        if let Some(id) = breakpoint_id {
+            self.observer.step(&Step::BreakpointOpened { id, rule: integrity::INTEGRITY_RULE.into(), reason });
+        }
+        Ok(TaskOutcome {
+            task_id,
+            status: TaskStatus::Paused,
+            iterations: iteration,
+            action: Some(Action::Escalate),
+            confidence: Some(0.0),
+            breakpoint_id,
+            reason: status_reason,
+        })
     }
 
     /// Run the agent under the retry policy. Every attempt is its own interaction row; the returned changes

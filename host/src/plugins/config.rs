@@ -26,6 +26,9 @@ pub struct PluginsConfig {
     pub limits: LimitsConfig,
     /// What the user allows each plugin, by plugin name.
     pub grants: BTreeMap<String, UserGrant>,
+    /// The sha256 each named plugin's component must have (on top of its manifest's own `sha256`), so a
+    /// plugin directory rewritten in the workspace, manifest and all, is refused.
+    pub pins: BTreeMap<String, String>,
 }
 
 impl Default for PluginsConfig {
@@ -38,6 +41,7 @@ impl Default for PluginsConfig {
             allow_override_builtin: false,
             limits: LimitsConfig::default(),
             grants: default_grants().clone(),
+            pins: BTreeMap::new(),
         }
     }
 }

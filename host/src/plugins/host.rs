@@ -239,6 +239,25 @@ impl PluginHost {
             step("sha256", false, e.to_string());
             return Err(e);
         }
+        // A pin in the configuration (`plugins.pins.<name>`) holds even when the manifest was rewritten with
+        // the component, e.g. inside the workspace (ADR 34).
+        if let Some(pin) = self.config.pins.get(&manifest.name)
+            && !pin.trim().eq_ignore_ascii_case(&sha256)
+        {
+            let e = PluginHostError::Manifest(ManifestError {
+                file: c.file.clone(),
+                line: None,
+                key: Some("sha256".into()),
+                message: format!(
+                    "plugins.pins.{} in your configuration pins the component to sha256 {}, but {wasm_file} has \
+                     {sha256}; if you replaced the plugin on purpose, update the pin",
+                    manifest.name,
+                    pin.trim()
+                ),
+            });
+            step("sha256", false, e.to_string());
+            return Err(e);
+        }
         step(
             "sha256",
             true,

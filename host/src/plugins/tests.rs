@@ -484,6 +484,25 @@ fn a_directory_plugin_without_sha256_is_refused_with_the_line_to_add() {
     assert!(!report.ok && report.steps.iter().any(|s| s.step == "sha256" && !s.ok && s.detail.contains(&line)));
 }
 
+#[test]
+fn a_pin_in_the_config_refuses_a_component_rewritten_with_its_manifest() {
+    // The workspace copy was rebuilt and its plugin.toml re-pinned to match: the manifest check passes, the
+    // pin from the user's configuration does not.
+    let dir = test_plugin("echo-agent").unwrap();
+    let copy = copy_dir(&dir);
+    let wasm = std::fs::read(copy.path().join("echo_agent.wasm")).unwrap();
+    let actual = crate::plugins::manifest::sha256_hex(&wasm);
+    let mut pinned = config(&[]);
+    pinned.pins.insert("echo-agent".into(), "ab".repeat(32));
+    let mut host = PluginHost::new(pinned.clone(), None).unwrap();
+    let e = host.load_path(copy.path()).unwrap_err().to_string();
+    assert!(e.contains("plugins.pins.echo-agent") && e.contains(&actual), "{e}");
+
+    pinned.pins.insert("echo-agent".into(), actual.to_uppercase());
+    let mut host = PluginHost::new(pinned, None).unwrap();
+    assert_eq!(host.load_path(copy.path()).unwrap(), "echo-agent", "the right pin loads it");
+}
+
 mod capabilities {
     //! The capability implementations called directly on a store's state (no component needed).
 

@@ -7,7 +7,7 @@
 //! Events: `run_started`, `user_input` (a human's decision or instruction: task created, breakpoint resolved),
 //! `task_started`, `iteration_started`, `checkpoint`, `retry`, `execution_result` (the agent's run),
 //! `quality` (a gate), `llm_opinion`, `rule`, `decision`, `breakpoint`, `rate_limited`, `config_reloaded`,
-//! `config_rejected`, `task_finished`, `run_finished` and `error`.
+//! `config_rejected`, `policy_refused` (the agent changed a policy file; ADR 34), `task_finished`, `run_finished` and `error`.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -294,6 +294,11 @@ impl LogObserver {
                 ("config_reloaded", json!({ "applied": applied, "needs_restart": needs_restart }))
             }
             Step::ConfigRejected { error } => ("config_rejected", json!({ "error": error })),
+            Step::PolicyRefused { task_id, paths, errors, diff } => (
+                "policy_refused",
+                json!({ "task_id": task_id, "paths": paths, "restored": errors.is_empty(), "errors": errors,
+                        "diff": diff }),
+            ),
             Step::RateLimited { task_id, until, reason } => (
                 "rate_limited",
                 json!({ "task_id": task_id, "until": humantime::format_rfc3339_seconds(*until).to_string(),

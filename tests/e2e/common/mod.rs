@@ -108,8 +108,17 @@ plugins:
         self.env.push((key.to_string(), value.to_string()));
     }
 
-    /// Write `.obra/config.yaml`.
+    /// Write `.obra/config.yaml`; when it grants capabilities or pins plugins, approve it with `obra config
+    /// trust` as the user who wrote it would (a config that does not load is left for the test to see).
     pub fn write_config(&self, yaml: &str) {
+        self.write_config_untrusted(yaml);
+        if yaml.contains("grants:") || yaml.contains("pins:") {
+            self.obra(&["config", "trust"]);
+        }
+    }
+
+    /// Write `.obra/config.yaml` without approving its grants: runs refuse to start until `obra config trust`.
+    pub fn write_config_untrusted(&self, yaml: &str) {
         std::fs::create_dir_all(self.path().join(".obra")).unwrap();
         std::fs::write(self.path().join(".obra/config.yaml"), yaml).unwrap();
     }
