@@ -380,6 +380,7 @@ plugins:
   grants:
     echo-agent:
       commands: [ { program: echo, args: ["**"] } ]
+      workspace: write
 "#,
     );
 

@@ -29,9 +29,14 @@ fn with_script_agent(project: &mut Project) {
 
 /// The command agent running `my-agent`, no LLM, one iteration, and a required `tests` gate running
 /// `gate_command`; `grants` is the `plugins:` section (or empty).
+/// The sandbox is off here: these tests exercise the policy guard itself, the line of defence behind the kernel
+/// sandbox (which makes `.obra/` read-only for agents and gates; `e2e_protection` covers it), and their agent
+/// and gate write `.obra/` on purpose.
 fn config(gate_command: &str, grants: &str) -> String {
     format!(
-        r#"agent:
+        r#"sandbox:
+  mode: off
+agent:
   plugin: command
   timeout_secs: 60
 agents:

@@ -44,6 +44,7 @@ rules: []
   grants:
     echo-agent:
       commands: [ {{ program: echo, args: ["**"] }} ]
+      workspace: write
 "#,
         url = ollama.base_url()
     ));

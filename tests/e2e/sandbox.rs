@@ -15,6 +15,7 @@ plugins:
   grants:
     echo-agent:
       commands: [ { program: echo, args: ["**"] } ]
+      workspace: write
     exec-outside-grant:
       commands: [ { program: echo, args: ["**"] } ]
     read-outside-workspace:

@@ -48,6 +48,7 @@ plugins:
   grants:
     echo-agent:
       commands: [ { program: echo, args: ["**"] } ]
+      workspace: write
 "#,
     );
     let profiles = project.home().join(".config/obra/profiles");

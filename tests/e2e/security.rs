@@ -113,6 +113,7 @@ plugins:
       workspace: write
     echo-agent:
       commands: [ {{ program: echo, args: ["**"] }} ]
+      workspace: write
 "#
     ));
     project

@@ -73,6 +73,7 @@ plugins:
   grants:
     echo-agent:
       commands: [ {{ program: echo, args: ["**"] }} ]
+      workspace: write
 "#
         ));
         project

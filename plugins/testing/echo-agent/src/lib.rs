@@ -6,10 +6,14 @@
 //!   summary, with the exit code.
 //! - `mirror`: the summary is the prompt itself (a ~10 KB prompt makes a cheap 10 KB round trip).
 //!
+//! Every run also writes its summary to `echo-agent.txt` in the workspace (with the iteration, so each run
+//! changes it), when the grant allows writing the workspace: a run that changes nothing would never PROCEED
+//! (ADR 33), and the loop's tests are about what comes after the agent. Without the grant nothing is written.
+//!
 //! `health` runs nothing and answers `echo-agent <version>`.
 
 use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
-use obra_plugin_sdk::{Outcome, PluginError, RunResult, config, export_agent, process, progress};
+use obra_plugin_sdk::{Outcome, PluginError, RunResult, config, export_agent, process, progress, workspace};
 use serde::Deserialize;
 
 /// What `run` does.
@@ -55,6 +59,9 @@ impl Agent for EchoAgent {
     fn run(request: RunRequest) -> Result<RunResult, PluginError> {
         let cfg: Config = config(&request.config)?;
         let text = format!("prompt has {} bytes", request.prompt.len());
+        // Denied without a workspace grant: then the run changes nothing, as it did before.
+        let note = format!("task {} iteration {}: {text}\n", request.task.id, request.task.iteration);
+        let _ = workspace::write("echo-agent.txt", note.as_bytes());
         Ok(match cfg.mode {
             Mode::Length => RunResult::new(Outcome::Success, text),
             Mode::Mirror => RunResult::new(Outcome::Success, request.prompt),
