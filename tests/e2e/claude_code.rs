@@ -212,9 +212,10 @@ fn an_edit_the_cli_refused_followed_by_a_success_claim_is_retried_with_the_failu
     assert!(second.contains(NOT_READ), "{second}");
     assert!(second.contains("You reported success but no file changed"), "{second}");
 
-    let breakpoints = project.obra_json(&["breakpoint", "list", "--json"], 0);
-    let reason = breakpoints[0]["reason"].as_str().unwrap();
-    assert!(reason.contains("the agent reported success but no file changed"), "{reason}");
+    // The last decision says why it escalated (the breakpoint itself is the max-iterations rule's).
+    let why = interactions[1]["decision"]["explanation"].as_str().unwrap();
+    assert!(why.contains("the agent reported success but no file changed and 1 of its actions failed"), "{why}");
+    assert_eq!(project.obra_json(&["breakpoint", "list", "--json"], 0).as_array().map(Vec::len), Some(1));
 
     let shown_text = project.obra(&["task", "show", &id.to_string()]);
     assert!(

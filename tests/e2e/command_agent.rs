@@ -22,10 +22,11 @@ n=$(cat {log}/.n 2>/dev/null || echo 0); echo $((n+1)) > {log}/.n
 i=0
 for a in "$@"; do printf '%s' "$a" > {log}/call-$n-arg-$i; i=$((i+1)); done
 cat /proc/$$/cmdline > {log}/call-$n-cmdline
-if [ ! -t 0 ]; then cat > {log}/call-$n-stdin; fi
+file_mode=
+for a in "$@"; do case "$a" in /dev/stdin) file_mode=1; cp "$a" {log}/call-$n-prompt-file;; esac; done
+if [ -z "$file_mode" ] && [ ! -t 0 ]; then cat > {log}/call-$n-stdin; fi
 case "$1" in --version) echo "my-agent 1.2.3"; exit 0;; esac
 printf 'hello from my-agent\n' > hello.txt
-for a in "$@"; do case "$a" in */.obra/prompts/*) cp "$a" {log}/call-$n-prompt-file;; esac; done
 if [ "$MY_AGENT_FORMAT" = jsonl ]; then
   echo '{{"type":"start"}}'
   echo 'a line that is not JSON'
@@ -98,7 +99,8 @@ fn the_prompt_arrives_byte_identical_as_an_argument_on_stdin_or_in_a_file() {
         assert!(prompt.contains(HOSTILE), "{mode}: the prompt arrived whole: {prompt}");
         assert!(!Path::new("/tmp/obra-pwned").exists());
         if mode == "file" {
-            assert!(!project.path().join(".obra/prompts").read_dir().unwrap().any(|_| true), "the file is removed");
+            assert_eq!(read(&log.join("call-0-arg-3")), "/dev/stdin", "{{prompt_file}} names standard input");
+            assert!(!project.path().join(".obra/prompts").exists(), "no copy of the prompt on disk");
         }
         let shown = project.obra_json(&["task", "show", &id.to_string(), "--json"], 0);
         let i = &shown["interactions"][0]["interaction"];

@@ -2,9 +2,10 @@
 //! with a plain-language explanation of both.
 //!
 //! The agent's claims are checked against evidence (ADR 0033): a run that reports success while no file
-//! changed never proceeds (it is retried with its failed actions as feedback, and escalated on the last
-//! iteration), and without a verifying gate that passed the heuristic score of a run that changed nothing
-//! is capped below the proceed threshold ([`UNVERIFIED_NO_CHANGE_CAP`]).
+//! changed never proceeds when its own actions failed or nothing verified it (no verifying gate passed, no
+//! LLM opinion): it is retried with its failed actions as feedback, and escalated on the last iteration.
+//! Without a verifying gate that passed, the heuristic score of a run that changed nothing is also capped
+//! below the proceed threshold ([`UNVERIFIED_NO_CHANGE_CAP`]).
 
 use std::fmt::Write as _;
 
@@ -158,7 +159,7 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// Whether the agent reported success although no file changed: a claim without evidence.
+    /// Whether the agent reported success although no file changed: a claim to check against evidence.
     pub fn unsupported_success(&self) -> bool {
         self.outcome == Some(Outcome::Success) && self.files_changed == 0
     }
@@ -177,7 +178,11 @@ pub fn verified_by(heuristic: &Heuristic, opinion: Option<&LlmOpinion>) -> Strin
 /// Combine heuristic and LLM opinion (`llm_weight` of the LLM when it answered) and decide.
 pub fn decide(thresholds: &DecisionConfig, heuristic: &Heuristic, ctx: &Context<'_>) -> Verdict {
     let Context { opinion, llm_weight, llm_note, outcome, iteration, max_iterations, failed_actions, .. } = *ctx;
-    let unsupported = ctx.unsupported_success();
+    // A success with no file changed stands only on evidence: never when the agent's own actions failed (its
+    // edits did not land), and never when nothing verified it (no verifying gate passed, no LLM opinion). With
+    // evidence, e.g. the tests pass and the task asked for nothing to change, it is judged like any run.
+    let verified = !heuristic.verified_by.is_empty() || opinion.is_some();
+    let unsupported = ctx.unsupported_success() && (failed_actions > 0 || !verified);
     let confidence = match opinion {
         Some(o) => (1.0 - llm_weight) * heuristic.score + llm_weight * o.confidence.clamp(0.0, 1.0),
         None => heuristic.score,
@@ -401,12 +406,19 @@ mod tests {
     }
 
     #[test]
-    fn neither_an_opinion_nor_passing_tests_make_a_change_free_success_claim_proceed() {
+    fn a_change_free_success_proceeds_only_on_evidence_and_never_when_its_actions_failed() {
         let gates = [gate("response-format", true, 1.0), gate("tests", true, 2.0)];
+        // The tests pass and the LLM agrees (a task that needed no change): judged like any run.
         let (h, v) = claim(&gates, 0, &[], Some(1.0), 1);
         assert_eq!(h.verified_by, ["tests"]);
         assert!(v.confidence >= thresholds().proceed_threshold, "not capped when a verifying gate passed");
+        assert_eq!(v.action, Action::Proceed, "{}", v.explanation);
+        // Its edit failed: whatever verified it, the claim does not stand.
+        let (_, v) = claim(&gates, 0, &[NOT_READ], Some(1.0), 1);
         assert_eq!(v.action, Action::Retry, "{}", v.explanation);
+        // Nothing verified it (no verifying gate, no LLM): no PROCEED either.
+        let (_, v) = claim(&[gate("response-format", true, 1.0)], 0, &[], None, 1);
+        assert_ne!(v.action, Action::Proceed, "{}", v.explanation);
     }
 
     #[test]

@@ -14,8 +14,8 @@ pub enum PromptVia {
     Argument,
     /// On standard input (the default when no argument holds `{prompt}` or `{prompt_file}`).
     Stdin,
-    /// In a file under the workspace's `.obra/`, whose absolute path is `{prompt_file}` in `args`; removed after
-    /// the run.
+    /// In a file the program opens by the path `{prompt_file}` in `args`: `/dev/stdin`, which carries the
+    /// prompt (nothing is written to disk; a program that must seek in the file cannot use it).
     File,
 }
 

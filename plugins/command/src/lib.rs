@@ -3,7 +3,7 @@
 //!
 //! `run` builds the command line from `agents.command.args` (placeholders `{prompt}`, `{prompt_file}`,
 //! `{workspace}`, `{session_id}`, `{task_id}`, `{task_title}`, `{iteration}`), gives the prompt as an argument,
-//! on standard input, or in a file under `.obra/` (removed afterwards), streams the output and turns it into a
+//! on standard input, or as the file `{prompt_file}` (`/dev/stdin`, carrying it), streams the output and turns it into a
 //! `run-result`: text (the tail is the summary, the exit code decides) or JSON lines (the final event's fields by
 //! JSON pointer). `health` runs the program with `version_args`. The program must be granted in
 //! `plugins.grants.command.commands`: the manifest asks for `*`, so the user's grant decides (nothing by default).
@@ -21,7 +21,7 @@ mod fuzz_tests;
 
 use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
 use obra_plugin_sdk::process::Flow;
-use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress, workspace};
+use obra_plugin_sdk::{PluginError, ResultExt, RunResult, export_agent, log, process, progress};
 
 use config::{Config, PromptVia, Values};
 use outcome::{Collector, End};
@@ -71,11 +71,12 @@ impl Agent for CommandAgent {
 
     fn run(request: RunRequest) -> Result<RunResult, PluginError> {
         let cfg = Config::parse(&request.config)?;
-        let prompt_rel = format!(".obra/prompts/task-{}-iteration-{}.md", request.task.id, request.task.iteration);
-        let prompt_abs = format!("{}/{prompt_rel}", request.workspace.trim_end_matches('/'));
+        // `{prompt_file}` names the program's standard input, which carries the prompt: a path a program can
+        // open and read like a file, with no copy of the prompt on disk and none in Obra's own directory
+        // (which plugins may not write).
         let values = Values {
             prompt: &request.prompt,
-            prompt_file: if cfg.prompt_via() == PromptVia::File { &prompt_abs } else { "" },
+            prompt_file: if cfg.prompt_via() == PromptVia::File { PROMPT_FILE } else { "" },
             workspace: &request.workspace,
             session_id: request.resume_session.as_deref().unwrap_or(""),
             task_id: request.task.id,
@@ -84,21 +85,15 @@ impl Agent for CommandAgent {
         };
         let args = cfg.arguments(&values)?;
         let mut cmd = command(&cfg, args).timeout_ms(request.timeout_ms);
-        match cfg.prompt_via() {
-            PromptVia::Stdin => cmd = cmd.stdin(request.prompt.clone()),
-            PromptVia::File => workspace::write(&prompt_rel, request.prompt.as_bytes())
-                .with_context(|| format!("writing the prompt to {prompt_rel}"))?,
-            PromptVia::Argument => {}
+        if matches!(cfg.prompt_via(), PromptVia::Stdin | PromptVia::File) {
+            cmd = cmd.stdin(request.prompt.clone());
         }
-        let result = run_child(&cfg, &cmd, request.timeout_ms);
-        if cfg.prompt_via() == PromptVia::File
-            && let Err(e) = workspace::remove(&prompt_rel)
-        {
-            log::warn(&format!("could not remove the prompt file {prompt_rel}: {}", e.message()));
-        }
-        result
+        run_child(&cfg, &cmd, request.timeout_ms)
     }
 }
+
+/// What `{prompt_file}` expands to: the program's standard input, which holds the prompt.
+const PROMPT_FILE: &str = "/dev/stdin";
 
 /// Start the program, read its output as it comes, and normalise how it ended.
 fn run_child(cfg: &Config, cmd: &process::Command, timeout_ms: u64) -> Result<RunResult, PluginError> {
