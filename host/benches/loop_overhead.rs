@@ -39,6 +39,7 @@ impl Agent for InstantAgent {
             api_status: None,
             retry_after_ms: None,
             permission_denials: vec![],
+            failed_actions: vec![],
             exit_code: Some(0),
         })
     }

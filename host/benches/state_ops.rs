@@ -48,6 +48,7 @@ async fn suite(backend: &str, state: &StateManager) {
         api_status: None,
         retry_after_ms: None,
         permission_denials: vec![],
+        failed_actions: vec![],
         exit_code: Some(0),
     };
     let changes = vec![
