@@ -438,7 +438,8 @@ fn check_reports_each_step_and_the_effective_grant() {
     assert_eq!(
         grant.refused,
         [
-            r#"command { program: echo, args: ["**"] } is not (fully) allowed: add - { program: echo, args: ["**"] } to plugins.grants.echo-agent.commands"#
+            r#"command { program: echo, args: ["**"] } is not (fully) allowed: add - { program: echo, args: ["**"] } to plugins.grants.echo-agent.commands"#,
+            "workspace write is not allowed: set plugins.grants.echo-agent.workspace to write",
         ]
     );
 
