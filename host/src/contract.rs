@@ -65,23 +65,87 @@ impl PluginError {
 /// The most bytes of a summary or error message a plugin reports that Obra keeps: what is stored, shown and
 /// put into the next prompt. A plugin (or the agent behind it) that reports more is cut in the middle.
 pub const MAX_REPORTED_BYTES: usize = 64 * 1024;
+/// The longest session id kept, in bytes; a longer one is dropped (a cut id would resume another session).
+pub const MAX_SESSION_ID_BYTES: usize = 256;
+/// The most lines kept of a list of one-line reports (permission denials, failed actions).
+pub const MAX_REPORTED_LINES: usize = 20;
+/// The most characters kept of one such line (after folding it onto one line).
+pub const MAX_REPORTED_LINE_CHARS: usize = 300;
+/// The longest gate summary or rule reason kept, in bytes (cut in the middle).
+pub const MAX_VERDICT_BYTES: usize = 4 * 1024;
+/// The most findings kept of one gate result; the rest are replaced by one finding that says how many.
+pub const MAX_FINDINGS: usize = 100;
+/// The longest finding message kept, in bytes (cut in the middle).
+pub const MAX_FINDING_BYTES: usize = 16 * 1024;
+/// The longest path a finding may name, in bytes; a longer one is dropped.
+pub const MAX_PATH_BYTES: usize = 4 * 1024;
+/// The longest name kept (a model's, a plugin's self-reported name and version), in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// The most model names kept of `list-models`.
+pub const MAX_MODELS: usize = 1000;
+/// The longest one-line description or health text kept, in bytes.
+pub const MAX_DESCRIPTION_BYTES: usize = 4 * 1024;
+/// The longest LLM completion text kept, in bytes (cut in the middle: a cut JSON reply no longer parses and
+/// is treated as invalid).
+pub const MAX_COMPLETION_BYTES: usize = 256 * 1024;
 
 /// `text` when it fits in [`MAX_REPORTED_BYTES`]; otherwise its first quarter and last three quarters of
 /// that budget (the end of an agent's output says most about how it ended) around a note of what was cut,
 /// cut at character boundaries.
 pub fn bounded_text(text: String) -> String {
-    if text.len() <= MAX_REPORTED_BYTES {
+    bounded_to(text, MAX_REPORTED_BYTES)
+}
+
+/// `text` when it has at most `max` bytes; otherwise at most `max` bytes of it: the first quarter and last
+/// three quarters of what is kept, around a note of how many bytes were cut (for `max` under 512, only the
+/// start and `…`). Cut at character boundaries.
+pub fn bounded_to(text: String, max: usize) -> String {
+    if text.len() <= max {
         return text;
     }
-    let head_end = text.floor_char_boundary(MAX_REPORTED_BYTES / 4);
-    let tail_start = text.ceil_char_boundary(text.len() - MAX_REPORTED_BYTES * 3 / 4);
-    format!(
-        "{}\n[... {} bytes cut by Obra: a plugin may report at most {} KiB ...]\n{}",
-        &text[..head_end],
-        tail_start - head_end,
-        MAX_REPORTED_BYTES / 1024,
-        &text[tail_start..]
-    )
+    if max < 512 {
+        let end = text.floor_char_boundary(max.saturating_sub('…'.len_utf8()));
+        return format!("{}…", &text[..end]);
+    }
+    let note =
+        |cut: usize| format!("\n[... {cut} bytes cut by Obra: a plugin may report at most {max} bytes here ...]\n");
+    let budget = max - note(text.len()).len();
+    let head_end = text.floor_char_boundary(budget / 4);
+    let tail_start = text.ceil_char_boundary(text.len() - budget * 3 / 4);
+    format!("{}{}{}", &text[..head_end], note(tail_start - head_end), &text[tail_start..])
+}
+
+/// `line` folded onto one line (runs of whitespace become one space) and cut to
+/// [`MAX_REPORTED_LINE_CHARS`] characters (`…` marks a cut); none when nothing is left.
+pub fn one_line(line: &str) -> Option<String> {
+    // Only the start can be kept: fold no more than a bounded prefix of a huge line.
+    let start = &line[..line.floor_char_boundary(MAX_REPORTED_LINE_CHARS * 8)];
+    let flat = start.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.is_empty() {
+        return None;
+    }
+    if flat.chars().count() <= MAX_REPORTED_LINE_CHARS && start.len() == line.len() {
+        return Some(flat);
+    }
+    let mut cut: String = flat.chars().take(MAX_REPORTED_LINE_CHARS - 1).collect();
+    cut.push('…');
+    Some(cut)
+}
+
+/// At most [`MAX_REPORTED_LINES`] distinct non-empty lines of `lines`, each through [`one_line`].
+pub fn bounded_lines(lines: Vec<String>) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for line in lines {
+        if kept.len() >= MAX_REPORTED_LINES {
+            break;
+        }
+        if let Some(line) = one_line(&line)
+            && !kept.contains(&line)
+        {
+            kept.push(line);
+        }
+    }
+    kept
 }
 
 /// Token and cost accounting.
@@ -286,9 +350,20 @@ pub struct RunResult {
 }
 
 impl RunResult {
-    /// The result with its summary cut to [`MAX_REPORTED_BYTES`] (see [`bounded_text`]).
+    /// The result bounded field by field (docs/plugins.md, "What Obra keeps of a plugin's answers"): the summary
+    /// to [`MAX_REPORTED_BYTES`], the session id to [`MAX_SESSION_ID_BYTES`] (dropped when longer), permission
+    /// denials and failed actions to [`MAX_REPORTED_LINES`] lines of [`MAX_REPORTED_LINE_CHARS`] characters.
     pub fn bounded(mut self) -> Self {
         self.summary = bounded_text(std::mem::take(&mut self.summary));
+        if self.session_id.as_ref().is_some_and(|id| id.len() > MAX_SESSION_ID_BYTES) {
+            tracing::warn!(
+                bytes = self.session_id.as_ref().map_or(0, String::len),
+                "an agent reported a session id over {MAX_SESSION_ID_BYTES} bytes; it is dropped"
+            );
+            self.session_id = None;
+        }
+        self.permission_denials = bounded_lines(std::mem::take(&mut self.permission_denials));
+        self.failed_actions = bounded_lines(std::mem::take(&mut self.failed_actions));
         self
     }
 
@@ -363,6 +438,36 @@ pub struct GateResult {
     pub summary: String,
 }
 
+impl GateResult {
+    /// The result bounded field by field: the summary to [`MAX_VERDICT_BYTES`], at most [`MAX_FINDINGS`]
+    /// findings (one more says how many were dropped), each message to [`MAX_FINDING_BYTES`], a path over
+    /// [`MAX_PATH_BYTES`] dropped; a score outside 0..=1 (or NaN) is clamped (NaN counts as 0).
+    pub fn bounded(mut self) -> Self {
+        self.summary = bounded_to(std::mem::take(&mut self.summary), MAX_VERDICT_BYTES);
+        self.score = if self.score.is_nan() { 0.0 } else { self.score.clamp(0.0, 1.0) };
+        let total = self.findings.len();
+        self.findings.truncate(MAX_FINDINGS);
+        for f in &mut self.findings {
+            f.message = bounded_to(std::mem::take(&mut f.message), MAX_FINDING_BYTES);
+            if f.path.as_ref().is_some_and(|p| p.len() > MAX_PATH_BYTES) {
+                f.path = None;
+            }
+        }
+        if total > MAX_FINDINGS {
+            self.findings.push(Finding {
+                severity: Severity::Info,
+                message: format!(
+                    "{} more findings were dropped by Obra: a gate may report at most {MAX_FINDINGS}",
+                    total - MAX_FINDINGS
+                ),
+                path: None,
+                line: None,
+            });
+        }
+        self
+    }
+}
+
 /// The loop state a breakpoint rule evaluates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoopEvent {
@@ -394,6 +499,26 @@ pub enum Verdict {
     Pause(String),
     /// Fail the task.
     Abort(String),
+}
+
+impl Verdict {
+    /// The verdict with its reason cut to [`MAX_VERDICT_BYTES`].
+    pub fn bounded(self) -> Self {
+        match self {
+            Self::Proceed => Self::Proceed,
+            Self::Pause(r) => Self::Pause(bounded_to(r, MAX_VERDICT_BYTES)),
+            Self::Abort(r) => Self::Abort(bounded_to(r, MAX_VERDICT_BYTES)),
+        }
+    }
+}
+
+impl Completion {
+    /// The completion with its text cut to [`MAX_COMPLETION_BYTES`] and its model name to [`MAX_NAME_BYTES`].
+    pub fn bounded(mut self) -> Self {
+        self.text = bounded_to(std::mem::take(&mut self.text), MAX_COMPLETION_BYTES);
+        self.model = bounded_to(std::mem::take(&mut self.model), MAX_NAME_BYTES);
+        self
+    }
 }
 
 /// Per-call context the host gives plugin capability calls: which workspace, which LLM, where progress goes.
@@ -485,5 +610,83 @@ mod tests {
         assert!(result.summary.len() < MAX_REPORTED_BYTES + 100);
         let PluginError::Fatal(m) = PluginError::Fatal("y".repeat(1 << 20)).bounded() else { panic!() };
         assert!(m.len() < MAX_REPORTED_BYTES + 100);
+    }
+
+    const HUGE: usize = 100 * 1024 * 1024;
+
+    /// Every field a plugin returns, 100 MB each, comes out within its bound.
+    #[test]
+    fn every_returned_field_of_100_mb_is_bounded() {
+        let huge = "x".repeat(HUGE);
+        let mut run = RunResult::new(Outcome::Success, huge.clone());
+        run.session_id = Some(huge.clone());
+        run.permission_denials = vec![huge.clone(), "Bash".into(), "Bash".into()];
+        run.permission_denials.extend((0..100_000).map(|i| format!("tool {i}")));
+        run.failed_actions = vec![huge.clone(); 3];
+        let run = run.bounded();
+        assert!(run.summary.len() <= MAX_REPORTED_BYTES, "{}", run.summary.len());
+        assert_eq!(run.session_id, None, "a session id over the bound is dropped, not cut");
+        assert_eq!(run.permission_denials.len(), MAX_REPORTED_LINES);
+        assert_eq!(run.permission_denials[1], "Bash", "repeats are kept once");
+        assert!(run.permission_denials.iter().all(|d| d.chars().count() <= MAX_REPORTED_LINE_CHARS));
+        assert_eq!(run.failed_actions.len(), 1);
+        assert_eq!(run.failed_actions[0].chars().count(), MAX_REPORTED_LINE_CHARS);
+        let mut ok = RunResult::new(Outcome::Success, "done");
+        ok.session_id = Some("0d9c6f2e-1b7a-4c55-9f7e-5b1d1c2a3b4c".into());
+        assert_eq!(ok.clone().bounded(), ok, "what fits is untouched");
+
+        let gate = GateResult {
+            passed: false,
+            score: f32::NAN,
+            findings: (0..1000)
+                .map(|i| Finding {
+                    severity: Severity::Error,
+                    message: if i == 0 { huge.clone() } else { format!("finding {i}") },
+                    path: Some(if i == 0 { huge.clone() } else { "src/a.rs".into() }),
+                    line: Some(i),
+                })
+                .collect(),
+            summary: huge.clone(),
+        }
+        .bounded();
+        assert!(gate.summary.len() <= MAX_VERDICT_BYTES);
+        assert_eq!(gate.score, 0.0);
+        assert_eq!(gate.findings.len(), MAX_FINDINGS + 1);
+        assert!(gate.findings.iter().all(|f| f.message.len() <= MAX_FINDING_BYTES));
+        assert_eq!(gate.findings[0].path, None);
+        assert_eq!(gate.findings[1].path.as_deref(), Some("src/a.rs"));
+        assert!(gate.findings[MAX_FINDINGS].message.starts_with("900 more findings were dropped"));
+
+        for verdict in [Verdict::Pause(huge.clone()), Verdict::Abort(huge.clone())] {
+            let (Verdict::Pause(r) | Verdict::Abort(r)) = verdict.bounded() else { panic!() };
+            assert!(r.len() <= MAX_VERDICT_BYTES && r.contains("bytes cut by Obra"), "{}", r.len());
+        }
+
+        let c = Completion { text: huge.clone(), model: huge.clone(), ..Completion::default() }.bounded();
+        assert!(c.text.len() <= MAX_COMPLETION_BYTES);
+        assert!(c.model.len() <= MAX_NAME_BYTES && c.model.ends_with('…'));
+
+        for e in [
+            PluginError::Retryable(huge.clone()),
+            PluginError::RateLimited { message: huge.clone(), retry_after_ms: None },
+            PluginError::Timeout(huge.clone()),
+            PluginError::Denied(huge.clone()),
+            PluginError::Trapped(huge.clone()),
+        ] {
+            assert!(e.bounded().to_string().len() <= MAX_REPORTED_BYTES + 100);
+        }
+    }
+
+    #[test]
+    fn bounded_to_keeps_both_ends_within_the_bound_at_char_boundaries() {
+        for max in [1, 4, 300, 511, 512, 4096, 70_000] {
+            let text = format!("START{}END", "é".repeat(50_000));
+            let cut = bounded_to(text, max);
+            assert!(cut.len() <= max.max('…'.len_utf8()), "{max}: {}", cut.len());
+        }
+        let cut = bounded_to(format!("START{}END", "é".repeat(50_000)), 4096);
+        assert!(cut.starts_with("START") && cut.ends_with("END") && cut.contains("bytes cut by Obra"));
+        assert_eq!(one_line(" a \n\t b "), Some("a b".into()));
+        assert_eq!(one_line(" \n "), None);
     }
 }

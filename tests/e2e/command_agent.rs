@@ -64,7 +64,7 @@ gates:
 plugins:
   grants:
     command:
-      commands: [{{ program: my-agent, args: ["**"] }}]
+      commands: [{{ program: my-agent, args: ["-**"] }}]
       env: [PATH, MY_AGENT_FORMAT{extra_grant}]
 "#
     )
@@ -165,7 +165,7 @@ fn without_a_grant_the_run_is_refused_naming_the_config_line_and_bad_templates_a
     let mut project = Project::new();
     let log = with_script_agent(&mut project);
     let cfg = config("    args: [\"{prompt}\"]\n", "")
-        .replace("commands: [{ program: my-agent, args: [\"**\"] }]", "commands: []");
+        .replace("commands: [{ program: my-agent, args: [\"-**\"] }]", "commands: []");
     project.write_config(&cfg);
     let id = project.create_task("Refused", "x");
     let out = project.obra(&["task", "execute", &id.to_string()]);

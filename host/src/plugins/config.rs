@@ -125,8 +125,11 @@ pub struct UserGrant {
 
 /// A program and the argument lists it may be run with.
 ///
-/// Argument patterns: a literal matches itself, `*` matches exactly one argument, `**` matches any remaining
-/// arguments (zero or more) and may only be the last pattern. No `args` means the program runs without arguments.
+/// Argument patterns: a literal matches itself; `*` matches exactly one argument that is not an option (does not
+/// start with `-`); `**` matches any remaining arguments (zero or more) when none is an option; `<prefix>*`
+/// (`--format=*`, `-*` for any one option) matches one argument starting with the prefix; `-**` matches any
+/// remaining arguments, options included. `**` and `-**` may only be last. No `args` means the program runs
+/// without arguments (ADR 36).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandPattern {
@@ -149,8 +152,13 @@ impl CommandPattern {
             return Some("the program is empty".to_string());
         }
         let last = self.args.len().saturating_sub(1);
-        self.args.iter().position(|a| a == "**").filter(|&i| i != last).map(|i| {
-            format!("\"**\" may only be the last argument pattern (it is argument {} of {})", i + 1, self.args.len())
+        self.args.iter().position(|a| super::grants::ArgPattern::parse(a).is_rest()).filter(|&i| i != last).map(|i| {
+            format!(
+                "{:?} may only be the last argument pattern (it is argument {} of {})",
+                self.args[i],
+                i + 1,
+                self.args.len()
+            )
         })
     }
 
@@ -260,7 +268,7 @@ limits:
         assert_eq!(parsed.limits, default.limits);
         assert_eq!(parsed.search_path, default.search_path);
         assert!(default.validate().is_ok());
-        assert_eq!(default.grants["claude-code"].commands, vec![CommandPattern::new("claude", &["**"])]);
+        assert_eq!(default.grants["claude-code"].commands, vec![CommandPattern::new("claude", &["-**"])]);
     }
 
     #[test]

@@ -105,13 +105,111 @@ pub const ANY_PROGRAM: &str = "*";
 /// A manifest's `env = ["*"]`: any variable the user's config grants.
 pub const ANY_VARIABLE: &str = "*";
 
-/// Whether `args` match the argument patterns `patterns`.
+/// The rest pattern that also matches options: `-**` (any remaining arguments, those starting with `-` too).
+pub const ANY_REST_WITH_OPTIONS: &str = "-**";
+
+/// Whether `arg` is an option (or the `-` of standard input): it starts with `-`. Wildcards never match one
+/// unless the pattern says so (ADR 36).
+pub fn is_option(arg: &str) -> bool {
+    arg.starts_with('-')
+}
+
+/// One element of an argument pattern, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgPattern<'a> {
+    /// Matches exactly this argument.
+    Literal(&'a str),
+    /// `<prefix>*` (e.g. `--format=*`, `-*`): one argument that starts with the prefix.
+    Prefix(&'a str),
+    /// `*`: one argument that is not an option.
+    One,
+    /// `**` (last only): any remaining arguments, none of them an option.
+    Rest,
+    /// `-**` (last only): any remaining arguments, options included.
+    RestWithOptions,
+}
+
+impl<'a> ArgPattern<'a> {
+    /// Parse one pattern element: `*`, `**`, `-**`, a text ending in one `*` (a prefix), or a literal.
+    pub fn parse(element: &'a str) -> Self {
+        match element {
+            "*" => Self::One,
+            "**" => Self::Rest,
+            ANY_REST_WITH_OPTIONS => Self::RestWithOptions,
+            _ => match element.strip_suffix('*') {
+                Some(prefix) if !prefix.contains('*') => Self::Prefix(prefix),
+                _ => Self::Literal(element),
+            },
+        }
+    }
+
+    /// Whether this element consumes all remaining arguments.
+    pub fn is_rest(self) -> bool {
+        matches!(self, Self::Rest | Self::RestWithOptions)
+    }
+
+    /// Whether this single-argument element matches `arg`.
+    fn matches_one(self, arg: &str) -> bool {
+        match self {
+            Self::Literal(l) => l == arg,
+            Self::Prefix(p) => arg.starts_with(p),
+            Self::One => !is_option(arg),
+            Self::Rest | Self::RestWithOptions => false,
+        }
+    }
+
+    /// This single-argument element restricted to arguments that are not options (none when nothing is left).
+    fn without_options(self) -> Option<Self> {
+        match self {
+            Self::Literal(l) | Self::Prefix(l) if is_option(l) => None,
+            Self::RestWithOptions => Some(Self::Rest),
+            other => Some(other),
+        }
+    }
+
+    /// The element matching what both single-argument elements match (none when they share nothing).
+    fn intersect_one(self, other: Self) -> Option<Self> {
+        use ArgPattern::*;
+        match (self, other) {
+            (Literal(l), o) | (o, Literal(l)) => o.matches_one(l).then_some(Literal(l)),
+            (One, One) => Some(One),
+            (One, Prefix(p)) | (Prefix(p), One) => (!is_option(p)).then_some(Prefix(p)),
+            (Prefix(p), Prefix(q)) if p.starts_with(q) => Some(Prefix(p)),
+            (Prefix(p), Prefix(q)) if q.starts_with(p) => Some(Prefix(q)),
+            _ => None,
+        }
+    }
+
+    /// The element as written in a pattern.
+    fn text(self) -> String {
+        match self {
+            Self::Literal(l) => l.to_string(),
+            Self::Prefix(p) => format!("{p}*"),
+            Self::One => "*".into(),
+            Self::Rest => "**".into(),
+            Self::RestWithOptions => ANY_REST_WITH_OPTIONS.into(),
+        }
+    }
+}
+
+/// Whether `args` match the argument patterns `patterns`: a literal matches itself, `<prefix>*` one argument
+/// starting with the prefix (`--format=*`; `-*` is any one option), `*` one argument that is not an option,
+/// `**` the remaining arguments when none is an option, `-**` any remaining arguments. An argument is an option
+/// when it starts with `-`.
 pub fn args_match(patterns: &[String], args: &[String]) -> bool {
-    match patterns.split_first() {
+    matches_args(patterns, args, false)
+}
+
+/// [`args_match`]; with `loose`, `*` and `**` match options too (to tell a denial's reason).
+fn matches_args(patterns: &[String], args: &[String], loose: bool) -> bool {
+    match patterns.split_first().map(|(p, rest)| (ArgPattern::parse(p), rest)) {
         None => args.is_empty(),
-        Some((p, _)) if p == "**" => true,
+        Some((ArgPattern::RestWithOptions, _)) => true,
+        Some((ArgPattern::Rest, _)) => loose || !args.iter().any(|a| is_option(a)),
         Some((p, rest)) => match args.split_first() {
-            Some((a, args_rest)) => (p == "*" || p == a) && args_match(rest, args_rest),
+            Some((a, args_rest)) => {
+                (p.matches_one(a) || (loose && p == ArgPattern::One)) && matches_args(rest, args_rest, loose)
+            }
             None => false,
         },
     }
@@ -124,18 +222,22 @@ pub fn command_matches(pattern: &CommandPattern, program: &str, args: &[String])
 
 /// The argument lists both patterns match, as one pattern (none when they share none).
 pub fn intersect_args(a: &[String], b: &[String]) -> Option<Vec<String>> {
+    let a: Vec<ArgPattern> = a.iter().map(|x| ArgPattern::parse(x)).collect();
+    let b: Vec<ArgPattern> = b.iter().map(|x| ArgPattern::parse(x)).collect();
+    intersect_parsed(&a, &b).map(|v| v.into_iter().map(ArgPattern::text).collect())
+}
+
+fn intersect_parsed<'a>(a: &[ArgPattern<'a>], b: &[ArgPattern<'a>]) -> Option<Vec<ArgPattern<'a>>> {
+    use ArgPattern::*;
     match (a.split_first(), b.split_first()) {
         (None, None) => Some(Vec::new()),
-        (Some((x, _)), _) if x == "**" => Some(b.to_vec()),
-        (_, Some((y, _))) if y == "**" => Some(a.to_vec()),
+        (Some((RestWithOptions, _)), _) => Some(b.to_vec()),
+        (_, Some((RestWithOptions, _))) => Some(a.to_vec()),
+        (Some((Rest, _)), _) => b.iter().map(|p| p.without_options()).collect(),
+        (_, Some((Rest, _))) => a.iter().map(|p| p.without_options()).collect(),
         (Some((x, xs)), Some((y, ys))) => {
-            let head = match (x.as_str(), y.as_str()) {
-                ("*", _) => y.clone(),
-                (_, "*") => x.clone(),
-                _ if x == y => x.clone(),
-                _ => return None,
-            };
-            let mut rest = intersect_args(xs, ys)?;
+            let head = x.intersect_one(*y)?;
+            let mut rest = intersect_parsed(xs, ys)?;
             rest.insert(0, head);
             Some(rest)
         }
@@ -285,6 +387,20 @@ impl EffectiveGrant {
             return Ok(());
         }
         let shown = display_command(program, args);
+        if let Some(p) = self.commands.iter().find(|p| p.program == program && matches_args(&p.args, args, true)) {
+            let options: Vec<&str> = args.iter().filter(|a| is_option(a)).map(|a| a.as_str()).collect();
+            return Err(PluginError::Denied(format!(
+                "plugin {:?} may not run {shown:?}: the granted pattern {} matches it only if its wildcards match \
+                 the option{} {}, and `*`/`**` never match an argument starting with `-`; a pattern that allows \
+                 an option names it (\"--format=*\", \"-*\" for any one option, \"-**\" for any remaining \
+                 arguments, options included) in {} in your config",
+                self.plugin,
+                p.to_yaml_flow(),
+                if options.len() == 1 { "" } else { "s" },
+                display_command("", &options.iter().map(|o| o.to_string()).collect::<Vec<_>>()).trim_start(),
+                self.config_key("commands")
+            )));
+        }
         let literal = CommandPattern { program: program.to_string(), args: args.to_vec() };
         let declared = self
             .requested
@@ -434,7 +550,7 @@ impl EffectiveGrant {
                 if self.commands.is_empty() {
                     out.push(format!(
                         "commands: it runs the programs you grant, and none is granted: add - {{ program: <the \
-                         program>, args: [\"**\"] }} to {}",
+                         program>, args: [\"-**\"] }} to {}",
                         self.config_key("commands")
                     ));
                 }
@@ -502,9 +618,81 @@ mod tests {
     }
 
     #[test]
+    fn wildcards_never_match_options_unless_the_pattern_says_so() {
+        let yes = |p: &[&str], a: &[&str]| args_match(&s(p), &s(a));
+        assert!(yes(&["*"], &["x"]) && !yes(&["*"], &["-x"]) && !yes(&["*"], &["-"]));
+        assert!(yes(&["**"], &["a", "b"]) && !yes(&["**"], &["a", "--b"]));
+        assert!(yes(&["-*"], &["-x"]) && yes(&["-*"], &["--long=1"]) && !yes(&["-*"], &["x"]));
+        assert!(yes(&["--*"], &["--long"]) && !yes(&["--*"], &["-l"]));
+        assert!(yes(&["--format=*"], &["--format=%H"]) && !yes(&["--format=*"], &["--output=/x"]));
+        assert!(yes(&["-**"], &[]) && yes(&["-**"], &["--anything", "x", "-y"]));
+        assert!(yes(&["a*b"], &["a*b"]) && !yes(&["a*b"], &["axb"]), "a `*` inside is literal");
+        assert_eq!(ArgPattern::parse("*.py"), ArgPattern::Literal("*.py"));
+    }
+
+    /// The red team's finding: `git log *` / `git diff *` style grants let a plugin pass options that write
+    /// files (`--output`), run programs (`-c core.pager=...`, `--exec`, `--upload-pack`) or point git at another
+    /// repository (`--git-dir`). None of them gets through a wildcard; a pattern naming an option still works.
+    #[test]
+    fn git_options_do_not_slip_through_wildcards() {
+        let requested = Capabilities {
+            commands: vec![
+                CommandPattern::new("git", &["log", "*"]),
+                CommandPattern::new("git", &["diff", "*"]),
+                CommandPattern::new("git", &["log", "**"]),
+                CommandPattern::new("git", &["diff", "*", "**"]),
+                CommandPattern::new("git", &["log", "--format=*", "*"]),
+            ],
+            ..Default::default()
+        };
+        let allowed = UserGrant { commands: vec![CommandPattern::new("git", &["-**"])], ..Default::default() };
+        let g = grant(requested, allowed);
+        assert_eq!(g.commands.len(), 5, "{:?}", g.commands);
+        let hostile: &[&[&str]] = &[
+            &["log", "--output=/outside/x"],
+            &["diff", "--output=/outside/x"],
+            &["log", "--output", "/outside/x"],
+            &["diff", "HEAD", "--output=/outside/x"],
+            &["log", "-c", "core.pager=touch /tmp/pwned"],
+            &["diff", "-c", "core.pager=touch /tmp/pwned"],
+            &["log", "--exec=touch /tmp/pwned"],
+            &["diff", "HEAD", "--exec", "touch /tmp/pwned"],
+            &["log", "--upload-pack=touch /tmp/pwned"],
+            &["diff", "--upload-pack=touch /tmp/pwned"],
+            &["log", "--git-dir=/outside/repo"],
+            &["diff", "--git-dir=/outside/repo", "HEAD"],
+            &["log", "--format=%H", "--output=/outside/x"],
+            &["log", "-"],
+        ];
+        for args in hostile {
+            let e = g.check_command("git", &s(args)).expect_err(&format!("git {args:?} must be refused"));
+            let PluginError::Denied(message) = e else { panic!("{e:?}") };
+            assert!(message.contains("plugins.grants.exec-outside-grant.commands"), "{message}");
+        }
+        let e = g.check_command("git", &s(&["log", "--output=/outside/x"])).unwrap_err().to_string();
+        assert!(e.contains("never match an argument starting with `-`") && e.contains("--output=/outside/x"), "{e}");
+        for args in [&["log", "HEAD"][..], &["diff", "HEAD~1"], &["log", "a", "b"], &["log", "--format=%H", "HEAD"]] {
+            g.check_command("git", &s(args)).unwrap_or_else(|e| panic!("git {args:?}: {e}"));
+        }
+        // The user's grant decides too: `git **` in the config keeps options out even of a manifest's `-**`.
+        let requested = Capabilities { commands: vec![CommandPattern::new("git", &["-**"])], ..Default::default() };
+        let allowed = UserGrant { commands: vec![CommandPattern::new("git", &["log", "**"])], ..Default::default() };
+        let g = grant(requested, allowed);
+        assert!(g.check_command("git", &s(&["log", "--git-dir=/x"])).is_err());
+        assert!(g.check_command("git", &s(&["log", "HEAD"])).is_ok());
+    }
+
+    #[test]
     fn argument_patterns_intersect() {
-        assert_eq!(intersect_args(&s(&["**"]), &s(&["-c", "*"])), Some(s(&["-c", "*"])));
-        assert_eq!(intersect_args(&s(&["-c", "*"]), &s(&["*", "ls"])), Some(s(&["-c", "ls"])));
+        assert_eq!(intersect_args(&s(&["-**"]), &s(&["-c", "*"])), Some(s(&["-c", "*"])));
+        assert_eq!(intersect_args(&s(&["**"]), &s(&["-c", "*"])), None, "`**` holds no option");
+        assert_eq!(intersect_args(&s(&["**"]), &s(&["x", "-**"])), Some(s(&["x", "**"])));
+        assert_eq!(intersect_args(&s(&["--format=*"]), &s(&["*"])), None);
+        assert_eq!(intersect_args(&s(&["--format=*"]), &s(&["-*"])), Some(s(&["--format=*"])));
+        assert_eq!(intersect_args(&s(&["--*"]), &s(&["--format=json"])), Some(s(&["--format=json"])));
+        assert_eq!(intersect_args(&s(&["v*"]), &s(&["*"])), Some(s(&["v*"])));
+        assert_eq!(intersect_args(&s(&["-c", "*"]), &s(&["-*", "ls"])), Some(s(&["-c", "ls"])));
+        assert_eq!(intersect_args(&s(&["-c", "*"]), &s(&["*", "ls"])), None, "`*` is no option");
         assert_eq!(intersect_args(&s(&["-c", "*"]), &s(&["-x", "**"])), None);
         assert_eq!(intersect_args(&s(&["a", "**"]), &s(&["*", "b", "**"])), Some(s(&["a", "b", "**"])));
         assert_eq!(intersect_args(&s(&["a"]), &s(&["a", "b"])), None);
@@ -522,7 +710,7 @@ mod tests {
                     .into()
             )
         );
-        let allowed = UserGrant { commands: vec![CommandPattern::new("sh", &["**"])], ..Default::default() };
+        let allowed = UserGrant { commands: vec![CommandPattern::new("sh", &["-**"])], ..Default::default() };
         let g = grant(requested, allowed);
         g.check_command("sh", &s(&["-c", "echo ok"])).unwrap();
         let e = g.check_command("sh", &s(&["-x"])).unwrap_err().to_string();
@@ -612,7 +800,7 @@ mod tests {
     #[test]
     fn a_wildcard_manifest_gets_exactly_what_the_user_grants() {
         let requested = Capabilities {
-            commands: vec![CommandPattern::new(ANY_PROGRAM, &["**"])],
+            commands: vec![CommandPattern::new(ANY_PROGRAM, &["-**"])],
             env: vec![ANY_VARIABLE.into()],
             ..Capabilities::default()
         };

@@ -139,7 +139,8 @@ impl PluginInstance {
                     live.store.data_mut().end_call();
                     self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(live);
                 }
-                result
+                // The plugin's answer is untrusted text: bounded here, once, before anything keeps it.
+                result.map(ExportReturn::bounded).map_err(PluginError::bounded)
             }
             Ok(Err(error)) => {
                 let message = self.describe_trap(function, &error, slot.as_ref().map(|l| l.store.data()));

@@ -10,7 +10,8 @@
 //! sha256 = "…64 hex digits…"         # optional: checked against the component's bytes
 //!
 //! [capabilities]                     # what the plugin asks for; the user's config must allow it too
-//! commands = [ { program = "claude", args = ["**"] } ]   # `*` = one argument, `**` = any remaining (last only)
+//! commands = [ { program = "claude", args = ["-**"] } ]  # `*` = one non-option argument, `**` = any remaining
+//!                                    # non-options (last only), `--format=*`/`-*` = one option, `-**` = anything
 //! env = ["ANTHROPIC_API_KEY"]        # variables its children may receive
 //! http = ["https://api.anthropic.com", "config:base_url"]  # origins, or the origin of a key of its config
 //! workspace = "write"                # none | read | write

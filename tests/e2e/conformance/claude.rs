@@ -60,7 +60,7 @@ impl AgentDriver for ClaudeAsCommand {
 plugins:
   grants:
     command:
-      commands: [{{program: claude, args: ["**"]}}]
+      commands: [{{program: claude, args: ["-**"]}}]
       env: [{}]
 "#,
             grant.join(", ")

@@ -122,6 +122,32 @@ pub(crate) enum ExportReturn {
     Verdict(contract::Verdict),
 }
 
+impl ExportReturn {
+    /// What the plugin returned, bounded field by field before anything stores, shows or feeds it back: the one
+    /// bound at the contract boundary (ADR 36, docs/plugins.md "What Obra keeps of a plugin's answers").
+    pub(crate) fn bounded(self) -> Self {
+        use contract::{MAX_DESCRIPTION_BYTES, MAX_MODELS, MAX_NAME_BYTES, bounded_to};
+        let name = |n: String| bounded_to(n, MAX_NAME_BYTES);
+        match self {
+            Self::Description(d) => Self::Description(SelfDescription {
+                name: d.name.map(name),
+                version: d.version.map(name),
+                description: bounded_to(d.description, MAX_DESCRIPTION_BYTES),
+                supports_resume: d.supports_resume,
+            }),
+            Self::Text(t) => Self::Text(bounded_to(t, MAX_DESCRIPTION_BYTES)),
+            Self::RunResult(r) => Self::RunResult(r.bounded()),
+            Self::Models(mut models) => {
+                models.truncate(MAX_MODELS);
+                Self::Models(models.into_iter().map(name).collect())
+            }
+            Self::Completion(c) => Self::Completion(c.bounded()),
+            Self::GateResult(g) => Self::GateResult(g.bounded()),
+            Self::Verdict(v) => Self::Verdict(v.bounded()),
+        }
+    }
+}
+
 /// A pre-linked component of some version and kind.
 #[derive(Clone)]
 pub(crate) enum Pre {

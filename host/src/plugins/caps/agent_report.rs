@@ -1,29 +1,18 @@
 //! The `agent-report` capability (ADR 0033): an agent plugin reports the failed actions of its run — what the
 //! agent's own transcript says went wrong — while `agent.run` is in progress. Always granted; the host bounds
-//! what it keeps ([`MAX_FAILED_ACTIONS`] lines of at most [`MAX_FAILED_ACTION_CHARS`] characters), since the
+//! what it keeps ([`MAX_FAILED_ACTIONS`] lines of at most [`MAX_REPORTED_LINE_CHARS`](crate::contract::MAX_REPORTED_LINE_CHARS) characters), since the
 //! plugin is untrusted, and ignores reports outside `agent.run`.
 
 use crate::plugins::bindings::v0_1_0::caps::agent_report::Host;
 use crate::plugins::store::StoreState;
 
 /// Most failed actions kept per run.
-pub const MAX_FAILED_ACTIONS: usize = 20;
-/// Most characters kept of one failed action.
-pub const MAX_FAILED_ACTION_CHARS: usize = 300;
+pub const MAX_FAILED_ACTIONS: usize = crate::contract::MAX_REPORTED_LINES;
 
-/// `action` as one trimmed line of at most [`MAX_FAILED_ACTION_CHARS`] characters (`…` marks a cut); none when
+/// `action` as one trimmed line of at most [`MAX_REPORTED_LINE_CHARS`](crate::contract::MAX_REPORTED_LINE_CHARS) characters (`…` marks a cut); none when
 /// it is empty.
 pub(crate) fn one_line(action: &str) -> Option<String> {
-    let flat = action.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.is_empty() {
-        return None;
-    }
-    if flat.chars().count() <= MAX_FAILED_ACTION_CHARS {
-        return Some(flat);
-    }
-    let mut cut: String = flat.chars().take(MAX_FAILED_ACTION_CHARS - 1).collect();
-    cut.push('…');
-    Some(cut)
+    crate::contract::one_line(action)
 }
 
 /// Add `action` to `list` unless it is full, empty, or a repeat of a line already there.
@@ -44,7 +33,7 @@ impl Host for StoreState {
             tracing::debug!(plugin = %self.plugin, function = self.call.function, "agent-report outside agent.run ignored");
             return Ok(());
         }
-        tracing::debug!(plugin = %self.plugin, failed_action = %action);
+        tracing::debug!(plugin = %self.plugin, failed_action = %crate::contract::bounded_to(action.clone(), 1024));
         record(&mut self.call.failed_actions, &action);
         Ok(())
     }
@@ -62,7 +51,7 @@ mod tests {
         record(&mut list, "   ");
         assert_eq!(list, vec!["Edit a.py: File has not been read yet.".to_string()]);
         record(&mut list, &"x".repeat(1000));
-        assert_eq!(list[1].chars().count(), MAX_FAILED_ACTION_CHARS);
+        assert_eq!(list[1].chars().count(), crate::contract::MAX_REPORTED_LINE_CHARS);
         assert!(list[1].ends_with('…'));
         for i in 0..50 {
             record(&mut list, &format!("Bash false #{i}: exit 1"));

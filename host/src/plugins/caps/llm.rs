@@ -34,7 +34,7 @@ impl StoreState {
                     provider.name()
                 )));
             }
-            Ok(completion.into())
+            Ok(completion.bounded().into())
         })
     }
 }

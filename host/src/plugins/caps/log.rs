@@ -4,15 +4,21 @@
 use crate::plugins::bindings::v0_1_0::caps::log::{Host, Level};
 use crate::plugins::store::StoreState;
 
-/// Longest message kept.
+/// Longest log line kept, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
+/// Longest progress line kept, in bytes (it is shown on one terminal line).
+pub const MAX_PROGRESS_BYTES: usize = 2 * 1024;
 
-fn cut(mut message: String) -> String {
-    if message.len() > MAX_MESSAGE_BYTES {
-        message.truncate(message.floor_char_boundary(MAX_MESSAGE_BYTES));
+fn cut_to(mut message: String, max: usize) -> String {
+    if message.len() > max {
+        message.truncate(message.floor_char_boundary(max));
         message.push('…');
     }
     message
+}
+
+fn cut(message: String) -> String {
+    cut_to(message, MAX_MESSAGE_BYTES)
 }
 
 impl Host for StoreState {
@@ -30,7 +36,7 @@ impl Host for StoreState {
     }
 
     async fn progress(&mut self, message: String) -> wasmtime::Result<()> {
-        let message = cut(message);
+        let message = cut_to(message, MAX_PROGRESS_BYTES);
         tracing::debug!(plugin = %self.plugin, function = self.call.function, progress = %message);
         if let Some(progress) = &self.call.ctx.progress {
             let _ = progress.send(message);

@@ -14,9 +14,13 @@
 //!   placeholder to the granted origin and to `other_url`.
 //! - `hang`: `sleep 600` without a time limit, and a GET of `<base_url>/hang`, which never answers.
 //! - `huge-output`: `head -c 50000000 /dev/zero`, then a summary of 4 MiB.
+//! - `huge-fields`: 100 MB in the field its config's `field` names (ADR 36), one field per run (wasmtime refuses
+//!   to copy much more than 100 MB out of one call): `summary`, `session-id`, `denials` (one of 100 MB among
+//!   100,000 short ones), `reports` (a failed action through `agent-report`, a progress line and a log line of
+//!   100 MB each), or `error` (the run fails with a 100 MB message).
 
-use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest};
-use obra_plugin_sdk::{Outcome, PluginError, RunResult, config, export_agent, http, process, workspace};
+use obra_plugin_sdk::agent::{Agent, AgentInfo, RunRequest, report_failed_action};
+use obra_plugin_sdk::{Outcome, PluginError, RunResult, config, export_agent, http, log, process, workspace};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -31,6 +35,9 @@ struct Config {
     /// An origin that is not granted.
     #[serde(default)]
     other_url: String,
+    /// For `huge-fields`: which field gets 100 MB.
+    #[serde(default)]
+    field: String,
 }
 
 /// What one try gave.
@@ -133,6 +140,31 @@ fn huge_output() -> (Map<String, Value>, String) {
     (tries, "x".repeat(4 << 20))
 }
 
+/// How many bytes each huge field has: 100 MB.
+const HUGE: usize = 100 * 1024 * 1024;
+
+/// A result with 100 MB in `field` (see the module documentation).
+fn huge_fields(field: &str) -> Result<RunResult, PluginError> {
+    let huge = "h".repeat(HUGE);
+    let mut result = RunResult::new(Outcome::Success, format!("{{\"huge\": {field:?}}}"));
+    match field {
+        "summary" => result.summary.push_str(&huge),
+        "session-id" => result.session_id = Some(huge),
+        "denials" => {
+            result.permission_denials = (0..100_000).map(|i| format!("tool {i}")).collect();
+            result.permission_denials.insert(0, huge);
+        }
+        "reports" => {
+            report_failed_action(&huge);
+            log::progress(&huge);
+            log::info(&huge);
+        }
+        "error" => return Err(PluginError::Fatal(huge)),
+        other => return Err(PluginError::Fatal(format!("unknown field {other:?}"))),
+    }
+    Ok(result)
+}
+
 struct HostileProbe;
 
 impl Agent for HostileProbe {
@@ -151,6 +183,9 @@ impl Agent for HostileProbe {
 
     fn run(request: RunRequest) -> Result<RunResult, PluginError> {
         let cfg: Config = config(&request.config)?;
+        if cfg.attempt == "huge-fields" {
+            return huge_fields(&cfg.field);
+        }
         let (tries, tail) = match cfg.attempt.as_str() {
             "arguments" => (arguments(), String::new()),
             "paths" => (paths(), String::new()),
