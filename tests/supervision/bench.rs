@@ -141,8 +141,8 @@ fn print_report(rows: &[Row], m: (usize, usize, usize, usize)) {
         m.2
     );
     println!(
-        "| {:<31} | {:<11} | {:<11} | {:<11} | {:<9} | {:<8} | {:<18} | {:>5} | {:>6} | {}",
-        "scenario", "agent", "expected", "actual", "status", "decision", "breakpoint rule", "iters", "secs", "verdict"
+        "| {:<31} | {:<11} | {:<11} | {:<11} | {:<9} | {:<8} | {:<18} | {:>5} | {:>6} | verdict",
+        "scenario", "agent", "expected", "actual", "status", "decision", "breakpoint rule", "iters", "secs"
     );
     for row in rows {
         let (status, decision, rule, iterations) = match row.measured() {
