@@ -532,6 +532,8 @@ impl Engine {
         // Where the kernel does not keep the agent off the protected paths, compare them before and after.
         let detection = current.sandbox.as_ref().filter(|s| s.needs_detection(current.transport.is_some()));
         let before = detection.map(|s| Fingerprint::take(&s.protected));
+        // The user's protected files are compared in every mode: a missing one cannot be bound read-only.
+        let user_before = current.sandbox.as_ref().map(|s| Fingerprint::take_user(&s.user_paths));
         let mut agent_config = current.config.agent_config(agent.name());
         super::gates::allow_commands(&mut agent_config, &super::gates::commands(&current.config.gates));
         let mut turn_limit = turns.filter(|t| sessions::apply_max_turns(&mut agent_config, *t));
@@ -626,10 +628,17 @@ impl Engine {
             }
             let total = tracking.total();
             tracking.finish(&self.tracker).await;
-            let tampered = match (detection, before) {
+            let mut tampered = match (detection, before) {
                 (Some(spec), Some(before)) => before.compare(&Fingerprint::take(&spec.protected), true),
                 _ => Vec::new(),
             };
+            if let (Some(spec), Some(user_before)) = (&current.sandbox, &user_before) {
+                tampered.extend(user_before.compare_user(&spec.user_paths, true));
+            }
+            // Writes the sandbox refused still tell what the agent tried: a human looks at it.
+            if let (Some(spec), Ok(r)) = (&current.sandbox, &result) {
+                tampered.extend(refused_writes(spec, &r.failed_actions));
+            }
             return Ok((interaction_id, result, total, tampered));
         }
     }
@@ -824,6 +833,27 @@ fn protected_reason(guarded: &[protect::ProtectedChange]) -> Option<String> {
     Some(crate::contract::bounded_text(reason))
 }
 
+/// The failed actions that were writes the sandbox refused ("Read-only file system" on a protected path, or
+/// "Permission denied" under `sandbox.restrict_writes`): attempts on the supervision, each an entry of the
+/// `integrity` breakpoint (nothing to restore).
+fn refused_writes(spec: &crate::sandbox::SandboxSpec, failed: &[String]) -> Vec<Tampered> {
+    failed
+        .iter()
+        .filter(|action| {
+            action.contains("Read-only file system")
+                || action.contains("EROFS")
+                || (spec.landlock_writable.is_some() && action.contains("Permission denied"))
+        })
+        .take(10)
+        .map(|action| Tampered {
+            path: std::path::PathBuf::from(action.split(':').next().unwrap_or("").trim()),
+            kind: "refused",
+            diff: action.clone(),
+            restored: true,
+        })
+        .collect()
+}
+
 /// The reason of an `integrity` breakpoint: which protected paths the agent run changed, whether each was put
 /// back, and the diffs; none when nothing was touched.
 fn integrity_reason(root: &std::path::Path, tampered: &[Tampered]) -> Option<String> {
@@ -831,14 +861,28 @@ fn integrity_reason(root: &std::path::Path, tampered: &[Tampered]) -> Option<Str
         return None;
     }
     let name = |p: &std::path::Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-    let listed: Vec<String> = tampered
-        .iter()
-        .map(|t| format!("{} ({}{})", name(&t.path), t.kind, if t.restored { ", restored" } else { ", NOT restored" }))
-        .collect();
-    let mut reason = format!(
-        "the agent changed protected paths, which Obra put back as they were before the run: {}",
-        listed.join(", ")
-    );
+    let (refused, changed): (Vec<&Tampered>, Vec<&Tampered>) = tampered.iter().partition(|t| t.kind == "refused");
+    let mut parts = Vec::new();
+    if !changed.is_empty() {
+        let listed: Vec<String> = changed
+            .iter()
+            .map(|t| {
+                format!("{} ({}{})", name(&t.path), t.kind, if t.restored { ", restored" } else { ", NOT restored" })
+            })
+            .collect();
+        parts.push(format!(
+            "the agent changed protected paths, which Obra put back as they were before the run: {}",
+            listed.join(", ")
+        ));
+    }
+    if !refused.is_empty() {
+        parts.push(format!(
+            "the agent tried to write where the sandbox does not let it ({} refused write(s)); a human decides \
+             whether its work can be trusted",
+            refused.len()
+        ));
+    }
+    let mut reason = parts.join("; ");
     for t in tampered.iter().filter(|t| !t.diff.is_empty()).take(10) {
         reason.push_str(&format!("\n--- {}\n{}", name(&t.path), t.diff));
     }

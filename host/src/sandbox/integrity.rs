@@ -100,6 +100,30 @@ impl Fingerprint {
         fp
     }
 
+    /// Fingerprint the user's protected files and directories (`sandbox.protect_home`), whole; a missing one
+    /// is simply absent, so creating it shows as `created`.
+    pub fn take_user(paths: &[PathBuf]) -> Fingerprint {
+        let mut fp = Fingerprint::default();
+        for path in paths {
+            match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => fp.walk(path, path, &|_: &Path| true),
+                Ok(_) => fp.record(path),
+                Err(_) => {}
+            }
+        }
+        fp
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
+    }
+
+    /// Fingerprint `paths` again the way [`Fingerprint::take_user`] did, and compare.
+    pub fn compare_user(&self, paths: &[PathBuf], restore: bool) -> Vec<Tampered> {
+        self.compare(&Fingerprint::take_user(paths), restore)
+    }
+
     fn walk(&mut self, root: &Path, dir: &Path, keep: &dyn Fn(&Path) -> bool) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
         for entry in entries.flatten() {

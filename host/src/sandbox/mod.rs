@@ -52,6 +52,11 @@ pub struct SandboxConfig {
     /// `restrict_writes` (`~` is the home directory; missing ones are skipped).
     #[serde(default)]
     pub agent_state: std::collections::BTreeMap<String, Vec<String>>,
+    /// Files and directories of the user's that no agent may write (`~` is the home directory): the shell's
+    /// startup files, SSH keys, git's and Obra's own user config and trust store. Existing ones are bound
+    /// read-only; any change (creating a missing one included) is put back and stops the task.
+    #[serde(default)]
+    pub protect_home: Vec<String>,
 }
 
 /// How the sandbox protects the protected paths.
@@ -123,6 +128,9 @@ pub struct SandboxSpec {
     pub notes: Vec<String>,
     /// The protected paths, for detection after the fact.
     pub protected: ProtectedPaths,
+    /// The user's protected files and directories (`protect_home`, expanded), existing or not: always compared
+    /// before and after an agent run.
+    pub user_paths: Vec<PathBuf>,
 }
 
 /// How a program actually runs: what [`SandboxSpec::describe`] tells the user.
@@ -144,6 +152,15 @@ impl SandboxSpec {
         }
         let protected = protected_paths(workspace, config.protect_git);
         let mut notes = protected.notes.clone();
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        let user_paths: Vec<PathBuf> = config
+            .protect_home
+            .iter()
+            .filter_map(|p| match p.strip_prefix("~/") {
+                Some(rest) => home.as_ref().map(|h| h.join(rest)),
+                None => Some(PathBuf::from(p)),
+            })
+            .collect();
         let workspace = workspace.canonicalize().unwrap_or_else(|_| workspace.to_path_buf());
         let writable_inside =
             if protected.all().any(|p| workspace.starts_with(p)) { vec![workspace.clone()] } else { Vec::new() };
@@ -167,14 +184,22 @@ impl SandboxSpec {
             }
             paths
         });
+        let mut read_only: Vec<PathBuf> = protected.all().cloned().collect();
+        // The user's existing protected files (resolved: a bind follows symlinks) unless one is the workspace's.
+        for path in user_paths.iter().filter_map(|p| p.canonicalize().ok()) {
+            if !workspace.starts_with(&path) && !path.starts_with(&workspace) && !read_only.contains(&path) {
+                read_only.push(path);
+            }
+        }
         Some(SandboxSpec {
-            read_only: protected.all().cloned().collect(),
+            read_only,
             writable_inside,
             landlock_writable,
             require_kernel: config.mode == SandboxMode::Kernel,
             use_kernel: matches!(config.mode, SandboxMode::Auto | SandboxMode::Kernel),
             notes,
             protected,
+            user_paths,
         })
     }
 
@@ -193,8 +218,8 @@ impl SandboxSpec {
     pub fn describe(&self, root: &Path) -> String {
         let support = kernel_support();
         let shown: Vec<String> = self
-            .read_only
-            .iter()
+            .protected
+            .all()
             .map(|p| match p.strip_prefix(root) {
                 Ok(rel) => format!("{}/", rel.display()),
                 Err(_) => p.display().to_string(),

@@ -1,5 +1,6 @@
-//! `destructive-change`: pause when an iteration deleted more than `max_deleted_files` files, or changed
-//! (created, modified or deleted) any file matching a `protected` glob.
+//! `destructive-change`: pause when an iteration deleted more than `max_deleted_files` files, changed more than
+//! `max_changed_files` files (a sweeping rewrite a task rarely asks for), or changed (created, modified or
+//! deleted) any file matching a `protected` glob.
 
 use serde::Deserialize;
 
@@ -13,6 +14,9 @@ pub struct Config {
     /// Pause when more files than this were deleted in one iteration.
     #[serde(default = "default_max_deleted")]
     pub max_deleted_files: u32,
+    /// Pause when more files than this changed (created, modified or deleted) in one iteration; 0 for no limit.
+    #[serde(default = "default_max_changed")]
+    pub max_changed_files: u32,
     /// Globs of paths (relative to the workspace, `/`-separated) no change may touch: `*` within one path
     /// segment, `**` across segments, `?` one character.
     #[serde(default)]
@@ -21,6 +25,10 @@ pub struct Config {
 
 fn default_max_deleted() -> u32 {
     10
+}
+
+fn default_max_changed() -> u32 {
+    25
 }
 
 /// How the globs match: `*` stays within a path segment, a leading dot needs no literal dot.
@@ -68,6 +76,18 @@ impl Config {
                 )
             ));
         }
+        if self.max_changed_files > 0 && changes.len() > self.max_changed_files as usize {
+            return Verdict::Pause(format!(
+                "the agent changed {} files in this iteration, more than {key}.max_changed_files ({}): {}. {}",
+                changes.len(),
+                self.max_changed_files,
+                some_paths(changes.iter().map(|c| c.path.as_str()), 5),
+                how_to_resolve(
+                    "Check that the task needed all of it (`obra checkpoint diff` shows it; `obra checkpoint \
+                     rollback` restores the workspace from before the run). "
+                )
+            ));
+        }
         Verdict::Proceed
     }
 }
@@ -81,7 +101,22 @@ mod tests {
     }
 
     fn cfg(max: u32, protected: &[&str]) -> Config {
-        Config { max_deleted_files: max, protected: protected.iter().map(|s| s.to_string()).collect() }
+        Config {
+            max_deleted_files: max,
+            max_changed_files: 25,
+            protected: protected.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_sweeping_rewrite_pauses_above_the_changed_files_limit() {
+        let c = cfg(10, &[]);
+        let many: Vec<_> = (0..26).map(|i| change(&format!("src/m{i}.py"), ChangeKind::Modified)).collect();
+        let Verdict::Pause(reason) = c.evaluate(&many, "rules[2].config") else { panic!("no pause") };
+        assert!(reason.contains("changed 26 files") && reason.contains("max_changed_files (25)"), "{reason}");
+        assert_eq!(c.evaluate(&many[..25], "rules[2].config"), Verdict::Proceed);
+        let unlimited = Config { max_changed_files: 0, ..c };
+        assert_eq!(unlimited.evaluate(&many, "rules[2].config"), Verdict::Proceed);
     }
 
     #[test]
