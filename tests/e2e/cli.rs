@@ -487,3 +487,66 @@ fn logs_follow_prints_new_events() {
     assert_eq!(next["kind"], "task_created");
     assert_eq!(next["task_id"], id, "{next}");
 }
+
+/// Run `obra args` with stdout a pipe that `reader` reads (or, with `None`, whose reader is already gone), and
+/// return the exit status and stderr.
+fn obra_into_closed_pipe(
+    project: &Project,
+    args: &[&str],
+    reader: Option<fn(std::io::PipeReader)>,
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let (read_end, write_end) = std::io::pipe().unwrap();
+    let mut cmd = project.command(args);
+    cmd.stdin(std::process::Stdio::null()).stdout(write_end).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("start obra");
+    // The command holds the write end from here; dropping ours leaves the reader as the only other end.
+    drop(cmd);
+    match reader {
+        Some(read) => read(read_end),
+        None => drop(read_end),
+    }
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (child.wait().unwrap(), err)
+}
+
+#[test]
+fn a_reader_that_closes_early_ends_every_command_quietly() {
+    let project = Project::with_echo_agent("true", "  []");
+    for i in 0..3 {
+        project.create_task(&format!("task {i}"), "something to do");
+    }
+    let out = project.obra(&["run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let commands: &[&[&str]] = &[
+        &["task", "show", "1"],
+        &["task", "show", "1", "--json"],
+        &["task", "list"],
+        &["task", "deps", "--format", "dot"],
+        &["logs"],
+        &["logs", "--json"],
+        &["status"],
+        &["status", "--json"],
+        &["config", "show"],
+        &["report"],
+        &["breakpoint", "list", "--all"],
+        &["completions", "bash"],
+        &["--help"],
+    ];
+    // `head -1`: the first line is read, then the reader goes; and a reader that was gone before obra started,
+    // so every write obra makes fails.
+    let head_1: fn(std::io::PipeReader) = |r| {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(r).read_line(&mut line).unwrap();
+    };
+    for args in commands {
+        for reader in [Some(head_1), None] {
+            let (status, err) = obra_into_closed_pipe(&project, args, reader);
+            assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "obra {args:?}: {err}");
+            assert!(!err.contains("error"), "obra {args:?}: {err}");
+            assert_eq!(status.code(), Some(0), "obra {args:?} ({status}): {err}");
+        }
+    }
+}

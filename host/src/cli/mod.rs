@@ -9,6 +9,7 @@ pub mod deps;
 mod doctor_cmd;
 mod logs_cmd;
 pub mod output;
+pub mod pipe;
 mod plugin_cmd;
 mod profile_cmd;
 mod project_cmd;
@@ -39,6 +40,7 @@ pub const EXIT_FAILED: u8 = 4;
 
 /// Parse the process arguments, run the command, and turn errors into a message on stderr and exit code 1.
 pub fn main() -> ExitCode {
+    pipe::install_panic_hook();
     let cli = Cli::parse();
     crate::telemetry::init(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -50,6 +52,7 @@ pub fn main() -> ExitCode {
     };
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(e) if pipe::is_closed_stdout(&e) => pipe::exit_quietly(),
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
@@ -92,7 +95,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Checkpoint(cmd) => checkpoint_cmd::run(&g, cmd).await,
         Command::Completions(a) => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(a.shell, &mut command, "obra", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut command, "obra", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status(a) => status(&g, a.json).await,
