@@ -30,6 +30,7 @@ pub use args::Cli;
 use args::{BreakpointCommand, Command, GlobalArgs};
 use output::{one_line, print_json};
 
+use crate::engine::scheduler::TaskWait;
 use crate::orchestrator::{OpenOptions, Orchestrator};
 use crate::state::{Resolution, TaskStatus};
 
@@ -129,6 +130,7 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     let open = obra.state().breakpoints(project.id, true).await?;
     let counts = obra.state().task_counts(project.id).await?;
     let unverified = obra.state().unverified_tasks(project.id).await?;
+    let waits = crate::engine::scheduler::waits_of(&tasks, &open);
     // Resolving the configured plugins loads them all (from the compile cache when warm) and tells the user
     // now, not at the next execution, when the config names a plugin that is missing or broken.
     let plugins = match obra.loop_plugins().await {
@@ -162,7 +164,8 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             "task_counts": counts,
             "running_obra_pid": running_obra,
             "interrupted_tasks": interrupted,
-            "tasks": tasks,
+            "tasks": output::tasks_with_waits(&tasks, &waits)?,
+            "waiting": waits.iter().map(|(id, w)| TaskWait { task_id: *id, wait: w.clone() }).collect::<Vec<_>>(),
             "unverified_tasks": unverified,
             "open_breakpoints": open,
         }))?;
@@ -197,7 +200,8 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     for t in &tasks {
         let status = if interrupted.contains(&t.id) { "interrupted".to_string() } else { t.status.to_string() };
         let mark = if unverified.contains(&t.id) { " (unverified: no verifying gate or LLM checked it)" } else { "" };
-        println!("  {:>4}  {:<11} {}{mark}", t.id, status, t.title);
+        let why = waits.get(&t.id).map(|w| format!("  — {w}")).unwrap_or_default();
+        println!("  {:>4}  {:<11} {}{mark}{why}", t.id, status, t.title);
     }
     if !interrupted.is_empty() {
         println!("Interrupted: the obra that ran them stopped; `obra run` (or `obra task execute ID`) resumes them");

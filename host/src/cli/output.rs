@@ -252,6 +252,24 @@ pub fn one_line(text: &str, max: usize) -> String {
     }
 }
 
+/// Tasks as JSON objects, each with a `waiting` field: why it cannot run now (see
+/// [`Wait`](crate::engine::scheduler::Wait)), or null.
+pub fn tasks_with_waits(
+    tasks: &[crate::state::Task],
+    waits: &std::collections::BTreeMap<i64, crate::engine::scheduler::Wait>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    tasks
+        .iter()
+        .map(|t| {
+            let mut value = serde_json::to_value(t)?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("waiting".into(), serde_json::to_value(waits.get(&t.id))?);
+            }
+            Ok(value)
+        })
+        .collect()
+}
+
 /// Print a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     // Buffered: stdout is line-buffered, and pretty JSON of a long list is many thousands of lines.

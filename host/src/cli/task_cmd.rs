@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::args::{GlobalArgs, GraphFormat, TaskCommand};
 use super::deps::Graph;
-use super::output::{StepPrinter, one_line, print_json};
+use super::output::{StepPrinter, one_line, print_json, tasks_with_waits};
 use super::{exit_for, open_options};
+use crate::engine::scheduler::waits_of;
 use crate::orchestrator::Orchestrator;
 use crate::state::{NewTask, TaskFilter, TaskStatus, TaskUpdate};
 
@@ -174,11 +175,20 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 };
                 obra.state().list_tasks(&filter).await?
             };
+            let all = obra.state().tasks(obra.project().id).await?;
+            let open = obra.state().breakpoints(obra.project().id, true).await?;
+            let waits = waits_of(&all, &open);
             if a.json {
-                print_json(&tasks)?;
+                print_json(&tasks_with_waits(&tasks, &waits)?)?;
             } else if tasks.is_empty() {
                 let filtered = a.ready || !a.status.is_empty() || a.min_priority.is_some() || a.search.is_some();
-                if filtered {
+                if a.ready && !waits.is_empty() {
+                    // Say what keeps the backlog from being ready rather than only that nothing is.
+                    println!("No task is ready:");
+                    for (id, wait) in &waits {
+                        println!("  task {id} {wait}");
+                    }
+                } else if filtered {
                     println!("No task matches.");
                 } else {
                     println!("No tasks yet. Create one: obra task create \"title\" --description \"what to do\"");
@@ -192,7 +202,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     } else {
                         format!("  (after {})", deps.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
                     };
-                    writeln!(out, "{:>4}  {:<10} p{:<2}  {}{deps}", t.id, t.status, t.priority, t.title)?;
+                    let why = waits.get(&t.id).map(|w| format!("  — {w}")).unwrap_or_default();
+                    writeln!(out, "{:>4}  {:<10} p{:<2}  {}{deps}{why}", t.id, t.status, t.priority, t.title)?;
                 }
                 out.flush()?;
             }
