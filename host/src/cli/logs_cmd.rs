@@ -214,7 +214,18 @@ fn describe(v: &Value) -> String {
         "user_input" => format!("{} {}", s("action"), s("resolution")),
         "task_finished" => s("status"),
         "run_started" => format!("{} ({})", s("command"), s("project")),
-        "run_finished" => format!("{} execution(s): {}", v["executions"], s("stopped_because")),
+        "run_finished" => match v["executions"].as_u64() {
+            // `obra run`: its executions and why it stopped.
+            Some(executions) => format!(
+                "{executions} execution(s): {} completed, {} paused, {} failed; {}",
+                v["completed"].as_u64().unwrap_or(0),
+                v["paused"].as_u64().unwrap_or(0),
+                v["failed"].as_u64().unwrap_or(0),
+                s("stopped_because")
+            ),
+            // `obra task execute`: the one task and how it ended.
+            None => format!("task {}", s("status")),
+        },
         "error" => s("error"),
         "llm_opinion" => format!("confidence {}: {}", n("confidence"), s("note")),
         _ => {

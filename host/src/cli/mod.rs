@@ -317,8 +317,26 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                 (_, _, Some(text)) if !text.trim().is_empty() => Resolution::Feedback(text),
                 _ => anyhow::bail!("--feedback needs some text for the agent"),
             };
+            let mut forced_over = Vec::new();
             if let Some(bp) = obra.state().breakpoint(a.id).await? {
                 obra.task(bp.task_id).await?;
+                if matches!(resolution, Resolution::Approve) && bp.status == "open" {
+                    let failed = failed_required_gates(&obra, &bp).await?;
+                    if !failed.is_empty() && !a.force {
+                        anyhow::bail!(
+                            "breakpoint {}: the iteration's required gate(s) failed: {}\n  approving completes task                              {} with that work; `obra breakpoint show {}` shows why. Approve anyway with                              `obra breakpoint resolve {} --approve --force`, or send it back with --feedback                              \"...\"",
+                            bp.id,
+                            failed.join("; "),
+                            bp.task_id,
+                            bp.id,
+                            bp.id
+                        );
+                    }
+                    forced_over = failed;
+                }
+            }
+            if !forced_over.is_empty() {
+                eprintln!("warning: approving over failed required gate(s): {}", forced_over.join("; "));
             }
             let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             let bp = obra.state().resolve_breakpoint(a.id, resolution, &by).await?;
@@ -326,7 +344,8 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
             obra.log_user_input(
                 "breakpoint_resolved",
                 serde_json::json!({ "task_id": task.id, "breakpoint_id": bp.id, "rule": bp.rule,
-                                    "resolution": bp.resolution, "feedback": bp.feedback, "by": by }),
+                                    "resolution": bp.resolution, "feedback": bp.feedback, "by": by,
+                                    "forced_over_failed_gates": forced_over }),
             );
             println!(
                 "Resolved breakpoint {} ({}); task {} is now {}",
@@ -347,4 +366,20 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The required gates that failed in the iteration a breakpoint opened on, each as `name (summary)`. A gate
+/// the configuration no longer names counts as required (the default).
+async fn failed_required_gates(obra: &Orchestrator, bp: &crate::state::Breakpoint) -> Result<Vec<String>> {
+    let Some(interaction) = bp.interaction_id else { return Ok(Vec::new()) };
+    let gates = &obra.config().config.gates;
+    let required = |name: &str| gates.iter().find(|g| g.enabled && g.display_name() == name).is_none_or(|g| g.required);
+    Ok(obra
+        .state()
+        .gate_results(interaction)
+        .await?
+        .into_iter()
+        .filter(|g| !g.passed && required(&g.gate))
+        .map(|g| format!("{} ({})", g.gate, one_line(&g.summary, 100)))
+        .collect())
 }

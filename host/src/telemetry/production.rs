@@ -6,8 +6,33 @@
 //!
 //! Events: `run_started`, `user_input` (a human's decision or instruction: task created, breakpoint resolved),
 //! `task_started`, `iteration_started`, `checkpoint`, `retry`, `execution_result` (the agent's run),
-//! `quality` (a gate), `llm_opinion`, `rule`, `decision`, `breakpoint`, `rate_limited`, `config_reloaded`,
-//! `config_rejected`, `policy_refused` (the agent changed a policy file; ADR 34), `task_finished`, `run_finished` and `error`.
+//! `quality` (a gate), `llm_opinion`, `rule`, `decision`, `breakpoint`, `rate_limited`, `git_commit`,
+//! `config_reloaded`, `config_rejected`, `policy_refused` (the agent changed a policy file; ADR 34),
+//! `task_finished`, `run_finished` and `error` ([`EVENTS`]).
+
+/// Every event the production log writes, in the order a run writes them (`obra logs --event` takes these).
+pub const EVENTS: &[&str] = &[
+    "run_started",
+    "user_input",
+    "task_started",
+    "iteration_started",
+    "checkpoint",
+    "retry",
+    "execution_result",
+    "quality",
+    "llm_opinion",
+    "rule",
+    "decision",
+    "breakpoint",
+    "rate_limited",
+    "git_commit",
+    "config_reloaded",
+    "config_rejected",
+    "policy_refused",
+    "task_finished",
+    "run_finished",
+    "error",
+];
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
