@@ -105,7 +105,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Breakpoint(cmd) => breakpoint(&g, cmd).await,
         Command::Plugin(cmd) => plugin_cmd::run(&g, cmd).await,
         Command::Demo(a) => demo::run(&g, a).await,
-        Command::Config(cmd) => config_cmd::run(&g, cmd),
+        Command::Config(cmd) => config_cmd::run(&g, cmd).await,
         Command::Profile(cmd) => profile_cmd::run(&g, cmd),
         Command::Interactive(a) => Box::pin(repl::run(&g, a)).await,
     }
@@ -137,7 +137,7 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         Ok(p) => Ok(json!({
             "agent": p.agent.name(),
             "llm": p.llm.as_ref().map(|l| l.name().to_string()),
-            "gates": p.gates.iter().map(|(_, g)| g.name().to_string()).collect::<Vec<_>>(),
+            "gates": p.gates.iter().map(|(c, _)| c.display_name().to_string()).collect::<Vec<_>>(),
             "rules": p.rules.iter().map(|(_, r)| r.name().to_string()).collect::<Vec<_>>(),
         })),
         Err(e) => Err(format!("{e:#}")),
@@ -157,6 +157,7 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             "project": project,
             "agent": obra.config().config.agent.plugin,
             "llm": obra.config().config.llm.provider,
+            "config": config_cmd::effective(&obra.config().config, &obra.resolved_config()),
             "plugins": match &plugins {
                 Ok(p) => json!({ "ok": true, "resolved": p, "loaded": loaded }),
                 Err(e) => json!({ "ok": false, "error": e, "loaded": loaded }),
@@ -189,6 +190,11 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         }
         Err(e) => println!("  plugins: PROBLEM: {e}"),
     }
+    println!(
+        "  profile: {}   max iterations: {}",
+        obra.resolved_config().sources.profile.as_deref().unwrap_or("none"),
+        obra.config().config.engine.max_iterations
+    );
     let summary: Vec<String> =
         counts
             .iter()
