@@ -550,3 +550,41 @@ fn a_reader_that_closes_early_ends_every_command_quietly() {
         }
     }
 }
+
+#[test]
+fn what_failed_is_shown_by_execute_task_show_breakpoint_show_and_logs() {
+    let project = Project::with_echo_agent(
+        "echo 'assertion failed: expected 42, got 41'; exit 1",
+        "  - plugin: max-iterations\n",
+    );
+    let id = project.create_task("answer", "make it 42");
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let finding = "assertion failed: expected 42, got 41";
+    assert!(String::from_utf8_lossy(&out.stdout).contains(finding), "execute shows the finding: {}", text(&out));
+
+    let shown = project.obra(&["task", "show", &id.to_string()]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains(finding), "{}", text(&shown));
+
+    let bp = project.obra_json(&["breakpoint", "list", "--json"], 0)[0]["id"].as_i64().unwrap();
+    let shown = project.obra(&["breakpoint", "show", &bp.to_string()]);
+    let said = String::from_utf8_lossy(&shown.stdout);
+    assert!(said.contains(finding), "{said}");
+    // The iteration's diff, from the checkpoint before it: echo-agent wrote echo-agent.txt.
+    assert!(said.contains("diff of the iteration (checkpoint "), "{said}");
+    assert!(said.contains("+++ b/echo-agent.txt"), "{said}");
+    let json = project.obra_json(&["breakpoint", "show", &bp.to_string(), "--json"], 0);
+    assert_eq!(json["diff"]["changes"][0]["path"], "echo-agent.txt", "{json}");
+
+    // The production log keeps the findings themselves, and `obra logs` shows the first.
+    let out = project.obra(&["logs", "--event", "quality", "--json"]);
+    let failed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["passed"] == false)
+        .collect();
+    assert_eq!(failed[0]["findings_count"], 1, "{failed:?}");
+    assert!(failed[0]["findings"][0]["message"].as_str().unwrap().contains(finding), "{failed:?}");
+    let out = project.obra(&["logs", "--event", "quality"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("The tests `echo"), "{}", text(&out));
+}

@@ -262,12 +262,17 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                 None => Vec::new(),
             };
             if a.json {
+                let diff = match &interaction {
+                    Some(i) => checkpoint_cmd::iteration_diff(&obra, task.id, i.iteration).await.ok().flatten(),
+                    None => None,
+                };
                 print_json(&json!({
                     "breakpoint": bp,
                     "task": task,
                     "interaction": interaction,
                     "gates": gates,
                     "decision": decision,
+                    "diff": diff.map(|(ends, d)| json!({ "between": ends, "changes": d.changes, "patch": d.patch })),
                 }))?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -302,6 +307,11 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                     gate.score,
                     one_line(&gate.summary, 120)
                 );
+                if !gate.passed {
+                    for line in output::finding_lines(&output::stored_findings(&gate.findings_json)) {
+                        println!("        {line}");
+                    }
+                }
             }
             if let Some(d) = &decision {
                 println!(
@@ -310,6 +320,31 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                     d.confidence,
                     one_line(&d.explanation, 200)
                 );
+                print_llm_reasons(d);
+            }
+            let diff = match &interaction {
+                Some(i) => checkpoint_cmd::iteration_diff(&obra, task.id, i.iteration).await.unwrap_or_else(|e| {
+                    println!("  diff: unavailable ({e:#})");
+                    None
+                }),
+                None => None,
+            };
+            if let Some((ends, diff)) = &diff {
+                if diff.changes.is_empty() {
+                    println!("  diff of the iteration ({ends}): no change");
+                } else {
+                    println!("  diff of the iteration ({ends}):");
+                    let lines: Vec<&str> = diff.patch.lines().collect();
+                    for line in lines.iter().take(checkpoint_cmd::MAX_DIFF_LINES) {
+                        println!("    {line}");
+                    }
+                    if lines.len() > checkpoint_cmd::MAX_DIFF_LINES {
+                        println!(
+                            "    [... {} more line(s): obra checkpoint diff shows it all]",
+                            lines.len() - checkpoint_cmd::MAX_DIFF_LINES
+                        );
+                    }
+                }
             }
             if bp.status == "open" {
                 println!("Resolve with: obra breakpoint resolve {} --approve | --reject | --feedback \"...\"", bp.id);
@@ -388,4 +423,18 @@ async fn failed_required_gates(obra: &Orchestrator, bp: &crate::state::Breakpoin
         .filter(|g| !g.passed && required(&g.gate))
         .map(|g| format!("{} ({})", g.gate, one_line(&g.summary, 100)))
         .collect())
+}
+
+/// The LLM's reasons for a decision (its opinion's reasoning, first lines), when an LLM gave one.
+pub(crate) fn print_llm_reasons(d: &crate::state::DecisionRow) {
+    if let Some(reasoning) = d.llm_reasoning.as_deref().filter(|r| !r.trim().is_empty()) {
+        let score = d.llm_score.map(|s| format!(" {s:.2}")).unwrap_or_default();
+        for (i, line) in output::first_lines(reasoning, 6).iter().enumerate() {
+            if i == 0 {
+                println!("      llm{score}: {line}");
+            } else {
+                println!("        {line}");
+            }
+        }
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::args::{GlobalArgs, GraphFormat, TaskCommand};
 use super::deps::Graph;
-use super::output::{StepPrinter, one_line, print_json, tasks_with_waits};
+use super::output::{StepPrinter, finding_lines, one_line, print_json, stored_findings, tasks_with_waits};
 use super::{exit_for, open_options};
 use crate::engine::scheduler::waits_of;
 use crate::orchestrator::Orchestrator;
@@ -134,6 +134,11 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                         gate.score,
                         one_line(&gate.summary, 100)
                     );
+                    if !gate.passed {
+                        for line in finding_lines(&stored_findings(&gate.findings_json)) {
+                            println!("          {line}");
+                        }
+                    }
                 }
                 if !changes.is_empty() {
                     let list: Vec<String> = changes.iter().take(10).map(describe_change).collect();
@@ -148,6 +153,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 }
                 if let Some(d) = decision {
                     println!("      decision {} at {:.2}", d.action.to_uppercase(), d.confidence);
+                    super::print_llm_reasons(d);
                 }
             }
             Ok(ExitCode::SUCCESS)
