@@ -40,6 +40,7 @@ impl Agent for InstantAgent {
             retry_after_ms: None,
             permission_denials: vec![],
             exit_code: Some(0),
+            failed_actions: vec![],
         })
     }
 }

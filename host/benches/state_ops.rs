@@ -49,6 +49,7 @@ async fn suite(backend: &str, state: &StateManager) {
         retry_after_ms: None,
         permission_denials: vec![],
         exit_code: Some(0),
+        failed_actions: vec![],
     };
     let changes = vec![
         FileChange { path: "src/lib.rs".into(), kind: ChangeKind::Modified, size: Some(1200) },

@@ -14,9 +14,7 @@ const WRITE_HELLO: &str = "hello.txt\n```\nhello from aider\n```\n";
 /// tests gate running `gate`, and a retry policy that sleeps through at most 1 s. `None` (with a notice)
 /// when aider is missing outside CI; in CI a missing CLI fails the test.
 fn setup(fake: &FakeOpenAiChat, gate: &str, max_attempts: u32) -> Option<Project> {
-    let Some(cli) = require_aider() else {
-        return None;
-    };
+    let cli = require_aider()?;
     let mut project = Project::new();
     for (k, v) in cli.vars(&fake.base_url(), project.home()) {
         if k != "HOME" {

@@ -10,9 +10,7 @@ use obra_testkit::codex::{CodexEnv, require_codex};
 use obra_testkit::{FakeResponses, ResponsesReply};
 
 fn project(fake: &FakeResponses) -> Option<(Project, CodexEnv)> {
-    let Some(bin) = require_codex() else {
-        return None;
-    };
+    let bin = require_codex()?;
     let env = CodexEnv::new(&bin, &fake.base_url());
     let mut project = Project::new();
     for (k, v) in env.vars() {

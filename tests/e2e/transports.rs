@@ -24,9 +24,7 @@ fn ssh_project(
     known_hosts: &std::path::Path,
     attempts: u32,
 ) -> Option<(Project, ClaudeEnv)> {
-    let Some(cli) = require_claude() else {
-        return None;
-    };
+    let cli = require_claude()?;
     let env = cli.env(&anthropic.base_url());
     let mut project = Project::new();
     for (k, v) in env.vars() {

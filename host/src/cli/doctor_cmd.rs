@@ -165,7 +165,7 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         }
     }
     let sandbox = crate::sandbox::SandboxSpec::for_workspace(&config.sandbox, obra.root(), Some(&config.agent.plugin));
-    out.push(sandbox_check(&config, sandbox.as_ref(), obra.root(), transport.is_some()));
+    out.push(sandbox_check(config, sandbox.as_ref(), obra.root(), transport.is_some()));
     let agent = &plugins.agent;
     let ctx = CallContext {
         workspace: Some(obra.root().to_path_buf()),

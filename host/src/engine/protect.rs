@@ -98,7 +98,7 @@ pub fn named_by_command(command: &str, workspace: &Path) -> Vec<String> {
             files.push(relative);
         }
     };
-    for simple in command.split(|c: char| matches!(c, ';' | '&' | '|' | '(' | ')' | '\n')) {
+    for simple in command.split([';', '&', '|', '(', ')', '\n']) {
         let mut words = simple
             .split_whitespace()
             .map(|w| w.trim_matches(|c| c == '\'' || c == '"'))

@@ -521,12 +521,12 @@ impl Engine {
     ) -> Result<(i64, Result<RunResult, PluginError>, Vec<FileChange>, Vec<Tampered>)> {
         let current = self.current();
         let agent = &current.plugins.agent;
-        if let Some(spec) = &current.sandbox {
-            if info.iteration == 1 {
-                self.observer.step(&Step::Progress(format!("sandbox: {}", spec.describe(&self.workspace))));
-                for note in &spec.notes {
-                    self.observer.step(&Step::Progress(format!("sandbox: {note}")));
-                }
+        if let Some(spec) = &current.sandbox
+            && info.iteration == 1
+        {
+            self.observer.step(&Step::Progress(format!("sandbox: {}", spec.describe(&self.workspace))));
+            for note in &spec.notes {
+                self.observer.step(&Step::Progress(format!("sandbox: {note}")));
             }
         }
         // Where the kernel does not keep the agent off the protected paths, compare them before and after.

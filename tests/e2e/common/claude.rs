@@ -15,9 +15,7 @@ pub fn setup(
     test_command: &str,
     extra: &str,
 ) -> Option<(Project, ClaudeEnv)> {
-    let Some(cli) = require_claude() else {
-        return None;
-    };
+    let cli = require_claude()?;
     let claude_env = cli.env(&anthropic.base_url());
     let mut project = Project::new();
     for (k, v) in claude_env.vars() {

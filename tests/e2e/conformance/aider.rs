@@ -19,9 +19,7 @@ impl AgentDriver for Aider {
     const PLUGIN: &'static str = "aider";
 
     fn arrange(scenario: Scenario) -> Option<Arranged> {
-        let Some(cli) = require_aider() else {
-            return None;
-        };
+        let cli = require_aider()?;
         let script = match scenario {
             // Edit format `whole`: the reply names the file and gives its whole content; aider writes it.
             Scenario::Success => {

@@ -76,9 +76,7 @@ const FORWARD: &str = "[HOME, PATH, ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY, CLAUD
 
 fn arrange(scenario: Scenario, sshd: Option<Sshd>) -> Option<Arranged> {
     {
-        let Some(cli) = require_claude() else {
-            return None;
-        };
+        let cli = require_claude()?;
         let script = match scenario {
             Scenario::Success => vec![
                 AnthropicReply::write_file(SUCCESS_FILE, SUCCESS_CONTENT),

@@ -13,9 +13,7 @@ impl AgentDriver for Codex {
     const PLUGIN: &'static str = "codex";
 
     fn arrange(scenario: Scenario) -> Option<Arranged> {
-        let Some(bin) = require_codex() else {
-            return None;
-        };
+        let bin = require_codex()?;
         let script = match scenario {
             Scenario::Success => vec![
                 ResponsesReply::write_file(SUCCESS_FILE, SUCCESS_CONTENT),
