@@ -185,9 +185,7 @@ impl Orchestrator {
     /// Open a chosen project of an open store.
     pub fn with_project(store: Store, project: Project, options: &OpenOptions) -> Result<Self> {
         let root = PathBuf::from(&project.workspace);
-        let profile = options.profile.clone().or_else(|| project.profile.clone());
-        let (sources, config) = load_config(Some(&root), profile, &options.sets)
-            .with_context(|| format!("in the configuration of project \"{}\"", project.name))?;
+        let (sources, config) = project_config(&project, options)?;
         Self::assemble(root, sources, config, store.state, &store.location, project, options.clone())
     }
 
@@ -282,6 +280,16 @@ impl Orchestrator {
     /// The resolved configuration and its layers.
     pub fn config(&self) -> &LoadedConfig {
         &self.config
+    }
+
+    /// The configuration with its sources and project, as [`resolve_config`] gives it for this project.
+    pub fn resolved_config(&self) -> ResolvedConfig {
+        ResolvedConfig {
+            sources: self.sources.clone(),
+            config: self.config.clone(),
+            project: Some(self.project.clone()),
+            no_project_because: None,
+        }
     }
 
     /// The store.
@@ -662,6 +670,56 @@ impl ConfigWatch for ProjectConfigWatch<'_> {
                 ConfigPoll::Rejected(error)
             }
         }
+    }
+}
+
+/// The configuration of `project`: its workspace's `.obra/config.yaml`, the profile `--profile` names or else
+/// the one stored with the project (`obra init --profile`, `obra project create --profile`), the user's
+/// config, `OBRA_…` variables and `--set`. Every command that works on a project resolves its configuration
+/// here (through [`Orchestrator::open`] or [`resolve_config`]).
+pub fn project_config(project: &Project, options: &OpenOptions) -> Result<(ConfigSources, LoadedConfig)> {
+    let root = PathBuf::from(&project.workspace);
+    let profile = options.profile.clone().or_else(|| project.profile.clone());
+    load_config(Some(&root), profile, &options.sets)
+        .with_context(|| format!("in the configuration of project \"{}\"", project.name))
+}
+
+/// A configuration as a command resolves it, and the project it belongs to.
+#[derive(Debug, Clone)]
+pub struct ResolvedConfig {
+    /// Where its layers came from.
+    pub sources: ConfigSources,
+    /// The layers and the merged configuration.
+    pub config: LoadedConfig,
+    /// The project it is the configuration of; none outside any project (the defaults, the user's config and
+    /// the overrides only).
+    pub project: Option<Project>,
+    /// Why no project was chosen, when none was.
+    pub no_project_because: Option<String>,
+}
+
+/// The configuration the commands `options` describe work with, resolved as [`Orchestrator::open`] resolves it
+/// for a run: the project is chosen the same way (see [`store`]) and its configuration comes from
+/// [`project_config`], its stored profile included. Where no project is chosen (outside any project, or a
+/// store without one) and `--project` names none, it is the configuration of the directory: the nearest
+/// `.obra/config.yaml` above it, if any, with `--profile`. A configuration that does not load is the error.
+/// `obra config show|validate|trust` use it without opening a project; every other command opens one.
+pub async fn resolve_config(options: &OpenOptions) -> Result<ResolvedConfig> {
+    let start = options.start_dir()?;
+    let local_root = config::find_project_root(&start);
+    let (sources, config) = load_config(local_root.as_deref(), options.profile.clone(), &options.sets)?;
+    let explicit = options.project.as_deref().is_some_and(|p| !p.trim().is_empty());
+    let chosen = match Store::open(options, false).await {
+        Ok(store) => store.choose(options.project.as_deref(), &start).await,
+        Err(e) => Err(e),
+    };
+    match chosen {
+        Ok(project) => {
+            let (sources, config) = project_config(&project, options)?;
+            Ok(ResolvedConfig { sources, config, project: Some(project), no_project_because: None })
+        }
+        Err(e) if explicit => Err(e),
+        Err(e) => Ok(ResolvedConfig { sources, config, project: None, no_project_because: Some(format!("{e:#}")) }),
     }
 }
 

@@ -487,3 +487,104 @@ fn logs_follow_prints_new_events() {
     assert_eq!(next["kind"], "task_created");
     assert_eq!(next["task_id"], id, "{next}");
 }
+
+/// Run `obra args` with stdout a pipe that `reader` reads (or, with `None`, whose reader is already gone), and
+/// return the exit status and stderr.
+fn obra_into_closed_pipe(
+    project: &Project,
+    args: &[&str],
+    reader: Option<fn(std::io::PipeReader)>,
+) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let (read_end, write_end) = std::io::pipe().unwrap();
+    let mut cmd = project.command(args);
+    cmd.stdin(std::process::Stdio::null()).stdout(write_end).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("start obra");
+    // The command holds the write end from here; dropping ours leaves the reader as the only other end.
+    drop(cmd);
+    match reader {
+        Some(read) => read(read_end),
+        None => drop(read_end),
+    }
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (child.wait().unwrap(), err)
+}
+
+#[test]
+fn a_reader_that_closes_early_ends_every_command_quietly() {
+    let project = Project::with_echo_agent("true", "  []");
+    for i in 0..3 {
+        project.create_task(&format!("task {i}"), "something to do");
+    }
+    let out = project.obra(&["run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let commands: &[&[&str]] = &[
+        &["task", "show", "1"],
+        &["task", "show", "1", "--json"],
+        &["task", "list"],
+        &["task", "deps", "--format", "dot"],
+        &["logs"],
+        &["logs", "--json"],
+        &["status"],
+        &["status", "--json"],
+        &["config", "show"],
+        &["report"],
+        &["breakpoint", "list", "--all"],
+        &["completions", "bash"],
+        &["--help"],
+    ];
+    // `head -1`: the first line is read, then the reader goes; and a reader that was gone before obra started,
+    // so every write obra makes fails.
+    let head_1: fn(std::io::PipeReader) = |r| {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(r).read_line(&mut line).unwrap();
+    };
+    for args in commands {
+        for reader in [Some(head_1), None] {
+            let (status, err) = obra_into_closed_pipe(&project, args, reader);
+            assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "obra {args:?}: {err}");
+            assert!(!err.contains("error"), "obra {args:?}: {err}");
+            assert_eq!(status.code(), Some(0), "obra {args:?} ({status}): {err}");
+        }
+    }
+}
+
+#[test]
+fn what_failed_is_shown_by_execute_task_show_breakpoint_show_and_logs() {
+    let project = Project::with_echo_agent(
+        "echo 'assertion failed: expected 42, got 41'; exit 1",
+        "  - plugin: max-iterations\n",
+    );
+    let id = project.create_task("answer", "make it 42");
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let finding = "assertion failed: expected 42, got 41";
+    assert!(String::from_utf8_lossy(&out.stdout).contains(finding), "execute shows the finding: {}", text(&out));
+
+    let shown = project.obra(&["task", "show", &id.to_string()]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains(finding), "{}", text(&shown));
+
+    let bp = project.obra_json(&["breakpoint", "list", "--json"], 0)[0]["id"].as_i64().unwrap();
+    let shown = project.obra(&["breakpoint", "show", &bp.to_string()]);
+    let said = String::from_utf8_lossy(&shown.stdout);
+    assert!(said.contains(finding), "{said}");
+    // The iteration's diff, from the checkpoint before it: echo-agent wrote echo-agent.txt.
+    assert!(said.contains("diff of the iteration (checkpoint "), "{said}");
+    assert!(said.contains("+++ b/echo-agent.txt"), "{said}");
+    let json = project.obra_json(&["breakpoint", "show", &bp.to_string(), "--json"], 0);
+    assert_eq!(json["diff"]["changes"][0]["path"], "echo-agent.txt", "{json}");
+
+    // The production log keeps the findings themselves, and `obra logs` shows the first.
+    let out = project.obra(&["logs", "--event", "quality", "--json"]);
+    let failed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["passed"] == false)
+        .collect();
+    assert_eq!(failed[0]["findings_count"], 1, "{failed:?}");
+    assert!(failed[0]["findings"][0]["message"].as_str().unwrap().contains(finding), "{failed:?}");
+    let out = project.obra(&["logs", "--event", "quality"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("The tests `echo"), "{}", text(&out));
+}

@@ -330,3 +330,67 @@ fn an_invalid_config_edit_during_a_run_is_reported_and_the_old_config_stays() {
     let tests = second.as_array().unwrap().iter().find(|g| g["gate"] == "tests").unwrap();
     assert!(tests.to_string().contains("old config still in force"), "{tests}");
 }
+
+#[test]
+fn the_profile_given_to_init_is_what_config_show_validate_doctor_status_and_a_run_all_use() {
+    let project = Project::uninitialised();
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git").current_dir(project.path()).args(args).status().unwrap();
+        assert!(ok.success(), "git {args:?}");
+    };
+    git(&["init", "-q"]);
+    std::fs::write(project.path().join("README.md"), "# scratch\n").unwrap();
+    git(&["add", "."]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]);
+    let out = project.obra(&["init", "--profile", "python_project"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The agent and the LLM change in the project's file; the iterations and gates stay the profile's
+    // (pytest and ruff, which fail here: no Python project).
+    project.install_plugin("echo-agent");
+    project.write_config(
+        "agent:\n  plugin: echo-agent\nllm:\n  provider: none\nplugins:\n  grants:\n    echo-agent:\n      \
+         commands: [ { program: echo, args: [\"**\"] } ]\n      workspace: write\n",
+    );
+    let expected_gates = ["response-format", "tests", "lint"];
+
+    let shown = project.obra_json(&["config", "show", "--json"], 0);
+    assert_eq!(entry(&shown, "engine.max_iterations")["value"], 4, "{shown}");
+    assert!(entry(&shown, "engine.max_iterations")["source"].as_str().unwrap().contains("python_project"));
+    let gates = entry(&shown, "gates")["value"].as_array().unwrap().clone();
+    assert!(gates.iter().any(|g| g["name"] == "lint" && g["enabled"] == true), "{shown}");
+    let text_out = project.obra(&["config", "show", "engine.max_iterations"]);
+    assert!(
+        stdout(&text_out).contains("configuration of project") && stdout(&text_out).contains("profile python_project")
+    );
+
+    let validated = project.obra_json(&["config", "validate", "--json"], 0);
+    assert_eq!(validated["profile"], "python_project", "{validated}");
+    assert!(validated["layers"].as_array().unwrap().iter().any(|l| l.as_str().unwrap().contains("python_project")));
+    assert_eq!(validated["effective"]["max_iterations"], 4);
+    assert_eq!(validated["effective"]["gates"], serde_json::json!(expected_gates));
+
+    let doctor: Value = serde_json::from_slice(&project.obra(&["doctor", "--json"]).stdout).unwrap();
+    let detail = |name: &str| {
+        doctor.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["detail"].as_str().unwrap().to_string()
+    };
+    assert!(detail("configuration").contains("profile python_project; a run uses 4 iteration(s)"), "{doctor}");
+    assert!(detail("configured plugins").contains("3 gate(s) (response-format, tests, lint)"), "{doctor}");
+
+    let status = project.obra_json(&["status", "--json"], 0);
+    assert_eq!(status["config"]["max_iterations"], 4, "{status}");
+    assert_eq!(status["config"]["gates"], serde_json::json!(expected_gates));
+    assert_eq!(status["plugins"]["resolved"]["gates"], serde_json::json!(expected_gates));
+
+    // And the run does what they said: a limit of 4 iterations, each checked by those gates (the repeated
+    // failure pauses it after the second).
+    let id = project.create_task("anything", "the checks fail");
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(stdout(&out).contains("iteration 1/4"), "{}", text(&out));
+    let task = project.obra_json(&["task", "show", &id.to_string(), "--json"], 0);
+    let iterations = task["interactions"].as_array().unwrap();
+    assert!(iterations[0]["interaction"]["prompt"].as_str().unwrap().contains("\"max_iterations\": 4"), "{task}");
+    let ran: Vec<&str> =
+        iterations[0]["gates"].as_array().unwrap().iter().map(|g| g["gate"].as_str().unwrap()).collect();
+    assert_eq!(ran, expected_gates, "{task}");
+}

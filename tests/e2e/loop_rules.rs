@@ -42,7 +42,15 @@ fn approving_a_breakpoint_completes_the_task_and_rejecting_fails_it() {
     let bp_of = |task: i64| {
         open.as_array().unwrap().iter().find(|b| b["task_id"] == task).unwrap()["id"].as_i64().unwrap().to_string()
     };
-    assert!(project.obra(&["breakpoint", "resolve", &bp_of(a), "--approve"]).status.success());
+    // The iteration's tests (a required gate) failed: approving is refused until --force says it is meant.
+    let refused = project.obra(&["breakpoint", "resolve", &bp_of(a), "--approve"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("required gate(s) failed: tests") && said.contains("--approve --force"), "{said}");
+    assert_eq!(status_of(&project, a), "paused", "a refused approval changes nothing");
+    let forced = project.obra(&["breakpoint", "resolve", &bp_of(a), "--approve", "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert!(String::from_utf8_lossy(&forced.stderr).contains("warning: approving over failed required gate(s): tests"));
     assert!(project.obra(&["breakpoint", "resolve", &bp_of(b), "--reject"]).status.success());
     assert_eq!(status_of(&project, a), "completed");
     assert_eq!(status_of(&project, b), "failed");

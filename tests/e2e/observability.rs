@@ -114,6 +114,29 @@ fn obra_logs_filters_by_event_task_run_and_time() {
     let said = String::from_utf8_lossy(&human.stdout);
     assert!(said.contains("execution_result") && said.contains("success in"), "{said}");
 
+    // `obra run`'s run_finished gives its executions.
+    let finished = project.obra(&["logs", "--event", "run_finished"]);
+    let said = String::from_utf8_lossy(&finished.stdout);
+    assert!(said.contains("2 execution(s): 2 completed, 0 paused, 0 failed; no task is ready"), "{said}");
+
+    // A mistyped event is refused with the closest one and every known one.
+    let typo = project.obra(&["logs", "--event", "decison"]);
+    assert_eq!(typo.status.code(), Some(2), "{}", text(&typo));
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(said.contains("'decision'"), "the closest is suggested: {said}");
+    assert!(
+        said.contains("run_started") && said.contains("execution_result") && said.contains("policy_refused"),
+        "{said}"
+    );
+
+    // `obra task execute`'s run_finished names how the task ended, not "null execution(s)".
+    let third = project.create_task("Third", "three");
+    assert_eq!(project.obra(&["task", "execute", &third.to_string()]).status.code(), Some(0));
+    let finished = project.obra(&["logs", "--event", "run_finished", "-n", "1"]);
+    let said = String::from_utf8_lossy(&finished.stdout);
+    assert!(said.contains(&format!("task {third}")) && said.contains("task completed"), "{said}");
+    assert!(!said.contains("null"), "{said}");
+
     let bad = project.obra(&["logs", "--since", "yesterday-ish"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(text(&bad).contains("neither a time") && text(&bad).contains("30m"), "{}", text(&bad));

@@ -312,11 +312,30 @@ fn run_no_wait_stops_at_a_rate_limit_and_an_explicit_execute_resumes_the_session
     assert!(task["status_reason"].as_str().unwrap().starts_with("rate limited until "), "{task}");
     let session = task["session_id"].as_str().expect("the session is kept").to_string();
 
-    // Ten minutes before the reset, nothing is handed out.
+    // Ten minutes before the reset, nothing is handed out, and every view says why.
     let ready = project.obra_json(&["task", "list", "--ready", "--json"], 0);
     assert!(ready.as_array().unwrap().is_empty(), "not handed out before the reset: {ready}");
+    let ready = project.obra(&["task", "list", "--ready"]);
+    let ready = String::from_utf8_lossy(&ready.stdout);
+    assert!(ready.contains("No task is ready") && ready.contains(&format!("task {id} rate-limited until ")), "{ready}");
+    let status = project.obra_json(&["status", "--json"], 0);
+    assert_eq!(status["waiting"][0]["task_id"], id, "{status}");
+    assert_eq!(status["waiting"][0]["kind"], "rate_limited", "{status}");
+    assert_eq!(status["waiting"][0]["until"], task["resume_after"], "{status}");
+    assert_eq!(status["tasks"][0]["waiting"]["kind"], "rate_limited", "{status}");
+    let status = project.obra(&["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("— rate-limited until "), "{}", text(&status));
+    let listed = project.obra(&["task", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("— rate-limited until "), "{}", text(&listed));
     let again = project.obra_json(&["run", "--no-wait", "--json"], 0);
     assert!(again["executions"].as_array().unwrap().is_empty(), "{again}");
+    assert_eq!(again["waiting"][0]["kind"], "rate_limited", "{again}");
+    let again = project.obra(&["run", "--no-wait"]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains(&format!("task {id} is rate-limited until ")),
+        "the run that ran nothing names the reset: {}",
+        text(&again)
+    );
 
     // A human may run it at once; it resumes the same session.
     let out = project.obra(&["task", "execute", &id.to_string()]);
@@ -324,4 +343,44 @@ fn run_no_wait_stops_at_a_rate_limit_and_an_explicit_execute_resumes_the_session
     let shown = show(&project, id);
     assert_eq!(shown["task"]["status"], "completed", "{shown}");
     assert_eq!(shown["interactions"][1]["interaction"]["session_id"].as_str(), Some(session.as_str()), "{shown}");
+}
+
+#[test]
+fn status_list_and_run_say_why_each_task_waits() {
+    let project = Project::with_echo_agent("echo 'assertion failed'; exit 1", "  - plugin: max-iterations\n");
+    let paused = create(&project, "paused", &[]);
+    let behind = create(&project, "behind", &["--depends-on", &paused.to_string()]);
+    let out = project.obra(&["run"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let bp = project.obra_json(&["breakpoint", "list", "--json"], 0)[0]["id"].as_i64().unwrap();
+
+    // A run with only the paused task (and its dependent) runs nothing and names the breakpoint.
+    let out = project.obra(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("0 execution(s)"), "{}", text(&out));
+    assert!(stdout.contains(&format!("task {paused} is paused at breakpoint {bp} (max-iterations)")), "{}", text(&out));
+    let summary = project.obra_json(&["run", "--json"], 0);
+    let waiting = summary["waiting"].as_array().unwrap();
+    assert_eq!(waiting.len(), 2, "{summary}");
+    assert_eq!(
+        waiting[0],
+        json!({ "task_id": paused, "kind": "paused", "breakpoint_id": bp, "rule": "max-iterations" })
+    );
+    assert_eq!(
+        waiting[1],
+        json!({ "task_id": behind, "kind": "blocked_by", "waits_for": paused, "status": "paused", "via": paused })
+    );
+
+    let status = project.obra(&["status"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(shown.contains(&format!("paused at breakpoint {bp} (max-iterations)")), "{}", text(&status));
+    assert!(shown.contains(&format!("blocked by task {paused} (paused)")), "{}", text(&status));
+    let ready = project.obra(&["task", "list", "--ready"]);
+    let ready = String::from_utf8_lossy(&ready.stdout);
+    assert!(ready.contains(&format!("task {paused} paused at breakpoint {bp}")), "{ready}");
+    let listed = project.obra_json(&["task", "list", "--json"], 0);
+    let kinds: Vec<&str> = listed.as_array().unwrap().iter().map(|t| t["waiting"]["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.len(), 2);
+    assert!(kinds.contains(&"paused") && kinds.contains(&"blocked_by"), "{listed}");
 }

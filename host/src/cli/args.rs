@@ -265,7 +265,8 @@ pub struct LogsArgs {
     #[arg(long, value_name = "ID")]
     pub task: Option<i64>,
     /// Only these events (repeat, or comma-separated), e.g. `decision,breakpoint`.
-    #[arg(long, value_name = "EVENT", value_delimiter = ',')]
+    #[arg(long, value_name = "EVENT", value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(crate::telemetry::production::EVENTS))]
     pub event: Vec<String>,
     /// Only this run's events (the `run_id` of a line).
     #[arg(long, value_name = "RUN_ID")]
@@ -507,6 +508,10 @@ pub struct BreakpointResolveArgs {
     /// Send the task back to the agent with this feedback; `obra task execute` runs it again.
     #[arg(long, value_name = "TEXT")]
     pub feedback: Option<String>,
+    /// With --approve: approve even though a required gate of the breakpoint's iteration failed (without it,
+    /// such an approval is refused with the failed gates named).
+    #[arg(long, requires = "approve")]
+    pub force: bool,
 }
 
 /// `obra plugin ...`.

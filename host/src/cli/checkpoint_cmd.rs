@@ -211,3 +211,29 @@ async fn diff_in(obra: &Orchestrator, from: String, to: Option<String>) -> Resul
     })
     .await?
 }
+
+/// At most this many lines of an iteration's diff are printed by `breakpoint show`.
+pub(super) const MAX_DIFF_LINES: usize = 200;
+
+/// What iteration `iteration` of task `task_id` changed: from the checkpoint taken before its agent ran to the
+/// task's next checkpoint (the next iteration's, or the one taken when it completed), or to the working tree
+/// when there is none after it. `None` when the iteration has no checkpoint (`engine.checkpoints` off, or no
+/// git repository). Returns the two ends for people (`checkpoint 3 → checkpoint 4`) and the diff.
+pub(super) async fn iteration_diff(
+    obra: &Orchestrator,
+    task_id: i64,
+    iteration: i64,
+) -> Result<Option<(String, CheckpointDiff)>> {
+    let mut list = obra.state().checkpoints(obra.project().id, Some(task_id)).await?;
+    list.sort_by_key(|c| c.id);
+    let label = format!("task {task_id} iteration {iteration}: before the agent runs");
+    let Some(at) = list.iter().position(|c| c.label == label) else { return Ok(None) };
+    let before = &list[at];
+    let after = list.get(at + 1);
+    let ends = match after {
+        Some(a) => format!("checkpoint {} → checkpoint {}", before.id, a.id),
+        None => format!("checkpoint {} → the working tree (no checkpoint after this iteration)", before.id),
+    };
+    let diff = diff_in(obra, before.commit_sha.clone(), after.map(|a| a.commit_sha.clone())).await?;
+    Ok(Some((ends, diff)))
+}

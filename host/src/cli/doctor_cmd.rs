@@ -80,9 +80,20 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         }
     };
     let config = &obra.config().config;
+    let effective = super::config_cmd::effective(config, &obra.resolved_config());
     out.insert(
         0,
-        Check::ok("configuration", format!("valid; agent {}, LLM {}", config.agent.plugin, config.llm.provider)),
+        Check::ok(
+            "configuration",
+            format!(
+                "valid; {}; a run uses {} iteration(s), gates {}; agent {}, LLM {}",
+                effective["profile"].as_str().map_or("no profile".to_string(), |p| format!("profile {p}")),
+                config.engine.max_iterations,
+                config.gates.iter().filter(|g| g.enabled).map(|g| g.display_name()).collect::<Vec<_>>().join(", "),
+                config.agent.plugin,
+                config.llm.provider
+            ),
+        ),
     );
     out.push(trust(&obra));
     out.push(store(&obra).await);
@@ -121,9 +132,10 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
     out.push(Check::ok(
         "configured plugins",
         format!(
-            "agent {}, {} gate(s), {} rule(s){}",
+            "agent {}, {} gate(s) ({}), {} rule(s){}",
             plugins.agent.name(),
             plugins.gates.len(),
+            plugins.gates.iter().map(|(g, _)| g.display_name()).collect::<Vec<_>>().join(", "),
             plugins.rules.len(),
             plugins.llm.as_ref().map(|l| format!(", LLM {}", l.name())).unwrap_or_default()
         ),

@@ -201,20 +201,42 @@ fn describe(v: &Value) -> String {
             v["files_changed"],
             s("summary")
         ),
-        "quality" => format!(
-            "{} {} (quality {}) {}",
-            s("gate"),
-            if v["passed"] == true { "passed" } else { "failed" },
-            n("quality"),
-            s("summary")
-        ),
+        "quality" => {
+            let mut text = format!(
+                "{} {} (quality {}) {}",
+                s("gate"),
+                if v["passed"] == true { "passed" } else { "failed" },
+                n("quality"),
+                s("summary")
+            );
+            // A failed gate's first finding, so the line says what failed (`--json` has them all).
+            if v["passed"] != true
+                && let Some(first) = v["findings"].as_array().and_then(|f| f.first())
+            {
+                let message = first["message"].as_str().unwrap_or("");
+                let place = first["path"].as_str().map(|p| format!("{p}: ")).unwrap_or_default();
+                text.push_str(&format!(" — {place}{}", message.lines().find(|l| !l.trim().is_empty()).unwrap_or("")));
+            }
+            text
+        }
         "decision" => format!("{} at confidence {} after {} ms", s("action"), n("confidence"), v["iteration_ms"]),
         "breakpoint" => format!("{} ({}): {}", v["breakpoint_id"], s("rule"), s("reason")),
         "task_started" | "user_input" if v["title"].is_string() => s("title"),
         "user_input" => format!("{} {}", s("action"), s("resolution")),
         "task_finished" => s("status"),
         "run_started" => format!("{} ({})", s("command"), s("project")),
-        "run_finished" => format!("{} execution(s): {}", v["executions"], s("stopped_because")),
+        "run_finished" => match v["executions"].as_u64() {
+            // `obra run`: its executions and why it stopped.
+            Some(executions) => format!(
+                "{executions} execution(s): {} completed, {} paused, {} failed; {}",
+                v["completed"].as_u64().unwrap_or(0),
+                v["paused"].as_u64().unwrap_or(0),
+                v["failed"].as_u64().unwrap_or(0),
+                s("stopped_because")
+            ),
+            // `obra task execute`: the one task and how it ended.
+            None => format!("task {}", s("status")),
+        },
         "error" => s("error"),
         "llm_opinion" => format!("confidence {}: {}", n("confidence"), s("note")),
         _ => {

@@ -9,6 +9,7 @@ pub mod deps;
 mod doctor_cmd;
 mod logs_cmd;
 pub mod output;
+pub mod pipe;
 mod plugin_cmd;
 mod profile_cmd;
 mod project_cmd;
@@ -29,6 +30,7 @@ pub use args::Cli;
 use args::{BreakpointCommand, Command, GlobalArgs};
 use output::{one_line, print_json};
 
+use crate::engine::scheduler::TaskWait;
 use crate::orchestrator::{OpenOptions, Orchestrator};
 use crate::state::{Resolution, TaskStatus};
 
@@ -39,6 +41,7 @@ pub const EXIT_FAILED: u8 = 4;
 
 /// Parse the process arguments, run the command, and turn errors into a message on stderr and exit code 1.
 pub fn main() -> ExitCode {
+    pipe::install_panic_hook();
     let cli = Cli::parse();
     crate::telemetry::init(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
     };
     let code = match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        Err(e) if pipe::is_closed_stdout(&e) => pipe::exit_quietly(),
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
@@ -92,14 +96,16 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Checkpoint(cmd) => checkpoint_cmd::run(&g, cmd).await,
         Command::Completions(a) => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(a.shell, &mut command, "obra", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut command, "obra", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Status(a) => status(&g, a.json).await,
         Command::Breakpoint(cmd) => breakpoint(&g, cmd).await,
         Command::Plugin(cmd) => plugin_cmd::run(&g, cmd).await,
         Command::Demo(a) => demo::run(&g, a).await,
-        Command::Config(cmd) => config_cmd::run(&g, cmd),
+        Command::Config(cmd) => config_cmd::run(&g, cmd).await,
         Command::Profile(cmd) => profile_cmd::run(&g, cmd),
         Command::Interactive(a) => Box::pin(repl::run(&g, a)).await,
     }
@@ -124,13 +130,14 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     let open = obra.state().breakpoints(project.id, true).await?;
     let counts = obra.state().task_counts(project.id).await?;
     let unverified = obra.state().unverified_tasks(project.id).await?;
+    let waits = crate::engine::scheduler::waits_of(&tasks, &open);
     // Resolving the configured plugins loads them all (from the compile cache when warm) and tells the user
     // now, not at the next execution, when the config names a plugin that is missing or broken.
     let plugins = match obra.loop_plugins().await {
         Ok(p) => Ok(json!({
             "agent": p.agent.name(),
             "llm": p.llm.as_ref().map(|l| l.name().to_string()),
-            "gates": p.gates.iter().map(|(_, g)| g.name().to_string()).collect::<Vec<_>>(),
+            "gates": p.gates.iter().map(|(c, _)| c.display_name().to_string()).collect::<Vec<_>>(),
             "rules": p.rules.iter().map(|(_, r)| r.name().to_string()).collect::<Vec<_>>(),
         })),
         Err(e) => Err(format!("{e:#}")),
@@ -150,6 +157,7 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             "project": project,
             "agent": obra.config().config.agent.plugin,
             "llm": obra.config().config.llm.provider,
+            "config": config_cmd::effective(&obra.config().config, &obra.resolved_config()),
             "plugins": match &plugins {
                 Ok(p) => json!({ "ok": true, "resolved": p, "loaded": loaded }),
                 Err(e) => json!({ "ok": false, "error": e, "loaded": loaded }),
@@ -157,7 +165,8 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             "task_counts": counts,
             "running_obra_pid": running_obra,
             "interrupted_tasks": interrupted,
-            "tasks": tasks,
+            "tasks": output::tasks_with_waits(&tasks, &waits)?,
+            "waiting": waits.iter().map(|(id, w)| TaskWait { task_id: *id, wait: w.clone() }).collect::<Vec<_>>(),
             "unverified_tasks": unverified,
             "open_breakpoints": open,
         }))?;
@@ -181,6 +190,11 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
         }
         Err(e) => println!("  plugins: PROBLEM: {e}"),
     }
+    println!(
+        "  profile: {}   max iterations: {}",
+        obra.resolved_config().sources.profile.as_deref().unwrap_or("none"),
+        obra.config().config.engine.max_iterations
+    );
     let summary: Vec<String> =
         counts
             .iter()
@@ -192,7 +206,8 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     for t in &tasks {
         let status = if interrupted.contains(&t.id) { "interrupted".to_string() } else { t.status.to_string() };
         let mark = if unverified.contains(&t.id) { " (unverified: no verifying gate or LLM checked it)" } else { "" };
-        println!("  {:>4}  {:<11} {}{mark}", t.id, status, t.title);
+        let why = waits.get(&t.id).map(|w| format!("  — {w}")).unwrap_or_default();
+        println!("  {:>4}  {:<11} {}{mark}{why}", t.id, status, t.title);
     }
     if !interrupted.is_empty() {
         println!("Interrupted: the obra that ran them stopped; `obra run` (or `obra task execute ID`) resumes them");
@@ -247,12 +262,17 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                 None => Vec::new(),
             };
             if a.json {
+                let diff = match &interaction {
+                    Some(i) => checkpoint_cmd::iteration_diff(&obra, task.id, i.iteration).await.ok().flatten(),
+                    None => None,
+                };
                 print_json(&json!({
                     "breakpoint": bp,
                     "task": task,
                     "interaction": interaction,
                     "gates": gates,
                     "decision": decision,
+                    "diff": diff.map(|(ends, d)| json!({ "between": ends, "changes": d.changes, "patch": d.patch })),
                 }))?;
                 return Ok(ExitCode::SUCCESS);
             }
@@ -287,6 +307,11 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                     gate.score,
                     one_line(&gate.summary, 120)
                 );
+                if !gate.passed {
+                    for line in output::finding_lines(&output::stored_findings(&gate.findings_json)) {
+                        println!("        {line}");
+                    }
+                }
             }
             if let Some(d) = &decision {
                 println!(
@@ -295,6 +320,31 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                     d.confidence,
                     one_line(&d.explanation, 200)
                 );
+                print_llm_reasons(d);
+            }
+            let diff = match &interaction {
+                Some(i) => checkpoint_cmd::iteration_diff(&obra, task.id, i.iteration).await.unwrap_or_else(|e| {
+                    println!("  diff: unavailable ({e:#})");
+                    None
+                }),
+                None => None,
+            };
+            if let Some((ends, diff)) = &diff {
+                if diff.changes.is_empty() {
+                    println!("  diff of the iteration ({ends}): no change");
+                } else {
+                    println!("  diff of the iteration ({ends}):");
+                    let lines: Vec<&str> = diff.patch.lines().collect();
+                    for line in lines.iter().take(checkpoint_cmd::MAX_DIFF_LINES) {
+                        println!("    {line}");
+                    }
+                    if lines.len() > checkpoint_cmd::MAX_DIFF_LINES {
+                        println!(
+                            "    [... {} more line(s): obra checkpoint diff shows it all]",
+                            lines.len() - checkpoint_cmd::MAX_DIFF_LINES
+                        );
+                    }
+                }
             }
             if bp.status == "open" {
                 println!("Resolve with: obra breakpoint resolve {} --approve | --reject | --feedback \"...\"", bp.id);
@@ -308,8 +358,26 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                 (_, _, Some(text)) if !text.trim().is_empty() => Resolution::Feedback(text),
                 _ => anyhow::bail!("--feedback needs some text for the agent"),
             };
+            let mut forced_over = Vec::new();
             if let Some(bp) = obra.state().breakpoint(a.id).await? {
                 obra.task(bp.task_id).await?;
+                if matches!(resolution, Resolution::Approve) && bp.status == "open" {
+                    let failed = failed_required_gates(&obra, &bp).await?;
+                    if !failed.is_empty() && !a.force {
+                        anyhow::bail!(
+                            "breakpoint {}: the iteration's required gate(s) failed: {}\n  approving completes task                              {} with that work; `obra breakpoint show {}` shows why. Approve anyway with                              `obra breakpoint resolve {} --approve --force`, or send it back with --feedback                              \"...\"",
+                            bp.id,
+                            failed.join("; "),
+                            bp.task_id,
+                            bp.id,
+                            bp.id
+                        );
+                    }
+                    forced_over = failed;
+                }
+            }
+            if !forced_over.is_empty() {
+                eprintln!("warning: approving over failed required gate(s): {}", forced_over.join("; "));
             }
             let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
             let bp = obra.state().resolve_breakpoint(a.id, resolution, &by).await?;
@@ -317,7 +385,8 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
             obra.log_user_input(
                 "breakpoint_resolved",
                 serde_json::json!({ "task_id": task.id, "breakpoint_id": bp.id, "rule": bp.rule,
-                                    "resolution": bp.resolution, "feedback": bp.feedback, "by": by }),
+                                    "resolution": bp.resolution, "feedback": bp.feedback, "by": by,
+                                    "forced_over_failed_gates": forced_over }),
             );
             println!(
                 "Resolved breakpoint {} ({}); task {} is now {}",
@@ -336,6 +405,36 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                 obra.commit_approved(task.id, &by, observer).await?;
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The required gates that failed in the iteration a breakpoint opened on, each as `name (summary)`. A gate
+/// the configuration no longer names counts as required (the default).
+async fn failed_required_gates(obra: &Orchestrator, bp: &crate::state::Breakpoint) -> Result<Vec<String>> {
+    let Some(interaction) = bp.interaction_id else { return Ok(Vec::new()) };
+    let gates = &obra.config().config.gates;
+    let required = |name: &str| gates.iter().find(|g| g.enabled && g.display_name() == name).is_none_or(|g| g.required);
+    Ok(obra
+        .state()
+        .gate_results(interaction)
+        .await?
+        .into_iter()
+        .filter(|g| !g.passed && required(&g.gate))
+        .map(|g| format!("{} ({})", g.gate, one_line(&g.summary, 100)))
+        .collect())
+}
+
+/// The LLM's reasons for a decision (its opinion's reasoning, first lines), when an LLM gave one.
+pub(crate) fn print_llm_reasons(d: &crate::state::DecisionRow) {
+    if let Some(reasoning) = d.llm_reasoning.as_deref().filter(|r| !r.trim().is_empty()) {
+        let score = d.llm_score.map(|s| format!(" {s:.2}")).unwrap_or_default();
+        for (i, line) in output::first_lines(reasoning, 6).iter().enumerate() {
+            if i == 0 {
+                println!("      llm{score}: {line}");
+            } else {
+                println!("        {line}");
+            }
         }
     }
 }

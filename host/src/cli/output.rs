@@ -168,9 +168,19 @@ impl LoopObserver for StepPrinter {
             Step::GateFinished(g) => {
                 let mark = if g.passed { self.paint("32", "pass") } else { self.paint("31", "FAIL") };
                 self.line(&format!("  gate {}: {mark} (score {:.2}) {}", g.gate, g.score, one_line(&g.summary, 200)));
+                // What failed, not only how much: the failed gate's findings, bounded.
+                if !g.passed {
+                    for line in finding_lines(&g.findings) {
+                        self.line(&format!("      {line}"));
+                    }
+                }
             }
             Step::LlmOpinion { confidence: Some(c), note } => {
-                self.line(&format!("  llm opinion: {c:.2} {}", one_line(note, 200)))
+                let mut lines = first_lines(note, MAX_FINDING_LINES + 2).into_iter();
+                self.line(&format!("  llm opinion: {c:.2} {}", lines.next().unwrap_or_default()));
+                for line in lines {
+                    self.line(&format!("      {line}"));
+                }
             }
             Step::LlmOpinion { confidence: None, note } => self.line(&format!("  llm opinion: none ({})", one_line(note, 200))),
             Step::RuleFired { rule, verdict } => {
@@ -240,6 +250,71 @@ impl LoopObserver for StepPrinter {
     }
 }
 
+/// At most this many findings of one gate are shown; the rest are counted.
+pub const MAX_FINDINGS_SHOWN: usize = 5;
+/// At most this many lines of one finding's message are shown.
+pub const MAX_FINDING_LINES: usize = 4;
+/// A shown line is cut to this many characters.
+const MAX_FINDING_WIDTH: usize = 200;
+
+/// A gate's findings for people, bounded: up to [`MAX_FINDINGS_SHOWN`] findings, each as `[severity]
+/// path:line: message` with the message's first [`MAX_FINDING_LINES`] non-empty lines (the rest marked), and a
+/// last line counting the findings left out. Each returned line is to be indented by the caller.
+pub fn finding_lines(findings: &[crate::contract::Finding]) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in findings.iter().take(MAX_FINDINGS_SHOWN) {
+        let place = match (&f.path, f.line) {
+            (Some(p), Some(l)) => format!("{p}:{l}: "),
+            (Some(p), None) => format!("{p}: "),
+            _ => String::new(),
+        };
+        let severity = serde_json::to_value(f.severity).ok().and_then(|v| v.as_str().map(str::to_string));
+        let lines: Vec<&str> = f.message.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+        for (i, line) in lines.iter().take(MAX_FINDING_LINES).enumerate() {
+            let cut = cut(line, MAX_FINDING_WIDTH);
+            if i == 0 {
+                out.push(format!("[{}] {place}{cut}", severity.as_deref().unwrap_or("?")));
+            } else {
+                out.push(format!("    {cut}"));
+            }
+        }
+        if lines.is_empty() {
+            out.push(format!("[{}] {place}(no message)", severity.as_deref().unwrap_or("?")));
+        }
+        if lines.len() > MAX_FINDING_LINES {
+            out.push(format!("    [... {} more line(s)]", lines.len() - MAX_FINDING_LINES));
+        }
+    }
+    if findings.len() > MAX_FINDINGS_SHOWN {
+        out.push(format!("... and {} more finding(s)", findings.len() - MAX_FINDINGS_SHOWN));
+    }
+    out
+}
+
+/// The findings stored with a gate result (`findings_json`), for [`finding_lines`]; none when unreadable.
+pub fn stored_findings(findings_json: &str) -> Vec<crate::contract::Finding> {
+    serde_json::from_str(findings_json).unwrap_or_default()
+}
+
+/// The first `max` lines of `text` that are not empty, each cut to [`MAX_FINDING_WIDTH`] characters, and a
+/// marker when there were more: for the LLM's reasons.
+pub fn first_lines(text: &str, max: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().map(str::trim_end).filter(|l| !l.trim().is_empty()).collect();
+    let mut out: Vec<String> = lines.iter().take(max).map(|l| cut(l, MAX_FINDING_WIDTH)).collect();
+    if lines.len() > max {
+        out.push(format!("[... {} more line(s)]", lines.len() - max));
+    }
+    out
+}
+
+fn cut(line: &str, max: usize) -> String {
+    if line.chars().count() > max {
+        format!("{}...", line.chars().take(max).collect::<String>())
+    } else {
+        line.to_string()
+    }
+}
+
 /// The first line of `text`, cut to `max` characters.
 pub fn one_line(text: &str, max: usize) -> String {
     let first = text.trim().lines().next().unwrap_or("");
@@ -250,6 +325,24 @@ pub fn one_line(text: &str, max: usize) -> String {
     } else {
         first.to_string()
     }
+}
+
+/// Tasks as JSON objects, each with a `waiting` field: why it cannot run now (see
+/// [`Wait`](crate::engine::scheduler::Wait)), or null.
+pub fn tasks_with_waits(
+    tasks: &[crate::state::Task],
+    waits: &std::collections::BTreeMap<i64, crate::engine::scheduler::Wait>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    tasks
+        .iter()
+        .map(|t| {
+            let mut value = serde_json::to_value(t)?;
+            if let Some(object) = value.as_object_mut() {
+                object.insert("waiting".into(), serde_json::to_value(waits.get(&t.id))?);
+            }
+            Ok(value)
+        })
+        .collect()
 }
 
 /// Print a value as pretty JSON on stdout.
@@ -271,5 +364,23 @@ mod tests {
         assert_eq!(one_line("abc", 10), "abc");
         assert_eq!(one_line("abcdef", 3), "abc...");
         assert_eq!(one_line("a\nb", 10), "a [...]");
+    }
+
+    #[test]
+    fn findings_are_shown_bounded_with_what_was_left_out() {
+        use crate::contract::{Finding, Severity};
+        let long = (1..=9).map(|i| format!("line {i}")).collect::<Vec<_>>().join("\n");
+        let mut findings =
+            vec![Finding { severity: Severity::Error, message: long, path: Some("a.py".into()), line: Some(3) }];
+        for i in 0..6 {
+            findings.push(Finding { severity: Severity::Warning, message: format!("w{i}"), path: None, line: None });
+        }
+        let lines = finding_lines(&findings);
+        assert_eq!(lines[0], "[error] a.py:3: line 1");
+        assert_eq!(lines[3], "    line 4");
+        assert_eq!(lines[4], "    [... 5 more line(s)]");
+        assert_eq!(lines[5], "[warning] w0");
+        assert_eq!(lines.last().unwrap(), "... and 2 more finding(s)");
+        assert_eq!(lines.len(), 5 + 4 + 1);
     }
 }

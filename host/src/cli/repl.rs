@@ -148,6 +148,7 @@ impl Session {
         let code = tokio::select! {
             result = super::run(cli) => match result {
                 Ok(code) => exit_code_number(code),
+                Err(e) if super::pipe::is_closed_stdout(&e) => super::pipe::exit_quietly(),
                 Err(e) => {
                     eprintln!("error: {e}");
                     for cause in e.chain().skip(1) {

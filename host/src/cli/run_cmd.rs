@@ -10,6 +10,7 @@ use anyhow::Result;
 use super::args::{GlobalArgs, RunArgs};
 use super::output::{StepPrinter, print_json};
 use super::{EXIT_FAILED, EXIT_PAUSED, open_options};
+use crate::engine::scheduler::Wait;
 use crate::orchestrator::{Orchestrator, RunOptions};
 use crate::state::TaskStatus;
 
@@ -90,8 +91,24 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
         for root in roots {
             println!("Fix the cause, then `obra task retry {root}`: its blocked dependents become pending with it");
         }
-        if paused > 0 {
-            println!("Open breakpoints: obra breakpoint list");
+        // What keeps the rest from running: paused tasks with their breakpoints, rate limits with their reset
+        // (blocked tasks are listed above).
+        let mut any_paused = false;
+        for w in &summary.waiting {
+            match &w.wait {
+                Wait::Paused { breakpoint_id, .. } => {
+                    any_paused |= breakpoint_id.is_some();
+                    println!("  task {} is {}", w.task_id, w.wait);
+                }
+                Wait::RateLimited { .. } => println!(
+                    "  task {} is {} (obra run waits for it unless --no-wait; obra task execute {} runs it now)",
+                    w.task_id, w.wait, w.task_id
+                ),
+                Wait::BlockedBy { .. } => {}
+            }
+        }
+        if paused > 0 || any_paused {
+            println!("Open breakpoints: obra breakpoint list; resolve one with obra breakpoint resolve ID");
         }
     }
     Ok(if failed > 0 {

@@ -9,8 +9,9 @@ use serde_json::json;
 
 use super::args::{GlobalArgs, GraphFormat, TaskCommand};
 use super::deps::Graph;
-use super::output::{StepPrinter, one_line, print_json};
+use super::output::{StepPrinter, finding_lines, one_line, print_json, stored_findings, tasks_with_waits};
 use super::{exit_for, open_options};
+use crate::engine::scheduler::waits_of;
 use crate::orchestrator::Orchestrator;
 use crate::state::{NewTask, TaskFilter, TaskStatus, TaskUpdate};
 
@@ -133,6 +134,11 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                         gate.score,
                         one_line(&gate.summary, 100)
                     );
+                    if !gate.passed {
+                        for line in finding_lines(&stored_findings(&gate.findings_json)) {
+                            println!("          {line}");
+                        }
+                    }
                 }
                 if !changes.is_empty() {
                     let list: Vec<String> = changes.iter().take(10).map(describe_change).collect();
@@ -147,6 +153,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 }
                 if let Some(d) = decision {
                     println!("      decision {} at {:.2}", d.action.to_uppercase(), d.confidence);
+                    super::print_llm_reasons(d);
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -174,11 +181,20 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 };
                 obra.state().list_tasks(&filter).await?
             };
+            let all = obra.state().tasks(obra.project().id).await?;
+            let open = obra.state().breakpoints(obra.project().id, true).await?;
+            let waits = waits_of(&all, &open);
             if a.json {
-                print_json(&tasks)?;
+                print_json(&tasks_with_waits(&tasks, &waits)?)?;
             } else if tasks.is_empty() {
                 let filtered = a.ready || !a.status.is_empty() || a.min_priority.is_some() || a.search.is_some();
-                if filtered {
+                if a.ready && !waits.is_empty() {
+                    // Say what keeps the backlog from being ready rather than only that nothing is.
+                    println!("No task is ready:");
+                    for (id, wait) in &waits {
+                        println!("  task {id} {wait}");
+                    }
+                } else if filtered {
                     println!("No task matches.");
                 } else {
                     println!("No tasks yet. Create one: obra task create \"title\" --description \"what to do\"");
@@ -192,7 +208,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                     } else {
                         format!("  (after {})", deps.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
                     };
-                    writeln!(out, "{:>4}  {:<10} p{:<2}  {}{deps}", t.id, t.status, t.priority, t.title)?;
+                    let why = waits.get(&t.id).map(|w| format!("  — {w}")).unwrap_or_default();
+                    writeln!(out, "{:>4}  {:<10} p{:<2}  {}{deps}{why}", t.id, t.status, t.priority, t.title)?;
                 }
                 out.flush()?;
             }

@@ -202,6 +202,117 @@ impl Schedule {
         }
         out
     }
+
+    /// Why each task that is not done cannot run at `now`: paused at a breakpoint (`open` maps a task to its
+    /// open breakpoint's id and rule), blocked by a task it depends on that has not completed (the task in the
+    /// way as [`blocked`](Self::blocked) finds it, else the first unfinished dependency), or waiting for a rate
+    /// limit to reset. Ready, running and finished tasks are not in it.
+    pub fn waits(&self, now: SystemTime, open: &HashMap<i64, (i64, String)>) -> BTreeMap<i64, Wait> {
+        let mut waits: BTreeMap<i64, Wait> = self
+            .blocked()
+            .into_iter()
+            .map(|b| (b.task_id, Wait::BlockedBy { waits_for: b.waits_for, status: b.dependency_status, via: b.via }))
+            .collect();
+        for node in self.nodes.values() {
+            if waits.contains_key(&node.id) {
+                continue;
+            }
+            let wait = match node.status {
+                TaskStatus::Paused => {
+                    let (breakpoint_id, rule) = open.get(&node.id).cloned().unzip();
+                    Some(Wait::Paused { breakpoint_id, rule })
+                }
+                TaskStatus::Pending | TaskStatus::Blocked => {
+                    match node.depends_on.iter().find(|d| !self.completed(**d)) {
+                        Some(dep) => Some(Wait::BlockedBy {
+                            waits_for: *dep,
+                            status: self.nodes.get(dep).map_or("missing", |d| d.status.as_str()).to_string(),
+                            via: *dep,
+                        }),
+                        None => node
+                            .not_before
+                            .filter(|t| *t > now)
+                            .map(|t| Wait::RateLimited { until: humantime::format_rfc3339_millis(t).to_string() }),
+                    }
+                }
+                _ => None,
+            };
+            if let Some(wait) = wait {
+                waits.insert(node.id, wait);
+            }
+        }
+        waits
+    }
+}
+
+/// Why a task cannot run now (`obra status`, `obra task list`, the end of `obra run`). In JSON, an object with
+/// `kind` (`rate_limited`, `blocked_by`, `paused`) and the fields of that kind.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Wait {
+    /// The agent's rate limit (or quota) resets at `until` (RFC 3339 with milliseconds, UTC, as the task's
+    /// `resume_after`); the task is handed out then.
+    RateLimited {
+        /// When the task is handed out again.
+        until: String,
+    },
+    /// A task it depends on has not completed.
+    BlockedBy {
+        /// The task in the way: the one that failed, was cancelled or is paused when there is one along the
+        /// chain, else the first unfinished direct dependency.
+        waits_for: i64,
+        /// That task's status.
+        status: String,
+        /// The direct dependency the wait goes through (`waits_for` itself when it is a direct one).
+        via: i64,
+    },
+    /// Paused at a breakpoint until a human resolves it.
+    Paused {
+        /// The open breakpoint (none when the store has no open one for the task).
+        breakpoint_id: Option<i64>,
+        /// The rule that opened it.
+        rule: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Wait::RateLimited { until } => {
+                // 2025-01-02T03:04:05.678Z -> 2025-01-02 03:04:05 UTC
+                let seconds = until.trim_end_matches('Z').split('.').next().unwrap_or(until);
+                let shown = seconds.replacen('T', " ", 1);
+                write!(f, "rate-limited until {shown} UTC")
+            }
+            Wait::BlockedBy { waits_for, status, via } if via == waits_for => {
+                write!(f, "blocked by task {waits_for} ({status})")
+            }
+            Wait::BlockedBy { waits_for, status, via } => {
+                write!(f, "blocked by task {waits_for} ({status}, through task {via})")
+            }
+            Wait::Paused { breakpoint_id: Some(id), rule } => {
+                write!(f, "paused at breakpoint {id} ({})", rule.as_deref().unwrap_or("?"))
+            }
+            Wait::Paused { breakpoint_id: None, .. } => write!(f, "paused (no open breakpoint)"),
+        }
+    }
+}
+
+/// A task and why it waits, for JSON lists.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TaskWait {
+    /// The waiting task.
+    pub task_id: i64,
+    /// Why.
+    #[serde(flatten)]
+    pub wait: Wait,
+}
+
+/// Why each of `tasks` that is not done cannot run now, given the project's `open` breakpoints.
+pub fn waits_of(tasks: &[Task], open: &[crate::state::Breakpoint]) -> BTreeMap<i64, Wait> {
+    let open: HashMap<i64, (i64, String)> =
+        open.iter().filter(|b| b.status == "open").map(|b| (b.task_id, (b.id, b.rule.clone()))).collect();
+    Schedule::of_tasks(tasks).waits(SystemTime::now(), &open)
 }
 
 #[cfg(test)]
@@ -320,5 +431,47 @@ mod tests {
         let blocked = Schedule::new(nodes).blocked();
         assert_eq!(blocked.len(), 49_999);
         assert!(blocked.iter().all(|b| b.waits_for == 1));
+    }
+
+    #[test]
+    fn each_waiting_task_says_why() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let mut limited = node(1, 5, Pending, &[]);
+        limited.not_before = Some(now + std::time::Duration::from_secs(90));
+        let mut reset_passed = node(7, 5, Pending, &[]);
+        reset_passed.not_before = Some(now - std::time::Duration::from_secs(1));
+        let s = Schedule::new([
+            limited,
+            node(2, 5, Paused, &[]),
+            node(3, 5, Pending, &[2]),
+            node(4, 5, Pending, &[3]),
+            node(5, 5, Pending, &[6]),
+            node(6, 5, Pending, &[]),
+            reset_passed,
+            node(8, 5, Completed, &[]),
+        ]);
+        let open = HashMap::from([(2, (11, "max-iterations".to_string()))]);
+        let waits = s.waits(now, &open);
+        let shown: Vec<(i64, String)> = waits.iter().map(|(id, w)| (*id, w.to_string())).collect();
+        assert_eq!(
+            shown,
+            vec![
+                (1, "rate-limited until 2023-11-14 22:14:50 UTC".to_string()),
+                (2, "paused at breakpoint 11 (max-iterations)".to_string()),
+                (3, "blocked by task 2 (paused)".to_string()),
+                (4, "blocked by task 2 (paused, through task 3)".to_string()),
+                (5, "blocked by task 6 (pending)".to_string()),
+            ]
+        );
+        let json = serde_json::to_value(TaskWait { task_id: 1, wait: waits[&1].clone() }).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "task_id": 1, "kind": "rate_limited", "until": "2023-11-14T22:14:50.000Z" })
+        );
+        let json = serde_json::to_value(TaskWait { task_id: 4, wait: waits[&4].clone() }).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "task_id": 4, "kind": "blocked_by", "waits_for": 2, "status": "paused", "via": 3 })
+        );
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::Orchestrator;
 use crate::engine::rate_limit::clock_utc;
-use crate::engine::scheduler::{Blocked, Schedule};
+use crate::engine::scheduler::{Blocked, Schedule, TaskWait, waits_of};
 use crate::engine::{LoopObserver, Step, TaskOutcome};
 use crate::state::TaskStatus;
 
@@ -45,6 +45,9 @@ pub struct RunSummary {
     pub blocked: Vec<Blocked>,
     /// Why the run stopped.
     pub stopped_because: String,
+    /// Every task left that cannot run now, and why (paused at a breakpoint, rate-limited until a reset,
+    /// blocked by a task), as the run ended.
+    pub waiting: Vec<TaskWait>,
 }
 
 impl RunSummary {
@@ -70,7 +73,7 @@ impl Orchestrator {
         let mut summary = RunSummary::default();
         if options.parallel > 1 || self.config().config.git.branch_per_task {
             self.run_parallel(options, observer, &mut summary).await?;
-            summary.blocked = Schedule::of_tasks(&self.state().tasks(self.project().id).await?).blocked();
+            self.finish_summary(&mut summary).await?;
             return Ok(summary);
         }
         let mut idle = Idle::default();
@@ -109,8 +112,18 @@ impl Orchestrator {
             let outcome = self.execute_locked(next.id, observer.clone()).await?;
             summary.executions.push(outcome);
         }
-        summary.blocked = Schedule::of_tasks(&self.state().tasks(self.project().id).await?).blocked();
+        self.finish_summary(&mut summary).await?;
         Ok(summary)
+    }
+
+    /// Fill in what the run leaves waiting: the blocked tasks and why each task left cannot run.
+    async fn finish_summary(&self, summary: &mut RunSummary) -> Result<()> {
+        let tasks = self.state().tasks(self.project().id).await?;
+        let open = self.state().breakpoints(self.project().id, true).await?;
+        summary.blocked = Schedule::of_tasks(&tasks).blocked();
+        summary.waiting =
+            waits_of(&tasks, &open).into_iter().map(|(task_id, wait)| TaskWait { task_id, wait }).collect();
+        Ok(())
     }
 }
 

@@ -6,8 +6,33 @@
 //!
 //! Events: `run_started`, `user_input` (a human's decision or instruction: task created, breakpoint resolved),
 //! `task_started`, `iteration_started`, `checkpoint`, `retry`, `execution_result` (the agent's run),
-//! `quality` (a gate), `llm_opinion`, `rule`, `decision`, `breakpoint`, `rate_limited`, `config_reloaded`,
-//! `config_rejected`, `policy_refused` (the agent changed a policy file; ADR 34), `task_finished`, `run_finished` and `error`.
+//! `quality` (a gate), `llm_opinion`, `rule`, `decision`, `breakpoint`, `rate_limited`, `git_commit`,
+//! `config_reloaded`, `config_rejected`, `policy_refused` (the agent changed a policy file; ADR 34),
+//! `task_finished`, `run_finished` and `error` ([`EVENTS`]).
+
+/// Every event the production log writes, in the order a run writes them (`obra logs --event` takes these).
+pub const EVENTS: &[&str] = &[
+    "run_started",
+    "user_input",
+    "task_started",
+    "iteration_started",
+    "checkpoint",
+    "retry",
+    "execution_result",
+    "quality",
+    "llm_opinion",
+    "rule",
+    "decision",
+    "breakpoint",
+    "rate_limited",
+    "git_commit",
+    "config_reloaded",
+    "config_rejected",
+    "policy_refused",
+    "task_finished",
+    "run_finished",
+    "error",
+];
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -273,7 +298,8 @@ impl LogObserver {
             Step::GateFinished(g) => (
                 "quality",
                 json!({ "gate": g.gate, "passed": g.passed, "quality": g.score, "summary": g.summary,
-                        "findings": g.findings.len(), "error": g.error, "duration_ms": g.duration_ms }),
+                        "findings": logged_findings(&g.findings), "findings_count": g.findings.len(),
+                        "error": g.error, "duration_ms": g.duration_ms }),
             ),
             Step::LlmOpinion { confidence, note } => ("llm_opinion", json!({ "confidence": confidence, "note": note })),
             Step::RuleFired { rule, verdict } => ("rule", json!({ "rule": rule, "verdict": verdict })),
@@ -317,6 +343,24 @@ impl LogObserver {
         drop(st);
         self.log.event(event, fields);
     }
+}
+
+/// At most this many findings of one gate go into a `quality` event (`findings_count` has them all).
+const LOGGED_FINDINGS: usize = 10;
+/// A logged finding's message is cut to this many characters.
+const LOGGED_FINDING_CHARS: usize = 1000;
+
+/// A gate's findings as the production log keeps them: the first [`LOGGED_FINDINGS`], each with its severity,
+/// place and message (cut to [`LOGGED_FINDING_CHARS`]; redacted with the rest of the line).
+fn logged_findings(findings: &[crate::contract::Finding]) -> Vec<Value> {
+    findings
+        .iter()
+        .take(LOGGED_FINDINGS)
+        .map(|f| {
+            let message: String = f.message.chars().take(LOGGED_FINDING_CHARS).collect();
+            json!({ "severity": f.severity, "path": f.path, "line": f.line, "message": message })
+        })
+        .collect()
 }
 
 impl LoopObserver for LogObserver {
