@@ -41,7 +41,6 @@ impl Agent for InstantAgent {
             permission_denials: vec![],
             failed_actions: vec![],
             exit_code: Some(0),
-            failed_actions: vec![],
         })
     }
 }

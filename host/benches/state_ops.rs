@@ -50,7 +50,6 @@ async fn suite(backend: &str, state: &StateManager) {
         permission_denials: vec![],
         failed_actions: vec![],
         exit_code: Some(0),
-        failed_actions: vec![],
     };
     let changes = vec![
         FileChange { path: "src/lib.rs".into(), kind: ChangeKind::Modified, size: Some(1200) },
