@@ -191,21 +191,12 @@ pub fn check_and_restore(
 
 /// A short line diff (at most 30 lines) of the version before the run against the agent's.
 fn diff(before: Option<&[u8]>, after: Option<&[u8]>) -> String {
-    let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-    let (old, new) = (text(before), text(after));
-    let old: Vec<&str> = old.lines().collect();
-    let new: Vec<&str> = new.lines().collect();
-    let mut lines: Vec<String> = old.iter().filter(|l| !new.contains(l)).map(|l| format!("-{l}")).collect();
-    lines.extend(new.iter().filter(|l| !old.contains(l)).map(|l| format!("+{l}")));
-    if after.is_none() {
-        lines.push("(the agent deleted the file)".into());
+    let text = crate::sandbox::integrity::line_diff(before.unwrap_or_default(), after.unwrap_or_default(), 30);
+    match after {
+        Some(_) => text,
+        None if text.is_empty() => "(the agent deleted the file)".into(),
+        None => format!("{text}\n(the agent deleted the file)"),
     }
-    let total = lines.len();
-    lines.truncate(30);
-    if total > 30 {
-        lines.push(format!("... {} more line(s)", total - 30));
-    }
-    lines.join("\n")
 }
 
 #[cfg(test)]

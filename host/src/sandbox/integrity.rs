@@ -218,26 +218,28 @@ fn put_back(path: &Path, before: &Entry) -> std::io::Result<()> {
 /// A short line diff of two text files (at most 40 lines), or a note for binary content.
 fn text_diff(before: Option<&[u8]>, after: Option<&[u8]>) -> String {
     let (Some(before), Some(after)) = (before, after) else { return "(too large to show)".into() };
-    let (Ok(before), Ok(after)) = (std::str::from_utf8(before), std::str::from_utf8(after)) else {
+    line_diff(before, after, 40)
+}
+
+/// The lines only in `before` (`-`) and only in `after` (`+`), at most `max_lines` of them and a count of the
+/// rest; a note instead for binary content or files over 1 MiB. Lines are compared as sets (order and repeats
+/// aside): enough to show a reviewer what was added or removed.
+pub(crate) fn line_diff(before: &[u8], after: &[u8], max_lines: usize) -> String {
+    const MAX_BYTES: usize = 1024 * 1024;
+    if before.len() > MAX_BYTES || after.len() > MAX_BYTES {
+        return format!("({} -> {} bytes: too large to show)", before.len(), after.len());
+    }
+    let (Ok(old), Ok(new)) = (std::str::from_utf8(before), std::str::from_utf8(after)) else {
         return format!("(binary: {} -> {} bytes)", before.len(), after.len());
     };
-    let old: Vec<&str> = before.lines().collect();
-    let new: Vec<&str> = after.lines().collect();
-    let mut out = Vec::new();
-    for line in &old {
-        if !new.contains(line) {
-            out.push(format!("-{line}"));
-        }
-    }
-    for line in &new {
-        if !old.contains(line) {
-            out.push(format!("+{line}"));
-        }
-    }
+    let old_set: std::collections::HashSet<&str> = old.lines().collect();
+    let new_set: std::collections::HashSet<&str> = new.lines().collect();
+    let mut out: Vec<String> = old.lines().filter(|l| !new_set.contains(l)).map(|l| format!("-{l}")).collect();
+    out.extend(new.lines().filter(|l| !old_set.contains(l)).map(|l| format!("+{l}")));
     let total = out.len();
-    out.truncate(40);
-    if total > 40 {
-        out.push(format!("... {} more line(s)", total - 40));
+    out.truncate(max_lines);
+    if total > max_lines {
+        out.push(format!("... {} more line(s)", total - max_lines));
     }
     out.join("\n")
 }

@@ -15,15 +15,7 @@ pub fn setup(
     test_command: &str,
     extra: &str,
 ) -> Option<(Project, ClaudeEnv)> {
-    let cli = require_claude()?;
-    let claude_env = cli.env(&anthropic.base_url());
-    let mut project = Project::new();
-    for (k, v) in claude_env.vars() {
-        project.set_env(k, v);
-    }
-    let bin_dir = claude_env.bin().parent().unwrap().display().to_string();
-    let path = claude_env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
-    project.set_env("PATH", &format!("{bin_dir}:{path}"));
+    let (project, claude_env) = wired(anthropic)?;
     project.write_config(&format!(
         r#"
 agent:
@@ -63,18 +55,7 @@ engine:
 /// A project wired to the real claude CLI with the default checks only: the `response-format` gate, no tests
 /// gate and no LLM (`llm.provider: none`), three iterations. `None` as for [`setup`].
 pub fn setup_without_checks(anthropic: &FakeAnthropic) -> Option<(Project, ClaudeEnv)> {
-    let Some(cli) = require_claude() else {
-        eprintln!("skipped: {}", obra_testkit::claude::install_hint());
-        return None;
-    };
-    let claude_env = cli.env(&anthropic.base_url());
-    let mut project = Project::new();
-    for (k, v) in claude_env.vars() {
-        project.set_env(k, v);
-    }
-    let bin_dir = claude_env.bin().parent().unwrap().display().to_string();
-    let path = claude_env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
-    project.set_env("PATH", &format!("{bin_dir}:{path}"));
+    let (project, claude_env) = wired(anthropic)?;
     project.write_config(
         r#"
 agent:
@@ -90,6 +71,21 @@ engine:
   max_iterations: 2
 "#,
     );
+    Some((project, claude_env))
+}
+
+/// A new project whose environment runs the real claude CLI against `anthropic` (its hermetic HOME, the fake
+/// server's URL, the CLI on PATH); `None` only when `OBRA_TEST_SKIP` opts out of claude.
+pub fn wired(anthropic: &FakeAnthropic) -> Option<(Project, ClaudeEnv)> {
+    let cli = require_claude()?;
+    let claude_env = cli.env(&anthropic.base_url());
+    let mut project = Project::new();
+    for (k, v) in claude_env.vars() {
+        project.set_env(k, v);
+    }
+    let bin_dir = claude_env.bin().parent().unwrap().display().to_string();
+    let path = claude_env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
+    project.set_env("PATH", &format!("{bin_dir}:{path}"));
     Some((project, claude_env))
 }
 
