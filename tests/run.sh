@@ -90,8 +90,8 @@ fi
 
 export OBRA_TEST_SKIP_LOG="$target_dir/test-skips.log"
 : >"$OBRA_TEST_SKIP_LOG"
-note "cargo test --workspace $*"
-cargo test --workspace "$@"
+note "cargo test --workspace --no-fail-fast $*"
+cargo test --workspace --no-fail-fast "$@"
 status=$?
 if [ -s "$OBRA_TEST_SKIP_LOG" ]; then
     echo

@@ -251,11 +251,11 @@ pub fn command_project(script: &str, iterations: u32, extra: &str) -> Project {
 /// A directory outside the workspace and outside the temp dir (which `sandbox.restrict_writes` leaves
 /// writable), unique to this call: a stand-in for the user's files elsewhere on the machine.
 pub fn outside_dir(tag: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
-        "supervision-outside-{tag}-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
+    // Not under the temp dir, which stays writable under `restrict_writes` (a checkout, and so its target dir,
+    // may well be under /tmp).
+    let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let base = if target_tmp.starts_with(std::env::temp_dir()) { Path::new("/var/tmp") } else { target_tmp };
+    let dir = base.join(format!("supervision-outside-{tag}-{}-{}", std::process::id(), rand_suffix()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

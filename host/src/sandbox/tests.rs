@@ -188,8 +188,9 @@ async fn restrict_writes_confines_writes_to_the_workspace_temp_and_state_directo
         return;
     }
     let dir = project();
-    let outside = tempfile::Builder::new().prefix("outside").tempdir_in(std::env::current_dir().unwrap()).unwrap();
-    let state = tempfile::Builder::new().prefix("state").tempdir_in(std::env::current_dir().unwrap()).unwrap();
+    // Outside the workspace and outside the temp dir (which stays writable), wherever the checkout is.
+    let outside = tempfile::Builder::new().prefix("obra-outside").tempdir_in(outside_of_temp()).unwrap();
+    let state = tempfile::Builder::new().prefix("obra-state").tempdir_in(outside_of_temp()).unwrap();
     let mut config = SandboxConfig { restrict_writes: true, ..SandboxConfig::default() };
     config.agent_state.insert("claude-code".into(), vec![state.path().display().to_string()]);
     let spec = SandboxSpec::for_workspace(&config, dir.path(), Some("claude-code")).unwrap();
@@ -205,6 +206,13 @@ async fn restrict_writes_confines_writes_to_the_workspace_temp_and_state_directo
         assert!(stdout.contains(expected), "{expected} missing: {stdout} {}", String::from_utf8_lossy(&out.stderr));
     }
     assert!(!outside.path().join("x").exists());
+}
+
+/// A directory outside the temp dir: `/var/tmp` (not writable under `restrict_writes`, unlike the temp dir).
+fn outside_of_temp() -> std::path::PathBuf {
+    let var_tmp = std::path::PathBuf::from("/var/tmp");
+    assert!(!var_tmp.starts_with(std::env::temp_dir()), "TMPDIR must not be /var/tmp for this test");
+    var_tmp
 }
 
 #[test]
