@@ -495,10 +495,17 @@ pub struct BreakpointListArgs {
 
 /// `obra breakpoint resolve`.
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("resolution").required(true).args(["approve", "reject", "feedback"]))]
+#[command(group = clap::ArgGroup::new("resolution").required(true).args(["approve", "reject", "feedback", "retry"]))]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["id", "all"]))]
 pub struct BreakpointResolveArgs {
     /// The breakpoint's id.
-    pub id: i64,
+    pub id: Option<i64>,
+    /// Resolve every open breakpoint of the project (with --rule: of that rule), printing each.
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: only the open breakpoints of this rule (e.g. agent-failed).
+    #[arg(long, requires = "all", value_name = "RULE")]
+    pub rule: Option<String>,
     /// Accept the work: the task completes.
     #[arg(long)]
     pub approve: bool,
@@ -508,6 +515,10 @@ pub struct BreakpointResolveArgs {
     /// Send the task back to the agent with this feedback; `obra task execute` runs it again.
     #[arg(long, value_name = "TEXT")]
     pub feedback: Option<String>,
+    /// Run the task again as it was, with no feedback (a fresh attempt once what made the agent fail, e.g.
+    /// a missing CLI, is fixed): it becomes pending.
+    #[arg(long)]
+    pub retry: bool,
     /// With --approve: approve even though a required gate of the breakpoint's iteration failed (without it,
     /// such an approval is refused with the failed gates named).
     #[arg(long, requires = "approve")]

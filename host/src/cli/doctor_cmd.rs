@@ -167,21 +167,10 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
     let sandbox = crate::sandbox::SandboxSpec::for_workspace(&config.sandbox, obra.root(), Some(&config.agent.plugin));
     out.push(sandbox_check(config, sandbox.as_ref(), obra.root(), transport.is_some()));
     let agent = &plugins.agent;
-    let ctx = CallContext {
-        workspace: Some(obra.root().to_path_buf()),
-        llm: None,
-        progress: None,
-        timeout: Some(HEALTH_TIMEOUT),
-        transport,
-        sandbox: sandbox.map(std::sync::Arc::new),
-        stall: None,
-    };
-    let agent_config = config.agent_config(agent.name()).to_string();
     let name = format!("agent {}", agent.name());
-    out.push(match tokio::time::timeout(HEALTH_TIMEOUT, agent.health(&ctx, &agent_config)).await {
-        Ok(Ok(detail)) => Check::ok(&name, detail),
-        Ok(Err(e)) => Check::fail(&name, e.to_string(), agent_fix(agent.name())),
-        Err(_) => Check::fail(&name, "no answer within 30 s", agent_fix(agent.name())),
+    out.push(match agent_health(obra.root(), config, agent.as_ref(), transport, sandbox).await {
+        Ok(detail) => Check::ok(&name, detail),
+        Err(e) => Check::fail(&name, health_error(e.as_ref()), agent_fix(agent.name())),
     });
 
     match &plugins.llm {
@@ -210,6 +199,61 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         }
     }
     out
+}
+
+/// The agent plugin's `health` in `root` (its CLI found and answering), within [`HEALTH_TIMEOUT`]: what it
+/// reported, or its error (`None`: no answer in time).
+async fn agent_health(
+    root: &std::path::Path,
+    config: &crate::config::Config,
+    agent: &dyn crate::contract::Agent,
+    transport: Option<std::sync::Arc<crate::transport::Transport>>,
+    sandbox: Option<crate::sandbox::SandboxSpec>,
+) -> Result<String, Option<crate::contract::PluginError>> {
+    let ctx = CallContext {
+        workspace: Some(root.to_path_buf()),
+        llm: None,
+        progress: None,
+        timeout: Some(HEALTH_TIMEOUT),
+        transport,
+        sandbox: sandbox.map(std::sync::Arc::new),
+        stall: None,
+    };
+    let agent_config = config.agent_config(agent.name()).to_string();
+    match tokio::time::timeout(HEALTH_TIMEOUT, agent.health(&ctx, &agent_config)).await {
+        Ok(result) => result.map_err(Some),
+        Err(_) => Err(None),
+    }
+}
+
+/// A failed health check, said.
+fn health_error(e: Option<&crate::contract::PluginError>) -> String {
+    e.map_or_else(|| "no answer within 30 s".to_string(), ToString::to_string)
+}
+
+/// `obra run`'s check before its first task: the configured agent's health, as `obra doctor` checks it. An
+/// error names the cause and the fix. A probe the grants do not allow (e.g. `PROGRAM --version` when only
+/// the run's own arguments are granted) says nothing about the run, which goes on with a note.
+pub(super) async fn check_agent_before_run(obra: &Orchestrator) -> Result<()> {
+    let config = &obra.config().config;
+    let plugins = obra.resolve_loop_plugins(config).await?;
+    let transport =
+        config.agent.transport.build().map_err(|e| anyhow::anyhow!("agent.transport: {e}"))?.map(std::sync::Arc::new);
+    let sandbox = crate::sandbox::SandboxSpec::for_workspace(&config.sandbox, obra.root(), Some(&config.agent.plugin));
+    let agent = plugins.agent.as_ref();
+    match agent_health(obra.root(), config, agent, transport, sandbox).await {
+        Ok(_) => {}
+        Err(Some(e @ crate::contract::PluginError::Denied(_))) => {
+            eprintln!("note: the agent's health check could not run ({e}); the run goes on without it");
+        }
+        Err(cause) => anyhow::bail!(
+            "the agent {} cannot run here, so no task was started: {}\n  fix: {} (`obra doctor` checks it)",
+            agent.name(),
+            health_error(cause.as_ref()),
+            agent_fix(agent.name())
+        ),
+    }
+    Ok(())
 }
 
 /// Which protection the agent's programs get here, and why when the kernel gives none.

@@ -347,66 +347,121 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                 }
             }
             if bp.status == "open" {
-                println!("Resolve with: obra breakpoint resolve {} --approve | --reject | --feedback \"...\"", bp.id);
+                println!("Resolve with: {}", resolve_hint(bp.id, &bp.rule));
             }
             Ok(ExitCode::SUCCESS)
         }
         BreakpointCommand::Resolve(a) => {
-            let resolution = match (a.approve, a.reject, a.feedback) {
-                (true, _, _) => Resolution::Approve,
-                (_, true, _) => Resolution::Reject,
-                (_, _, Some(text)) if !text.trim().is_empty() => Resolution::Feedback(text),
+            let resolution = match (a.approve, a.reject, a.retry, a.feedback) {
+                (true, ..) => Resolution::Approve,
+                (_, true, ..) => Resolution::Reject,
+                (_, _, true, _) => Resolution::Retry,
+                (.., Some(text)) if !text.trim().is_empty() => Resolution::Feedback(text),
                 _ => anyhow::bail!("--feedback needs some text for the agent"),
             };
-            let mut forced_over = Vec::new();
-            if let Some(bp) = obra.state().breakpoint(a.id).await? {
-                obra.task(bp.task_id).await?;
-                if matches!(resolution, Resolution::Approve) && bp.status == "open" {
-                    let failed = failed_required_gates(&obra, &bp).await?;
-                    if !failed.is_empty() && !a.force {
-                        anyhow::bail!(
-                            "breakpoint {}: the iteration's required gate(s) failed: {}\n  approving completes task                              {} with that work; `obra breakpoint show {}` shows why. Approve anyway with                              `obra breakpoint resolve {} --approve --force`, or send it back with --feedback                              \"...\"",
-                            bp.id,
-                            failed.join("; "),
-                            bp.task_id,
-                            bp.id,
-                            bp.id
-                        );
-                    }
-                    forced_over = failed;
-                }
-            }
-            if !forced_over.is_empty() {
-                eprintln!("warning: approving over failed required gate(s): {}", forced_over.join("; "));
-            }
             let by = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-            let bp = obra.state().resolve_breakpoint(a.id, resolution, &by).await?;
-            let task = obra.state().require_task(bp.task_id).await?;
-            obra.log_user_input(
-                "breakpoint_resolved",
-                serde_json::json!({ "task_id": task.id, "breakpoint_id": bp.id, "rule": bp.rule,
-                                    "resolution": bp.resolution, "feedback": bp.feedback, "by": by,
-                                    "forced_over_failed_gates": forced_over }),
-            );
-            println!(
-                "Resolved breakpoint {} ({}); task {} is now {}",
-                bp.id,
-                bp.resolution.as_deref().unwrap_or(""),
-                task.id,
-                task.status
-            );
-            if task.status() == TaskStatus::Pending {
-                println!("Run it again with: obra task execute {}", task.id);
-            }
-            // Approved work is committed as a PROCEED's would be (git.commit_strategy); after a merge conflict
-            // the human has merged it already.
-            if task.status() == TaskStatus::Completed && bp.rule != crate::state::MERGE_CONFLICT_RULE {
-                let observer = obra.observed(std::sync::Arc::new(output::StepPrinter::new(false)));
-                obra.commit_approved(task.id, &by, observer).await?;
-            }
+            let Some(id) = a.id.filter(|_| !a.all) else {
+                return resolve_all(&obra, a.rule.as_deref(), &resolution, a.force, &by).await;
+            };
+            resolve_one(&obra, id, resolution, a.force, &by).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// How to resolve breakpoint `id` of `rule`: an agent that failed is retried once its cause is fixed.
+fn resolve_hint(id: i64, rule: &str) -> String {
+    if rule == crate::engine::AGENT_FAILED_RULE {
+        format!("fix the cause, then obra breakpoint resolve {id} --retry (or --reject)")
+    } else {
+        format!("obra breakpoint resolve {id} --approve | --reject | --feedback \"...\"")
+    }
+}
+
+/// `obra breakpoint resolve --all [--rule R]`: every open breakpoint (of rule R), one after another, each
+/// printed; one that cannot be resolved (an approval over failed required gates without --force) is reported
+/// and the others go on (exit 1 then).
+async fn resolve_all(
+    obra: &Orchestrator,
+    rule: Option<&str>,
+    resolution: &Resolution,
+    force: bool,
+    by: &str,
+) -> Result<ExitCode> {
+    let open: Vec<_> = obra
+        .state()
+        .breakpoints(obra.project().id, true)
+        .await?
+        .into_iter()
+        .filter(|bp| rule.is_none_or(|r| bp.rule == r))
+        .collect();
+    if open.is_empty() {
+        println!("No open breakpoints{}.", rule.map(|r| format!(" of rule {r}")).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut refused = 0;
+    for bp in open {
+        if let Err(e) = resolve_one(obra, bp.id, resolution.clone(), force, by).await {
+            eprintln!("error: {e:#}");
+            refused += 1;
+        }
+    }
+    Ok(if refused > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Resolve breakpoint `id` (refusing an approval over failed required gates unless `force`), log it, print
+/// the task's new status, and commit approved work.
+async fn resolve_one(obra: &Orchestrator, id: i64, resolution: Resolution, force: bool, by: &str) -> Result<()> {
+    let mut forced_over = Vec::new();
+    if let Some(bp) = obra.state().breakpoint(id).await? {
+        obra.task(bp.task_id).await?;
+        if matches!(resolution, Resolution::Approve) && bp.status == "open" {
+            let failed = failed_required_gates(obra, &bp).await?;
+            if !failed.is_empty() && !force {
+                anyhow::bail!(
+                    "breakpoint {}: the iteration's required gate(s) failed: {}\n  approving completes task \
+                     {} with that work; `obra breakpoint show {}` shows why. Approve anyway with \
+                     `obra breakpoint resolve {} --approve --force`, or send it back with --feedback \
+                     \"...\"",
+                    bp.id,
+                    failed.join("; "),
+                    bp.task_id,
+                    bp.id,
+                    bp.id
+                );
+            }
+            forced_over = failed;
+        }
+    }
+    if !forced_over.is_empty() {
+        eprintln!("warning: approving over failed required gate(s): {}", forced_over.join("; "));
+    }
+    let bp = obra.state().resolve_breakpoint(id, resolution, by).await?;
+    let task = obra.state().require_task(bp.task_id).await?;
+    obra.log_user_input(
+        "breakpoint_resolved",
+        serde_json::json!({ "task_id": task.id, "breakpoint_id": bp.id, "rule": bp.rule,
+                            "resolution": bp.resolution, "feedback": bp.feedback, "by": by,
+                            "forced_over_failed_gates": forced_over }),
+    );
+    println!(
+        "Resolved breakpoint {} ({}, {}); task {} is now {}",
+        bp.id,
+        bp.rule,
+        bp.resolution.as_deref().unwrap_or(""),
+        task.id,
+        task.status
+    );
+    if task.status() == TaskStatus::Pending {
+        println!("Run it again with: obra task execute {} (or obra run)", task.id);
+    }
+    // Approved work is committed as a PROCEED's would be (git.commit_strategy); after a merge conflict the
+    // human has merged it already.
+    if task.status() == TaskStatus::Completed && bp.rule != crate::state::MERGE_CONFLICT_RULE {
+        let observer = obra.observed(std::sync::Arc::new(output::StepPrinter::new(false)));
+        obra.commit_approved(task.id, by, observer).await?;
+    }
+    Ok(())
 }
 
 /// The required gates that failed in the iteration a breakpoint opened on, each as `name (summary)`. A gate

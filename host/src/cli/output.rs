@@ -107,12 +107,12 @@ impl LoopObserver for StepPrinter {
                 ));
                 self.spin(&format!("task {task_id}: the agent is working"));
             }
-            Step::CheckpointTaken { id, files, completed: false } => {
-                self.line(&format!("  checkpoint {id} ({files} files); undo this iteration with: obra checkpoint rollback {id}"))
-            }
-            Step::CheckpointTaken { id, files, completed: true } => {
-                self.line(&format!("  checkpoint {id} ({files} files) holds the finished work; see it with: obra checkpoint show {id}"))
-            }
+            Step::CheckpointTaken { id, files, completed: false } => self.line(&format!(
+                "  checkpoint {id} ({files} files); undo this iteration with: obra checkpoint rollback {id}"
+            )),
+            Step::CheckpointTaken { id, files, completed: true } => self.line(&format!(
+                "  checkpoint {id} ({files} files) holds the finished work; see it with: obra checkpoint show {id}"
+            )),
             Step::Committed { commit, subject, tasks: _, files } => self.line(&format!(
                 "  {} {} {} ({files} file(s))",
                 self.paint("32", "committed"),
@@ -142,7 +142,9 @@ impl LoopObserver for StepPrinter {
                         r.usage.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default(),
                         one_line(&r.summary, 200)
                     )),
-                    Err(e) => self.line(&format!("  agent: {} {}", self.paint("31", "could not run:"), one_line(e, 300))),
+                    Err(e) => {
+                        self.line(&format!("  agent: {} {}", self.paint("31", "could not run:"), one_line(e, 300)))
+                    }
                 }
                 if changes.is_empty() {
                     self.line("  changes: none");
@@ -182,7 +184,9 @@ impl LoopObserver for StepPrinter {
                     self.line(&format!("      {line}"));
                 }
             }
-            Step::LlmOpinion { confidence: None, note } => self.line(&format!("  llm opinion: none ({})", one_line(note, 200))),
+            Step::LlmOpinion { confidence: None, note } => {
+                self.line(&format!("  llm opinion: none ({})", one_line(note, 200)))
+            }
             Step::RuleFired { rule, verdict } => {
                 let text = match verdict {
                     Verdict::Proceed => "proceed".to_string(),
@@ -203,9 +207,10 @@ impl LoopObserver for StepPrinter {
                 self.line(&format!("    {}", explanation));
             }
             Step::BreakpointOpened { id, rule, reason } => self.line(&format!(
-                "{} breakpoint {id} ({rule}): {}\n    resolve with: obra breakpoint resolve {id} --approve | --reject | --feedback \"...\"",
+                "{} breakpoint {id} ({rule}): {}\n    resolve with: {}",
                 self.paint("1;31", "!!"),
-                one_line(reason, 300)
+                one_line(reason, 300),
+                super::resolve_hint(*id, rule)
             )),
             Step::ConfigReloaded { applied, needs_restart } => {
                 if !applied.is_empty() {

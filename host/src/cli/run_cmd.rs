@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::args::{GlobalArgs, RunArgs};
 use super::output::{StepPrinter, print_json};
 use super::{EXIT_FAILED, EXIT_PAUSED, open_options};
-use crate::engine::scheduler::Wait;
+use crate::engine::scheduler::{Schedule, Wait};
 use crate::orchestrator::{Orchestrator, RunOptions};
 use crate::state::TaskStatus;
 
@@ -49,6 +49,13 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
             );
         }
     });
+    // The agent is checked once, before the first task: a missing CLI stops the run here, with the fix, instead
+    // of failing task after task.
+    let tasks = obra.state().tasks(obra.project().id).await?;
+    let running = tasks.iter().any(|t| t.status() == TaskStatus::Running);
+    if running || !Schedule::of_tasks(&tasks).ready_at(std::time::SystemTime::now()).is_empty() {
+        super::doctor_cmd::check_agent_before_run(&obra).await?;
+    }
     let observer = obra.observed(Arc::new(StepPrinter::new(a.json)));
     eprintln!("Running project \"{}\" ({})", obra.project().name, obra.project().workspace);
     obra.log_run_started(

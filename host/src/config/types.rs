@@ -135,6 +135,9 @@ pub struct EngineConfig {
     /// The task prompt's context budget.
     #[serde(default)]
     pub context: ContextConfig,
+    /// `obra run` stops after this many consecutive `agent-failed` breakpoints with the same cause; 0 never.
+    #[serde(default)]
+    pub circuit_breaker: u32,
 }
 
 /// `engine.context:`

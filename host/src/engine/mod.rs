@@ -26,7 +26,7 @@ pub mod structured;
 
 pub use continuity::LlmHealth;
 pub use events::{LoopObserver, Step};
-pub use run::TaskOutcome;
+pub use run::{AGENT_FAILED_RULE, TaskOutcome};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -86,6 +86,7 @@ impl Engine {
             confidence: None,
             breakpoint_id: None,
             reason,
+            agent_failure: None,
         }))
     }
 }

@@ -50,6 +50,36 @@ pub struct TaskOutcome {
     pub breakpoint_id: Option<i64>,
     /// Why the task ended where it did.
     pub reason: String,
+    /// The cause of an `agent-failed` breakpoint (the run's outcome and the first line of the agent's
+    /// message), when the task paused at one: `obra run`'s circuit breaker compares them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_failure: Option<String>,
+}
+
+/// The rule of a breakpoint opened because the agent's run failed (an API error, a missing CLI, a timeout, a
+/// stall, a permission refusal) rather than because its work was judged.
+pub const AGENT_FAILED_RULE: &str = "agent-failed";
+
+/// What the gates would say on a tree the agent never touched.
+const GATES_NOT_RUN: &str = "gates not run: the agent failed and changed nothing";
+
+/// Why the agent's run failed, when it did: it could not run at all, or it ended with an outcome other than
+/// success (a turn limit is not a failure: the work goes on in the next iteration). The outcome and the first
+/// line of the agent's message.
+pub(super) fn agent_failure(result: &Result<RunResult, PluginError>) -> Option<String> {
+    let first_line = |text: &str| text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("").to_string();
+    match result {
+        Err(e) => Some(format!("the agent could not run: {}", first_line(&e.to_string()))),
+        Ok(r) if matches!(r.outcome, Outcome::Success | Outcome::MaxTurns) => None,
+        Ok(r) => {
+            let message = first_line(&r.summary);
+            Some(if message.is_empty() {
+                format!("the agent's run ended with {}", r.outcome)
+            } else {
+                format!("the agent's run ended with {}: {message}", r.outcome)
+            })
+        }
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -97,7 +127,7 @@ impl Engine {
                 if let Some(bp) = open {
                     bail!(
                         "task {task_id} is paused at breakpoint {} ({}): {}. Resolve it first: \
-                         `obra breakpoint resolve {} --approve`, `--reject` or `--feedback \"...\"`",
+                         `obra breakpoint resolve {} --approve`, `--reject`, `--feedback \"...\"` or `--retry`",
                         bp.id,
                         bp.rule,
                         bp.reason,
@@ -140,6 +170,7 @@ impl Engine {
             confidence: None,
             breakpoint_id: None,
             reason: String::new(),
+            agent_failure: None,
         };
 
         let mut iteration = 0;
@@ -232,21 +263,31 @@ impl Engine {
 
             // A gate's own files the agent changed are put back first, so the gate judges the real checks.
             let guarded = self.guard_gates(&guards, &changes, pre_run).await;
+            let failure = agent_failure(&result);
+            // Gates do not judge a tree the agent never touched.
+            let untouched_failure = failure.is_some() && changes.is_empty() && tampered.is_empty();
+            if untouched_failure {
+                self.observer.step(&Step::Progress(GATES_NOT_RUN.to_string()));
+            }
             let mut gates = match &result {
-                Ok(r) => self.run_gates(&info, r, &changes).await,
-                Err(_) => Vec::new(),
+                Ok(r) if !untouched_failure => self.run_gates(&info, r, &changes).await,
+                _ => Vec::new(),
             };
             protected_findings(&mut gates, &guarded);
             let gate_pairs: Vec<_> = current.plugins.gates.iter().map(|(c, _)| c).zip(gates.iter()).collect();
             let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
             let (opinion, llm_note, concerns) = match &result {
+                Ok(_) if untouched_failure => {
+                    (None, Some("not asked: the agent failed and changed nothing".to_string()), vec![])
+                }
                 Ok(r) => match self.llm_health.skip_reason() {
                     Some(note) => (None, Some(note), vec![]),
                     None => self.llm_opinion(&task, interaction_id, r, &changes, &gates).await,
                 },
                 Err(_) => (None, Some("not asked: the agent could not run".to_string()), vec![]),
             };
-            let llm_unavailable = result.is_ok() && current.plugins.llm.is_some() && opinion.is_none();
+            let llm_unavailable =
+                result.is_ok() && !untouched_failure && current.plugins.llm.is_some() && opinion.is_none();
             let outcome = result.as_ref().ok().map(|r| r.outcome);
             let mut verdict = decision::decide(
                 &current.config.engine.decision,
@@ -265,6 +306,9 @@ impl Engine {
             if let Err(e) = &result {
                 verdict.explanation = format!("The agent could not run: {e}. {}", verdict.explanation);
             }
+            if untouched_failure {
+                verdict.explanation.push_str(" Gates not run: the agent failed and changed nothing.");
+            }
             let needs_llm = decision::without_llm(&mut verdict, llm_unavailable);
 
             // Breakpoint rules see the proposed decision and may pause or abort.
@@ -274,7 +318,20 @@ impl Engine {
                 // and the score say.
                 (Some(reason), _) => Some(("integrity".to_string(), Verdict::Pause(reason))),
                 (None, Some(reason)) => Some(("protected-change".to_string(), Verdict::Pause(reason))),
-                (None, None) => self.evaluate_rules(&event, &changes, &gates).await,
+                // The agent failed and changed nothing: no rule has work to judge, and another iteration
+                // would fail the same way until the cause is fixed.
+                (None, None) if untouched_failure => Some((
+                    AGENT_FAILED_RULE.to_string(),
+                    Verdict::Pause(format!("{}; {GATES_NOT_RUN}", failure.clone().unwrap_or_default())),
+                )),
+                // The agent failed after changing files: a pause names the failure, whichever rule asked.
+                (None, None) => match (self.evaluate_rules(&event, &changes, &gates).await, &failure) {
+                    (Some((rule, Verdict::Pause(reason))), Some(cause)) => Some((
+                        AGENT_FAILED_RULE.to_string(),
+                        Verdict::Pause(format!("{cause} (rule {rule}: {reason})")),
+                    )),
+                    (fired, _) => fired,
+                },
             };
 
             let (status, breakpoint, action) = match (&fired, verdict.action) {
@@ -287,10 +344,17 @@ impl Engine {
                     (TaskStatus::Paused, Some((rule.clone(), reason.clone())), Action::Escalate)
                 }
                 (_, Action::Proceed) => (TaskStatus::Completed, None, Action::Proceed),
-                (_, Action::Escalate) => {
-                    let rule = if needs_llm { "llm-unavailable" } else { "decision" };
-                    (TaskStatus::Paused, Some((rule.to_string(), verdict.explanation.clone())), Action::Escalate)
-                }
+                (_, Action::Escalate) => match &failure {
+                    Some(cause) => (
+                        TaskStatus::Paused,
+                        Some((AGENT_FAILED_RULE.to_string(), format!("{cause} ({})", verdict.explanation))),
+                        Action::Escalate,
+                    ),
+                    None => {
+                        let rule = if needs_llm { "llm-unavailable" } else { "decision" };
+                        (TaskStatus::Paused, Some((rule.to_string(), verdict.explanation.clone())), Action::Escalate)
+                    }
+                },
                 (_, action) => (TaskStatus::Running, None, action),
             };
             let record = DecisionRecord {
@@ -349,6 +413,10 @@ impl Engine {
                 confidence: Some(verdict.confidence),
                 breakpoint_id,
                 reason,
+                agent_failure: match &breakpoint {
+                    Some((rule, _)) if rule == AGENT_FAILED_RULE => failure.clone(),
+                    _ => None,
+                },
             };
             if status != TaskStatus::Running {
                 break;
@@ -427,6 +495,7 @@ impl Engine {
             confidence: Some(0.0),
             breakpoint_id,
             reason: status_reason,
+            agent_failure: None,
         })
     }
 
@@ -1129,6 +1198,27 @@ mod tests {
         assert!(matches!(retryable_outcome(&r), Some(PluginError::Retryable(_))));
         r.api_status = Some(400);
         assert!(retryable_outcome(&r).is_none());
+    }
+
+    #[test]
+    fn an_agent_failure_is_its_outcome_and_first_line_and_a_turn_limit_is_none() {
+        let mut r = RunResult::new(Outcome::ApiError, "\nAPI Error: 401 invalid x-api-key\nsee the docs");
+        assert_eq!(
+            agent_failure(&Ok(r.clone())).as_deref(),
+            Some("the agent's run ended with api-error: API Error: 401 invalid x-api-key")
+        );
+        r.summary = String::new();
+        r.outcome = Outcome::Timeout;
+        assert_eq!(agent_failure(&Ok(r.clone())).as_deref(), Some("the agent's run ended with timeout"));
+        r.outcome = Outcome::MaxTurns;
+        assert_eq!(agent_failure(&Ok(r.clone())), None);
+        r.outcome = Outcome::Success;
+        assert_eq!(agent_failure(&Ok(r)), None);
+        let missing = PluginError::Fatal("cannot run `claude`: not found\nPATH=...".into());
+        assert_eq!(
+            agent_failure(&Err(missing)).as_deref(),
+            Some("the agent could not run: fatal: cannot run `claude`: not found")
+        );
     }
 
     #[test]

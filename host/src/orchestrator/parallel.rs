@@ -47,6 +47,9 @@ impl Orchestrator {
         let mut in_flight: HashSet<i64> = HashSet::new();
         let mut started = 0usize;
         let mut idle = Idle::default();
+        let mut breaker = super::runner::CircuitBreaker::default();
+        let breaker_limit = self.config().config.engine.circuit_breaker;
+        let mut tripped: Option<String> = None;
         loop {
             // Every finished task is brought back before the next pick, so a dependent starts from its
             // dependencies' merged work.
@@ -55,10 +58,13 @@ impl Orchestrator {
                 let mut outcome = result?;
                 let brought_back = self.bring_back(&worktrees, &wt, &mut outcome, observer.as_ref());
                 alongside(&mut running, &mut finished, brought_back).await?;
+                if let Some(reason) = breaker.record(&outcome, breaker_limit) {
+                    tripped.get_or_insert(reason);
+                }
                 summary.executions.push(outcome);
             }
             let limit_reached = options.max_tasks.is_some_and(|max| started >= max as usize);
-            let stopping = options.stop.load(Ordering::SeqCst) || limit_reached;
+            let stopping = options.stop.load(Ordering::SeqCst) || limit_reached || tripped.is_some();
             if !stopping && in_flight.len() < width {
                 let tasks = alongside(&mut running, &mut finished, self.state().tasks(self.project().id)).await?;
                 let schedule = Schedule::of_tasks(&tasks);
@@ -106,7 +112,9 @@ impl Orchestrator {
             }
             if running.is_empty() && finished.is_empty() {
                 if stopping {
-                    summary.stopped_because = if limit_reached {
+                    summary.stopped_because = if let Some(reason) = tripped.take() {
+                        reason
+                    } else if limit_reached {
                         format!("reached --max-tasks {}", options.max_tasks.unwrap_or_default())
                     } else {
                         "stopped by the user".into()
@@ -247,6 +255,7 @@ impl Orchestrator {
                 confidence: None,
                 breakpoint_id: None,
                 reason: String::new(),
+                agent_failure: None,
             };
             observer.step(&Step::Progress(format!("task {id} is {} since the last run", status.as_str())));
             self.bring_back(worktrees, &wt, &mut outcome, observer).await?;

@@ -35,6 +35,39 @@ pub(super) struct Idle {
     announced_reset: Option<(i64, SystemTime)>,
 }
 
+/// `obra run`'s circuit breaker: consecutive executions that paused at an `agent-failed` breakpoint with the
+/// same cause (`engine.circuit_breaker` of them stop the run, instead of one breakpoint per task).
+#[derive(Debug, Default)]
+pub(super) struct CircuitBreaker {
+    cause: Option<String>,
+    count: u32,
+}
+
+impl CircuitBreaker {
+    /// Count `outcome`; `Some(why the run stops)` when the `limit`-th consecutive agent failure with the same
+    /// cause just happened (a limit of 0 never stops).
+    pub(super) fn record(&mut self, outcome: &TaskOutcome, limit: u32) -> Option<String> {
+        let Some(cause) = &outcome.agent_failure else {
+            *self = Self::default();
+            return None;
+        };
+        if self.cause.as_ref() == Some(cause) {
+            self.count += 1;
+        } else {
+            self.cause = Some(cause.clone());
+            self.count = 1;
+        }
+        (limit > 0 && self.count >= limit).then(|| {
+            format!(
+                "circuit breaker: {} tasks in a row paused at agent-failed breakpoints with the same cause: {cause}. \
+                 Fix that (`obra doctor` checks the agent), then `obra breakpoint resolve --all --rule agent-failed \
+                 --retry` and run again (engine.circuit_breaker: {limit})",
+                self.count
+            )
+        })
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunSummary {
@@ -77,6 +110,8 @@ impl Orchestrator {
             return Ok(summary);
         }
         let mut idle = Idle::default();
+        let mut breaker = CircuitBreaker::default();
+        let breaker_limit = self.config().config.engine.circuit_breaker;
         loop {
             if options.stop.load(Ordering::SeqCst) {
                 summary.stopped_because = "stopped by the user".into();
@@ -110,7 +145,12 @@ impl Orchestrator {
                 pending,
             });
             let outcome = self.execute_locked(next.id, observer.clone()).await?;
+            let tripped = breaker.record(&outcome, breaker_limit);
             summary.executions.push(outcome);
+            if let Some(reason) = tripped {
+                summary.stopped_because = reason;
+                break;
+            }
         }
         self.finish_summary(&mut summary).await?;
         Ok(summary)
@@ -173,5 +213,36 @@ async fn wait_or_stop(total: Duration, stop: &AtomicBool) {
         let nap = step.min(total - waited);
         tokio::time::sleep(nap).await;
         waited += nap;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(task_id: i64, failure: Option<&str>) -> TaskOutcome {
+        TaskOutcome {
+            task_id,
+            status: if failure.is_some() { TaskStatus::Paused } else { TaskStatus::Completed },
+            iterations: 1,
+            action: None,
+            confidence: None,
+            breakpoint_id: None,
+            reason: String::new(),
+            agent_failure: failure.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn the_breaker_trips_on_the_same_cause_in_a_row_only() {
+        let mut breaker = CircuitBreaker::default();
+        assert!(breaker.record(&outcome(1, Some("crashed: no claude")), 2).is_none());
+        assert!(breaker.record(&outcome(2, Some("timeout")), 2).is_none(), "another cause starts over");
+        assert!(breaker.record(&outcome(3, None), 2).is_none(), "a task that ran well resets it");
+        assert!(breaker.record(&outcome(4, Some("timeout")), 2).is_none());
+        let why = breaker.record(&outcome(5, Some("timeout")), 2).expect("second in a row trips");
+        assert!(why.starts_with("circuit breaker: 2 tasks in a row") && why.contains("timeout"), "{why}");
+        let mut off = CircuitBreaker::default();
+        assert!((0..5).all(|i| off.record(&outcome(i, Some("timeout")), 0).is_none()), "0 never trips");
     }
 }

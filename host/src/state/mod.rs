@@ -984,7 +984,8 @@ impl StateManager {
     }
 
     /// Resolve an open breakpoint and move its task on, in one transaction: `approve` completes the task,
-    /// `reject` fails it, `feedback` makes it pending again so the next execution carries the feedback.
+    /// `reject` fails it, `feedback` makes it pending again so the next execution carries the feedback, `retry`
+    /// makes it pending again with no feedback (a fresh attempt, once the cause is fixed).
     pub async fn resolve_breakpoint(&self, id: i64, resolution: Resolution, by: &str) -> Result<Breakpoint> {
         let mut tx = self.begin().await?;
         let bp: Option<Breakpoint> = sqlx::query_as("SELECT * FROM breakpoints WHERE id = $1")
@@ -1015,6 +1016,12 @@ impl StateManager {
                 TaskStatus::Pending,
                 format!("feedback given at breakpoint {id} by {by}; execute the task again"),
             ),
+            Resolution::Retry => (
+                "retry",
+                None,
+                TaskStatus::Pending,
+                format!("retry asked at breakpoint {id} by {by}; the task runs again as it was"),
+            ),
         };
         let resolved = sqlx::query_as::<_, Breakpoint>(
             "UPDATE breakpoints SET status = 'resolved', resolution = $1, feedback = $2, resolved_by = $3,
@@ -1038,7 +1045,7 @@ impl StateManager {
             .db(self)?;
         let outcome = match resolution {
             Resolution::Approve => DecisionOutcome::Accepted,
-            Resolution::Reject | Resolution::Feedback(_) => DecisionOutcome::Rejected,
+            Resolution::Reject | Resolution::Feedback(_) | Resolution::Retry => DecisionOutcome::Rejected,
         };
         self.settle_open_decisions(&mut tx, bp.task_id, outcome, &ts).await?;
         if status == TaskStatus::Failed {

@@ -436,6 +436,8 @@ pub enum Resolution {
     Reject,
     /// Send the task back to the agent with this feedback in the next prompt.
     Feedback(String),
+    /// Run the task again as it was, with no feedback (once what made the agent fail is fixed).
+    Retry,
 }
 
 /// One file an interaction changed.
