@@ -126,6 +126,15 @@ impl Docker {
             && let Some(local) = inv.workspace
         {
             args.extend(["--volume".into(), format!("{}:{}", local.display(), self.workdir)]);
+            // Obra's tree and git's internals inside the workspace are mounted again, read-only, over it (the
+            // container's own sandbox, as the local one's read-only binds; ADR 31).
+            let root = local.canonicalize().unwrap_or_else(|_| local.to_path_buf());
+            for protected in crate::sandbox::protected_paths(local, true).all() {
+                if let Ok(relative) = protected.strip_prefix(&root) {
+                    let inside = format!("{}/{}", self.workdir.trim_end_matches('/'), relative.display());
+                    args.extend(["--volume".into(), format!("{}:{inside}:ro", protected.display())]);
+                }
+            }
         }
         args.extend(["--workdir".into(), dir]);
         for (name, _) in inv.env {
@@ -260,6 +269,28 @@ mod tests {
             ]
         );
         assert_eq!(d.describe(), "docker run of image ghcr.io/me/agent:1");
+    }
+
+    #[test]
+    fn run_mounts_obra_and_git_read_only_over_the_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".obra")).unwrap();
+        let ok = std::process::Command::new("git").args(["init", "-q"]).current_dir(dir.path()).status().unwrap();
+        assert!(ok.success());
+        let root = dir.path().canonicalize().unwrap();
+        let d = docker("{mode: run, image: img}").unwrap();
+        let mut i = inv(&[], &[]);
+        i.workspace = Some(&root);
+        let args = d.arguments(&i);
+        let volumes: Vec<&str> = args.windows(2).filter(|w| w[0] == "--volume").map(|w| w[1].as_str()).collect();
+        assert_eq!(
+            volumes,
+            [
+                format!("{}:/workspace", root.display()),
+                format!("{}/.obra:/workspace/.obra:ro", root.display()),
+                format!("{}/.git:/workspace/.git:ro", root.display()),
+            ]
+        );
     }
 
     #[test]
