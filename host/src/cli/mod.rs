@@ -2,6 +2,7 @@
 //! [`Orchestrator`] and print.
 
 pub mod args;
+pub mod backlog;
 mod checkpoint_cmd;
 mod config_cmd;
 mod demo;
