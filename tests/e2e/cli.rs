@@ -721,3 +721,71 @@ fn a_bad_backlog_names_the_line_and_stores_nothing() {
         assert_eq!(ids(&project.obra_json(&["task", "list", "--json"], 0)), Vec::<i64>::new(), "{content}");
     }
 }
+
+/// `obra init` in `project` with `--set` flags first, without the LLM keys of the machine running the tests
+/// (plus `env`).
+fn init_here(project: &Project, sets: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut args = Vec::new();
+    for set in sets {
+        args.extend(["--set", *set]);
+    }
+    args.push("init");
+    let mut cmd = project.command(&args);
+    cmd.stdin(std::process::Stdio::null());
+    for key in ["OPENAI_API_KEY", "OPENROUTER_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"] {
+        cmd.env_remove(key);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn init_enables_the_tests_gate_it_finds_and_no_llm_when_none_answers() {
+    let project = Project::uninitialised();
+    std::fs::write(project.path().join("Cargo.toml"), "[package]\nname = \"scratch\"\n").unwrap();
+    let out = init_here(&project, &["llms.ollama.base_url=http://127.0.0.1:9"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("tests: `cargo test` (found by Cargo.toml)"), "{said}");
+    assert!(said.contains("LLM: none answers (no Ollama at http://127.0.0.1:9"), "{said}");
+    let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
+    assert!(!config.contains("Obra's sources") && !config.contains("default.yaml"), "{config}");
+    assert!(config.contains("`obra config show`"), "{config}");
+    assert!(
+        config.contains("- plugin: tests\n    enabled: true\n    config:\n      command: \"cargo test\""),
+        "{config}"
+    );
+    assert!(config.contains("llm:\n  provider: none"), "{config}");
+    // What init wrote is what the project runs with.
+    let shown = project.obra_json(&["config", "validate", "--json"], 0);
+    assert_eq!(shown["effective"]["gates"], serde_json::json!(["response-format", "tests"]), "{shown}");
+    assert_eq!(shown["effective"]["llm"], "none", "{shown}");
+}
+
+#[test]
+fn init_chooses_an_ollama_that_answers_or_an_api_key_in_the_environment() {
+    let ollama = obra_testkit::FakeOllama::start([]);
+    let project = Project::uninitialised();
+    std::fs::write(project.path().join("go.mod"), "module scratch\n").unwrap();
+    let set = format!("llms.ollama.base_url={}", ollama.base_url());
+    let out = init_here(&project, &[&set], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("tests: `go test ./...` (found by go.mod)"), "{said}");
+    assert!(said.contains(&format!("answers at {}", ollama.base_url())), "{said}");
+    let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
+    assert!(config.contains("llm:\n  provider: ollama"), "{config}");
+    assert!(config.contains(&format!("base_url: {}", ollama.base_url())), "{config}");
+
+    let keyed = Project::uninitialised();
+    let out = init_here(&keyed, &["llms.ollama.base_url=http://127.0.0.1:9"], &[("OPENAI_API_KEY", "sk-test")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("tests: no test command found"), "{said}");
+    assert!(said.contains("$OPENAI_API_KEY is set"), "{said}");
+    let config = std::fs::read_to_string(keyed.path().join(".obra/config.yaml")).unwrap();
+    assert!(config.contains("provider: openai") && config.contains("api_key_env: OPENAI_API_KEY"), "{config}");
+    assert!(!config.contains("\ngates:"), "{config}");
+}
