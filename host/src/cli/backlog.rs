@@ -169,7 +169,7 @@ fn parse_yaml(text: &str, source: &str) -> Result<Backlog> {
 }
 
 /// Where an entry is, for an error: `FILE:LINE`, or `FILE, task N` when the line is unknown.
-fn location(source: &str, line: usize, index: usize) -> String {
+pub fn location(source: &str, line: usize, index: usize) -> String {
     if line > 0 { format!("{source}:{line}") } else { format!("{source}, task {}", index + 1) }
 }
 

@@ -349,14 +349,13 @@ async fn import(obra: &Orchestrator, g: &GlobalArgs, a: TaskImportArgs) -> Resul
     let format = a.format.unwrap_or_else(|| BacklogFormat::detect(&source, &text));
     let parsed = backlog::parse(&text, &source, format)?;
     let tasks = backlog::resolve(&parsed, &source)?;
-    for (task, entry) in tasks.iter().zip(&parsed.entries) {
+    for (n, (task, entry)) in tasks.iter().zip(&parsed.entries).enumerate() {
         for id in &task.depends_on {
             match obra.state().task(*id).await? {
                 Some(t) if t.project_id == obra.project().id => {}
                 _ => bail!(
-                    "{source}:{}: \"{}\" depends on task {id}, which is not a task of this project; nothing was \
-                     created",
-                    entry.line,
+                    "{}: \"{}\" depends on task {id}, which is not a task of this project; nothing was created",
+                    backlog::location(&source, entry.line, n),
                     task.title
                 ),
             }
