@@ -131,6 +131,11 @@ impl Orchestrator {
     /// `database.url` names a shared one) and a project row, with `--profile` as the project's profile. Fails
     /// if it already is one.
     pub async fn init(options: OpenOptions, name: Option<String>) -> Result<Self> {
+        Self::init_with_config(options, name, PROJECT_CONFIG_TEMPLATE).await
+    }
+
+    /// [`Orchestrator::init`], writing `config_text` as the new `.obra/config.yaml` (when there is none yet).
+    pub async fn init_with_config(options: OpenOptions, name: Option<String>, config_text: &str) -> Result<Self> {
         let root = options.start_dir()?;
         if root.join(".obra").join("obra.db").exists() {
             bail!("{} is already an Obra project (it has .obra/obra.db); `obra status` shows it", root.display());
@@ -139,7 +144,7 @@ impl Orchestrator {
         let config_file = root.join(".obra").join("config.yaml");
         let wrote_config = !config_file.exists();
         if wrote_config {
-            std::fs::write(&config_file, PROJECT_CONFIG_TEMPLATE).context("cannot write .obra/config.yaml")?;
+            std::fs::write(&config_file, config_text).context("cannot write .obra/config.yaml")?;
         }
         let ignore_file = root.join(".obra").join(".gitignore");
         if !ignore_file.exists() {
@@ -737,8 +742,8 @@ const PROJECT_GITIGNORE: &str = "# Obra's machine-local state (written by `obra 
 
 /// The `.obra/config.yaml` that `obra init` writes: commented pointers, no settings.
 const PROJECT_CONFIG_TEMPLATE: &str = "\
-# This project's Obra settings. Name only what you change; every key and its default is in
-# config/default.yaml of Obra's sources; `obra config show` prints each value and its layer. Examples:
+# This project's Obra settings. Name only what you change: `obra config show` prints every key with its
+# value and the layer it comes from (the defaults are built into obra). Examples:
 #
 # agent:
 #   plugin: claude-code

@@ -588,3 +588,204 @@ fn what_failed_is_shown_by_execute_task_show_breakpoint_show_and_logs() {
     let out = project.obra(&["logs", "--event", "quality"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("The tests `echo"), "{}", text(&out));
 }
+
+/// A description longer than an argument may be (the OS caps one at 128 KB) arrives whole through
+/// `--description-file` and through `-d -` (stdin).
+#[test]
+fn long_descriptions_come_from_a_file_or_stdin() {
+    let project = Project::new();
+    let spec: String = (0..7000).map(|n| format!("requirement {n:05}: the parser handles case {n}\n")).collect();
+    assert!(spec.len() > 300 * 1024, "{}", spec.len());
+    let file = project.path().join("spec.md");
+    std::fs::write(&file, &spec).unwrap();
+    let from_file = project.obra_json(&["task", "create", "From a file", "--description-file", "spec.md", "--json"], 0);
+    let shown = project.obra_json(&["task", "show", &from_file["id"].to_string(), "--json"], 0);
+    assert_eq!(shown["task"]["description"].as_str().unwrap(), spec);
+
+    let mut cmd = project.command(&["task", "create", "From stdin", "-d", "-", "--json"]);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = {
+        let spec = spec.clone();
+        std::thread::spawn(move || std::io::Write::write_all(&mut stdin, spec.as_bytes()).unwrap())
+    };
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let shown = project.obra_json(&["task", "show", &created["id"].to_string(), "--json"], 0);
+    assert_eq!(shown["task"]["description"].as_str().unwrap(), spec);
+
+    // A file that is not there is an error naming it, and creates nothing.
+    let out = project.obra(&["task", "create", "Missing", "--description-file", "nope.md"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("nope.md"), "{}", text(&out));
+    assert_eq!(ids(&project.obra_json(&["task", "list", "--json"], 0)).len(), 2);
+}
+
+/// A task's dependencies from its JSON (stored as a JSON list in a string).
+fn deps_of(task: &serde_json::Value) -> serde_json::Value {
+    serde_json::from_str(task["depends_on"].as_str().unwrap()).unwrap()
+}
+
+/// Run `obra task import` with `input` on stdin.
+fn import_stdin(project: &Project, args: &[&str], input: &str) -> std::process::Output {
+    let mut cmd = project.command(args);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, input.as_bytes()).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn a_yaml_backlog_is_imported_with_its_dependencies_and_milestones() {
+    let project = Project::new();
+    let existing = project.create_task("Existing groundwork", "");
+    let long = "x".repeat(200 * 1024);
+    let yaml = format!(
+        "- id: lexer\n  title: Add a lexer\n  priority: 8\n  milestone: v1\n  description: |\n    {long}\n\
+         - title: Add a parser\n  depends_on: [lexer, {existing}]\n  milestone: v1\n\
+         - title: Write the docs\n  priority: 2\n  depends_on: [\"Add a parser\"]\n  max_iterations: 3\n"
+    );
+    std::fs::write(project.path().join("backlog.yaml"), &yaml).unwrap();
+
+    // --dry-run shows the plan and stores nothing.
+    let out = project.obra(&["task", "import", "backlog.yaml", "--dry-run"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("Would create 3 task(s)"), "{said}");
+    assert!(said.contains("#2  p5   Add a parser  after \"Add a lexer\", task 1  [milestone v1]"), "{said}");
+    assert_eq!(ids(&project.obra_json(&["task", "list", "--json"], 0)), vec![existing]);
+
+    let created = project.obra_json(&["task", "import", "backlog.yaml", "--json"], 0);
+    let created = created.as_array().unwrap();
+    assert_eq!(created.len(), 3);
+    let (lexer, parser, docs) =
+        (created[0]["id"].as_i64().unwrap(), created[1]["id"].as_i64().unwrap(), created[2]["id"].as_i64().unwrap());
+    assert_eq!(created[0]["description"].as_str().unwrap(), format!("{long}\n"));
+    assert_eq!(created[0]["milestone"], "v1");
+    assert_eq!(created[0]["priority"], 8);
+    assert_eq!(deps_of(&created[1]), serde_json::json!([existing, lexer]));
+    assert_eq!(deps_of(&created[2]), serde_json::json!([parser]));
+    assert_eq!(created[2]["max_iterations"], 3);
+    // Only what depends on nothing unfinished is ready.
+    let ready = ids(&project.obra_json(&["task", "list", "--ready", "--json"], 0));
+    assert_eq!(ready, vec![lexer, existing]);
+    assert!(!ready.contains(&docs));
+}
+
+#[test]
+fn a_markdown_checklist_is_imported_from_stdin() {
+    let project = Project::new();
+    let checklist = "# Backlog\n\nSome prose about it.\n\n## Milestone: parsing\n\
+                     - [ ] Add a lexer (priority: 8)\n  Tokenise identifiers and numbers.\n\n  Keep spans.\n\
+                     - [x] Set up CI\n\
+                     - [ ] Add a parser (after: Add a lexer; Set up CI)\n\
+                     ## Later\n\
+                     - [ ] Write the docs (after: Add a parser)\n";
+    let out = import_stdin(&project, &["task", "import", "-", "--json"], checklist);
+    assert!(out.status.success(), "{}", text(&out));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = created.as_array().unwrap();
+    let titles: Vec<&str> = created.iter().map(|t| t["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Add a lexer", "Add a parser", "Write the docs"]);
+    assert_eq!(created[0]["description"], "Tokenise identifiers and numbers.\n\nKeep spans.");
+    assert_eq!(created[0]["priority"], 8);
+    assert_eq!(created[0]["milestone"], "parsing");
+    assert_eq!(deps_of(&created[1]), serde_json::json!([created[0]["id"]]));
+    assert_eq!(created[1]["milestone"], "parsing");
+    assert_eq!(deps_of(&created[2]), serde_json::json!([created[1]["id"]]));
+    assert!(created[2]["milestone"].is_null());
+}
+
+#[test]
+fn a_bad_backlog_names_the_line_and_stores_nothing() {
+    let project = Project::new();
+    let cases: [(&str, &str, &str); 5] = [
+        ("bad.yaml", "- title: A\n- title: B\n  dependz: [A]\n", "bad.yaml:3:3: "),
+        ("bad.yaml", "- title: A\n- title: B\n  depends_on: [Z]\n", "bad.yaml:2: "),
+        ("bad.yaml", "- title: A\n  depends_on: [B]\n- title: B\n  depends_on: [A]\n", "cycle"),
+        ("bad.md", "- [ ] A\n- [ ] B\n- [ ] A\n", "bad.md:3: "),
+        ("bad.md", "- [ ] A\n\n- [ ] B (after: #99)\n", "bad.md:3: "),
+    ];
+    for (name, content, expected) in cases {
+        std::fs::write(project.path().join(name), content).unwrap();
+        let out = project.obra(&["task", "import", name]);
+        assert_eq!(out.status.code(), Some(1), "{content}: {}", text(&out));
+        assert!(stderr(&out).contains(expected), "{content}: {}", text(&out));
+        assert_eq!(ids(&project.obra_json(&["task", "list", "--json"], 0)), Vec::<i64>::new(), "{content}");
+    }
+}
+
+/// `obra init` in `project` with `--set` flags first, without the LLM keys of the machine running the tests
+/// (plus `env`).
+fn init_here(project: &Project, sets: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut args = Vec::new();
+    for set in sets {
+        args.extend(["--set", *set]);
+    }
+    args.push("init");
+    let mut cmd = project.command(&args);
+    cmd.stdin(std::process::Stdio::null());
+    for key in ["OPENAI_API_KEY", "OPENROUTER_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL"] {
+        cmd.env_remove(key);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn init_enables_the_tests_gate_it_finds_and_no_llm_when_none_answers() {
+    let project = Project::uninitialised();
+    std::fs::write(project.path().join("Cargo.toml"), "[package]\nname = \"scratch\"\n").unwrap();
+    let out = init_here(&project, &["llms.ollama.base_url=http://127.0.0.1:9"], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("tests: `cargo test` (found by Cargo.toml)"), "{said}");
+    assert!(said.contains("LLM: none answers (no Ollama at http://127.0.0.1:9"), "{said}");
+    let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
+    assert!(!config.contains("Obra's sources") && !config.contains("default.yaml"), "{config}");
+    assert!(config.contains("`obra config show`"), "{config}");
+    assert!(
+        config.contains("- plugin: tests\n    enabled: true\n    config:\n      command: \"cargo test\""),
+        "{config}"
+    );
+    assert!(config.contains("llm:\n  provider: none"), "{config}");
+    // What init wrote is what the project runs with.
+    let shown = project.obra_json(&["config", "validate", "--json"], 0);
+    assert_eq!(shown["effective"]["gates"], serde_json::json!(["response-format", "tests"]), "{shown}");
+    assert_eq!(shown["effective"]["llm"], "none", "{shown}");
+}
+
+#[test]
+fn init_chooses_an_ollama_that_answers_or_an_api_key_in_the_environment() {
+    let ollama = obra_testkit::FakeOllama::start([]);
+    let project = Project::uninitialised();
+    std::fs::write(project.path().join("go.mod"), "module scratch\n").unwrap();
+    let set = format!("llms.ollama.base_url={}", ollama.base_url());
+    let out = init_here(&project, &[&set], &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("tests: `go test ./...` (found by go.mod)"), "{said}");
+    assert!(said.contains(&format!("answers at {}", ollama.base_url())), "{said}");
+    let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
+    assert!(config.contains("llm:\n  provider: ollama"), "{config}");
+    assert!(config.contains(&format!("base_url: {}", ollama.base_url())), "{config}");
+
+    let keyed = Project::uninitialised();
+    let out = init_here(&keyed, &["llms.ollama.base_url=http://127.0.0.1:9"], &[("OPENAI_API_KEY", "sk-test")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("tests: no test command found"), "{said}");
+    assert!(said.contains("$OPENAI_API_KEY is set"), "{said}");
+    let config = std::fs::read_to_string(keyed.path().join(".obra/config.yaml")).unwrap();
+    assert!(config.contains("provider: openai") && config.contains("api_key_env: OPENAI_API_KEY"), "{config}");
+    assert!(!config.contains("\ngates:"), "{config}");
+}

@@ -92,3 +92,24 @@ fn doctor_says_when_the_claude_cli_is_not_authenticated() {
     assert!(said.contains("FAIL  agent claude-code") && said.contains("not authenticated"), "{said}");
     assert!(said.contains("set ANTHROPIC_API_KEY"), "{said}");
 }
+
+#[test]
+fn doctor_before_init_still_checks_the_agent_cli_and_the_llm() {
+    let mut project = Project::uninitialised();
+    project.set_env("PATH", "/usr/bin:/bin");
+    let out = project.obra(&["--set", "llms.ollama.base_url=http://127.0.0.1:9", "doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("warn  project") && said.contains("obra init"), "{said}");
+    assert!(said.contains("FAIL  agent claude-code") && said.contains("\"claude\" was not found on PATH"), "{said}");
+    assert!(said.contains("FAIL  LLM ollama") && said.contains("http://127.0.0.1:9"), "{said}");
+    assert!(!project.path().join(".obra").exists(), "doctor changed nothing");
+
+    // With an LLM that answers, that check passes.
+    let ollama = FakeOllama::start([]);
+    let set = format!("llms.ollama.base_url={}", ollama.base_url());
+    let out = project.obra(&["--set", &set, "--set", "llms.ollama.model=qwen2.5-coder:7b", "doctor", "--json"]);
+    let checks: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let llm = checks.as_array().unwrap().iter().find(|c| c["name"] == "LLM ollama").unwrap();
+    assert_eq!(llm["status"], "ok", "{checks}");
+}

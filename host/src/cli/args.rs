@@ -315,6 +315,8 @@ pub struct CompletionsArgs {
 pub enum TaskCommand {
     /// Add a task to the project's backlog (with --profile, the task keeps that profile and runs with it).
     Create(TaskCreateArgs),
+    /// Add a whole backlog from a YAML list or a Markdown checklist (all of it, or nothing when it is invalid).
+    Import(TaskImportArgs),
     /// Supervise one task until it completes, pauses at a breakpoint, or fails.
     Execute(TaskExecuteArgs),
     /// Show a task with its iterations, gate results and decisions.
@@ -362,9 +364,12 @@ pub struct TaskUpdateArgs {
     /// New title.
     #[arg(long)]
     pub title: Option<String>,
-    /// New description.
+    /// New description (`-` reads it from stdin).
     #[arg(short, long)]
     pub description: Option<String>,
+    /// Read the new description from this file (`-`: stdin).
+    #[arg(long, value_name = "FILE", conflicts_with = "description")]
+    pub description_file: Option<std::path::PathBuf>,
     /// New priority from 1 (low) to 10 (high).
     #[arg(short, long, value_parser = clap::value_parser!(i64).range(1..=10))]
     pub priority: Option<i64>,
@@ -421,9 +426,12 @@ pub struct TaskCancelArgs {
 pub struct TaskCreateArgs {
     /// Short title of the task.
     pub title: String,
-    /// What to do, in as much detail as the agent needs.
+    /// What to do, in as much detail as the agent needs (`-` reads it from stdin).
     #[arg(short, long, default_value = "")]
     pub description: String,
+    /// Read the description from this file (`-`: stdin), for text longer than an argument may be.
+    #[arg(long, value_name = "FILE", conflicts_with = "description")]
+    pub description_file: Option<std::path::PathBuf>,
     /// Priority from 1 (low) to 10 (high).
     #[arg(short, long, default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..=10))]
     pub priority: i64,
@@ -436,6 +444,22 @@ pub struct TaskCreateArgs {
     /// The milestone the task belongs to: tasks of one milestone continue one agent session.
     #[arg(long, value_name = "NAME")]
     pub milestone: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `obra task import`.
+#[derive(Debug, Args)]
+pub struct TaskImportArgs {
+    /// The backlog file (`-`: stdin): a YAML list of tasks or a Markdown checklist.
+    pub file: std::path::PathBuf,
+    /// The file's format (default: by its extension, else a Markdown checklist when it has `- [ ]` items).
+    #[arg(long, value_enum)]
+    pub format: Option<super::backlog::BacklogFormat>,
+    /// Validate and print what would be created; store nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

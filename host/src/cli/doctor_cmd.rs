@@ -68,14 +68,16 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
     let obra = match Orchestrator::open(open_options(g)).await {
         Ok(o) => o,
         Err(e) => {
-            out.insert(
-                0,
-                Check::fail(
-                    "project",
-                    format!("{e:#}"),
-                    "run `obra init` in the project's directory, or fix the configuration the message names",
-                ),
-            );
+            let fix = "run `obra init` in the project's directory, or fix the configuration the message names";
+            let start = open_options(g).start_dir().ok();
+            let in_project = start.as_deref().is_some_and(|d| d.ancestors().any(|a| a.join(".obra").is_dir()));
+            if in_project {
+                out.insert(0, Check::fail("project", format!("{e:#}"), fix));
+            } else {
+                // Before `obra init`: what a project will need can be checked already.
+                out.insert(0, Check::warn("project", format!("{e:#}"), fix));
+                out.extend(outside_project(g, start).await);
+            }
             return out;
         }
     };
@@ -172,31 +174,103 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
         Ok(detail) => Check::ok(&name, detail),
         Err(e) => Check::fail(&name, health_error(e.as_ref()), agent_fix(agent.name())),
     });
+    out.push(llm_check(plugins.llm.as_deref()).await);
+    out
+}
 
-    match &plugins.llm {
-        None => out.push(Check::warn(
+/// The agent's health: its CLI found, its version, authenticated where the CLI can tell.
+async fn agent_check(agent: &dyn crate::contract::Agent, ctx: &CallContext, agent_config: &str) -> Check {
+    let name = format!("agent {}", agent.name());
+    match tokio::time::timeout(HEALTH_TIMEOUT, agent.health(ctx, agent_config)).await {
+        Ok(Ok(detail)) => Check::ok(&name, detail),
+        Ok(Err(e)) => Check::fail(&name, e.to_string(), agent_fix(agent.name())),
+        Err(_) => Check::fail(&name, "no answer within 30 s", agent_fix(agent.name())),
+    }
+}
+
+/// The LLM endpoint's health (reachable, model present), or a warning that none is configured.
+async fn llm_check(llm: Option<&dyn crate::contract::LlmProvider>) -> Check {
+    let Some(llm) = llm else {
+        return Check::warn(
             "LLM",
             "none configured (llm.provider: none): decisions use heuristics alone",
             "set llm.provider (e.g. ollama) and llms.<provider>.base_url for the LLM's opinion",
-        )),
-        Some(llm) => {
-            let name = format!("LLM {}", llm.name());
-            let fix = if llm.name() == "ollama" {
-                "start the server llms.ollama.base_url points at and pull llms.ollama.model, or set llm.provider: none"
-                    .to_string()
-            } else {
-                format!(
-                    "start the server llms.{0}.base_url points at, check llms.{0}.model and its API key \
-                     (llms.{0}.api_key_env), or set llm.provider: none",
-                    llm.name()
-                )
-            };
-            out.push(match tokio::time::timeout(HEALTH_TIMEOUT, llm.health()).await {
-                Ok(Ok(detail)) => Check::ok(&name, detail),
-                Ok(Err(e)) => Check::fail(&name, e.to_string(), fix),
-                Err(_) => Check::fail(&name, "no answer within 30 s", fix),
-            });
+        );
+    };
+    let name = format!("LLM {}", llm.name());
+    let fix = if llm.name() == "ollama" {
+        "start the server llms.ollama.base_url points at and pull llms.ollama.model, or set llm.provider: none"
+            .to_string()
+    } else {
+        format!(
+            "start the server llms.{0}.base_url points at, check llms.{0}.model and its API key \
+             (llms.{0}.api_key_env), or set llm.provider: none",
+            llm.name()
+        )
+    };
+    match tokio::time::timeout(HEALTH_TIMEOUT, llm.health()).await {
+        Ok(Ok(detail)) => Check::ok(&name, detail),
+        Ok(Err(e)) => Check::fail(&name, e.to_string(), fix),
+        Err(_) => Check::fail(&name, "no answer within 30 s", fix),
+    }
+}
+
+/// Outside any project (before `obra init`): the agent's CLI and the LLM as the user's configuration and the
+/// defaults name them.
+async fn outside_project(g: &GlobalArgs, start: Option<std::path::PathBuf>) -> Vec<Check> {
+    let sources = crate::config::ConfigSources::from_process(None, g.profile.clone(), g.sets.clone());
+    let config = match crate::config::load(&sources) {
+        Ok(c) => c.config,
+        Err(e) => {
+            return vec![Check::fail("configuration", format!("{e:#}"), "fix the configuration the message names")];
         }
+    };
+    let mut out = vec![Check::ok(
+        "configuration",
+        format!(
+            "no project yet: your configuration and the defaults name agent {}, LLM {}",
+            config.agent.plugin, config.llm.provider
+        ),
+    )];
+    let loaded = match crate::orchestrator::standalone_plugins(&open_options(g)).await {
+        Ok(l) => l,
+        Err(e) => {
+            out.push(Check::fail("plugins", format!("{e:#}"), "check plugins.* in the configuration"));
+            return out;
+        }
+    };
+    if matches!(config.agent.transport.build(), Ok(Some(_))) {
+        out.push(Check::warn(
+            "transport",
+            "the agent runs over agent.transport: its CLI is checked there once a project exists",
+            "run `obra init`, then `obra doctor`",
+        ));
+    } else {
+        match loaded.host.agent(loaded.resolve(&config.agent.plugin)) {
+            Ok(agent) => {
+                let ctx = CallContext {
+                    workspace: start,
+                    llm: None,
+                    progress: None,
+                    timeout: Some(HEALTH_TIMEOUT),
+                    transport: None,
+                    sandbox: None,
+                    stall: None,
+                };
+                let agent_config = config.agent_config(agent.name()).to_string();
+                out.push(agent_check(agent.as_ref(), &ctx, &agent_config).await);
+            }
+            Err(e) => out.push(Check::fail("agent", e.to_string(), "name an installed plugin in agent.plugin")),
+        }
+    }
+    if config.llm.enabled() {
+        let provider = loaded.resolve(&config.llm.provider);
+        match loaded.host.llm_provider(provider, &config.llm_config(provider).to_string()) {
+            Ok(llm) => out.push(llm_check(Some(llm.as_ref())).await),
+            Err(e) => out.push(Check::fail("LLM", e.to_string(), "name an installed plugin in llm.provider")),
+        }
+    } else {
+        out.push(llm_check(None).await);
     }
     out
 }

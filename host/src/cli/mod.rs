@@ -2,6 +2,7 @@
 //! [`Orchestrator`] and print.
 
 pub mod args;
+pub mod backlog;
 mod checkpoint_cmd;
 mod config_cmd;
 mod demo;
@@ -18,6 +19,7 @@ mod replay_cmd;
 mod report_cmd;
 mod report_html;
 mod run_cmd;
+pub mod setup;
 mod task_cmd;
 
 use std::process::ExitCode;
@@ -75,17 +77,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let g = cli.global;
     match cli.command {
-        Command::Init(a) => {
-            let obra = Orchestrator::init(open_options(&g), a.name).await?;
-            println!(
-                "Initialised Obra project \"{}\" in {}\n  database: {}\n  config:   {}\nNext: obra task create \"...\" --description \"...\", then obra task execute <id>",
-                obra.project().name,
-                obra.root().display(),
-                obra.root().join(&obra.config().config.database.path).display(),
-                obra.root().join(".obra/config.yaml").display(),
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Init(a) => project_cmd::init(&g, a).await,
         Command::Project(cmd) => project_cmd::run(&g, cmd).await,
         Command::Task(cmd) => task_cmd::run(&g, cmd).await,
         Command::Run(a) => run_cmd::run(&g, a).await,

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::args::{GlobalArgs, ProjectCommand};
+use super::args::{GlobalArgs, InitArgs, ProjectCommand};
 use super::open_options;
 use super::output::print_json;
-use crate::orchestrator::Store;
+use crate::orchestrator::{Orchestrator, Store};
 use crate::state::NewProject;
 
 pub(super) async fn run(g: &GlobalArgs, cmd: ProjectCommand) -> Result<ExitCode> {
@@ -116,4 +116,51 @@ pub(super) async fn run(g: &GlobalArgs, cmd: ProjectCommand) -> Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `obra init`: make the current directory a project. A new `.obra/config.yaml` enables the tests gate with the
+/// test command the project's files suggest and chooses an LLM that answers (or none), saying what it found.
+pub(super) async fn init(g: &GlobalArgs, a: InitArgs) -> Result<ExitCode> {
+    let options = open_options(g);
+    let root = options.start_dir()?;
+    let mut found = Vec::new();
+    let obra = if root.join(".obra/config.yaml").exists() || root.join(".obra/obra.db").exists() {
+        Orchestrator::init(options, a.name).await?
+    } else {
+        // The LLM is looked for where the user's configuration (or OBRA_… / --set) would put it.
+        let outside =
+            crate::config::load(&crate::config::ConfigSources::from_process(None, g.profile.clone(), g.sets.clone()))?;
+        let ollama = outside.config.llm_config("ollama");
+        let url = ollama["base_url"].as_str().unwrap_or("http://127.0.0.1:11434").to_string();
+        let model = ollama["model"].as_str().unwrap_or("?").to_string();
+        let tests = super::setup::detect_tests(&root);
+        let llm = super::setup::detect_llm(&url, &|name| std::env::var(name).ok()).await;
+        found = super::setup::findings(&tests, &llm, &model);
+        match &g.profile {
+            // The profile's gates and LLM apply; the project's file would override them.
+            Some(profile) => {
+                found.push(format!("profile {profile}: its settings apply; the above is not written to the config"));
+                Orchestrator::init(options, a.name).await?
+            }
+            None => {
+                let text = super::setup::project_config(&tests, &llm);
+                Orchestrator::init_with_config(options, a.name, &text).await?
+            }
+        }
+    };
+    println!(
+        "Initialised Obra project \"{}\" in {}\n  database: {}\n  config:   {}",
+        obra.project().name,
+        obra.root().display(),
+        obra.root().join(&obra.config().config.database.path).display(),
+        obra.root().join(".obra/config.yaml").display(),
+    );
+    for line in &found {
+        println!("  {line}");
+    }
+    println!(
+        "Next: obra doctor, then obra task create \"...\" --description \"...\" (or obra task import backlog.md), \
+         then obra run"
+    );
+    Ok(ExitCode::SUCCESS)
 }

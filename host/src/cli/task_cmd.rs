@@ -4,10 +4,11 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::args::{GlobalArgs, GraphFormat, TaskCommand};
+use super::args::{GlobalArgs, GraphFormat, TaskCommand, TaskImportArgs};
+use super::backlog::{self, BacklogFormat};
 use super::deps::Graph;
 use super::output::{StepPrinter, finding_lines, one_line, print_json, stored_findings, tasks_with_waits};
 use super::{exit_for, open_options};
@@ -19,11 +20,15 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
     let obra = Orchestrator::open(open_options(g)).await?;
     match cmd {
         TaskCommand::Create(a) => {
+            let description = match &a.description_file {
+                Some(path) => read_input(path)?,
+                None => stdin_if_dash(a.description)?,
+            };
             let task = obra
                 .create_task(NewTask {
                     project_id: obra.project().id,
                     title: a.title,
-                    description: a.description,
+                    description,
                     priority: a.priority,
                     depends_on: a.depends_on,
                     max_iterations: a.max_iterations,
@@ -49,6 +54,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        TaskCommand::Import(a) => import(&obra, g, a).await,
         TaskCommand::Execute(a) => {
             let observer = obra.observed(Arc::new(StepPrinter::new(a.json)));
             obra.log_run_started("task execute", serde_json::json!({ "task_id": a.id }));
@@ -215,7 +221,12 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        TaskCommand::Update(a) => {
+        TaskCommand::Update(mut a) => {
+            if let Some(path) = &a.description_file {
+                a.description = Some(read_input(path)?);
+            } else if let Some(text) = a.description.take() {
+                a.description = Some(stdin_if_dash(text)?);
+            }
             let depends_on = if a.no_deps { Some(Vec::new()) } else { a.depends_on };
             let fields_unchanged =
                 a.title.is_none() && a.description.is_none() && a.priority.is_none() && depends_on.is_none();
@@ -312,4 +323,99 @@ fn describe_change(c: &crate::state::FileChangeRow) -> String {
         (b, a) => format!(" {}→{}", b.as_deref().unwrap_or("-"), a.as_deref().unwrap_or("-")),
     };
     format!("{} {}{size}{hashes}", c.kind, c.path)
+}
+
+/// The text of `path`, or of stdin when it is `-`.
+fn read_input(path: &std::path::Path) -> Result<String> {
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read stdin")?;
+        Ok(text)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+/// A description argument: itself, or stdin's text when it is `-`.
+fn stdin_if_dash(text: String) -> Result<String> {
+    if text == "-" { read_input(std::path::Path::new("-")) } else { Ok(text) }
+}
+
+/// `obra task import`: parse and validate the whole backlog, then create it in one transaction (or, with
+/// `--dry-run`, print it).
+async fn import(obra: &Orchestrator, g: &GlobalArgs, a: TaskImportArgs) -> Result<ExitCode> {
+    let text = read_input(&a.file)?;
+    let source = if a.file.as_os_str() == "-" { "stdin".to_string() } else { a.file.display().to_string() };
+    let format = a.format.unwrap_or_else(|| BacklogFormat::detect(&source, &text));
+    let parsed = backlog::parse(&text, &source, format)?;
+    let tasks = backlog::resolve(&parsed, &source)?;
+    for (n, (task, entry)) in tasks.iter().zip(&parsed.entries).enumerate() {
+        for id in &task.depends_on {
+            match obra.state().task(*id).await? {
+                Some(t) if t.project_id == obra.project().id => {}
+                _ => bail!(
+                    "{}: \"{}\" depends on task {id}, which is not a task of this project; nothing was created",
+                    backlog::location(&source, entry.line, n),
+                    task.title
+                ),
+            }
+        }
+    }
+    if a.dry_run {
+        if a.json {
+            let list: Vec<_> = tasks
+                .iter()
+                .map(|t| {
+                    json!({ "title": t.title, "description": t.description, "priority": t.priority,
+                            "depends_on": t.depends_on, "after": t.after.iter().map(|i| &tasks[*i].title).collect::<Vec<_>>(),
+                            "milestone": t.milestone, "max_iterations": t.max_iterations })
+                })
+                .collect();
+            print_json(&json!({ "dry_run": true, "tasks": list, "skipped_done": parsed.done }))?;
+        } else {
+            println!("Would create {} task(s) from {source} (nothing stored):", tasks.len());
+            for (n, t) in tasks.iter().enumerate() {
+                println!("  {}", describe_backlog_task(n + 1, t, &tasks));
+            }
+            if !parsed.done.is_empty() {
+                println!("Skipped {} checked item(s): {}", parsed.done.len(), parsed.done.join(", "));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let created = obra.state().create_tasks(obra.project().id, g.profile.as_deref(), &tasks).await?;
+    obra.log_user_input(
+        "tasks_imported",
+        json!({ "source": source, "task_ids": created.iter().map(|t| t.id).collect::<Vec<_>>() }),
+    );
+    if a.json {
+        print_json(&created)?;
+    } else {
+        println!("Created {} task(s) from {source}:", created.len());
+        for t in &created {
+            let deps = t.dependencies();
+            let deps = if deps.is_empty() {
+                String::new()
+            } else {
+                format!("  (after {})", deps.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(","))
+            };
+            println!("  {:>4}  p{:<2}  {}{deps}", t.id, t.priority, t.title);
+        }
+        if !parsed.done.is_empty() {
+            println!("Skipped {} checked item(s): {}", parsed.done.len(), parsed.done.join(", "));
+        }
+        println!("Run them with: obra run");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One task of a dry run: its number in the backlog, priority, title, dependencies and description's size.
+fn describe_backlog_task(n: usize, t: &crate::state::BacklogTask, all: &[crate::state::BacklogTask]) -> String {
+    let mut after: Vec<String> = t.after.iter().map(|i| format!("\"{}\"", all[*i].title)).collect();
+    after.extend(t.depends_on.iter().map(|id| format!("task {id}")));
+    let after = if after.is_empty() { String::new() } else { format!("  after {}", after.join(", ")) };
+    let milestone = t.milestone.as_deref().map(|m| format!("  [milestone {m}]")).unwrap_or_default();
+    let size =
+        if t.description.is_empty() { String::new() } else { format!("  ({} B description)", t.description.len()) };
+    format!("#{n}  p{:<2}  {}{after}{milestone}{size}", t.priority, t.title)
 }

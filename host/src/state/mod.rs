@@ -614,6 +614,91 @@ impl StateManager {
         Ok(task)
     }
 
+    /// Create a whole backlog in one transaction: every task, its dependencies (on existing tasks of the
+    /// project, or on other tasks of `tasks` by index) and its milestone, or nothing when any of it is refused
+    /// (an unknown dependency, a cycle, a chain longer than the dependency-depth limit). Returns the tasks
+    /// created, in the order of `tasks`.
+    pub async fn create_tasks(
+        &self,
+        project_id: i64,
+        profile: Option<&str>,
+        tasks: &[BacklogTask],
+    ) -> Result<Vec<Task>> {
+        let mut tx = self.begin().await?;
+        let ts = now();
+        let mut ids = Vec::with_capacity(tasks.len());
+        for (n, new) in tasks.iter().enumerate() {
+            if new.title.trim().is_empty() {
+                bail!("task {} of the backlog needs a non-empty title", n + 1);
+            }
+            for dep in &new.depends_on {
+                let row: Option<(i64,)> = sqlx::query_as("SELECT project_id FROM tasks WHERE id = $1")
+                    .bind(dep)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db(self)?;
+                match row {
+                    None => bail!("task {dep} (a dependency of \"{}\") does not exist", new.title.trim()),
+                    Some((p,)) if p != project_id => bail!("task {dep} belongs to another project"),
+                    Some(_) => {}
+                }
+            }
+            if let Some(bad) = new.after.iter().find(|i| **i >= tasks.len() || **i == n) {
+                bail!("task {} of the backlog depends on entry {bad}, which is not another task of it", n + 1);
+            }
+            let milestone = new.milestone.as_deref().map(str::trim).filter(|m| !m.is_empty());
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO tasks (project_id, title, description, priority, depends_on, max_iterations, profile,
+                 milestone, created_at, updated_at) VALUES ($1, $2, $3, $4, '[]', $5, $6, $7, $8, $8) RETURNING id",
+            )
+            .bind(project_id)
+            .bind(new.title.trim())
+            .bind(&new.description)
+            .bind(new.priority)
+            .bind(new.max_iterations.map(i64::from))
+            .bind(profile)
+            .bind(milestone)
+            .bind(&ts)
+            .fetch_one(&mut *tx)
+            .await
+            .db(self)?;
+            ids.push(id);
+        }
+        for (new, id) in tasks.iter().zip(&ids) {
+            let mut deps = new.depends_on.clone();
+            deps.extend(new.after.iter().map(|i| ids[*i]));
+            if deps.is_empty() {
+                continue;
+            }
+            sqlx::query("UPDATE tasks SET depends_on = $1 WHERE id = $2")
+                .bind(serde_json::to_string(&deps)?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .db(self)?;
+        }
+        let rows = self.graph_rows(&mut tx, project_id).await?;
+        if scheduling::topological(&rows).len() != rows.len() {
+            bail!("the backlog's dependencies form a cycle; nothing was created");
+        }
+        let graph = rows.into_iter().map(|(id, r)| (id, r.depends_on)).collect();
+        for id in &ids {
+            scheduling::check_depth(&graph, *id, false, self.max_dependency_depth)?;
+        }
+        self.cascade(&mut tx, project_id, "unblocked").await?;
+        let mut created = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let task = sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .db(self)?;
+            created.push(task);
+        }
+        tx.commit().await.db(self)?;
+        Ok(created)
+    }
+
     /// A task by id.
     pub async fn task(&self, id: i64) -> Result<Option<Task>> {
         sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1")

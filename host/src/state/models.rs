@@ -162,6 +162,25 @@ pub struct NewTask {
     pub profile: Option<String>,
 }
 
+/// One task of a backlog that [`crate::state::StateManager::create_tasks`] stores with the others at once.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BacklogTask {
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// Priority 1..=10.
+    pub priority: i64,
+    /// Existing tasks of the project it depends on.
+    pub depends_on: Vec<i64>,
+    /// Tasks of the same backlog it depends on, by their index in it.
+    pub after: Vec<usize>,
+    /// Iteration limit override.
+    pub max_iterations: Option<u32>,
+    /// The milestone it belongs to.
+    pub milestone: Option<String>,
+}
+
 /// Which tasks `list_tasks` returns.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TaskFilter {

@@ -42,7 +42,7 @@ fn excerpt(text: &str, max: usize) -> String {
 
 /// Task ids in an order that puts each after its dependencies (within `rows`); tasks on a cycle are left
 /// out (the store refuses to create one).
-fn topological(rows: &HashMap<i64, GraphRow>) -> Vec<i64> {
+pub(super) fn topological(rows: &HashMap<i64, GraphRow>) -> Vec<i64> {
     let mut waiting: HashMap<i64, usize> = rows.keys().map(|id| (*id, 0)).collect();
     let mut dependents: HashMap<i64, Vec<i64>> = HashMap::new();
     for row in rows.values() {

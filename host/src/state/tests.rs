@@ -85,6 +85,7 @@ on_both!(
     dependency_depth_is_limited_and_a_refused_change_changes_nothing,
     a_killed_iteration_is_recovered_as_interrupted_with_its_session_kept,
     a_rate_limited_task_waits_with_its_session_until_its_next_iteration,
+    a_backlog_is_created_whole_or_not_at_all,
 );
 
 fn new_project(name: &str) -> NewProject {
@@ -1043,4 +1044,51 @@ async fn a_rate_limited_task_waits_with_its_session_until_its_next_iteration(db:
     state.begin_interaction(t.id, 1, "replay", "p").await.unwrap();
     assert_eq!(state.require_task(t.id).await.unwrap().resume_after, None);
     assert!(state.pause_for_rate_limit(999, reset, "x", None).await.is_err());
+}
+
+async fn a_backlog_is_created_whole_or_not_at_all(db: Db) {
+    let state = &db.state;
+    let project = state.create_project(&new_project("backlog")).await.unwrap();
+    let other = state.create_project(&new_project("other")).await.unwrap();
+    let existing = state.create_task(&new_task(project.id, "existing")).await.unwrap();
+    let foreign = state.create_task(&new_task(other.id, "foreign")).await.unwrap();
+    let task = |title: &str, after: Vec<usize>, depends_on: Vec<i64>| BacklogTask {
+        title: title.into(),
+        description: format!("{title} in detail"),
+        priority: 6,
+        depends_on,
+        after,
+        max_iterations: Some(2),
+        milestone: Some("m1".into()),
+    };
+    // A dependency on a later entry works: ids follow the backlog's order.
+    let created = state
+        .create_tasks(
+            project.id,
+            Some("minimal"),
+            &[task("docs", vec![1], vec![]), task("parser", vec![], vec![existing.id])],
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.len(), 2);
+    assert!(created[0].id < created[1].id);
+    assert_eq!(created[0].dependencies(), vec![created[1].id]);
+    assert_eq!(created[1].dependencies(), vec![existing.id]);
+    assert_eq!(created[1].milestone.as_deref(), Some("m1"));
+    assert_eq!(created[1].profile.as_deref(), Some("minimal"));
+    assert_eq!(created[1].max_iterations, Some(2));
+    assert_eq!(created[1].description, "parser in detail");
+
+    // A cycle, a task of another project or a missing one: refused, and nothing of the backlog is stored.
+    let before = state.tasks(project.id).await.unwrap().len();
+    let cycle = [task("a", vec![1], vec![]), task("b", vec![0], vec![])];
+    let err = state.create_tasks(project.id, None, &cycle).await.unwrap_err().to_string();
+    assert!(err.contains("cycle"), "{err}");
+    let foreign_dep = [task("c", vec![], vec![]), task("d", vec![0], vec![foreign.id])];
+    let err = state.create_tasks(project.id, None, &foreign_dep).await.unwrap_err().to_string();
+    assert!(err.contains("another project"), "{err}");
+    let missing = [task("e", vec![], vec![]), task("f", vec![], vec![9999])];
+    let err = state.create_tasks(project.id, None, &missing).await.unwrap_err().to_string();
+    assert!(err.contains("9999"), "{err}");
+    assert_eq!(state.tasks(project.id).await.unwrap().len(), before);
 }

@@ -247,7 +247,8 @@ mod tests {
         for flag in ["--description", "--priority", "--depends-on", "--json", "--project", "--set", "--help"] {
             assert!(flags.contains(&flag.to_string()), "{flag} missing from {flags:?}");
         }
-        assert_eq!(complete("task create x --desc").1, ["--description"]);
+        assert_eq!(complete("task create x --desc").1, ["--description", "--description-file"]);
+        assert_eq!(complete("task create x --pri").1, ["--priority"]);
     }
 
     #[test]
