@@ -35,6 +35,11 @@ fn a_write_tool_use_creates_the_file_the_tests_gate_passes_and_the_task_complete
     assert_eq!(first["interaction"]["outcome"], "success");
     assert!(first["interaction"]["session_id"].as_str().is_some_and(|s| !s.is_empty()));
     assert!(first["interaction"]["output_tokens"].as_i64().unwrap() > 0);
+    // The project's totals are in `status`, as the agent reported them.
+    let status = project.obra_json(&["status", "--json"], 0);
+    assert_eq!(status["usage"]["output_tokens"], first["interaction"]["output_tokens"], "{status}");
+    let said = text(&project.obra(&["status"]));
+    assert!(said.contains("agent usage: ") && said.contains(" tokens ("), "{said}");
     assert!(first["changes"].as_array().unwrap().iter().any(|c| c["path"] == "hello.txt"));
     let gates = first["gates"].as_array().unwrap();
     assert!(gates.iter().all(|g| g["passed"] == true), "{gates:?}");

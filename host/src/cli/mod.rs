@@ -121,6 +121,7 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     let tasks = obra.state().tasks(project.id).await?;
     let open = obra.state().breakpoints(project.id, true).await?;
     let counts = obra.state().task_counts(project.id).await?;
+    let usage = obra.state().project_usage(project.id).await?;
     let unverified = obra.state().unverified_tasks(project.id).await?;
     let waits = crate::engine::scheduler::waits_of(&tasks, &open);
     // Resolving the configured plugins loads them all (from the compile cache when warm) and tells the user
@@ -155,6 +156,11 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
                 Err(e) => json!({ "ok": false, "error": e, "loaded": loaded }),
             },
             "task_counts": counts,
+            "usage": {
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
+                "cost_usd": usage.cost_usd,
+            },
             "running_obra_pid": running_obra,
             "interrupted_tasks": interrupted,
             "tasks": output::tasks_with_waits(&tasks, &waits)?,
@@ -195,6 +201,13 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             })
             .collect();
     println!("  tasks: {}", if summary.is_empty() { "none".to_string() } else { summary.join(", ") });
+    println!(
+        "  agent usage: {} tokens ({} in, {} out), ${:.4} as the agents reported it",
+        usage.tokens(),
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cost_usd
+    );
     for t in &tasks {
         let status = if interrupted.contains(&t.id) { "interrupted".to_string() } else { t.status.to_string() };
         let mark = if unverified.contains(&t.id) { " (unverified: no verifying gate or LLM checked it)" } else { "" };
