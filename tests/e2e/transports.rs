@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Project, text};
-use obra_testkit::{AnthropicReply, ClaudeEnv, FakeAnthropic, Sshd, SshdKeys, require_claude, require_sshd};
+use obra_testkit::{AnthropicReply, ClaudeEnv, FakeAnthropic, Sshd, SshdKeys, require_sshd};
 use serde_json::Value;
 
 /// Variables of the CLI's hermetic environment that the remote side needs too (same machine here).
@@ -24,15 +24,7 @@ fn ssh_project(
     known_hosts: &std::path::Path,
     attempts: u32,
 ) -> Option<(Project, ClaudeEnv)> {
-    let cli = require_claude()?;
-    let env = cli.env(&anthropic.base_url());
-    let mut project = Project::new();
-    for (k, v) in env.vars() {
-        project.set_env(k, v);
-    }
-    let bin_dir = env.bin().parent().unwrap().display().to_string();
-    let path = env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
-    project.set_env("PATH", &format!("{bin_dir}:{path}"));
+    let (project, env) = common::claude::wired(anthropic)?;
     project.write_config(&format!(
         r#"agent:
   plugin: claude-code

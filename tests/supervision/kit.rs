@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use obra_testkit::codex::{CodexEnv, require_codex};
-use obra_testkit::{ClaudeEnv, FakeAnthropic, FakeOpenAiChat, FakeResponses, require_aider, require_claude};
+use obra_testkit::{ClaudeEnv, FakeAnthropic, FakeOpenAiChat, FakeResponses, require_aider};
 use serde_json::Value;
 
 use crate::common::{Project, text};
@@ -154,15 +154,7 @@ pub fn claude_project(
     iterations: u32,
     extra: &str,
 ) -> Option<(Project, ClaudeEnv)> {
-    let cli = require_claude()?;
-    let env = cli.env(&fake.base_url());
-    let mut project = Project::new();
-    for (k, v) in env.vars() {
-        project.set_env(k, v);
-    }
-    let bin_dir = env.bin().parent().unwrap().display().to_string();
-    let path = env.vars().iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.clone()).unwrap_or_default();
-    project.set_env("PATH", &format!("{bin_dir}:{path}"));
+    let (project, env) = crate::common::claude::wired(fake)?;
     let mode = match permission {
         Permission::AcceptEdits => "acceptEdits",
         Permission::Bypass => "bypassPermissions",

@@ -569,14 +569,9 @@ impl StateManager {
         }
         let mut tx = self.begin().await?;
         for dep in &new.depends_on {
-            let row: Option<(i64,)> = sqlx::query_as("SELECT project_id FROM tasks WHERE id = $1")
-                .bind(dep)
-                .fetch_optional(&mut *tx)
-                .await
-                .db(self)?;
-            match row {
+            match self.project_of_task(&mut tx, *dep).await? {
                 None => bail!("task {dep} (in --depends-on) does not exist; `obra status` lists the tasks"),
-                Some((p,)) if p != new.project_id => bail!("task {dep} belongs to another project"),
+                Some(p) if p != new.project_id => bail!("task {dep} belongs to another project"),
                 Some(_) => {}
             }
         }
@@ -614,6 +609,16 @@ impl StateManager {
         Ok(task)
     }
 
+    /// The project task `id` belongs to, within `tx`; none when there is no such task.
+    async fn project_of_task(&self, tx: &mut Tx, id: i64) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT project_id FROM tasks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .db(self)?;
+        Ok(row.map(|(p,)| p))
+    }
+
     /// Create a whole backlog in one transaction: every task, its dependencies (on existing tasks of the
     /// project, or on other tasks of `tasks` by index) and its milestone, or nothing when any of it is refused
     /// (an unknown dependency, a cycle, a chain longer than the dependency-depth limit). Returns the tasks
@@ -632,14 +637,9 @@ impl StateManager {
                 bail!("task {} of the backlog needs a non-empty title", n + 1);
             }
             for dep in &new.depends_on {
-                let row: Option<(i64,)> = sqlx::query_as("SELECT project_id FROM tasks WHERE id = $1")
-                    .bind(dep)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .db(self)?;
-                match row {
+                match self.project_of_task(&mut tx, *dep).await? {
                     None => bail!("task {dep} (a dependency of \"{}\") does not exist", new.title.trim()),
-                    Some((p,)) if p != project_id => bail!("task {dep} belongs to another project"),
+                    Some(p) if p != project_id => bail!("task {dep} belongs to another project"),
                     Some(_) => {}
                 }
             }
