@@ -131,8 +131,8 @@ impl Fingerprint {
             let rel = path.strip_prefix(root).unwrap_or(&path);
             let Ok(kind) = entry.file_type() else { continue };
             if kind.is_dir() {
-                // Descend when something below could be compared (the filter looks at the first components).
-                if keep(rel) || rel.components().count() == 1 && keep(&rel.join("x")) {
+                // The filters say true for a directory that may hold compared files.
+                if keep(rel) {
                     self.walk(root, &path, keep);
                 }
             } else if keep(rel) {
