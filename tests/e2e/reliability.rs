@@ -65,6 +65,11 @@ fn fill(dir: &Path) -> PathBuf {
         .args(["if=/dev/zero", "bs=64k", "status=none"])
         .arg(format!("of={}", filler.display()))
         .status();
+    // The last partial block, a byte at a time: a few free KiB would let a small write of the store through.
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=1", "status=none", "oflag=append", "conv=notrunc"])
+        .arg(format!("of={}", filler.display()))
+        .status();
     filler
 }
 
@@ -124,19 +129,21 @@ fn a_disk_that_fills_up_in_the_middle_of_an_iteration_loses_nothing_and_the_next
     // mid-iteration. The gate runs in the sandbox, where `.obra/` is read-only, so it asks the test to fill
     // the disk and waits until it has.
     let project = Project::with_echo_agent(
-        "[ -f .obra/filled-once ] || { touch fill-now; while [ ! -f .obra/filled-once ]; do sleep 0.02; done; }; true",
+        "[ -f filled-once ] || { touch fill-now; while [ ! -f filled-once ]; do sleep 0.02; done; }; true",
         "  []",
     );
     let Some(fs) = Tmpfs::over(&project.path().join(".obra"), "8m") else { return };
     let id = project.create_task("Fill the disk", "x");
-    let (ask, dir) = (project.path().join("fill-now"), fs.dir.clone());
+    let (ask, done, dir) = (project.path().join("fill-now"), project.path().join("filled-once"), fs.dir.clone());
     let filler = std::thread::spawn(move || {
         let start = std::time::Instant::now();
         while !ask.exists() && start.elapsed() < std::time::Duration::from_secs(120) {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        std::fs::write(dir.join("filled-once"), "").unwrap();
-        fill(&dir)
+        // Full first, then let the gate end (the marker is in the workspace, not on the full disk).
+        let filler = fill(&dir);
+        std::fs::write(done, "").unwrap();
+        filler
     });
     let out = project.obra(&["run"]);
     filler.join().unwrap();
