@@ -582,13 +582,30 @@ pub trait BreakpointRule: Send + Sync {
     async fn evaluate(&self, ctx: &CallContext, event: &LoopEvent) -> Result<Verdict, PluginError>;
 }
 
+/// What each kv key costs against a plugin's `kv_total_bytes`, on top of its value: a store of many empty
+/// values is bounded too.
+pub const KV_BYTES_PER_KEY: u64 = 256;
+
+/// Whether a kv write was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvWrite {
+    /// Written.
+    Stored,
+    /// Not written: the plugin's other keys already use `used` bytes, and this one would take it past the limit.
+    OverQuota {
+        /// The bytes (values plus [`KV_BYTES_PER_KEY`] per key) of the plugin's other keys.
+        used: u64,
+    },
+}
+
 /// Persistent per-plugin key-value storage, provided to the runtime by `state/`.
 #[async_trait::async_trait]
 pub trait KvStore: Send + Sync {
     /// Read a value.
     async fn get(&self, plugin: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>>;
-    /// Write a value.
-    async fn set(&self, plugin: &str, key: &str, value: &[u8]) -> anyhow::Result<()>;
+    /// Write a value, unless the plugin's keys would then use more than `max_total_bytes` (values plus
+    /// [`KV_BYTES_PER_KEY`] per key, this key's old value not counted); the check and the write are one step.
+    async fn set(&self, plugin: &str, key: &str, value: &[u8], max_total_bytes: u64) -> anyhow::Result<KvWrite>;
     /// Delete a value.
     async fn delete(&self, plugin: &str, key: &str) -> anyhow::Result<()>;
 }

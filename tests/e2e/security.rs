@@ -361,3 +361,166 @@ fn a_report_of_100_mb_in_any_field_is_stored_bounded() {
         next_task_still_runs(&project);
     }
 }
+
+/// Serve `/slow` on loopback: headers and a first chunk, then a body that never ends. Counts the connections
+/// open at once, and the most ever open.
+struct SlowServer {
+    port: u16,
+    open: Arc<Mutex<(usize, usize)>>,
+}
+
+impl SlowServer {
+    fn start() -> SlowServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let open = Arc::new(Mutex::new((0usize, 0usize)));
+        let counter = open.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let counter = counter.clone();
+                std::thread::spawn(move || {
+                    {
+                        let mut c = counter.lock().unwrap();
+                        c.0 += 1;
+                        c.1 = c.1.max(c.0);
+                    }
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                        line.clear();
+                    }
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst");
+                    let _ = reader.read_to_end(&mut Vec::new()); // until the client lets go
+                    counter.lock().unwrap().0 -= 1;
+                });
+            }
+        });
+        SlowServer { port, open }
+    }
+}
+
+/// Live processes whose command line is exactly `sleep <secs>`.
+fn sleeping(secs: u64) -> usize {
+    let wanted = format!("sleep\0{secs}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
+        .count()
+}
+
+/// Issue 15, quotas: a plugin that takes all it can of every per-plugin quota (children, HTTP streams, kv,
+/// log and progress volume) and holds on to it is denied at each quota with the quota's key, under a tight
+/// open-file limit; the built-in gate still runs in the same process, the store and log stay small, every child
+/// is gone when obra exits, and the next task runs.
+#[test]
+fn a_plugin_over_its_quotas_is_denied_by_name_and_the_other_plugins_still_run() {
+    const SLEEP: u64 = 6173;
+    let server = SlowServer::start();
+    let mut project = Project::new();
+    project.install_plugin("hostile-quotas");
+    project.install_plugin("echo-agent");
+    project.set_env("OBRA_TEST_SECRET", SECRET);
+    project.write_config(&format!(
+        r#"agent:
+  plugin: hostile-quotas
+  timeout_secs: 300
+agents:
+  hostile-quotas:
+    base_url: "http://127.0.0.1:{port}"
+    sleep_secs: {SLEEP}
+    tries: 3000
+    value_bytes: 65536
+    big_value_bytes: 1048576
+    log_lines: 20000
+llm:
+  provider: none
+engine:
+  max_iterations: 1
+  retry:
+    max_attempts: 1
+gates:
+  - plugin: tests
+    enabled: true
+    config:
+      command: "echo the gate ran > gate-ran.txt"
+rules: []
+plugins:
+  limits:
+    host_call_timeout_secs: 20
+    max_children: 8
+    max_http_streams: 6
+    kv_total_bytes: 1048576
+    kv_value_bytes: 262144
+    log_bytes_per_call: 262144
+    progress_bytes_per_call: 262144
+  grants:
+    hostile-quotas:
+      commands: [ {{ program: sleep, args: ["*"] }} ]
+      http: ["config:base_url"]
+      workspace: write
+      kv: true
+    echo-agent:
+      commands: [ {{ program: echo, args: ["**"] }} ]
+      workspace: write
+"#,
+        port = server.port
+    ));
+    let id = project.create_task("quotas", "take everything");
+    let db_before = std::fs::metadata(project.path().join(".obra/obra.db")).unwrap().len();
+    let mut command = project.command(&["task", "execute", &id.to_string()]);
+    // A tight open-file limit that obra cannot raise: 1,664 children or 1,500 streams would exhaust it.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 256, rlim_max: 256 };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = command.stdin(std::process::Stdio::null()).output().unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 3)), "the run ends normally: {}", text(&out));
+
+    let report: Value = serde_json::from_slice(&std::fs::read(project.path().join("quota-report.json")).unwrap())
+        .unwrap_or_else(|e| panic!("the plugin wrote its report ({e}): {}", text(&out)));
+    let denial = |part: &str, key: &str| {
+        let error = report[part]["error"].as_str().unwrap_or_default();
+        assert!(error.contains("Denied") && error.contains(&format!("plugins.limits.{key}")), "{part}: {report}");
+    };
+    assert_eq!(report["children"]["got"], 8, "{report}");
+    denial("children", "max_children");
+    assert_eq!(report["streams"]["got"], 6, "{report}");
+    denial("streams", "max_http_streams");
+    assert_eq!(report["kv"]["got"], 1048576 / (65536 + 256), "{report}");
+    denial("kv", "kv_total_bytes");
+    let big = report["kv"]["big"].as_str().unwrap_or_default();
+    assert!(big.contains("plugins.limits.kv_value_bytes"), "{report}");
+    assert!(server.open.lock().unwrap().1 <= 6, "the server saw at most 6 streams at once");
+
+    // The built-in gate ran in the same process while the plugin still held its children and streams.
+    let gate = std::fs::read_to_string(project.path().join("gate-ran.txt"));
+    assert_eq!(gate.ok().as_deref(), Some("the gate ran\n"), "the tests gate ran: {}", text(&out));
+    // 20 MB of log and progress lines were written; what came out is bounded by the quotas.
+    let logged = std::fs::metadata(project.path().join(".obra/logs/obra.jsonl")).map(|m| m.len()).unwrap_or(0);
+    assert!(logged < 2 << 20, "the production log grew by {logged} bytes");
+    assert!(out.stdout.len() + out.stderr.len() < 2 << 20, "output of {} bytes", out.stdout.len() + out.stderr.len());
+    let db_after: u64 = [".obra/obra.db", ".obra/obra.db-wal"]
+        .iter()
+        .map(|f| std::fs::metadata(project.path().join(f)).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    assert!(db_after < db_before + (3 << 20), "the store grew from {db_before} to {db_after} bytes (kv quota 1 MiB)");
+    // Every child the plugin held is gone with obra, and so is every stream.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while sleeping(SLEEP) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(sleeping(SLEEP), 0, "children of the plugin outlived obra");
+    while server.open.lock().unwrap().0 > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(server.open.lock().unwrap().0, 0, "streams of the plugin outlived obra");
+    next_task_still_runs(&project);
+}

@@ -44,6 +44,7 @@ pub const EXIT_FAILED: u8 = 4;
 /// Parse the process arguments, run the command, and turn errors into a message on stderr and exit code 1.
 pub fn main() -> ExitCode {
     pipe::install_panic_hook();
+    raise_open_file_limit();
     let cli = Cli::parse();
     crate::telemetry::init(cli.global.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -69,6 +70,24 @@ pub fn main() -> ExitCode {
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     code
 }
+
+/// Raise the soft limit on open files towards the hard one (at most [`OPEN_FILES_WANTED`]): the plugins'
+/// quotas bound what each holds (`plugins.limits.max_children`, `max_http_streams`), but their sum plus the
+/// store, the watcher and the component cache can pass the common default of 1024. Children inherit it, so it
+/// stays modest. Failing to raise it is not an error.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < OPEN_FILES_WANTED {
+            limit.rlim_cur = OPEN_FILES_WANTED.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// The soft limit on open files `obra` asks for.
+const OPEN_FILES_WANTED: libc::rlim_t = 8192;
 
 /// How long `obra` waits at exit for blocking work still running (e.g. after a host call timed out).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

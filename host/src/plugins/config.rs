@@ -82,6 +82,40 @@ pub struct LimitsConfig {
     pub max_http_body_bytes: u64,
     /// Largest file a plugin may read from the workspace, in bytes.
     pub max_file_read_bytes: u64,
+    /// Quota: programs one plugin may have running at once, over all its calls (a `run` in progress or a
+    /// spawned child not yet dropped).
+    pub max_children: u64,
+    /// Quota: HTTP requests in flight plus response streams open at once, per plugin.
+    pub max_http_streams: u64,
+    /// Quota: the plugin's whole kv store, in bytes (each key counts its value plus 256 bytes).
+    pub kv_total_bytes: u64,
+    /// Quota: the largest value of one kv key, in bytes.
+    pub kv_value_bytes: u64,
+    /// Quota: bytes of log lines one export call may write; later lines of that call are dropped.
+    pub log_bytes_per_call: u64,
+    /// Quota: bytes of progress lines one export call may send; later lines of that call are dropped.
+    pub progress_bytes_per_call: u64,
+}
+
+impl LimitsConfig {
+    /// Every limit with its key under `plugins.limits`, in the order of `config/default.yaml`.
+    pub fn entries(&self) -> [(&'static str, u64); 13] {
+        [
+            ("memory_mb", self.memory_mb),
+            ("cpu_ms_per_call", self.cpu_ms_per_call),
+            ("call_timeout_secs", self.call_timeout_secs),
+            ("host_call_timeout_secs", self.host_call_timeout_secs),
+            ("max_output_bytes", self.max_output_bytes),
+            ("max_http_body_bytes", self.max_http_body_bytes),
+            ("max_file_read_bytes", self.max_file_read_bytes),
+            ("max_children", self.max_children),
+            ("max_http_streams", self.max_http_streams),
+            ("kv_total_bytes", self.kv_total_bytes),
+            ("kv_value_bytes", self.kv_value_bytes),
+            ("log_bytes_per_call", self.log_bytes_per_call),
+            ("progress_bytes_per_call", self.progress_bytes_per_call),
+        ]
+    }
 }
 
 impl Default for LimitsConfig {
@@ -94,6 +128,12 @@ impl Default for LimitsConfig {
             max_output_bytes: 4 * 1024 * 1024,
             max_http_body_bytes: 16 * 1024 * 1024,
             max_file_read_bytes: 16 * 1024 * 1024,
+            max_children: 32,
+            max_http_streams: 32,
+            kv_total_bytes: 16 * 1024 * 1024,
+            kv_value_bytes: 1024 * 1024,
+            log_bytes_per_call: 1024 * 1024,
+            progress_bytes_per_call: 1024 * 1024,
         }
     }
 }
@@ -198,16 +238,7 @@ impl PluginsConfig {
     /// its key (`plugins.grants.<name>.commands[0].args`) and what to do.
     pub fn validate(&self) -> Result<(), Vec<String>> {
         let mut problems = Vec::new();
-        let l = &self.limits;
-        for (key, value) in [
-            ("memory_mb", l.memory_mb),
-            ("cpu_ms_per_call", l.cpu_ms_per_call),
-            ("call_timeout_secs", l.call_timeout_secs),
-            ("host_call_timeout_secs", l.host_call_timeout_secs),
-            ("max_output_bytes", l.max_output_bytes),
-            ("max_http_body_bytes", l.max_http_body_bytes),
-            ("max_file_read_bytes", l.max_file_read_bytes),
-        ] {
+        for (key, value) in self.limits.entries() {
             if value == 0 {
                 problems.push(format!("plugins.limits.{key}: must be greater than 0"));
             }

@@ -373,6 +373,12 @@ impl EffectiveGrant {
                 max_output_bytes: lower(ceilings.max_output_bytes, m.max_output_bytes),
                 max_http_body_bytes: lower(ceilings.max_http_body_bytes, m.max_http_body_bytes),
                 max_file_read_bytes: lower(ceilings.max_file_read_bytes, m.max_file_read_bytes),
+                max_children: lower(ceilings.max_children, m.max_children),
+                max_http_streams: lower(ceilings.max_http_streams, m.max_http_streams),
+                kv_total_bytes: lower(ceilings.kv_total_bytes, m.kv_total_bytes),
+                kv_value_bytes: lower(ceilings.kv_value_bytes, m.kv_value_bytes),
+                log_bytes_per_call: lower(ceilings.log_bytes_per_call, m.log_bytes_per_call),
+                progress_bytes_per_call: lower(ceilings.progress_bytes_per_call, m.progress_bytes_per_call),
             },
         }
     }

@@ -19,6 +19,7 @@ use wasmtime::{Store, UpdateDeadline};
 use super::bindings::{Bindings, ExportCall, ExportReturn, Pre};
 use super::engine::{EPOCH_TICK, PluginEngine};
 use super::grants::EffectiveGrant;
+use super::quota::PluginQuotas;
 use super::store::{HostServices, StoreState};
 use crate::contract::{CallContext, PluginError};
 
@@ -32,6 +33,8 @@ struct Live {
 pub(crate) struct PluginInstance {
     pub(crate) name: Arc<str>,
     pub(crate) grant: Arc<EffectiveGrant>,
+    /// What the plugin holds now, over all its instances.
+    pub(crate) quotas: Arc<PluginQuotas>,
     engine: Arc<PluginEngine>,
     services: Arc<HostServices>,
     pre: Pre,
@@ -52,6 +55,7 @@ impl PluginInstance {
         Self {
             name: name.into(),
             grant: Arc::new(grant),
+            quotas: Arc::default(),
             engine,
             services,
             pre,
@@ -66,7 +70,7 @@ impl PluginInstance {
     }
 
     fn new_store(&self) -> Store<StoreState> {
-        let state = StoreState::new(self.name.clone(), self.grant.clone(), self.services.clone());
+        let state = StoreState::new(self.name.clone(), self.grant.clone(), self.quotas.clone(), self.services.clone());
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_callback(|mut ctx| {

@@ -26,6 +26,12 @@
 //! max-output-bytes = 1048576
 //! max-http-body-bytes = 1048576
 //! max-file-read-bytes = 1048576
+//! max-children = 4                   # quotas, per plugin: live child processes,
+//! max-http-streams = 4               #   HTTP requests in flight plus open response streams,
+//! kv-total-bytes = 1048576           #   the whole kv store, one kv value,
+//! kv-value-bytes = 65536
+//! log-bytes-per-call = 65536         #   log and progress bytes per export call
+//! progress-bytes-per-call = 65536
 //! ```
 //!
 //! Parsing checks the syntax, rejects unknown keys (suggesting the closest valid one), checks every value and the
@@ -103,6 +109,18 @@ pub struct ManifestLimits {
     pub max_http_body_bytes: Option<u64>,
     /// File read cap in bytes.
     pub max_file_read_bytes: Option<u64>,
+    /// Live child processes.
+    pub max_children: Option<u64>,
+    /// HTTP requests in flight plus open response streams.
+    pub max_http_streams: Option<u64>,
+    /// The whole kv store in bytes.
+    pub kv_total_bytes: Option<u64>,
+    /// One kv value in bytes.
+    pub kv_value_bytes: Option<u64>,
+    /// Log bytes per call.
+    pub log_bytes_per_call: Option<u64>,
+    /// Progress bytes per call.
+    pub progress_bytes_per_call: Option<u64>,
 }
 
 /// A parsed and validated `plugin.toml`.
@@ -167,6 +185,12 @@ const LIMIT_KEYS: &[&str] = &[
     "max-output-bytes",
     "max-http-body-bytes",
     "max-file-read-bytes",
+    "max-children",
+    "max-http-streams",
+    "kv-total-bytes",
+    "kv-value-bytes",
+    "log-bytes-per-call",
+    "progress-bytes-per-call",
 ];
 
 /// The closest of `candidates` to `word`, when one is reasonably close.
@@ -229,6 +253,12 @@ struct RawLimits {
     max_output_bytes: Option<u64>,
     max_http_body_bytes: Option<u64>,
     max_file_read_bytes: Option<u64>,
+    max_children: Option<u64>,
+    max_http_streams: Option<u64>,
+    kv_total_bytes: Option<u64>,
+    kv_value_bytes: Option<u64>,
+    log_bytes_per_call: Option<u64>,
+    progress_bytes_per_call: Option<u64>,
 }
 
 /// Parses one manifest text, remembering the file name and text for error positions.
@@ -444,6 +474,12 @@ impl Parser<'_> {
             max_output_bytes: l.max_output_bytes,
             max_http_body_bytes: l.max_http_body_bytes,
             max_file_read_bytes: l.max_file_read_bytes,
+            max_children: l.max_children,
+            max_http_streams: l.max_http_streams,
+            kv_total_bytes: l.kv_total_bytes,
+            kv_value_bytes: l.kv_value_bytes,
+            log_bytes_per_call: l.log_bytes_per_call,
+            progress_bytes_per_call: l.progress_bytes_per_call,
         };
         for (key, value) in [
             ("limits.memory-mb", limits.memory_mb),
@@ -453,6 +489,12 @@ impl Parser<'_> {
             ("limits.max-output-bytes", limits.max_output_bytes),
             ("limits.max-http-body-bytes", limits.max_http_body_bytes),
             ("limits.max-file-read-bytes", limits.max_file_read_bytes),
+            ("limits.max-children", limits.max_children),
+            ("limits.max-http-streams", limits.max_http_streams),
+            ("limits.kv-total-bytes", limits.kv_total_bytes),
+            ("limits.kv-value-bytes", limits.kv_value_bytes),
+            ("limits.log-bytes-per-call", limits.log_bytes_per_call),
+            ("limits.progress-bytes-per-call", limits.progress_bytes_per_call),
         ] {
             if value == Some(0) {
                 return Err(err(key, "must be greater than 0 (or be left out for the host's limit)".into()));

@@ -22,6 +22,7 @@ mod host;
 pub mod inspect;
 mod instance;
 pub mod manifest;
+mod quota;
 mod report;
 mod stdio;
 mod store;

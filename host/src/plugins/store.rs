@@ -13,6 +13,7 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::grants::EffectiveGrant;
+use super::quota::PluginQuotas;
 use super::stdio::{GuestOutput, Stream};
 use crate::contract::{CallContext, KvStore, PluginError};
 
@@ -114,6 +115,10 @@ pub(crate) struct CallState {
     pub(crate) cpu_exhausted: bool,
     /// Failed actions an agent reported through `agent-report` during this `agent.run` (bounded there).
     pub(crate) failed_actions: Vec<String>,
+    /// Bytes of log lines written in this call (quota `log_bytes_per_call`).
+    pub(crate) log_bytes: u64,
+    /// Bytes of progress lines sent in this call (quota `progress_bytes_per_call`).
+    pub(crate) progress_bytes: u64,
 }
 
 /// The data of one plugin instance's store.
@@ -122,6 +127,8 @@ pub(crate) struct StoreState {
     pub(crate) plugin: Arc<str>,
     /// What the plugin may do.
     pub(crate) grant: Arc<EffectiveGrant>,
+    /// The plugin's live-resource counters, shared with its other instances.
+    pub(crate) quotas: Arc<PluginQuotas>,
     /// Shared host services.
     pub(crate) services: Arc<HostServices>,
     /// The export call in progress.
@@ -136,8 +143,13 @@ pub(crate) struct StoreState {
 }
 
 impl StoreState {
-    /// Fresh state for a new instance of `plugin`.
-    pub(crate) fn new(plugin: Arc<str>, grant: Arc<EffectiveGrant>, services: Arc<HostServices>) -> Self {
+    /// Fresh state for a new instance of `plugin`, counting against the plugin's `quotas`.
+    pub(crate) fn new(
+        plugin: Arc<str>,
+        grant: Arc<EffectiveGrant>,
+        quotas: Arc<PluginQuotas>,
+        services: Arc<HostServices>,
+    ) -> Self {
         let stdout = GuestOutput::new(plugin.clone(), Stream::Stdout);
         let stderr = GuestOutput::new(plugin.clone(), Stream::Stderr);
         // No preopens, no env, no args; stdin is empty. Sockets are refused at load time (see inspect.rs) and, in
@@ -153,6 +165,7 @@ impl StoreState {
         Self {
             plugin,
             grant,
+            quotas,
             services,
             call: CallState::default(),
             table: ResourceTable::new(),
@@ -173,6 +186,8 @@ impl StoreState {
             cpu_ticks_left: ticks,
             cpu_exhausted: false,
             failed_actions: Vec::new(),
+            log_bytes: 0,
+            progress_bytes: 0,
         };
         self.limiter.exceeded = false;
         self.stdout.begin_call();

@@ -508,13 +508,13 @@ mod capabilities {
     //! The capability implementations called directly on a store's state (no component needed).
 
     use super::*;
-    use crate::contract::{Completion, CompletionRequest, KvStore, LlmProvider};
+    use crate::contract::{Completion, CompletionRequest, KV_BYTES_PER_KEY, KvStore, KvWrite, LlmProvider};
     use crate::plugins::bindings::v0_1_0::caps;
     use crate::plugins::store::{HostServices, StoreState};
 
     fn state(grant: UserGrant, requested: manifest::Capabilities, kv: Option<Arc<dyn KvStore>>) -> StoreState {
         let grant = EffectiveGrant::new("p", &requested, &grant, &LimitsConfig::default(), &Default::default());
-        StoreState::new("p".into(), Arc::new(grant), Arc::new(HostServices::new(kv).unwrap()))
+        StoreState::new("p".into(), Arc::new(grant), Default::default(), Arc::new(HostServices::new(kv).unwrap()))
     }
 
     fn options() -> caps::process::RunOptions {
@@ -606,7 +606,12 @@ mod capabilities {
         let requested = manifest::Capabilities { workspace: WorkspaceAccess::Read, ..Default::default() };
         let limits = manifest::ManifestLimits { max_file_read_bytes: Some(3), ..Default::default() };
         let grant = EffectiveGrant::new("p", &requested, &small, &LimitsConfig::default(), &limits);
-        let mut s = StoreState::new("p".into(), Arc::new(grant), Arc::new(HostServices::new(None).unwrap()));
+        let mut s = StoreState::new(
+            "p".into(),
+            Arc::new(grant),
+            Default::default(),
+            Arc::new(HostServices::new(None).unwrap()),
+        );
         s.begin_call("quality-gate.check", &ctx(ws.path()), None, 1);
         std::fs::write(ws.path().join("big.txt"), "1234").unwrap();
         let e = s.read_file("big.txt".into()).await.unwrap().unwrap_err();
@@ -621,7 +626,12 @@ mod capabilities {
         let allowed = UserGrant { http: vec![base.clone()], ..UserGrant::default() };
         let limits = manifest::ManifestLimits { max_http_body_bytes: Some(8), ..Default::default() };
         let grant = EffectiveGrant::new("p", &requested, &allowed, &LimitsConfig::default(), &limits);
-        let mut s = StoreState::new("p".into(), Arc::new(grant), Arc::new(HostServices::new(None).unwrap()));
+        let mut s = StoreState::new(
+            "p".into(),
+            Arc::new(grant),
+            Default::default(),
+            Arc::new(HostServices::new(None).unwrap()),
+        );
         let get = || caps::http::Request {
             method: "GET".into(),
             url: format!("{base}/x"),
@@ -647,6 +657,164 @@ mod capabilities {
         HostResponseStream::drop(&mut s, stream).await.unwrap();
     }
 
+    fn state_with_limits(
+        grant: UserGrant,
+        requested: manifest::Capabilities,
+        limits: manifest::ManifestLimits,
+        quotas: Arc<crate::plugins::quota::PluginQuotas>,
+    ) -> StoreState {
+        let grant = EffectiveGrant::new("p", &requested, &grant, &LimitsConfig::default(), &limits);
+        StoreState::new("p".into(), Arc::new(grant), quotas, Arc::new(HostServices::new(None).unwrap()))
+    }
+
+    fn denied_message(e: caps::types::PluginError) -> String {
+        match e {
+            caps::types::PluginError::Denied(m) => m,
+            other => panic!("expected a denial, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn live_children_are_counted_per_plugin_over_its_instances_and_freed_on_drop() {
+        use caps::process::{Host, HostChild};
+        let sh = CommandPattern::new("sh", &["-c", "*"]);
+        let requested = manifest::Capabilities { commands: vec![sh.clone()], ..Default::default() };
+        let limits = manifest::ManifestLimits { max_children: Some(3), ..Default::default() };
+        let quotas = Arc::new(crate::plugins::quota::PluginQuotas::default());
+        let ws = tempfile::tempdir().unwrap();
+        let instance = || {
+            let mut s =
+                state_with_limits(commands(std::slice::from_ref(&sh)), requested.clone(), limits, quotas.clone());
+            s.begin_call("agent.run", &ctx(ws.path()), None, 1);
+            s
+        };
+        let sleep = || vec!["-c".to_string(), "sleep 30".to_string()];
+        let (mut first, mut second) = (instance(), instance());
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(first.spawn("sh".into(), sleep(), options()).await.unwrap().unwrap());
+        }
+        let other_instance_child = second.spawn("sh".into(), sleep(), options()).await.unwrap().unwrap();
+        // The fourth, from either instance, by spawn or run, is denied before anything starts.
+        let marker = ws.path().join("started");
+        let touch = vec!["-c".to_string(), format!("touch {}", marker.display())];
+        let e = denied_message(first.spawn("sh".into(), touch.clone(), options()).await.unwrap().unwrap_err());
+        assert!(e.contains("quota of 3 live child processes") && e.contains("plugins.limits.max_children"), "{e}");
+        let e = denied_message(second.run("sh".into(), touch.clone(), options()).await.unwrap().unwrap_err());
+        assert!(e.contains("plugins.limits.max_children"), "{e}");
+        assert!(!marker.exists(), "a program over the quota must not start");
+        // Another plugin has its own count.
+        let mut other_plugin =
+            state_with_limits(commands(std::slice::from_ref(&sh)), requested.clone(), limits, Default::default());
+        other_plugin.begin_call("agent.run", &ctx(ws.path()), None, 1);
+        let out = other_plugin.run("sh".into(), vec!["-c".into(), "echo ok".into()], options()).await.unwrap().unwrap();
+        assert_eq!(out.stdout, "ok\n");
+        // Dropping a handle frees its place; dropping a whole instance frees all of its children.
+        HostChild::drop(&mut first, held.pop().unwrap()).await.unwrap();
+        let out = second.run("sh".into(), touch.clone(), options()).await.unwrap().unwrap();
+        assert_eq!(out.exit_code, Some(0));
+        assert!(marker.exists());
+        drop(first);
+        assert_eq!(quotas.held(crate::plugins::quota::Counted::Child), 1, "only the second instance's child is left");
+        HostChild::drop(&mut second, other_instance_child).await.unwrap();
+        assert_eq!(quotas.held(crate::plugins::quota::Counted::Child), 0);
+    }
+
+    #[tokio::test]
+    async fn open_http_streams_are_capped_and_a_finished_stream_frees_its_place() {
+        use caps::http::{Host, HostResponseStream};
+        let base = http_server("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nbody").await;
+        let requested = manifest::Capabilities { http: vec![base.clone()], ..Default::default() };
+        let allowed = UserGrant { http: vec![base.clone()], ..UserGrant::default() };
+        let limits = manifest::ManifestLimits { max_http_streams: Some(2), ..Default::default() };
+        let quotas = Arc::new(crate::plugins::quota::PluginQuotas::default());
+        let mut s = state_with_limits(allowed, requested, limits, quotas.clone());
+        let get = || caps::http::Request {
+            method: "GET".into(),
+            url: format!("{base}/x"),
+            headers: vec![],
+            body: None,
+            timeout_ms: Some(5000),
+        };
+        let first = s.send_streaming(get()).await.unwrap().unwrap();
+        let _second = s.send_streaming(get()).await.unwrap().unwrap();
+        let e = denied_message(s.send(get()).await.unwrap().unwrap_err());
+        assert!(e.contains("quota of 2 open HTTP requests and streams") && e.contains("max_http_streams"), "{e}");
+        assert!(s.send_streaming(get()).await.unwrap().is_err());
+        // Read the first to its end: its place comes back though the guest still holds the handle.
+        let rep = first.rep();
+        while s.next_chunk(wasmtime::component::Resource::new_borrow(rep)).await.unwrap().unwrap().is_some() {}
+        let response = s.send(get()).await.unwrap().unwrap();
+        assert_eq!(response.body, b"body");
+        assert_eq!(quotas.held(crate::plugins::quota::Counted::HttpStream), 1, "a finished send holds nothing");
+    }
+
+    #[tokio::test]
+    async fn log_and_progress_volume_per_call_is_capped_with_one_warning_and_resets_each_call() {
+        use caps::log::{Host, Level};
+        let limits = manifest::ManifestLimits {
+            log_bytes_per_call: Some(1000),
+            progress_bytes_per_call: Some(1000),
+            ..Default::default()
+        };
+        let mut s = state_with_limits(UserGrant::default(), Default::default(), limits, Default::default());
+        let ws = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let call = CallContext { progress: Some(tx), ..ctx(ws.path()) };
+        s.begin_call("agent.run", &call, None, 1);
+        for i in 0..100 {
+            s.progress(format!("{i:0>99}")).await.unwrap();
+            s.log(Level::Info, "x".repeat(100)).await.unwrap();
+        }
+        let mut lines = Vec::new();
+        while let Ok(line) = rx.try_recv() {
+            lines.push(line);
+        }
+        assert_eq!(lines.len(), 11, "10 lines of 99 bytes fit, then one warning: {lines:?}");
+        let warning = lines.last().unwrap();
+        assert!(warning.contains("plugins.limits.progress_bytes_per_call") && warning.contains("1000"), "{warning}");
+        assert!(s.call.log_bytes > 1000, "the log lines were counted against their own quota");
+        // The next call starts afresh.
+        s.begin_call("agent.run", &call, None, 1);
+        s.progress("again".into()).await.unwrap();
+        assert_eq!(rx.try_recv().unwrap(), "again");
+    }
+
+    #[tokio::test]
+    async fn kv_values_and_the_whole_store_are_under_quota_and_the_denial_names_the_key() {
+        use caps::kv::Host;
+        let store = Arc::new(MemoryKv(Default::default()));
+        let requested = manifest::Capabilities { kv: true, ..Default::default() };
+        let limits = manifest::ManifestLimits {
+            kv_value_bytes: Some(1000),
+            kv_total_bytes: Some(3 * (1000 + KV_BYTES_PER_KEY)),
+            ..Default::default()
+        };
+        let grant = EffectiveGrant::new(
+            "p",
+            &requested,
+            &UserGrant { kv: true, ..UserGrant::default() },
+            &LimitsConfig::default(),
+            &limits,
+        );
+        let mut s = StoreState::new(
+            "p".into(),
+            Arc::new(grant),
+            Default::default(),
+            Arc::new(HostServices::new(Some(store.clone())).unwrap()),
+        );
+        let e = denied_message(s.set("big".into(), vec![0; 1001]).await.unwrap().unwrap_err());
+        assert!(e.contains("plugins.limits.kv_value_bytes"), "{e}");
+        for key in ["a", "b", "c"] {
+            s.set(key.into(), vec![0; 1000]).await.unwrap().unwrap();
+        }
+        let e = denied_message(s.set("d".into(), vec![0; 1]).await.unwrap().unwrap_err());
+        assert!(e.contains("plugins.limits.kv_total_bytes") && e.contains("delete keys first"), "{e}");
+        assert_eq!(s.get("d".into()).await.unwrap().unwrap(), None);
+        s.delete("a".into()).await.unwrap().unwrap();
+        s.set("d".into(), vec![0; 1]).await.unwrap().unwrap();
+    }
+
     struct MemoryKv(std::sync::Mutex<std::collections::HashMap<(String, String), Vec<u8>>>);
 
     #[async_trait::async_trait]
@@ -654,9 +822,18 @@ mod capabilities {
         async fn get(&self, plugin: &str, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
             Ok(self.0.lock().unwrap().get(&(plugin.into(), key.into())).cloned())
         }
-        async fn set(&self, plugin: &str, key: &str, value: &[u8]) -> anyhow::Result<()> {
-            self.0.lock().unwrap().insert((plugin.into(), key.into()), value.to_vec());
-            Ok(())
+        async fn set(&self, plugin: &str, key: &str, value: &[u8], max: u64) -> anyhow::Result<KvWrite> {
+            let mut map = self.0.lock().unwrap();
+            let used: u64 = map
+                .iter()
+                .filter(|((p, k), _)| p == plugin && k != key)
+                .map(|(_, v)| v.len() as u64 + KV_BYTES_PER_KEY)
+                .sum();
+            if used + value.len() as u64 + KV_BYTES_PER_KEY > max {
+                return Ok(KvWrite::OverQuota { used });
+            }
+            map.insert((plugin.into(), key.into()), value.to_vec());
+            Ok(KvWrite::Stored)
         }
         async fn delete(&self, plugin: &str, key: &str) -> anyhow::Result<()> {
             self.0.lock().unwrap().remove(&(plugin.into(), key.into()));
@@ -681,7 +858,7 @@ mod capabilities {
     }
 
     fn kv_cap() -> usize {
-        crate::plugins::caps::kv::MAX_VALUE_BYTES
+        crate::plugins::config::LimitsConfig::default().kv_value_bytes as usize
     }
 
     struct CannedLlm(&'static str);

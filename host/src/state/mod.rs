@@ -37,7 +37,7 @@ pub use scheduling::DEFAULT_MAX_DEPENDENCY_DEPTH;
 pub use sessions::SessionUsage;
 pub use usage::{ConcludedIteration, UsageTotals};
 
-use crate::contract::{FileChange, KvStore, RunResult};
+use crate::contract::{FileChange, KV_BYTES_PER_KEY, KvStore, KvWrite, RunResult};
 
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -1153,6 +1153,18 @@ impl StateManager {
     }
 }
 
+/// The SQL of the bytes a plugin's kv keys other than one use (`$1` the plugin, `$2` the key, `per_key` the
+/// parameter holding [`KV_BYTES_PER_KEY`]).
+macro_rules! kv_others_bytes {
+    ($per_key:literal) => {
+        concat!(
+            "SELECT COALESCE(SUM(LENGTH(value)), 0) + ",
+            $per_key,
+            " * COUNT(*) FROM plugin_kv WHERE plugin = $1 AND key <> $2"
+        )
+    };
+}
+
 #[async_trait::async_trait]
 impl KvStore for StateManager {
     async fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>> {
@@ -1165,19 +1177,37 @@ impl KvStore for StateManager {
         Ok(row.map(|(v,)| v))
     }
 
-    async fn set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO plugin_kv (plugin, key, value, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        )
+    async fn set(&self, plugin: &str, key: &str, value: &[u8], max_total_bytes: u64) -> Result<KvWrite> {
+        // The quota check and the write are one statement, so two writers cannot both slip under it.
+        let cost = i64::try_from(value.len() as u64 + KV_BYTES_PER_KEY).unwrap_or(i64::MAX);
+        let written = sqlx::query(concat!(
+            "INSERT INTO plugin_kv (plugin, key, value, updated_at) SELECT $1, $2, $3, $4 WHERE (",
+            kv_others_bytes!("$5"),
+            ") + $6 <= $7
+             ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at"
+        ))
         .bind(plugin)
         .bind(key)
         .bind(value)
         .bind(now())
+        .bind(KV_BYTES_PER_KEY as i64)
+        .bind(cost)
+        .bind(i64::try_from(max_total_bytes).unwrap_or(i64::MAX))
         .execute(&self.pool)
         .await
-        .db(self)?;
-        Ok(())
+        .db(self)?
+        .rows_affected();
+        if written > 0 {
+            return Ok(KvWrite::Stored);
+        }
+        let (used,): (i64,) = sqlx::query_as(kv_others_bytes!("$3"))
+            .bind(plugin)
+            .bind(key)
+            .bind(KV_BYTES_PER_KEY as i64)
+            .fetch_one(&self.pool)
+            .await
+            .db(self)?;
+        Ok(KvWrite::OverQuota { used: used.max(0) as u64 })
     }
 
     async fn delete(&self, plugin: &str, key: &str) -> Result<()> {

@@ -70,6 +70,7 @@ on_both!(
     a_failed_transaction_leaves_nothing_behind,
     refuses_a_database_from_a_newer_obra_and_changes_nothing,
     plugin_kv_round_trips,
+    plugin_kv_total_quota_is_checked_in_the_write,
     resolving_a_breakpoint_moves_the_task_and_keeps_the_feedback,
     sessions_add_up_over_interactions,
     update_task_rejects_bad_dependencies_and_cycles,
@@ -311,12 +312,32 @@ async fn refuses_a_database_from_a_newer_obra_and_changes_nothing(db: Db) {
 async fn plugin_kv_round_trips(db: Db) {
     let state = &db.state;
     assert_eq!(state.get("p", "k").await.unwrap(), None);
-    state.set("p", "k", b"v1").await.unwrap();
-    state.set("p", "k", b"v2\0\xff").await.unwrap();
+    assert_eq!(state.set("p", "k", b"v1", u64::MAX).await.unwrap(), KvWrite::Stored);
+    assert_eq!(state.set("p", "k", b"v2\0\xff", u64::MAX).await.unwrap(), KvWrite::Stored);
     assert_eq!(state.get("p", "k").await.unwrap().as_deref(), Some(&b"v2\0\xff"[..]));
     assert_eq!(state.get("other", "k").await.unwrap(), None);
     state.delete("p", "k").await.unwrap();
     assert_eq!(state.get("p", "k").await.unwrap(), None);
+}
+
+async fn plugin_kv_total_quota_is_checked_in_the_write(db: Db) {
+    let state = &db.state;
+    let per_key = KV_BYTES_PER_KEY;
+    // Room for two keys of 100 bytes.
+    let max = 2 * (100 + per_key);
+    assert_eq!(state.set("p", "a", &[1; 100], max).await.unwrap(), KvWrite::Stored);
+    assert_eq!(state.set("p", "b", &[2; 100], max).await.unwrap(), KvWrite::Stored);
+    // A third key does not fit, and nothing of it is written.
+    assert_eq!(state.set("p", "c", &[3; 1], max).await.unwrap(), KvWrite::OverQuota { used: max });
+    assert_eq!(state.get("p", "c").await.unwrap(), None);
+    // Replacing a key counts its new value, not its old one.
+    assert_eq!(state.set("p", "a", &[4; 100], max).await.unwrap(), KvWrite::Stored);
+    assert_eq!(state.set("p", "a", &[5; 101], max).await.unwrap(), KvWrite::OverQuota { used: 100 + per_key });
+    assert_eq!(state.get("p", "a").await.unwrap().unwrap(), vec![4; 100], "the refused write left the old value");
+    // Another plugin has its own quota; deleting makes room.
+    assert_eq!(state.set("other", "c", &[6; 100], max).await.unwrap(), KvWrite::Stored);
+    state.delete("p", "b").await.unwrap();
+    assert_eq!(state.set("p", "c", &[3; 100], max).await.unwrap(), KvWrite::Stored);
 }
 
 async fn resolving_a_breakpoint_moves_the_task_and_keeps_the_feedback(db: Db) {

@@ -16,6 +16,7 @@ use super::{WitError, timed};
 use crate::contract::PluginError;
 use crate::plugins::bindings::v0_1_0::caps::http::{Host, HostResponseStream, Request, Response};
 use crate::plugins::bindings::v0_1_0::caps::types::KeyValue;
+use crate::plugins::quota::{Counted, Permit};
 use crate::plugins::store::StoreState;
 
 /// Request headers a plugin may not set: the host derives them from the URL and body (`host`,
@@ -136,6 +137,8 @@ pub struct ResponseStream {
     deadline: tokio::time::Instant,
     url: String,
     redactor: Redactor,
+    /// The plugin's `max_http_streams` quota unit, given back when the body ends (or the handle is dropped).
+    permit: Option<Permit>,
 }
 
 /// A request checked against the grant, ready to send.
@@ -145,6 +148,17 @@ struct Prepared {
     cap: u64,
     url: String,
     redactor: Redactor,
+    /// The plugin's `max_http_streams` quota unit, held while the request is in flight.
+    permit: Permit,
+}
+
+/// A request sent: its response, whose body is still to read.
+struct Sent {
+    response: reqwest::Response,
+    cap: u64,
+    url: String,
+    redactor: Redactor,
+    permit: Permit,
 }
 
 fn classify(url: &str, e: reqwest::Error) -> PluginError {
@@ -180,17 +194,18 @@ fn headers_of(response: &reqwest::Response, redactor: &Redactor) -> Vec<KeyValue
 }
 
 impl Prepared {
-    async fn send(self) -> Result<(reqwest::Response, u64, String, Redactor), PluginError> {
+    async fn send(self) -> Result<Sent, PluginError> {
         let response = self.request.send().await.map_err(|e| classify(&self.url, e))?;
         if response.content_length().is_some_and(|len| len > self.cap) {
             return Err(too_big(&self.url, self.cap));
         }
-        Ok((response, self.cap, self.url, self.redactor))
+        Ok(Sent { response, cap: self.cap, url: self.url, redactor: self.redactor, permit: self.permit })
     }
 }
 
 impl StoreState {
-    /// Check the origin and build the request; nothing is sent here.
+    /// Check the origin, the headers and the `max_http_streams` quota, and build the request; nothing is sent
+    /// here.
     fn prepare_request(&self, req: Request) -> Result<Prepared, PluginError> {
         let url = self.grant.check_url(&req.url, &self.call.config)?;
         let bad =
@@ -222,8 +237,9 @@ impl StoreState {
         if let Some(body) = req.body {
             request = request.body(body);
         }
+        let permit = self.quotas.take(&self.plugin, Counted::HttpStream, limits.max_http_streams)?;
         tracing::debug!(plugin = %self.plugin, method = %req.method, url = %url, "http request");
-        Ok(Prepared { request, timeout, cap: limits.max_http_body_bytes, url: url.to_string(), redactor })
+        Ok(Prepared { request, timeout, cap: limits.max_http_body_bytes, url: url.to_string(), redactor, permit })
     }
 }
 
@@ -294,6 +310,7 @@ impl HostResponseStream for StoreState {
         };
         if !matches!(result, Ok(Some(_))) {
             s.response = None;
+            s.permit = None;
         }
         Ok(result.map_err(Into::into))
     }
@@ -307,7 +324,7 @@ impl HostResponseStream for StoreState {
 impl Host for StoreState {
     async fn send(&mut self, req: Request) -> wasmtime::Result<Result<Response, WitError>> {
         let work = self.prepare_request(req).map(|p| async move {
-            let (mut response, cap, url, redactor) = p.send().await?;
+            let Sent { mut response, cap, url, redactor, permit: _permit } = p.send().await?;
             let status = response.status().as_u16();
             let headers = headers_of(&response, &redactor);
             let mut body = Vec::new();
@@ -326,7 +343,7 @@ impl Host for StoreState {
     async fn send_streaming(&mut self, req: Request) -> wasmtime::Result<Result<Resource<ResponseStream>, WitError>> {
         let work = self.prepare_request(req).map(|p| async move {
             let deadline = tokio::time::Instant::now() + p.timeout;
-            let (response, cap, url, redactor) = p.send().await?;
+            let Sent { response, cap, url, redactor, permit } = p.send().await?;
             Ok(ResponseStream {
                 status: response.status().as_u16(),
                 headers: headers_of(&response, &redactor),
@@ -336,6 +353,7 @@ impl Host for StoreState {
                 deadline,
                 url,
                 redactor,
+                permit: Some(permit),
             })
         });
         let stream = match timed(self.timer("http.send-streaming"), work).await? {
@@ -405,7 +423,7 @@ mod tests {
             Capabilities { http: vec![origin.to_string()], env: vec!["PATH".into()], ..Capabilities::default() };
         let allowed = UserGrant { http: vec![origin.to_string()], env: vec!["PATH".into()], ..UserGrant::default() };
         let grant = EffectiveGrant::new("probe", &requested, &allowed, &LimitsConfig::default(), &Default::default());
-        StoreState::new("probe".into(), Arc::new(grant), Arc::new(HostServices::new(None).unwrap()))
+        StoreState::new("probe".into(), Arc::new(grant), Default::default(), Arc::new(HostServices::new(None).unwrap()))
     }
 
     fn get(url: &str, headers: &[(&str, &str)]) -> Request {

@@ -1,19 +1,18 @@
 //! The `kv` capability: small persistent state private to each plugin, kept by the [`KvStore`] the host was
-//! given. Needs the `kv` grant; keys and values are capped in size.
+//! given. Needs the `kv` grant; keys are capped at [`MAX_KEY_BYTES`], values by the quota `kv_value_bytes`, and
+//! the plugin's whole store by the quota `kv_total_bytes` (checked by the store in the same step as the write).
 //!
 //! [`KvStore`]: crate::contract::KvStore
 
 use std::sync::Arc;
 
 use super::{WitError, timed};
-use crate::contract::{KvStore, PluginError};
+use crate::contract::{KV_BYTES_PER_KEY, KvStore, KvWrite, PluginError};
 use crate::plugins::bindings::v0_1_0::caps::kv::Host;
 use crate::plugins::store::StoreState;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;
-/// Largest value, in bytes.
-pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 
 impl StoreState {
     /// Check the grant and the key; the store and the plugin's name to use.
@@ -45,14 +44,30 @@ impl Host for StoreState {
     }
 
     async fn set(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), WitError>> {
+        let limits = self.grant.limits;
+        let quotas = self.quotas.clone();
         let work = self.kv(&key).and_then(|(store, plugin)| {
-            if value.len() > MAX_VALUE_BYTES {
-                return Err(PluginError::Fatal(format!(
-                    "plugin {plugin:?} tried to store {} bytes under {key:?}; values are capped at {MAX_VALUE_BYTES} bytes",
-                    value.len()
+            if value.len() as u64 > limits.kv_value_bytes {
+                return Err(PluginError::Denied(format!(
+                    "plugin {plugin:?} tried to store {} bytes under the kv key {key:?}, over its quota of {} bytes \
+                     per value (plugins.limits.kv_value_bytes)",
+                    value.len(),
+                    limits.kv_value_bytes
                 )));
             }
-            Ok(async move { store.set(&plugin, &key, &value).await.map_err(store_error) })
+            Ok(async move {
+                let _one_writer = quotas.kv_writes.lock().await;
+                match store.set(&plugin, &key, &value, limits.kv_total_bytes).await.map_err(store_error)? {
+                    KvWrite::Stored => Ok(()),
+                    KvWrite::OverQuota { used } => Err(PluginError::Denied(format!(
+                        "plugin {plugin:?} is at its kv quota of {} bytes (plugins.limits.kv_total_bytes): its other \
+                         keys use {used} bytes and {key:?} would add {} (its value plus {KV_BYTES_PER_KEY} per key); \
+                         delete keys first, or raise plugins.limits.kv_total_bytes in your config",
+                        limits.kv_total_bytes,
+                        value.len() as u64 + KV_BYTES_PER_KEY,
+                    ))),
+                }
+            })
         });
         timed(self.timer("kv.set"), work).await
     }

@@ -1,5 +1,7 @@
 //! The `log` capability: structured lines into the host's tracing, tagged with the plugin's name, and progress
-//! messages forwarded to the caller's progress channel. Always granted; messages are cut at [`MAX_MESSAGE_BYTES`].
+//! messages forwarded to the caller's progress channel. Always granted; messages are cut at [`MAX_MESSAGE_BYTES`]
+//! (progress at [`MAX_PROGRESS_BYTES`]), and one export call may write at most `log_bytes_per_call` of log and
+//! `progress_bytes_per_call` of progress: past that, its lines are dropped after one warning naming the quota.
 
 use crate::plugins::bindings::v0_1_0::caps::log::{Host, Level};
 use crate::plugins::store::StoreState;
@@ -21,9 +23,53 @@ fn cut(message: String) -> String {
     cut_to(message, MAX_MESSAGE_BYTES)
 }
 
+/// Which per-call volume quota a line counts against.
+#[derive(Clone, Copy)]
+enum Volume {
+    Log,
+    Progress,
+}
+
+impl StoreState {
+    /// Count `len` bytes against the call's quota: whether the line may go out. The line that first goes past
+    /// the quota is replaced by one warning (in the log, and on the progress channel for progress lines).
+    fn within_volume(&mut self, volume: Volume, len: usize) -> bool {
+        let limits = &self.grant.limits;
+        let (used, quota, key) = match volume {
+            Volume::Log => (&mut self.call.log_bytes, limits.log_bytes_per_call, "log_bytes_per_call"),
+            Volume::Progress => {
+                (&mut self.call.progress_bytes, limits.progress_bytes_per_call, "progress_bytes_per_call")
+            }
+        };
+        let before = *used;
+        *used = before.saturating_add(len as u64);
+        if *used <= quota {
+            return true;
+        }
+        if before <= quota {
+            let warning = format!(
+                "plugin {:?} went past its quota of {quota} bytes of {} per call (plugins.limits.{key}); the rest of \
+                 this {} call's {} lines are dropped",
+                self.plugin,
+                if matches!(volume, Volume::Log) { "log" } else { "progress" },
+                self.call.function,
+                if matches!(volume, Volume::Log) { "log" } else { "progress" },
+            );
+            tracing::warn!(plugin = %self.plugin, function = self.call.function, "{warning}");
+            if let (Volume::Progress, Some(progress)) = (volume, &self.call.ctx.progress) {
+                let _ = progress.send(warning);
+            }
+        }
+        false
+    }
+}
+
 impl Host for StoreState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
         let message = cut(message);
+        if !self.within_volume(Volume::Log, message.len()) {
+            return Ok(());
+        }
         let plugin = &*self.plugin;
         let function = self.call.function;
         match level {
@@ -37,6 +83,9 @@ impl Host for StoreState {
 
     async fn progress(&mut self, message: String) -> wasmtime::Result<()> {
         let message = cut_to(message, MAX_PROGRESS_BYTES);
+        if !self.within_volume(Volume::Progress, message.len()) {
+            return Ok(());
+        }
         tracing::debug!(plugin = %self.plugin, function = self.call.function, progress = %message);
         if let Some(progress) = &self.call.ctx.progress {
             let _ = progress.send(message);

@@ -20,6 +20,7 @@ use super::workspace::Jail;
 use crate::contract::PluginError;
 use crate::plugins::bindings::v0_1_0::caps::process::{Host, HostChild, ProcessOutput, RunOptions};
 use crate::plugins::grants::display_command;
+use crate::plugins::quota::{Counted, Permit};
 use crate::plugins::store::StoreState;
 use crate::transport::{Invocation, Transport};
 
@@ -168,10 +169,13 @@ struct Prepared {
     timeout: Duration,
     cap: u64,
     shown: String,
+    /// The plugin's `max_children` quota unit, held while the program may run.
+    permit: Permit,
 }
 
 impl StoreState {
-    /// Check everything and build the command; nothing is started here.
+    /// Check everything (the grant, the working directory, the `max_children` quota) and build the command;
+    /// nothing is started here.
     fn prepare(&self, program: &str, args: &[String], options: RunOptions) -> Result<Prepared, PluginError> {
         self.grant.check_command(program, args)?;
         for kv in &options.env {
@@ -195,6 +199,7 @@ impl StoreState {
             }
         };
         let limits = &self.grant.limits;
+        let permit = self.quotas.take(&self.plugin, Counted::Child, limits.max_children)?;
         let ceiling = Duration::from_secs(limits.host_call_timeout_secs);
         let timeout = options.timeout_ms.map_or(ceiling, |ms| Duration::from_millis(ms).min(ceiling));
         let cap = options.max_output_bytes.map_or(limits.max_output_bytes, |b| b.min(limits.max_output_bytes));
@@ -248,7 +253,7 @@ impl StoreState {
         // A supervised child ends its own tree when its keep-alive closes; a SIGKILL of it alone would leave
         // the tree to its own devices where no PID namespace holds it.
         command.kill_on_drop(!keep_alive.supervised());
-        Ok(Prepared { command, keep_alive, stdin: options.stdin, timeout, cap, shown })
+        Ok(Prepared { command, keep_alive, stdin: options.stdin, timeout, cap, shown, permit })
     }
 }
 
@@ -319,6 +324,7 @@ impl StoreState {
             cap: p.cap,
             shown: p.shown,
             timed_out: false,
+            _permit: p.permit,
         };
         self.table.push(resource).map_err(|e| PluginError::Fatal(format!("too many open resources: {e}")))
     }
@@ -340,6 +346,8 @@ pub struct ChildProcess {
     cap: u64,
     shown: String,
     timed_out: bool,
+    /// Counts this child against the plugin's `max_children` until the handle is dropped.
+    _permit: Permit,
 }
 
 impl Drop for ChildProcess {
@@ -548,6 +556,7 @@ mod tests {
             timeout: Duration::from_millis(200),
             cap: 100,
             shown: "sh".into(),
+            permit: crate::plugins::quota::PluginQuotas::default().take("p", Counted::Child, 1).unwrap(),
         };
         let out = prepared.run("p").await.unwrap();
         assert!(out.timed_out);
