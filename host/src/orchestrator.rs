@@ -45,6 +45,7 @@ use crate::state::{NewProject, NewTask, OpenSettings, Project, StateManager, Tas
 pub use runner::{RunOptions, RunSummary};
 
 pub mod store;
+pub mod tasks;
 pub mod worktrees;
 pub use store::Store;
 

@@ -384,3 +384,101 @@ fn status_list_and_run_say_why_each_task_waits() {
     assert_eq!(kinds.len(), 2);
     assert!(kinds.contains(&"paused") && kinds.contains(&"blocked_by"), "{listed}");
 }
+
+/// Live processes whose command line is exactly `sleep <secs>`.
+fn sleeping(secs: u64) -> usize {
+    let wanted = format!("sleep\0{secs}\0");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted.as_bytes()))
+        .count()
+}
+
+/// Issue 17 item 4: `obra task cancel` of a task another `obra` is running reaches that loop. The agent (a
+/// command agent that writes a marker and sleeps) and its process tree are stopped, the executing `obra` ends
+/// with exit code 5, and nothing it writes afterwards brings the task back: it stays `cancelled` with no open
+/// breakpoint, and a later `obra run` leaves it alone. `database_url` runs it on PostgreSQL.
+fn cancel_reaches_a_running_task(database_url: Option<&str>, sleep_secs: u64) {
+    let mut project = Project::uninitialised();
+    if let Some(url) = database_url {
+        project.set_env("OBRA_DATABASE__URL", url);
+    }
+    let git = std::process::Command::new("git").current_dir(project.path()).args(["init", "-q"]).status().unwrap();
+    assert!(git.success());
+    let out = project.obra(&["init", "--name", "cancel"]);
+    assert!(out.status.success(), "{}", text(&out));
+    project.write_config(&format!(
+        r#"agent:
+  plugin: command
+  timeout_secs: 300
+agents:
+  command:
+    program: sh
+    args: ["-c", "echo started > started.txt; sleep {sleep_secs}; echo late > late.txt"]
+llm:
+  provider: none
+engine:
+  max_iterations: 3
+gates:
+  - plugin: tests
+    enabled: true
+    config:
+      command: "echo gate > gate-ran.txt"
+plugins:
+  grants:
+    command:
+      commands: [{{ program: sh, args: ["-c", "*"] }}]
+      env: [PATH]
+"#
+    ));
+    let id = create(&project, "long", &[]);
+    let mut running = project.command(&["task", "execute", &id.to_string()]);
+    let child = running.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = project.path().join("started.txt");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(started.exists(), "the agent never started");
+    assert_eq!(status_of(&project, id), "running");
+
+    let out = project.obra(&["task", "cancel", &id.to_string(), "--reason", "changed my mind"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("It was running"), "{}", text(&out));
+
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "the running obra ends as cancelled: {}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is cancelled"), "{}", text(&out));
+    assert_eq!(sleeping(sleep_secs), 0, "the agent's sleep outlived the cancel");
+    assert!(!project.path().join("late.txt").exists(), "the agent went on after the cancel");
+    assert!(!project.path().join("gate-ran.txt").exists(), "the gates ran for a cancelled task");
+
+    let shown = show(&project, id);
+    assert_eq!(shown["task"]["status"], "cancelled", "{shown}");
+    assert_eq!(shown["task"]["status_reason"], "changed my mind", "{shown}");
+    let interactions = shown["interactions"].as_array().unwrap();
+    assert_eq!(interactions.len(), 1, "the stopped run is kept, no new one started: {shown}");
+    let open = project.obra_json(&["breakpoint", "list", "--json"], 0);
+    assert_eq!(open.as_array().map(Vec::len), Some(0), "no breakpoint for a cancelled task: {open}");
+    // A later run does not pick it up, and it is still cancelled after.
+    let out = project.obra(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(status_of(&project, id), "cancelled");
+    // The user can bring it back.
+    let out = project.obra(&["task", "retry", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(status_of(&project, id), "pending");
+}
+
+#[test]
+fn cancelling_a_running_task_stops_its_loop_and_nothing_brings_it_back_sqlite() {
+    cancel_reaches_a_running_task(None, 7231);
+}
+
+#[test]
+fn cancelling_a_running_task_stops_its_loop_and_nothing_brings_it_back_postgres() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(database) = runtime.block_on(obra_testkit::postgres::TestDatabase::create()) else { return };
+    cancel_reaches_a_running_task(Some(database.url()), 7232);
+}

@@ -40,6 +40,8 @@ use crate::state::{Resolution, TaskStatus};
 pub const EXIT_PAUSED: u8 = 3;
 /// Exit code: a task failed.
 pub const EXIT_FAILED: u8 = 4;
+/// Exit code: a task was cancelled while it ran (`obra task cancel` from another command).
+pub const EXIT_CANCELLED: u8 = 5;
 
 /// Parse the process arguments, run the command, and turn errors into a message on stderr and exit code 1.
 pub fn main() -> ExitCode {
@@ -130,6 +132,7 @@ pub(crate) fn exit_for(status: TaskStatus) -> ExitCode {
     match status {
         TaskStatus::Paused => ExitCode::from(EXIT_PAUSED),
         TaskStatus::Failed => ExitCode::from(EXIT_FAILED),
+        TaskStatus::Cancelled => ExitCode::from(EXIT_CANCELLED),
         _ => ExitCode::SUCCESS,
     }
 }

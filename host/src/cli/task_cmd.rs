@@ -275,14 +275,20 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Cancel(a) => {
-            obra.task(a.id).await?;
-            let task = obra.state().cancel_task(a.id, &a.reason).await?;
-            println!("Cancelled task {}: {}", task.id, task.title);
+            let done = obra.cancel_task(a.id, &a.reason).await?;
+            println!("Cancelled task {}: {}", done.task.id, done.task.title);
+            if done.was_running {
+                println!(
+                    "It was running: the obra running it stops its agent within {} s and records nothing more \
+                     for it",
+                    crate::engine::CANCEL_POLL.as_secs()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         TaskCommand::Retry(a) => {
-            obra.task(a.id).await?;
-            let task = obra.state().retry_task(a.id).await?;
+            let done = obra.retry_task(a.id).await?;
+            let task = done.task;
             if a.json {
                 print_json(&task)?;
             } else if task.status() == TaskStatus::Blocked {
@@ -293,20 +299,9 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 );
             } else {
                 println!("Task {} is pending again. Run it with: obra task execute {}", task.id, task.id);
-                let unblocked = obra
-                    .state()
-                    .list_tasks(&TaskFilter {
-                        project_id: obra.project().id,
-                        statuses: vec![TaskStatus::Pending],
-                        ..TaskFilter::default()
-                    })
-                    .await?
-                    .into_iter()
-                    .filter(|t| t.status_reason.as_deref() == Some(&format!("unblocked: task {} was retried", task.id)))
-                    .map(|t| t.id.to_string())
-                    .collect::<Vec<_>>();
-                if !unblocked.is_empty() {
-                    println!("Unblocked: task(s) {} (they run after it completes: obra run)", unblocked.join(", "));
+                if !done.unblocked.is_empty() {
+                    let ids: Vec<String> = done.unblocked.iter().map(|id| id.to_string()).collect();
+                    println!("Unblocked: task(s) {} (they run after it completes: obra run)", ids.join(", "));
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -26,7 +26,7 @@ pub mod structured;
 
 pub use continuity::LlmHealth;
 pub use events::{LoopObserver, Step};
-pub use run::{AGENT_FAILED_RULE, TaskOutcome};
+pub use run::{AGENT_FAILED_RULE, CANCEL_POLL, TaskOutcome};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -25,9 +25,12 @@ use crate::contract::{
 };
 use crate::sandbox::integrity::{Fingerprint, Tampered};
 use crate::state::NewCheckpoint;
-use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus};
+use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskCancelled, TaskStatus};
 use crate::workspace::checkpoint::{CheckpointInfo, Checkpoints};
 use crate::workspace::watcher::Tracking;
+
+/// How often a running agent's task is checked for a cancel from another command or process.
+pub const CANCEL_POLL: Duration = Duration::from_secs(1);
 
 /// Most feedback items carried into the next prompt, and the most characters of each.
 const MAX_FEEDBACK_ITEMS: usize = 20;
@@ -115,7 +118,29 @@ impl Engine {
     /// Like [`Engine::execute_task`], and at the top of each iteration after the first asks `watch` whether
     /// the configuration changed: a valid new one is swapped in whole for the rest of the task, an invalid
     /// one is reported and ignored.
+    ///
+    /// A task cancelled while it runs (`obra task cancel`, from this process or another) stops at the loop's
+    /// next step: the agent is stopped within [`CANCEL_POLL`], and the outcome is `cancelled`.
     pub async fn execute_task_watched(&self, task_id: i64, watch: Option<&dyn ConfigWatch>) -> Result<TaskOutcome> {
+        match self.execute_iterations(task_id, watch).await {
+            Err(e) if TaskCancelled::is(&e) => {
+                self.observer.step(&Step::TaskFinished { task_id, status: TaskStatus::Cancelled });
+                Ok(TaskOutcome {
+                    task_id,
+                    status: TaskStatus::Cancelled,
+                    iterations: 0,
+                    action: None,
+                    confidence: None,
+                    breakpoint_id: None,
+                    reason: e.to_string(),
+                    agent_failure: None,
+                })
+            }
+            other => other,
+        }
+    }
+
+    async fn execute_iterations(&self, task_id: i64, watch: Option<&dyn ConfigWatch>) -> Result<TaskOutcome> {
         let task = self.state.require_task(task_id).await?;
         match task.status() {
             TaskStatus::Completed => bail!("task {task_id} is already completed; create a new task for further work"),
@@ -261,6 +286,8 @@ impl Engine {
                 break;
             }
 
+            // A task cancelled while the agent ran stops here, before its checks.
+            self.state.ensure_not_cancelled(task_id).await?;
             // A gate's own files the agent changed are put back first, so the gate judges the real checks.
             let guarded = self.guard_gates(&guards, &changes, pre_run).await;
             let failure = agent_failure(&result);
@@ -286,6 +313,7 @@ impl Engine {
                 },
                 Err(_) => (None, Some("not asked: the agent could not run".to_string()), vec![]),
             };
+            self.state.ensure_not_cancelled(task_id).await?;
             let llm_unavailable =
                 result.is_ok() && !untouched_failure && current.plugins.llm.is_some() && opinion.is_none();
             let outcome = result.as_ref().ok().map(|r| r.outcome);
@@ -635,8 +663,20 @@ impl Engine {
             ctx.transport = self.current().transport.clone();
             ctx.stall =
                 (current.config.agent.stall_secs > 0).then(|| Duration::from_secs(current.config.agent.stall_secs));
-            // A plugin reports what it likes; what Obra keeps, shows and feeds back is bounded.
-            let result = agent.run(&ctx, &request).await.map(RunResult::bounded).map_err(PluginError::bounded);
+            // A plugin reports what it likes; what Obra keeps, shows and feeds back is bounded. A cancel of the
+            // task drops the call, which ends the agent's whole process tree.
+            let mut cancelled = false;
+            let result = tokio::select! {
+                result = agent.run(&ctx, &request) => result.map(RunResult::bounded).map_err(PluginError::bounded),
+                () = self.cancellation_of(info.id as i64) => {
+                    cancelled = true;
+                    Err(PluginError::Fatal(
+                        "the task was cancelled while the agent ran; the agent and everything it started were \
+                         stopped"
+                            .to_string(),
+                    ))
+                }
+            };
             drop(ctx);
             let _ = forwarder.await;
             let tracked = tracking.take().await?;
@@ -654,6 +694,10 @@ impl Engine {
                 )
                 .await?;
             self.state.record_change_hashes(interaction_id, &tracked).await?;
+            if cancelled {
+                tracking.finish(&self.tracker).await;
+                return Err(TaskCancelled { task_id: info.id as i64 }.into());
+            }
             if let (Ok(r), Some(limit)) = (&result, turn_limit)
                 && r.outcome == Outcome::MaxTurns
                 && current.config.sessions.max_turns.retry_doubled
@@ -709,6 +753,16 @@ impl Engine {
                 tampered.extend(refused_writes(spec, &r.failed_actions));
             }
             return Ok((interaction_id, result, total, tampered));
+        }
+    }
+
+    /// Resolves once the task is found cancelled (checked every [`CANCEL_POLL`]); a store error is retried.
+    async fn cancellation_of(&self, task_id: i64) {
+        loop {
+            tokio::time::sleep(CANCEL_POLL).await;
+            if let Ok(true) = self.state.is_cancelled(task_id).await {
+                return;
+            }
         }
     }
 

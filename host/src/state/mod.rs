@@ -7,6 +7,7 @@
 //! written once with `$n` placeholders, integers are read as `i64`, reals as `f64`, and booleans are stored
 //! as integers. Only the schema (migrations/sqlite, migrations/postgres) and the connection set-up differ.
 
+mod cancelled;
 mod context;
 mod file_hashes;
 mod level2;
@@ -28,6 +29,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Row};
 
+pub use cancelled::TaskCancelled;
 pub use llm_calls::{LlmCall, NewLlmCall};
 pub use merges::MERGE_CONFLICT_RULE;
 pub use models::*;
@@ -748,7 +750,8 @@ impl StateManager {
     // ----- interactions -----
 
     /// Record that an iteration starts: the interaction row with its prompt, the task's attempt count and
-    /// its `running` status, in one transaction. Returns the interaction id.
+    /// its `running` status, in one transaction. Returns the interaction id; [`TaskCancelled`] (and nothing
+    /// written) when the task is cancelled.
     pub async fn begin_interaction(&self, task_id: i64, iteration: u32, agent: &str, prompt: &str) -> Result<i64> {
         let mut tx = self.begin().await?;
         let ts = now();
@@ -764,15 +767,21 @@ impl StateManager {
         .fetch_one(&mut *tx)
         .await
         .db(self)?;
-        sqlx::query(
+        let started = sqlx::query(
             "UPDATE tasks SET attempts = attempts + 1, status = 'running', status_reason = NULL, resume_after = NULL,
-             updated_at = $1 WHERE id = $2",
+             updated_at = $1 WHERE id = $2 AND status <> 'cancelled'",
         )
         .bind(&ts)
         .bind(task_id)
         .execute(&mut *tx)
         .await
         .db(self)?;
+        if started.rows_affected() == 0 {
+            // Cancelled (the transaction rolls back: no interaction is recorded), or gone.
+            drop(tx);
+            self.require_task(task_id).await?;
+            return Err(TaskCancelled { task_id }.into());
+        }
         tx.commit().await.db(self)?;
         Ok(id)
     }
@@ -937,7 +946,8 @@ impl StateManager {
     }
 
     /// Record the end of an iteration in one transaction: its gate results, its decision, the task's new
-    /// status, and the breakpoint it opens (if any). Returns the breakpoint's id when one was opened.
+    /// status, and the breakpoint it opens (if any). Returns the breakpoint's id when one was opened. A task
+    /// cancelled meanwhile keeps its `cancelled` status: nothing is written and the error is [`TaskCancelled`].
     pub async fn conclude_iteration(&self, record: &IterationRecord<'_>) -> Result<Option<i64>> {
         let mut tx = self.begin().await?;
         let ts = now();
@@ -986,9 +996,9 @@ impl StateManager {
         .execute(&mut *tx)
         .await
         .db(self)?;
-        sqlx::query(
+        let concluded = sqlx::query(
             "UPDATE tasks SET status = $1, status_reason = $2, session_id = COALESCE($3, session_id), updated_at = $4
-             WHERE id = $5",
+             WHERE id = $5 AND status <> 'cancelled'",
         )
         .bind(record.task_status.as_str())
         .bind(record.status_reason)
@@ -998,6 +1008,13 @@ impl StateManager {
         .execute(&mut *tx)
         .await
         .db(self)?;
+        if concluded.rows_affected() == 0 {
+            // Cancelled while the iteration ran: nothing of the conclusion is kept (its interaction is), and no
+            // breakpoint opens for a task nobody will resolve.
+            drop(tx);
+            self.require_task(record.task_id).await?;
+            return Err(TaskCancelled { task_id: record.task_id }.into());
+        }
         let mut breakpoint_id = None;
         if let Some((rule, reason)) = &record.breakpoint {
             let (id,): (i64,) = sqlx::query_as(

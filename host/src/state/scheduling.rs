@@ -307,7 +307,8 @@ impl StateManager {
     }
 
     /// Put a task back to `pending` until `resume_after` because its agent hit a rate limit or quota, keeping
-    /// the agent session (`session_id`, when given, replaces the stored one) so the same session resumes.
+    /// the agent session (`session_id`, when given, replaces the stored one) so the same session resumes. A
+    /// cancelled task stays cancelled ([`super::TaskCancelled`]).
     pub async fn pause_for_rate_limit(
         &self,
         task_id: i64,
@@ -317,7 +318,8 @@ impl StateManager {
     ) -> Result<Task> {
         let task: Option<Task> = sqlx::query_as(
             "UPDATE tasks SET status = 'pending', status_reason = $1, resume_after = $2,
-             session_id = COALESCE($3, session_id), updated_at = $4 WHERE id = $5 RETURNING *",
+             session_id = COALESCE($3, session_id), updated_at = $4 WHERE id = $5 AND status <> 'cancelled'
+             RETURNING *",
         )
         .bind(reason)
         .bind(humantime::format_rfc3339_millis(resume_after).to_string())
@@ -329,7 +331,10 @@ impl StateManager {
         .db(self)?;
         match task {
             Some(task) => Ok(task),
-            None => bail!("task {task_id} does not exist"),
+            None => {
+                self.require_task(task_id).await?;
+                Err(super::TaskCancelled { task_id }.into())
+            }
         }
     }
 

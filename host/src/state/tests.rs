@@ -70,6 +70,7 @@ on_both!(
     a_failed_transaction_leaves_nothing_behind,
     refuses_a_database_from_a_newer_obra_and_changes_nothing,
     plugin_kv_round_trips,
+    no_loop_write_brings_a_cancelled_task_back,
     plugin_kv_total_quota_is_checked_in_the_write,
     resolving_a_breakpoint_moves_the_task_and_keeps_the_feedback,
     sessions_add_up_over_interactions,
@@ -318,6 +319,43 @@ async fn plugin_kv_round_trips(db: Db) {
     assert_eq!(state.get("other", "k").await.unwrap(), None);
     state.delete("p", "k").await.unwrap();
     assert_eq!(state.get("p", "k").await.unwrap(), None);
+}
+
+async fn no_loop_write_brings_a_cancelled_task_back(db: Db) {
+    let state = &db.state;
+    let p = state.create_project(&new_project("demo")).await.unwrap();
+    let t = state.create_task(&new_task(p.id, "a")).await.unwrap();
+    let i = state.begin_interaction(t.id, 1, "replay", "p").await.unwrap();
+    state.cancel_task(t.id, "stop").await.unwrap();
+    let conclude = state
+        .conclude_iteration(&IterationRecord {
+            task_id: t.id,
+            interaction_id: i,
+            gates: &[],
+            decision: &decision(Action::Escalate, "bad"),
+            task_status: TaskStatus::Paused,
+            status_reason: None,
+            session_id: None,
+            breakpoint: Some(("decision".into(), "bad".into())),
+        })
+        .await
+        .unwrap_err();
+    assert!(TaskCancelled::is(&conclude), "{conclude:#}");
+    let next = state.begin_interaction(t.id, 2, "replay", "p").await.unwrap_err();
+    assert!(TaskCancelled::is(&next), "{next:#}");
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+    let paused = state.pause_for_rate_limit(t.id, until, "429", None).await.unwrap_err();
+    assert!(TaskCancelled::is(&paused), "{paused:#}");
+    let task = state.require_task(t.id).await.unwrap();
+    assert_eq!((task.status(), task.status_reason.as_deref()), (TaskStatus::Cancelled, Some("stop")));
+    assert_eq!(state.open_breakpoint_of_task(t.id).await.unwrap(), None);
+    assert!(state.ensure_not_cancelled(t.id).await.is_err());
+    // A missing task is an error of its own, not a cancellation.
+    let missing = state.begin_interaction(9999, 1, "replay", "p").await.unwrap_err();
+    assert!(!TaskCancelled::is(&missing), "{missing:#}");
+    // Retried by the user, it runs again.
+    state.retry_task(t.id).await.unwrap();
+    state.begin_interaction(t.id, 2, "replay", "p").await.unwrap();
 }
 
 async fn plugin_kv_total_quota_is_checked_in_the_write(db: Db) {

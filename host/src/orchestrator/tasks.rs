@@ -1,0 +1,63 @@
+//! The application's task operations that change a task outside the loop: cancel and retry. Each is one
+//! call for every face (CLI, REPL, and the server and workers to come): it checks the task belongs to the
+//! project, makes the change in the store (one transaction there), and records the user's input in the
+//! production log. Printing is the caller's.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use super::Orchestrator;
+use crate::state::{Task, TaskFilter, TaskStatus};
+
+/// What a cancel did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cancelled {
+    /// The task, now `cancelled`.
+    pub task: Task,
+    /// Whether it was running: its loop (in this or another `obra`) stops at its next step, and its agent
+    /// within [`crate::engine::CANCEL_POLL`].
+    pub was_running: bool,
+}
+
+/// What a retry did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Retried {
+    /// The task: `pending`, or `blocked` when something it depends on failed or was cancelled.
+    pub task: Task,
+    /// Dependents that were blocked behind it and are pending again.
+    pub unblocked: Vec<i64>,
+}
+
+impl Orchestrator {
+    /// Cancel a task: it becomes `cancelled` with `reason`, its open breakpoints are resolved as cancelled and
+    /// its pending dependents become blocked. A running task stops at its loop's next step, and no later write
+    /// of that loop brings it back (the store refuses them).
+    pub async fn cancel_task(&self, id: i64, reason: &str) -> Result<Cancelled> {
+        let before = self.task(id).await?;
+        let task = self.state().cancel_task(id, reason).await?;
+        self.log_user_input("task_cancelled", serde_json::json!({ "task_id": id, "reason": reason }));
+        Ok(Cancelled { task, was_running: before.status() == TaskStatus::Running })
+    }
+
+    /// Make a failed or cancelled task pending again (blocked if it still waits behind a failed or cancelled
+    /// dependency); the dependents it blocked become pending with it.
+    pub async fn retry_task(&self, id: i64) -> Result<Retried> {
+        self.task(id).await?;
+        let task = self.state().retry_task(id).await?;
+        self.log_user_input("task_retried", serde_json::json!({ "task_id": id }));
+        let marker = format!("unblocked: task {id} was retried");
+        let unblocked = self
+            .state()
+            .list_tasks(&TaskFilter {
+                project_id: self.project().id,
+                statuses: vec![TaskStatus::Pending],
+                ..TaskFilter::default()
+            })
+            .await?
+            .into_iter()
+            .filter(|t| t.status_reason.as_deref() == Some(marker.as_str()))
+            .map(|t| t.id)
+            .collect();
+        Ok(Retried { task, unblocked })
+    }
+}
