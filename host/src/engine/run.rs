@@ -270,7 +270,11 @@ impl Engine {
                 self.observer.step(&Step::Progress(GATES_NOT_RUN.to_string()));
             }
             let mut gates = match &result {
-                Ok(r) if !untouched_failure => self.run_gates(&info, r, &changes).await,
+                Ok(r) if !untouched_failure => {
+                    let gates = self.run_gates(&info, r, &changes).await;
+                    self.absorb_gate_writes().await;
+                    gates
+                }
                 _ => Vec::new(),
             };
             protected_findings(&mut gates, &guarded);
@@ -709,6 +713,37 @@ impl Engine {
                 tampered.extend(refused_writes(spec, &r.failed_actions));
             }
             return Ok((interaction_id, result, total, tampered));
+        }
+    }
+
+    /// What changed while the gates ran (a test runner's caches, Python's bytecode) is the gates' doing: it goes
+    /// into the change tracker's baseline, so the next agent run neither reports it as changed outside agent
+    /// runs nor charges it to its agent (ADR 37). Every write of the agent is in its run's changes already:
+    /// its last take waited for the flush after it exited, and every process it started ended with it, under
+    /// the sandbox. Where that is not sure (`sandbox.mode: off`, a remote transport), a process the agent left
+    /// behind could write while the gates run, so those changes are shown.
+    async fn absorb_gate_writes(&self) {
+        let current = self.current();
+        let changes = match self.tracker.absorb(&self.workspace).await {
+            Ok(changes) => changes,
+            Err(e) => {
+                tracing::warn!("cannot take what the gates wrote into the change tracker: {e:#}");
+                return;
+            }
+        };
+        if changes.is_empty() {
+            return;
+        }
+        let listed = crate::workspace::watcher::listing(&changes);
+        let agent_tree_ended = cfg!(target_os = "linux") && current.sandbox.is_some() && current.transport.is_none();
+        if agent_tree_ended {
+            tracing::debug!("{} file(s) changed while the gates ran, taken as theirs: {listed}", changes.len());
+        } else {
+            self.observer.step(&Step::Progress(format!(
+                "{} file(s) changed while the gates ran, not charged to the agent (without the sandbox a process \
+                 the agent left running could have written them too): {listed}",
+                changes.len()
+            )));
         }
     }
 
