@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::decision::{self, LlmOpinion};
-use super::events::Step;
+use super::events::{RunUsage, Step};
 use super::integrate::{CompletedWork, Completion};
 use super::integrity::{self, Tampering};
 use super::llm_ask::LlmScope;
@@ -25,7 +25,7 @@ use crate::contract::{
 };
 use crate::sandbox::integrity::{Fingerprint, Tampered};
 use crate::state::NewCheckpoint;
-use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus};
+use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskStatus, UsageTotals};
 use crate::workspace::checkpoint::{CheckpointInfo, Checkpoints};
 use crate::workspace::watcher::Tracking;
 
@@ -104,6 +104,20 @@ struct Clarification {
     clarification: String,
     #[serde(default)]
     questions: Vec<String>,
+}
+
+/// One agent run, all its attempts, as the loop goes on with it.
+struct AgentRun {
+    /// The interaction of the last attempt.
+    interaction_id: i64,
+    /// The last attempt's result.
+    result: Result<RunResult, PluginError>,
+    /// What the run changed, all attempts together.
+    changes: Vec<FileChange>,
+    /// Protected paths it changed (where the kernel does not keep it off them).
+    tampered: Vec<Tampered>,
+    /// The tokens and cost every attempt reported, summed.
+    usage: UsageTotals,
 }
 
 impl Engine {
@@ -231,7 +245,8 @@ impl Engine {
             let info = task_info(&task, iteration, max_iterations);
             let resume = if current.config.sessions.continuity { session.clone() } else { None };
             let policy_before = self.policy.as_ref().map(|p| p.snapshot());
-            let (interaction_id, result, changes, tampered) = self.run_agent(&info, &prompt, resume, turns).await?;
+            let AgentRun { interaction_id, result, changes, tampered, usage } =
+                self.run_agent(&info, &prompt, resume, turns).await?;
             // What the agent did to the policy (the config files it runs under, inside the workspace or not) is
             // undone before anything else reads it.
             let policy_tampered = match (&self.policy, &policy_before) {
@@ -240,9 +255,11 @@ impl Engine {
             };
             let restore_errors =
                 if policy_tampered.is_empty() { Vec::new() } else { integrity::restore_all(&policy_tampered).1 };
+            let usage = RunUsage { run: usage, task: self.state.task_usage(task_id).await? };
             self.observer.step(&Step::AgentFinished {
                 result: result.clone().map_err(|e| e.to_string()),
                 changes: changes.clone(),
+                usage,
             });
             if let Ok(r) = &result
                 && r.session_id.is_some()
@@ -591,7 +608,7 @@ impl Engine {
         prompt: &str,
         mut session: Option<String>,
         turns: Option<u32>,
-    ) -> Result<(i64, Result<RunResult, PluginError>, Vec<FileChange>, Vec<Tampered>)> {
+    ) -> Result<AgentRun> {
         let current = self.current();
         let agent = &current.plugins.agent;
         if let Some(spec) = &current.sandbox
@@ -618,6 +635,7 @@ impl Engine {
             self.observer.step(&Step::Progress(note));
         }
         let mut attempt = 0;
+        let mut usage = UsageTotals::default();
         loop {
             attempt += 1;
             let interaction_id =
@@ -641,6 +659,9 @@ impl Engine {
                 (current.config.agent.stall_secs > 0).then(|| Duration::from_secs(current.config.agent.stall_secs));
             // A plugin reports what it likes; what Obra keeps, shows and feeds back is bounded.
             let result = agent.run(&ctx, &request).await.map(RunResult::bounded).map_err(PluginError::bounded);
+            if let Ok(r) = &result {
+                usage.add(&r.usage);
+            }
             drop(ctx);
             let _ = forwarder.await;
             let tracked = tracking.take().await?;
@@ -712,7 +733,7 @@ impl Engine {
             if let (Some(spec), Ok(r)) = (&current.sandbox, &result) {
                 tampered.extend(refused_writes(spec, &r.failed_actions));
             }
-            return Ok((interaction_id, result, total, tampered));
+            return Ok(AgentRun { interaction_id, result, changes: total, tampered, usage });
         }
     }
 
