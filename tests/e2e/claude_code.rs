@@ -113,6 +113,70 @@ fn a_gate_that_keeps_failing_is_retried_with_its_findings_then_escalated_to_a_br
     assert_eq!(show(&project, id)["task"]["status"], "pending");
 }
 
+/// The step output shows each agent run's tokens and cost as soon as it ends, with the task's total so far:
+/// the token counts are the fake server's `usage`, summed over the model turns of the run, and the cost is the
+/// one the real CLI reported, priced from those tokens.
+#[test]
+fn each_agent_run_shows_its_tokens_and_cost_and_the_tasks_total_in_the_step_output() {
+    let anthropic = FakeAnthropic::start([
+        AnthropicReply::write_file("answer.txt", "41\n").usage(1000, 200),
+        AnthropicReply::text("Wrote the answer.").usage(1100, 50),
+        AnthropicReply::write_file("answer.txt", "42\n").usage(1300, 210),
+        AnthropicReply::text("Fixed the answer.").usage(1400, 40),
+    ]);
+    let analysis = OllamaReply::json(&json!({
+        "diagnosis": "answer.txt holds 41, the test expects 42",
+        "suggested_fixes": ["write 42 to answer.txt"]
+    }));
+    let ollama = FakeOllama::start([opinion(0.7, "plausible"), analysis, opinion(0.95, "42 it is")]);
+    let Some((project, _env)) = setup(&anthropic, &ollama, "grep -qx 42 answer.txt", "") else { return };
+    // A model whose price the pinned CLI knows: $3 per million input tokens, $15 per million output tokens.
+    let file = project.path().join(".obra/config.yaml");
+    let config = std::fs::read_to_string(&file).unwrap();
+    project.write_config(&config.replace("    max_turns: 5\n", "    max_turns: 5\n    model: claude-sonnet-4-5\n"));
+    let id = project.create_task("Answer", "Write the answer to answer.txt");
+
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = show(&project, id);
+    let interactions = shown["interactions"].as_array().unwrap();
+    assert_eq!(interactions.len(), 2, "{shown}");
+    let stored = |i: usize, key: &str| interactions[i]["interaction"][key].clone();
+    // The real CLI reported what the fake server said it used, and a cost.
+    assert_eq!((stored(0, "input_tokens"), stored(0, "output_tokens")), (json!(2100), json!(250)), "{shown}");
+    assert_eq!((stored(1, "input_tokens"), stored(1, "output_tokens")), (json!(2700), json!(250)), "{shown}");
+    assert!(anthropic.message_requests().iter().all(|r| r.json.as_ref().unwrap()["model"] == "claude-sonnet-4-5"));
+    let (first_cost, second_cost) = (stored(0, "cost_usd").as_f64().unwrap(), stored(1, "cost_usd").as_f64().unwrap());
+    let priced = |input: f64, output: f64| (input * 3.0 + output * 15.0) / 1e6;
+    assert!((first_cost - priced(2100.0, 250.0)).abs() < 1e-9, "{first_cost}");
+    assert!((second_cost - priced(2700.0, 250.0)).abs() < 1e-9, "{second_cost}");
+
+    let usage: Vec<&str> = stdout.lines().filter(|l| l.starts_with("  usage: ")).collect();
+    assert_eq!(
+        usage,
+        vec![
+            format!(
+                "  usage: 2350 tokens (2100 in, 250 out), ${first_cost:.4}; task so far: 2350 tokens (2100 in, 250 \
+                 out), ${first_cost:.4}"
+            ),
+            format!(
+                "  usage: 2950 tokens (2700 in, 250 out), ${second_cost:.4}; task so far: 5300 tokens (4800 in, 500 \
+                 out), ${:.4}",
+                first_cost + second_cost
+            ),
+        ],
+        "{stdout}"
+    );
+    // Each shows as soon as its run ended: after the agent's line, before that run's gates.
+    let at = |needle: &str, from: usize| stdout[from..].find(needle).map(|i| i + from).expect(needle);
+    let first_agent = at("  agent: success", 0);
+    let first_usage = at("  usage: 2350", first_agent);
+    assert!(first_usage < at("  gate tests: FAIL", first_agent), "{stdout}");
+    let second_usage = at("  usage: 2950", first_usage);
+    assert!(second_usage < at("  gate tests: pass", first_usage), "{stdout}");
+}
+
 #[test]
 fn http_429_then_500_are_classified_and_retried_until_the_run_succeeds() {
     let anthropic = FakeAnthropic::start([

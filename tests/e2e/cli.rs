@@ -186,6 +186,68 @@ fn run_executes_ready_tasks_in_dependency_order_and_logs_show_it() {
     assert_eq!(String::from_utf8_lossy(&limited.stdout).lines().count(), 2, "{}", text(&limited));
 }
 
+/// An agent that reports no usage (echo-agent): each run says so, no token count or cost is made up, and
+/// `status` says none was reported.
+#[test]
+fn an_agent_that_reports_no_usage_shows_no_tokens_or_cost() {
+    let project = Project::with_echo_agent("true", "  []");
+    project.create_task("first", "one");
+    project.create_task("second", "two");
+    let out = project.obra(&["run"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let usage: Vec<&str> = said.lines().filter(|l| l.contains("usage")).collect();
+    assert_eq!(usage, vec!["  usage: not reported by the agent"; 2], "{said}");
+    assert!(!said.contains(" tokens") && !said.contains('$'), "{said}");
+    let status = project.obra(&["status"]);
+    assert!(text(&status).contains("  agent usage: none reported yet\n"), "{}", text(&status));
+}
+
+/// An agent that reports tokens but no cost (the replay agent plays recorded runs): each run shows its tokens
+/// with `cost not reported`, the task's total so far, and `obra run` ends with the run's total.
+#[test]
+fn tokens_without_a_cost_are_shown_per_run_with_the_task_and_run_totals() {
+    let project = Project::new();
+    let run = |input: u64, output: u64, path: &str| {
+        serde_json::json!({ "writes": [{ "path": path, "content": "x\n" }], "result": { "outcome": "success",
+            "summary": "done", "turns": 1, "usage": { "input_tokens": input, "output_tokens": output } } })
+    };
+    let recording = serde_json::json!({ "tasks": {
+        "1": { "iterations": [run(1000, 100, "a.txt"), run(500, 50, "b.txt")] },
+        "2": { "iterations": [run(30, 3, "c.txt")] },
+    }});
+    // The gate passes once b.txt or c.txt exists: the first task takes two iterations (a RETRY, not a pause).
+    project.write_replay_config(&recording, "'test -f b.txt || test -f c.txt'");
+    let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
+    let config = config.replace("max_iterations: 1", "max_iterations: 2\n  decision:\n    escalate_threshold: 0.5");
+    project.write_config(&format!("{config}rules: []\n"));
+    project.create_task("first", "one");
+    project.create_task("second", "two");
+    let out = project.obra(&["run"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let usage: Vec<&str> = said.lines().filter(|l| l.contains("usage")).collect();
+    assert_eq!(
+        usage,
+        vec![
+            "  usage: 1100 tokens (1000 in, 100 out), cost not reported; task so far: 1100 tokens (1000 in, 100 \
+             out), cost not reported",
+            "  usage: 550 tokens (500 in, 50 out), cost not reported; task so far: 1650 tokens (1500 in, 150 out), \
+             cost not reported",
+            "  usage: 33 tokens (30 in, 3 out), cost not reported; task so far: 33 tokens (30 in, 3 out), cost not \
+             reported",
+            "Agent usage of this run: 1683 tokens (1530 in, 153 out), cost not reported",
+        ],
+        "{said}"
+    );
+    let status = project.obra(&["status"]);
+    assert!(
+        text(&status).contains("  agent usage: 1683 tokens (1530 in, 153 out), cost not reported, as the agents"),
+        "{}",
+        text(&status)
+    );
+}
+
 #[test]
 fn a_failed_task_blocks_its_dependents_and_run_exits_4() {
     let project = Project::with_echo_agent(

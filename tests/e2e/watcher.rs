@@ -1,8 +1,9 @@
 //! The file watcher (ADR 25) under the REAL claude CLI: the changes recorded for an agent run are the files the
 //! CLI's tools wrote (with sizes and content hashes), ignored paths are not recorded, and a change made between
 //! two runs, while Obra was not running, is reported at the start of the next run and not charged to the agent.
-//! Within one `obra run` (the replay agent), the tracker kept between runs (ADR 30) does the same for a gate's
-//! output and restarts when a `.gitignore` changed.
+//! Within one `obra run` (the replay agent), the tracker kept between runs (ADR 30) restarts when a `.gitignore`
+//! changed, and what the gates write (a script's report, the real pytest's caches) is theirs (ADR 38): no run
+//! reports it as changed outside agent runs or deleted, and no agent is charged with it.
 
 mod common;
 
@@ -123,8 +124,9 @@ fn recorded_changes_match_what_the_real_cli_wrote_ignored_paths_are_left_out_and
 }
 
 /// One `obra run` of two tasks (the replay agent, no CLI needed): the change tracker is kept between the two
-/// agent runs, so what a gate wrote in between is reported as changed outside agent runs and charged to neither
-/// agent, and a `.gitignore` the first agent changed applies to the second run.
+/// agent runs, so what a gate wrote in between is taken as the gate's (ADR 38): neither reported as changed
+/// outside agent runs nor charged to either agent; and a `.gitignore` the first agent changed applies to the
+/// second run.
 #[test]
 fn between_the_runs_of_one_obra_run_gate_output_is_not_charged_and_a_new_gitignore_applies() {
     let project = Project::new();
@@ -150,11 +152,95 @@ fn between_the_runs_of_one_obra_run_gate_output_is_not_charged_and_a_new_gitigno
     let paths = |id: i64| -> Vec<String> { changes(&project, id).into_iter().map(|c| c.0).collect() };
     assert_eq!(paths(first), vec![".gitignore".to_string(), "a.txt".to_string()], "{said}");
     assert_eq!(paths(second), vec!["b.txt".to_string()], "the gate's file and the now ignored one: {said}");
-    assert!(
-        said.contains("1 file(s) changed outside agent runs since the last one: gate-report.txt (created)"),
-        "{said}"
-    );
+    assert!(!said.contains("changed outside agent runs") && !said.contains("gate-report.txt"), "{said}");
     assert_eq!(std::fs::read_to_string(root.join("gate-report.txt")).unwrap(), "checked\nchecked\n");
+}
+
+/// The tests gate runs the REAL pytest after each agent run (the replay agent writes the code and the tests):
+/// what pytest writes (`.pytest_cache/`, with its own `.gitignore`, and `__pycache__/`) is the gate's, so no
+/// later run reports it as changed outside agent runs, nor, once pytest's `.gitignore` applies, as deleted while
+/// it is still there; no agent is charged with it. What the user changes between runs is still reported.
+#[test]
+fn what_pytest_writes_as_a_gate_is_neither_an_outside_change_nor_deleted_later_and_user_edits_are_reported() {
+    let Some(pytest) = obra_testkit::require_pytest() else { return };
+    let project = Project::new();
+    let root = project.path();
+    let run = |writes: serde_json::Value| {
+        serde_json::json!({ "iterations": [{ "writes": writes,
+            "result": { "outcome": "success", "summary": "wrote the code and its test", "turns": 1 } }] })
+    };
+    let add = "def add(a, b):\n    return a + b\n";
+    let add_sub = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n";
+    let recording = serde_json::json!({ "tasks": {
+        "1": run(serde_json::json!([
+            { "path": "calc.py", "content": add },
+            { "path": "test_calc.py", "content": "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n" },
+        ])),
+        "2": run(serde_json::json!([
+            { "path": "calc.py", "content": add_sub },
+            { "path": "test_sub.py", "content": "from calc import sub\n\n\ndef test_sub():\n    assert sub(5, 3) == 2\n" },
+        ])),
+        "3": run(serde_json::json!([
+            { "path": "test_more.py", "content": "from calc import add\n\n\ndef test_zero():\n    assert add(0, 0) == 0\n" },
+        ])),
+        "4": run(serde_json::json!([{ "path": "done.txt", "content": "done\n" }])),
+    }});
+    project.write_replay_config(&recording, &format!("'{} -q'", pytest.display()));
+    let tasks: Vec<i64> = (1..=3).map(|i| project.create_task(&format!("Step {i}"), "calc")).collect();
+
+    // Three tasks in one `obra run`: the tracker is kept between them, and restarts once pytest's
+    // `.pytest_cache/.gitignore` appeared.
+    let out = project.obra(&["run"]);
+    let mut said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert_eq!(said.matches("gate tests: pass").count(), 3, "{said}");
+    let no_gate_output = |said: &str| {
+        for line in said.lines() {
+            let names_gate_output = line.contains(".pytest_cache") || line.contains("__pycache__");
+            assert!(!names_gate_output, "gate output named: {line}\n{said}");
+        }
+    };
+    no_gate_output(&said);
+    assert!(!said.contains("changed outside agent runs"), "{said}");
+    // pytest did write its cache and bytecode in the workspace, and they are still there.
+    assert!(root.join(".pytest_cache/.gitignore").is_file(), "{said}");
+    assert!(root.join(".pytest_cache/v/cache/nodeids").is_file(), "{said}");
+    let pycache: Vec<String> = std::fs::read_dir(root.join("__pycache__"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    assert!(pycache.iter().any(|f| f.starts_with("calc.")) && pycache.iter().any(|f| f.starts_with("test_calc.")));
+
+    // Between runs, the user edits a file and adds one: the next run reports those, and only those.
+    write(root, "README.md", "# scratch, edited by hand\n");
+    write(root, "notes.txt", "mine\n");
+    let fourth = project.create_task("Step 4", "done");
+    let out = project.obra(&["task", "execute", &fourth.to_string()]);
+    let fourth_said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{fourth_said}");
+    assert!(
+        fourth_said.contains(
+            "2 file(s) changed outside agent runs since the last one: README.md (modified), notes.txt (created)"
+        ),
+        "{fourth_said}"
+    );
+    said.push_str(&fourth_said);
+
+    let logs = project.obra(&["logs", "-n", "1000"]);
+    assert!(logs.status.success(), "{}", text(&logs));
+    let activity = project.obra(&["logs", "--activity"]);
+    assert!(activity.status.success(), "{}", text(&activity));
+    said.push_str(&text(&logs));
+    said.push_str(&text(&activity));
+    no_gate_output(&said);
+    assert_eq!(said.matches("changed outside agent runs").count(), 1, "{said}");
+
+    // No agent is charged with what pytest wrote.
+    let paths = |id: i64| -> Vec<String> { changes(&project, id).into_iter().map(|c| c.0).collect() };
+    assert_eq!(paths(tasks[0]), vec!["calc.py".to_string(), "test_calc.py".to_string()]);
+    assert_eq!(paths(tasks[1]), vec!["calc.py".to_string(), "test_sub.py".to_string()]);
+    assert_eq!(paths(tasks[2]), vec!["test_more.py".to_string()]);
+    assert_eq!(paths(fourth), vec!["done.txt".to_string()]);
 }
 
 /// A FIFO in the workspace (git sees it as untracked) used to hang `obra task execute` after the first

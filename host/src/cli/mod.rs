@@ -223,13 +223,11 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             })
             .collect();
     println!("  tasks: {}", if summary.is_empty() { "none".to_string() } else { summary.join(", ") });
-    println!(
-        "  agent usage: {} tokens ({} in, {} out), ${:.4} as the agents reported it",
-        usage.tokens(),
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.cost_usd
-    );
+    if usage.is_reported() {
+        println!("  agent usage: {}, as the agents reported it", output::usage_text(&usage));
+    } else {
+        println!("  agent usage: none reported yet");
+    }
     for t in &tasks {
         let status = if interrupted.contains(&t.id) { "interrupted".to_string() } else { t.status.to_string() };
         let mark = if unverified.contains(&t.id) { " (unverified: no verifying gate or LLM checked it)" } else { "" };

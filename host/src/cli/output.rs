@@ -7,8 +7,9 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::contract::{ChangeKind, Verdict};
+use crate::engine::events::RunUsage;
 use crate::engine::{LoopObserver, Step};
-use crate::state::Action;
+use crate::state::{Action, UsageTotals};
 
 /// Prints each step of the loop as one or more plain lines, to stdout or (with `--json`) stderr. On a
 /// terminal, a spinner with the elapsed time and the agent's latest action stays under the lines while the
@@ -19,6 +20,8 @@ pub struct StepPrinter {
     terminal: bool,
     to_stderr: bool,
     spinner: Mutex<Option<ProgressBar>>,
+    /// What the agent runs it printed used, summed: the run's total.
+    used: Mutex<UsageTotals>,
 }
 
 impl StepPrinter {
@@ -31,7 +34,19 @@ impl StepPrinter {
         };
         let terminal = color;
         let color = color && std::env::var_os("NO_COLOR").is_none();
-        Self { out: Mutex::new(out), color, terminal, to_stderr, spinner: Mutex::new(None) }
+        Self {
+            out: Mutex::new(out),
+            color,
+            terminal,
+            to_stderr,
+            spinner: Mutex::new(None),
+            used: Mutex::new(UsageTotals::default()),
+        }
+    }
+
+    /// The tokens and cost of every agent run printed so far, as the agents reported them.
+    pub fn usage(&self) -> UsageTotals {
+        *self.used.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Show a spinner with `message` under the printed lines (terminals only), replacing any other.
@@ -131,21 +146,25 @@ impl LoopObserver for StepPrinter {
                 one_line(reason, 160),
                 delay.as_secs_f64()
             )),
-            Step::AgentFinished { result, changes } => {
+            Step::AgentFinished { result, changes, usage } => {
                 self.stop_spinner();
                 match result {
                     Ok(r) => self.line(&format!(
-                        "  agent: {} after {} turn(s), {:.1}s{}: {}",
+                        "  agent: {} after {} turn(s), {:.1}s: {}",
                         r.outcome,
                         r.turns,
                         r.duration_ms as f64 / 1000.0,
-                        r.usage.cost_usd.map(|c| format!(", ${c:.4}")).unwrap_or_default(),
                         one_line(&r.summary, 200)
                     )),
                     Err(e) => {
                         self.line(&format!("  agent: {} {}", self.paint("31", "could not run:"), one_line(e, 300)))
                     }
                 }
+                // An agent that could not run says nothing of usage unless an earlier attempt reported some.
+                if result.is_ok() || usage.run.is_reported() {
+                    self.line(&format!("  usage: {}", run_usage_text(usage)));
+                }
+                self.used.lock().unwrap_or_else(|e| e.into_inner()).add_totals(&usage.run);
                 if changes.is_empty() {
                     self.line("  changes: none");
                 } else {
@@ -253,6 +272,27 @@ impl LoopObserver for StepPrinter {
             }
         }
     }
+}
+
+/// Tokens and cost for people: `2400 tokens (2000 in, 400 out), $0.0120`; `cost not reported` when no run
+/// reported a cost, `tokens not reported` when none reported tokens. The one wording of `obra status`, the step
+/// output of `obra run` and `obra task execute`, and the run's total.
+pub fn usage_text(usage: &UsageTotals) -> String {
+    let cost = match usage.cost() {
+        Some(c) => format!("${c:.4}"),
+        None => "cost not reported".to_string(),
+    };
+    if usage.tokens() == 0 && usage.cost_reported {
+        return format!("tokens not reported, {cost}");
+    }
+    format!("{} tokens ({} in, {} out), {cost}", usage.tokens(), usage.input_tokens, usage.output_tokens)
+}
+
+/// An agent run's usage line: the run's tokens and cost (or that the agent reported none), and the task's
+/// total so far when it has one.
+fn run_usage_text(usage: &RunUsage) -> String {
+    let run = if usage.run.is_reported() { usage_text(&usage.run) } else { "not reported by the agent".to_string() };
+    if usage.task.is_reported() { format!("{run}; task so far: {}", usage_text(&usage.task)) } else { run }
 }
 
 /// At most this many findings of one gate are shown; the rest are counted.
@@ -363,6 +403,32 @@ pub fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_reads_as_tokens_and_cost_and_says_what_was_not_reported() {
+        let mut run = UsageTotals::default();
+        run.add(&crate::contract::Usage {
+            input_tokens: 2000,
+            output_tokens: 400,
+            cost_usd: Some(0.012),
+            ..Default::default()
+        });
+        assert_eq!(usage_text(&run), "2400 tokens (2000 in, 400 out), $0.0120");
+        let task = UsageTotals { input_tokens: 4000, output_tokens: 800, cost_usd: 0.024, cost_reported: true };
+        assert_eq!(
+            run_usage_text(&RunUsage { run, task }),
+            "2400 tokens (2000 in, 400 out), $0.0120; task so far: 4800 tokens (4000 in, 800 out), $0.0240"
+        );
+        let tokens_only = UsageTotals { input_tokens: 7, output_tokens: 3, ..Default::default() };
+        assert_eq!(usage_text(&tokens_only), "10 tokens (7 in, 3 out), cost not reported");
+        let cost_only = UsageTotals { cost_usd: 0.5, cost_reported: true, ..Default::default() };
+        assert_eq!(usage_text(&cost_only), "tokens not reported, $0.5000");
+        assert_eq!(run_usage_text(&RunUsage::default()), "not reported by the agent");
+        assert_eq!(
+            run_usage_text(&RunUsage { run: UsageTotals::default(), task: tokens_only }),
+            "not reported by the agent; task so far: 10 tokens (7 in, 3 out), cost not reported"
+        );
+    }
 
     #[test]
     fn one_line_cuts_and_marks_more() {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::args::{GlobalArgs, RunArgs};
-use super::output::{StepPrinter, print_json};
+use super::output::{StepPrinter, print_json, usage_text};
 use super::{EXIT_FAILED, EXIT_PAUSED, open_options};
 use crate::engine::scheduler::{Schedule, Wait};
 use crate::orchestrator::{Orchestrator, RunOptions};
@@ -56,7 +56,8 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
     if running || !Schedule::of_tasks(&tasks).ready_at(std::time::SystemTime::now()).is_empty() {
         super::doctor_cmd::check_agent_before_run(&obra).await?;
     }
-    let observer = obra.observed(Arc::new(StepPrinter::new(a.json)));
+    let printer = Arc::new(StepPrinter::new(a.json));
+    let observer = obra.observed(printer.clone());
     eprintln!("Running project \"{}\" ({})", obra.project().name, obra.project().workspace);
     obra.log_run_started(
         "run",
@@ -83,6 +84,10 @@ pub(super) async fn run(g: &GlobalArgs, a: RunArgs) -> Result<ExitCode> {
             summary.stopped_because,
             summary.executions.len()
         );
+        let used = printer.usage();
+        if used.is_reported() {
+            println!("Agent usage of this run: {}", usage_text(&used));
+        }
         let blocked_tasks = summary.blocked.iter().filter(|b| b.dependency_status != "paused").count();
         if blocked_tasks > 0 {
             println!(

@@ -3,7 +3,18 @@
 use std::time::{Duration, SystemTime};
 
 use crate::contract::{FileChange, RunResult, Verdict};
-use crate::state::{Action, GateRecord, TaskStatus};
+use crate::state::{Action, GateRecord, TaskStatus, UsageTotals};
+
+/// The tokens and cost of one agent run and of its task so far, as the agent plugin reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunUsage {
+    /// This run, all its attempts (retries included) summed; nothing [reported](UsageTotals::is_reported) when
+    /// the agent reports no usage.
+    pub run: UsageTotals,
+    /// Every agent run of the task so far, this one and earlier executions included: what the `budget` rule
+    /// checks against `max_task_tokens` and `max_task_cost_usd`.
+    pub task: UsageTotals,
+}
 
 /// One step of the loop.
 #[derive(Debug, Clone)]
@@ -69,6 +80,8 @@ pub enum Step {
         result: Result<RunResult, String>,
         /// Files it changed.
         changes: Vec<FileChange>,
+        /// What it used.
+        usage: RunUsage,
     },
     /// A gate gave its verdict.
     GateFinished(GateRecord),

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use super::decision::{self, LlmOpinion};
-use super::events::Step;
+use super::events::{RunUsage, Step};
 use super::integrate::{CompletedWork, Completion};
 use super::integrity::{self, Tampering};
 use super::llm_ask::LlmScope;
@@ -25,7 +25,7 @@ use crate::contract::{
 };
 use crate::sandbox::integrity::{Fingerprint, Tampered};
 use crate::state::NewCheckpoint;
-use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskCancelled, TaskStatus};
+use crate::state::{Action, DecisionRecord, GateRecord, IterationRecord, Task, TaskCancelled, TaskStatus, UsageTotals};
 use crate::workspace::checkpoint::{CheckpointInfo, Checkpoints};
 use crate::workspace::watcher::Tracking;
 
@@ -107,6 +107,20 @@ struct Clarification {
     clarification: String,
     #[serde(default)]
     questions: Vec<String>,
+}
+
+/// One agent run, all its attempts, as the loop goes on with it.
+struct AgentRun {
+    /// The interaction of the last attempt.
+    interaction_id: i64,
+    /// The last attempt's result.
+    result: Result<RunResult, PluginError>,
+    /// What the run changed, all attempts together.
+    changes: Vec<FileChange>,
+    /// Protected paths it changed (where the kernel does not keep it off them).
+    tampered: Vec<Tampered>,
+    /// The tokens and cost every attempt reported, summed.
+    usage: UsageTotals,
 }
 
 impl Engine {
@@ -256,7 +270,8 @@ impl Engine {
             let info = task_info(&task, iteration, max_iterations);
             let resume = if current.config.sessions.continuity { session.clone() } else { None };
             let policy_before = self.policy.as_ref().map(|p| p.snapshot());
-            let (interaction_id, result, changes, tampered) = self.run_agent(&info, &prompt, resume, turns).await?;
+            let AgentRun { interaction_id, result, changes, tampered, usage } =
+                self.run_agent(&info, &prompt, resume, turns).await?;
             // What the agent did to the policy (the config files it runs under, inside the workspace or not) is
             // undone before anything else reads it.
             let policy_tampered = match (&self.policy, &policy_before) {
@@ -265,9 +280,11 @@ impl Engine {
             };
             let restore_errors =
                 if policy_tampered.is_empty() { Vec::new() } else { integrity::restore_all(&policy_tampered).1 };
+            let usage = RunUsage { run: usage, task: self.state.task_usage(task_id).await? };
             self.observer.step(&Step::AgentFinished {
                 result: result.clone().map_err(|e| e.to_string()),
                 changes: changes.clone(),
+                usage,
             });
             if let Ok(r) = &result
                 && r.session_id.is_some()
@@ -297,7 +314,11 @@ impl Engine {
                 self.observer.step(&Step::Progress(GATES_NOT_RUN.to_string()));
             }
             let mut gates = match &result {
-                Ok(r) if !untouched_failure => self.run_gates(&info, r, &changes).await,
+                Ok(r) if !untouched_failure => {
+                    let gates = self.run_gates(&info, r, &changes).await;
+                    self.absorb_gate_writes().await;
+                    gates
+                }
                 _ => Vec::new(),
             };
             protected_findings(&mut gates, &guarded);
@@ -615,7 +636,7 @@ impl Engine {
         prompt: &str,
         mut session: Option<String>,
         turns: Option<u32>,
-    ) -> Result<(i64, Result<RunResult, PluginError>, Vec<FileChange>, Vec<Tampered>)> {
+    ) -> Result<AgentRun> {
         let current = self.current();
         let agent = &current.plugins.agent;
         if let Some(spec) = &current.sandbox
@@ -642,6 +663,7 @@ impl Engine {
             self.observer.step(&Step::Progress(note));
         }
         let mut attempt = 0;
+        let mut usage = UsageTotals::default();
         loop {
             attempt += 1;
             let interaction_id =
@@ -677,6 +699,9 @@ impl Engine {
                     ))
                 }
             };
+            if let Ok(r) = &result {
+                usage.add(&r.usage);
+            }
             drop(ctx);
             let _ = forwarder.await;
             let tracked = tracking.take().await?;
@@ -752,7 +777,38 @@ impl Engine {
             if let (Some(spec), Ok(r)) = (&current.sandbox, &result) {
                 tampered.extend(refused_writes(spec, &r.failed_actions));
             }
-            return Ok((interaction_id, result, total, tampered));
+            return Ok(AgentRun { interaction_id, result, changes: total, tampered, usage });
+        }
+    }
+
+    /// What changed while the gates ran (a test runner's caches, Python's bytecode) is the gates' doing: it goes
+    /// into the change tracker's baseline, so the next agent run neither reports it as changed outside agent
+    /// runs nor charges it to its agent (ADR 38). Every write of the agent is in its run's changes already:
+    /// its last take waited for the flush after it exited, and every process it started ended with it, under
+    /// the sandbox. Where that is not sure (`sandbox.mode: off`, a remote transport), a process the agent left
+    /// behind could write while the gates run, so those changes are shown.
+    async fn absorb_gate_writes(&self) {
+        let current = self.current();
+        let changes = match self.tracker.absorb(&self.workspace).await {
+            Ok(changes) => changes,
+            Err(e) => {
+                tracing::warn!("cannot take what the gates wrote into the change tracker: {e:#}");
+                return;
+            }
+        };
+        if changes.is_empty() {
+            return;
+        }
+        let listed = crate::workspace::watcher::listing(&changes);
+        let agent_tree_ended = cfg!(target_os = "linux") && current.sandbox.is_some() && current.transport.is_none();
+        if agent_tree_ended {
+            tracing::debug!("{} file(s) changed while the gates ran, taken as theirs: {listed}", changes.len());
+        } else {
+            self.observer.step(&Step::Progress(format!(
+                "{} file(s) changed while the gates ran, not charged to the agent (without the sandbox a process \
+                 the agent left running could have written them too): {listed}",
+                changes.len()
+            )));
         }
     }
 

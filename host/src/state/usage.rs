@@ -15,12 +15,42 @@ pub struct UsageTotals {
     pub output_tokens: u64,
     /// Cost in US dollars, of the interactions that reported one.
     pub cost_usd: f64,
+    /// Whether any interaction reported a cost (otherwise `cost_usd` is 0 for want of one, not for free).
+    pub cost_reported: bool,
 }
 
 impl UsageTotals {
     /// Prompt plus generated tokens.
     pub fn tokens(&self) -> u64 {
         self.input_tokens + self.output_tokens
+    }
+
+    /// The cost, when any interaction reported one.
+    pub fn cost(&self) -> Option<f64> {
+        self.cost_reported.then_some(self.cost_usd)
+    }
+
+    /// Whether there is anything to show: tokens or a cost.
+    pub fn is_reported(&self) -> bool {
+        self.tokens() > 0 || self.cost_reported
+    }
+
+    /// Add other totals.
+    pub fn add_totals(&mut self, other: &UsageTotals) {
+        self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cost_usd += other.cost_usd;
+        self.cost_reported |= other.cost_reported;
+    }
+
+    /// Add what one agent run reported.
+    pub fn add(&mut self, usage: &crate::contract::Usage) {
+        self.input_tokens = self.input_tokens.saturating_add(usage.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(usage.output_tokens);
+        if let Some(cost) = usage.cost_usd {
+            self.cost_usd += cost;
+            self.cost_reported = true;
+        }
     }
 }
 
@@ -38,17 +68,22 @@ pub struct ConcludedIteration {
 /// The sums of one `SELECT` over interactions: integers and reals cast so both backends return the same types.
 const SUMS: &str =
     "CAST(COALESCE(SUM(i.input_tokens), 0) AS BIGINT), CAST(COALESCE(SUM(i.output_tokens), 0) AS BIGINT),
-     CAST(COALESCE(SUM(i.cost_usd), 0) AS DOUBLE PRECISION)";
+     CAST(COALESCE(SUM(i.cost_usd), 0) AS DOUBLE PRECISION), CAST(COUNT(i.cost_usd) AS BIGINT)";
 
-fn totals((input, output, cost): (i64, i64, f64)) -> UsageTotals {
-    UsageTotals { input_tokens: input.max(0) as u64, output_tokens: output.max(0) as u64, cost_usd: cost }
+fn totals((input, output, cost, priced): (i64, i64, f64, i64)) -> UsageTotals {
+    UsageTotals {
+        input_tokens: input.max(0) as u64,
+        output_tokens: output.max(0) as u64,
+        cost_usd: cost,
+        cost_reported: priced > 0,
+    }
 }
 
 impl StateManager {
     /// The tokens and cost every agent run of task `task_id` used.
     pub async fn task_usage(&self, task_id: i64) -> Result<UsageTotals> {
         let sql = format!("SELECT {SUMS} FROM interactions i WHERE i.task_id = $1");
-        let row: (i64, i64, f64) =
+        let row: (i64, i64, f64, i64) =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(task_id).fetch_one(&self.pool).await.db(self)?;
         Ok(totals(row))
     }
@@ -56,7 +91,7 @@ impl StateManager {
     /// The tokens and cost every agent run of every task of project `project_id` used.
     pub async fn project_usage(&self, project_id: i64) -> Result<UsageTotals> {
         let sql = format!("SELECT {SUMS} FROM interactions i JOIN tasks t ON t.id = i.task_id WHERE t.project_id = $1");
-        let row: (i64, i64, f64) =
+        let row: (i64, i64, f64, i64) =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(project_id).fetch_one(&self.pool).await.db(self)?;
         Ok(totals(row))
     }
@@ -137,10 +172,17 @@ mod tests {
         let i = state.begin_interaction(c.id, 1, "replay", "p").await.unwrap();
         state.finish_interaction(i, Err("crashed"), &[], Duration::ZERO).await.unwrap();
         let ta = state.task_usage(a.id).await.unwrap();
-        assert_eq!((ta.input_tokens, ta.output_tokens, ta.tokens(), ta.cost_usd), (110, 22, 132, 0.5));
+        assert_eq!((ta.input_tokens, ta.output_tokens, ta.tokens(), ta.cost()), (110, 22, 132, Some(0.5)));
         let pa = state.project_usage(p.id).await.unwrap();
-        assert_eq!((pa.tokens(), pa.cost_usd), (134, 0.75));
+        assert_eq!((pa.tokens(), pa.cost()), (134, Some(0.75)));
         assert_eq!(state.project_usage(other.id).await.unwrap(), UsageTotals::default());
+        // Tokens without any cost reported: the cost is unknown, not 0.
+        let d = state.create_task(&task(p.id)).await.unwrap();
+        let i = state.begin_interaction(d.id, 1, "replay", "p").await.unwrap();
+        state.finish_interaction(i, Ok(&run((7, 3), None)), &[], Duration::ZERO).await.unwrap();
+        let td = state.task_usage(d.id).await.unwrap();
+        assert_eq!((td.tokens(), td.cost(), td.is_reported()), (10, None, true));
+        assert!(!UsageTotals::default().is_reported());
 
         // Only interactions with a decision are concluded iterations; newest first, with their gates.
         assert!(state.recent_iterations(a.id, 5).await.unwrap().is_empty());

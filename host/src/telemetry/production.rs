@@ -279,7 +279,7 @@ impl LogObserver {
                 "retry",
                 json!({ "what": what, "attempt": attempt, "delay_ms": delay.as_millis() as u64, "reason": reason }),
             ),
-            Step::AgentFinished { result, changes } => match result {
+            Step::AgentFinished { result, changes, .. } => match result {
                 Ok(r) => {
                     if let (Some(t), Some(s)) = (task, &r.session_id) {
                         st.sessions.insert(t, s.clone());
@@ -409,7 +409,7 @@ mod tests {
         let mut r =
             RunResult::new(Outcome::Success, "done; mailed ada@example.com the key sk-ant-api03-AbCdEfGhIjKlMnOpQr");
         r.session_id = Some("sess-1".into());
-        observer.step(&Step::AgentFinished { result: Ok(r), changes: vec![] });
+        observer.step(&Step::AgentFinished { result: Ok(r), changes: vec![], usage: Default::default() });
         observer.step(&Step::Progress("not logged".into()));
         observer.step(&Step::Decided {
             action: crate::state::Action::Proceed,

@@ -438,6 +438,13 @@ impl ChangeTracker {
         }
         let gone: Vec<String> = self.index.keys().filter(|k| !seen.contains(*k)).cloned().collect();
         for rel in gone {
+            if self.rules.is_ignored(&self.root.join(&rel), false) && self.dir.metadata(Path::new(&rel)).is_ok() {
+                // Not deleted: ignored since it was indexed (a `.gitignore` appeared, e.g. the one pytest writes
+                // in `.pytest_cache/`, or the patterns changed). It leaves the index unreported.
+                self.index.remove(&rel);
+                self.dirty = true;
+                continue;
+            }
             if let Some(change) = self.update(rel, None) {
                 changes.push(change);
             }
@@ -642,6 +649,30 @@ impl TrackerSlot {
         let replaced = self.0.lock().unwrap_or_else(|e| e.into_inner()).replace(tracker);
         drop(replaced);
     }
+
+    /// Take what changed in `root` since the kept tracker was put back (when the last agent run ended) into its
+    /// index as Obra's own doing, and save the index: for the files the gates' commands write (a test runner's
+    /// `.pytest_cache/`, Python's `__pycache__/`), called as soon as the gates have run. The next agent run
+    /// then neither reports them as changed outside agent runs nor charges them to its agent (ADR 38). Returns
+    /// those changes; none when no tracker of `root` is kept (nothing is taken: the saved index may be older
+    /// than the last run, and what changed since is the next start's to report).
+    pub async fn absorb(&self, root: &Path) -> Result<Vec<TrackedChange>> {
+        let Some(mut tracker) = self.take_tracker() else { return Ok(Vec::new()) };
+        if tracker.root != root {
+            self.put(tracker);
+            return Ok(Vec::new());
+        }
+        let (tracker, changes) = tokio::task::spawn_blocking(move || {
+            // The gates' processes have ended: once the flush's event is in, so are all of theirs.
+            let changes = tracker.take_flushed();
+            tracker.save_index();
+            (tracker, changes)
+        })
+        .await
+        .context("tracker")?;
+        self.put(tracker);
+        changes
+    }
 }
 
 /// A [`ChangeTracker`] for async code: its blocking work runs on tokio's blocking pool, and it remembers every
@@ -685,13 +716,10 @@ impl Tracking {
             notes.push(reason.clone());
         }
         if !offline.is_empty() {
-            let listed: Vec<String> =
-                offline.iter().take(10).map(|c| format!("{} ({})", c.change.path, c.change.kind.as_str())).collect();
-            let more = if offline.len() > 10 { format!(" and {} more", offline.len() - 10) } else { String::new() };
             notes.push(format!(
-                "{} file(s) changed outside agent runs since the last one: {}{more}",
+                "{} file(s) changed outside agent runs since the last one: {}",
                 offline.len(),
-                listed.join(", ")
+                listing(&offline)
             ));
         }
         Ok((Self { tracker: Some(tracker), takes: Vec::new() }, notes))
@@ -729,6 +757,14 @@ impl Tracking {
     pub fn total(&self) -> Vec<FileChange> {
         combine(&self.takes).into_iter().map(|c| c.change).collect()
     }
+}
+
+/// Up to ten changes as `path (kind)`, comma-separated, and how many more there are.
+pub fn listing(changes: &[TrackedChange]) -> String {
+    let listed: Vec<String> =
+        changes.iter().take(10).map(|c| format!("{} ({})", c.change.path, c.change.kind.as_str())).collect();
+    let more = if changes.len() > 10 { format!(" and {} more", changes.len() - 10) } else { String::new() };
+    format!("{}{more}", listed.join(", "))
 }
 
 /// Whether a fallback reason is worth showing: not when the configuration asked for no watching.
@@ -910,6 +946,82 @@ mod tests {
         assert!(tracking.take().await.unwrap().is_empty());
         tracking.finish(&slot).await;
         assert_eq!(std::fs::metadata(&index).unwrap().modified().unwrap(), before);
+    }
+
+    /// What the gates write after an agent run is taken in as theirs: the next run reports no change outside
+    /// agent runs, and the files a `.gitignore` the gates wrote ignores (pytest's cache) are not reported
+    /// deleted later, while they are still there. The agent's own writes to the same places, and the user's
+    /// edits between runs, are still seen.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_the_gates_write_is_absorbed_and_not_reported_as_outside_or_deleted_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("calc.py"), "def add(a, b): return a + b\n").unwrap();
+        let slot = TrackerSlot::default();
+        let config = config(true, &[]);
+
+        let (mut tracking, _) = Tracking::start(&slot, root, &config).await.unwrap();
+        std::fs::write(root.join("test_calc.py"), "def test(): pass\n").unwrap();
+        assert_eq!(kinds(&tracking.take().await.unwrap()), vec![("test_calc.py", ChangeKind::Created)]);
+        tracking.finish(&slot).await;
+
+        // The gate: pytest's cache (with its own `.gitignore` of `*`) and bytecode.
+        std::fs::create_dir_all(root.join(".pytest_cache/v/cache")).unwrap();
+        std::fs::write(root.join(".pytest_cache/.gitignore"), "*\n").unwrap();
+        std::fs::write(root.join(".pytest_cache/v/cache/nodeids"), "[]").unwrap();
+        std::fs::create_dir_all(root.join("__pycache__")).unwrap();
+        std::fs::write(root.join("__pycache__/calc.cpython-311.pyc"), "bytecode 1").unwrap();
+        let absorbed = slot.absorb(root).await.unwrap();
+        assert_eq!(
+            kinds(&absorbed),
+            vec![
+                (".pytest_cache/.gitignore", ChangeKind::Created),
+                (".pytest_cache/v/cache/nodeids", ChangeKind::Created),
+                ("__pycache__/calc.cpython-311.pyc", ChangeKind::Created),
+            ]
+        );
+        assert!(slot.absorb(root).await.unwrap().is_empty(), "taken in once");
+
+        // The next run (a new tracker: a `.gitignore` changed) reports nothing, deleted or otherwise.
+        let (mut tracking, notes) = Tracking::start(&slot, root, &config).await.unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
+        // The agent rewriting the bytecode is its change.
+        std::fs::write(root.join("__pycache__/calc.cpython-311.pyc"), "poisoned").unwrap();
+        assert_eq!(
+            kinds(&tracking.take().await.unwrap()),
+            vec![("__pycache__/calc.cpython-311.pyc", ChangeKind::Modified)]
+        );
+        tracking.finish(&slot).await;
+        let index = std::fs::read_to_string(root.join(INDEX_FILE)).unwrap();
+        assert!(!index.contains(".pytest_cache/"), "ignored now, so out of the index: {index}");
+
+        // The user's edit between runs is still reported; a run that absorbs nothing leaves it to the start.
+        assert!(slot.absorb(root).await.unwrap().is_empty());
+        std::fs::write(root.join("notes.txt"), "mine").unwrap();
+        std::fs::remove_file(root.join("calc.py")).unwrap();
+        let (tracking, notes) = Tracking::start(&slot, root, &config).await.unwrap();
+        assert_eq!(
+            notes,
+            vec!["2 file(s) changed outside agent runs since the last one: calc.py (deleted), notes.txt (created)"]
+        );
+        tracking.finish(&slot).await;
+        assert!(root.join(".pytest_cache/v/cache/nodeids").exists());
+    }
+
+    /// A file that an ignore rule covers since it was indexed is dropped from the index silently while it
+    /// exists, and reported deleted when it is gone.
+    #[test]
+    fn a_newly_ignored_file_is_not_reported_deleted_while_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("kept.log"), "k").unwrap();
+        std::fs::write(root.join("gone.log"), "g").unwrap();
+        drop(ChangeTracker::start(root, &config(false, &[])).unwrap());
+        std::fs::remove_file(root.join("gone.log")).unwrap();
+        let (_, offline) = ChangeTracker::start(root, &config(false, &["*.log"])).unwrap();
+        assert_eq!(kinds(&offline), vec![("gone.log", ChangeKind::Deleted)]);
+        let index = std::fs::read_to_string(root.join(INDEX_FILE)).unwrap();
+        assert!(!index.contains("kept.log"), "{index}");
     }
 
     #[test]

@@ -89,7 +89,7 @@ mod tests {
     use super::*;
 
     fn used(tokens: u64, cost: f64) -> UsageTotals {
-        UsageTotals { input_tokens: tokens, output_tokens: 0, cost_usd: cost }
+        UsageTotals { input_tokens: tokens, output_tokens: 0, cost_usd: cost, cost_reported: cost > 0.0 }
     }
 
     #[test]
