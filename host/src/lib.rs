@@ -15,5 +15,6 @@ pub mod plugins;
 pub mod sandbox;
 pub mod state;
 pub mod telemetry;
+pub mod text;
 pub mod transport;
 pub mod workspace;

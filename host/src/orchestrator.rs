@@ -37,6 +37,8 @@ use crate::config::{self, Config, ConfigReloader, ConfigSources, LoadedConfig, R
 use crate::engine::rules::{LoopRule, NativeRule};
 use crate::engine::{ConfigPoll, ConfigUpdate, ConfigWatch, Engine, LoopObserver, LoopPlugins, TaskOutcome};
 
+pub mod breakpoints;
+pub mod checkpoints;
 pub mod lock;
 mod parallel;
 pub mod runner;
@@ -403,9 +405,9 @@ impl Orchestrator {
         Ok(task)
     }
 
-    /// Add a task to the backlog.
+    /// Add a task to the backlog (see [`Orchestrator::create_task_in`] for one in a milestone).
     pub async fn create_task(&self, new: NewTask) -> Result<Task> {
-        self.state.create_task(&new).await
+        self.create_task_in(new, None).await
     }
 
     /// Resolve the plugins the configuration names (agent, LLM, enabled gates and rules).

@@ -442,6 +442,13 @@ plugins:
     }
     assert!(started.exists(), "the agent never started");
     assert_eq!(status_of(&project, id), "running");
+    // A rollback while a loop works in the tree is refused by the run lock, naming the holder.
+    let checkpoints = project.obra_json(&["checkpoint", "list", "--json"], 0);
+    let checkpoint = checkpoints[0]["id"].as_i64().unwrap_or_else(|| panic!("a checkpoint: {checkpoints}"));
+    let out = project.obra(&["checkpoint", "rollback", &checkpoint.to_string(), "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is already running tasks"), "{}", text(&out));
+    assert!(started.exists(), "the refused rollback changed nothing");
 
     let out = project.obra(&["task", "cancel", &id.to_string(), "--reason", "changed my mind"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -3,14 +3,13 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::json;
 
 use super::args::{CheckpointCommand, GlobalArgs};
 use super::open_options;
 use super::output::{one_line, print_json};
 use crate::orchestrator::Orchestrator;
-use crate::state::{Checkpoint, NewCheckpoint, TaskStatus};
 use crate::workspace::checkpoint::{CheckpointDiff, Checkpoints};
 
 pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCode> {
@@ -44,7 +43,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         CheckpointCommand::Show(a) => {
-            let checkpoint = find(&obra, a.id).await?;
+            let checkpoint = obra.checkpoint(a.id).await?;
             // The checkpoint before it (of the project), or the commit it was taken on.
             let list = obra.state().checkpoints(obra.project().id, None).await?;
             let previous = list.iter().find(|c| c.id < checkpoint.id);
@@ -99,9 +98,9 @@ pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         CheckpointCommand::Diff(a) => {
-            let from = find(&obra, a.id).await?;
+            let from = obra.checkpoint(a.id).await?;
             let to = match a.to {
-                Some(id) => Some(find(&obra, id).await?),
+                Some(id) => Some(obra.checkpoint(id).await?),
                 None => None,
             };
             let diff = diff_in(&obra, from.commit_sha.clone(), to.as_ref().map(|c| c.commit_sha.clone())).await?;
@@ -125,45 +124,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         CheckpointCommand::Rollback(a) => {
-            let checkpoint = find(&obra, a.id).await?;
-            if let Some(task_id) = checkpoint.task_id {
-                let task = obra.task(task_id).await?;
-                if task.status() == TaskStatus::Running && !a.force {
-                    bail!(
-                        "task {task_id} is running: rolling back under a working agent would mix both states. \
-                         Stop it first (or pass --force if it is not really running any more)"
-                    );
-                }
-            }
-            let workspace = obra.root().to_path_buf();
-            let commit = checkpoint.commit_sha.clone();
-            let label = format!("before rollback to checkpoint {}", checkpoint.id);
-            let force = a.force;
-            let report = tokio::task::spawn_blocking(move || -> Result<_> {
-                let checkpoints = Checkpoints::open(&workspace)?.with_context(|| {
-                    format!("{} is no longer in a git repository, where the checkpoints are", workspace.display())
-                })?;
-                checkpoints.restore(&commit, force)
-            })
-            .await??;
-            let safety = match &report.safety_checkpoint {
-                Some(info) => Some(
-                    obra.state()
-                        .record_checkpoint(&NewCheckpoint {
-                            project_id: obra.project().id,
-                            task_id: checkpoint.task_id,
-                            interaction_id: None,
-                            label,
-                            git_ref: info.git_ref.clone(),
-                            commit_sha: info.commit.clone(),
-                        })
-                        .await?,
-                ),
-                None => None,
-            };
-            let reason = format!("rolled back to checkpoint {}", checkpoint.id);
-            let task_after = checkpoint.task_id.map(|t| (t, TaskStatus::Pending, reason.as_str()));
-            obra.state().mark_rolled_back(checkpoint.id, task_after).await?;
+            let done = obra.rollback_checkpoint(a.id, a.force).await?;
+            let (checkpoint, report, safety) = (done.checkpoint, done.report, done.safety);
             if a.json {
                 print_json(&json!({
                     "checkpoint": checkpoint.id,
@@ -187,17 +149,6 @@ pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// The checkpoint `id` of the open project, or an error that says how to find one.
-async fn find(obra: &Orchestrator, id: i64) -> Result<Checkpoint> {
-    let Some(checkpoint) = obra.state().checkpoint(id).await? else {
-        bail!("checkpoint {id} does not exist; `obra checkpoint list` shows them");
-    };
-    if checkpoint.project_id != obra.project().id {
-        bail!("checkpoint {id} belongs to another project; add --project to choose it");
-    }
-    Ok(checkpoint)
 }
 
 /// [`Checkpoints::diff`] in the project's workspace, off the async runtime.

@@ -434,41 +434,15 @@ async fn resolve_all(
     Ok(if refused > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// Resolve breakpoint `id` (refusing an approval over failed required gates unless `force`), log it, print
-/// the task's new status, and commit approved work.
+/// Resolve breakpoint `id` through the application (see [`Orchestrator::resolve_breakpoint`]) and print the
+/// task's new status.
 async fn resolve_one(obra: &Orchestrator, id: i64, resolution: Resolution, force: bool, by: &str) -> Result<()> {
-    let mut forced_over = Vec::new();
-    if let Some(bp) = obra.state().breakpoint(id).await? {
-        obra.task(bp.task_id).await?;
-        if matches!(resolution, Resolution::Approve) && bp.status == "open" {
-            let failed = failed_required_gates(obra, &bp).await?;
-            if !failed.is_empty() && !force {
-                anyhow::bail!(
-                    "breakpoint {}: the iteration's required gate(s) failed: {}\n  approving completes task \
-                     {} with that work; `obra breakpoint show {}` shows why. Approve anyway with \
-                     `obra breakpoint resolve {} --approve --force`, or send it back with --feedback \
-                     \"...\"",
-                    bp.id,
-                    failed.join("; "),
-                    bp.task_id,
-                    bp.id,
-                    bp.id
-                );
-            }
-            forced_over = failed;
-        }
+    let observer = obra.observed(std::sync::Arc::new(output::StepPrinter::new(false)));
+    let done = obra.resolve_breakpoint(id, resolution, force, by, observer).await?;
+    let (bp, task) = (done.breakpoint, done.task);
+    if !done.forced_over.is_empty() {
+        eprintln!("warning: approved over failed required gate(s): {}", done.forced_over.join("; "));
     }
-    if !forced_over.is_empty() {
-        eprintln!("warning: approving over failed required gate(s): {}", forced_over.join("; "));
-    }
-    let bp = obra.state().resolve_breakpoint(id, resolution, by).await?;
-    let task = obra.state().require_task(bp.task_id).await?;
-    obra.log_user_input(
-        "breakpoint_resolved",
-        serde_json::json!({ "task_id": task.id, "breakpoint_id": bp.id, "rule": bp.rule,
-                            "resolution": bp.resolution, "feedback": bp.feedback, "by": by,
-                            "forced_over_failed_gates": forced_over }),
-    );
     println!(
         "Resolved breakpoint {} ({}, {}); task {} is now {}",
         bp.id,
@@ -480,29 +454,7 @@ async fn resolve_one(obra: &Orchestrator, id: i64, resolution: Resolution, force
     if task.status() == TaskStatus::Pending {
         println!("Run it again with: obra task execute {} (or obra run)", task.id);
     }
-    // Approved work is committed as a PROCEED's would be (git.commit_strategy); after a merge conflict the
-    // human has merged it already.
-    if task.status() == TaskStatus::Completed && bp.rule != crate::state::MERGE_CONFLICT_RULE {
-        let observer = obra.observed(std::sync::Arc::new(output::StepPrinter::new(false)));
-        obra.commit_approved(task.id, by, observer).await?;
-    }
     Ok(())
-}
-
-/// The required gates that failed in the iteration a breakpoint opened on, each as `name (summary)`. A gate
-/// the configuration no longer names counts as required (the default).
-async fn failed_required_gates(obra: &Orchestrator, bp: &crate::state::Breakpoint) -> Result<Vec<String>> {
-    let Some(interaction) = bp.interaction_id else { return Ok(Vec::new()) };
-    let gates = &obra.config().config.gates;
-    let required = |name: &str| gates.iter().find(|g| g.enabled && g.display_name() == name).is_none_or(|g| g.required);
-    Ok(obra
-        .state()
-        .gate_results(interaction)
-        .await?
-        .into_iter()
-        .filter(|g| !g.passed && required(&g.gate))
-        .map(|g| format!("{} ({})", g.gate, one_line(&g.summary, 100)))
-        .collect())
 }
 
 /// The LLM's reasons for a decision (its opinion's reasoning, first lines), when an LLM gave one.

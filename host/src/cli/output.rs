@@ -360,17 +360,7 @@ fn cut(line: &str, max: usize) -> String {
     }
 }
 
-/// The first line of `text`, cut to `max` characters.
-pub fn one_line(text: &str, max: usize) -> String {
-    let first = text.trim().lines().next().unwrap_or("");
-    if first.chars().count() > max {
-        format!("{}...", first.chars().take(max).collect::<String>())
-    } else if text.trim().lines().count() > 1 {
-        format!("{first} [...]")
-    } else {
-        first.to_string()
-    }
-}
+pub use crate::text::one_line;
 
 /// Tasks as JSON objects, each with a `waiting` field: why it cannot run now (see
 /// [`Wait`](crate::engine::scheduler::Wait)), or null.

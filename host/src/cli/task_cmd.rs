@@ -24,29 +24,16 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 Some(path) => read_input(path)?,
                 None => stdin_if_dash(a.description)?,
             };
-            let task = obra
-                .create_task(NewTask {
-                    project_id: obra.project().id,
-                    title: a.title,
-                    description,
-                    priority: a.priority,
-                    depends_on: a.depends_on,
-                    max_iterations: a.max_iterations,
-                    profile: g.profile.clone(),
-                })
-                .await?;
-            let task = match a.milestone.as_deref() {
-                Some(milestone) => {
-                    obra.state().set_task_milestone(task.id, Some(milestone)).await?;
-                    obra.state().require_task(task.id).await?
-                }
-                None => task,
+            let new = NewTask {
+                project_id: obra.project().id,
+                title: a.title,
+                description,
+                priority: a.priority,
+                depends_on: a.depends_on,
+                max_iterations: a.max_iterations,
+                profile: g.profile.clone(),
             };
-            obra.log_user_input(
-                "task_created",
-                serde_json::json!({ "task_id": task.id, "title": task.title, "description": task.description,
-                                    "priority": task.priority, "depends_on": task.depends_on }),
-            );
+            let task = obra.create_task_in(new, a.milestone.as_deref()).await?;
             if a.json {
                 print_json(&task)?;
             } else {
@@ -228,25 +215,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                 a.description = Some(stdin_if_dash(text)?);
             }
             let depends_on = if a.no_deps { Some(Vec::new()) } else { a.depends_on };
-            let fields_unchanged =
-                a.title.is_none() && a.description.is_none() && a.priority.is_none() && depends_on.is_none();
-            if fields_unchanged && a.milestone.is_none() {
-                bail!(
-                    "nothing to change: give --title, --description, --priority, --depends-on, --no-deps or \
-                     --milestone"
-                );
-            }
-            obra.task(a.id).await?;
-            if let Some(milestone) = a.milestone.as_deref() {
-                obra.state().set_task_milestone(a.id, Some(milestone)).await?;
-            }
-            let task = if fields_unchanged {
-                obra.state().require_task(a.id).await?
-            } else {
-                let update =
-                    TaskUpdate { title: a.title, description: a.description, priority: a.priority, depends_on };
-                obra.state().update_task(a.id, &update).await?
-            };
+            let update = TaskUpdate { title: a.title, description: a.description, priority: a.priority, depends_on };
+            let task = obra.update_task(a.id, update, a.milestone.as_deref()).await?;
             if a.json {
                 print_json(&task)?;
             } else {

@@ -61,3 +61,58 @@ impl Orchestrator {
         Ok(Retried { task, unblocked })
     }
 }
+
+impl Orchestrator {
+    /// Add a task to the backlog, in `milestone` when given, and log the user's input.
+    pub async fn create_task_in(&self, new: crate::state::NewTask, milestone: Option<&str>) -> Result<Task> {
+        let task = self.state().create_task(&new).await?;
+        let task = match milestone {
+            Some(milestone) => {
+                self.state().set_task_milestone(task.id, Some(milestone)).await?;
+                self.state().require_task(task.id).await?
+            }
+            None => task,
+        };
+        self.log_user_input(
+            "task_created",
+            serde_json::json!({ "task_id": task.id, "title": task.title, "description": task.description,
+                                "priority": task.priority, "depends_on": task.depends_on }),
+        );
+        Ok(task)
+    }
+
+    /// Change a task's fields (those `update` names) and its milestone (when given); dependencies are checked
+    /// for cycles and depth by the store. Fails when there is nothing to change.
+    pub async fn update_task(
+        &self,
+        id: i64,
+        update: crate::state::TaskUpdate,
+        milestone: Option<&str>,
+    ) -> Result<Task> {
+        let fields_unchanged = update.title.is_none()
+            && update.description.is_none()
+            && update.priority.is_none()
+            && update.depends_on.is_none();
+        if fields_unchanged && milestone.is_none() {
+            anyhow::bail!(
+                "nothing to change: give --title, --description, --priority, --depends-on, --no-deps or --milestone"
+            );
+        }
+        self.task(id).await?;
+        if let Some(milestone) = milestone {
+            self.state().set_task_milestone(id, Some(milestone)).await?;
+        }
+        let task = if fields_unchanged {
+            self.state().require_task(id).await?
+        } else {
+            self.state().update_task(id, &update).await?
+        };
+        self.log_user_input(
+            "task_updated",
+            serde_json::json!({ "task_id": id, "title": update.title, "description": update.description,
+                                "priority": update.priority, "depends_on": update.depends_on,
+                                "milestone": milestone }),
+        );
+        Ok(task)
+    }
+}
