@@ -441,7 +441,7 @@ async fn resolve_one(obra: &Orchestrator, id: i64, resolution: Resolution, force
     let done = obra.resolve_breakpoint(id, resolution, force, by, observer).await?;
     let (bp, task) = (done.breakpoint, done.task);
     if !done.forced_over.is_empty() {
-        eprintln!("warning: approved over failed required gate(s): {}", done.forced_over.join("; "));
+        eprintln!("warning: approving over failed required gate(s): {}", done.forced_over.join("; "));
     }
     println!(
         "Resolved breakpoint {} ({}, {}); task {} is now {}",

@@ -11,6 +11,7 @@ pub mod events;
 mod gates;
 mod integrate;
 pub mod integrity;
+mod iteration;
 mod llm_ask;
 pub mod prompt;
 pub mod prompt_rules;

@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde::Serialize;
 
 use super::decision::{self, LlmOpinion};
-use super::events::{RunUsage, Step};
-use super::integrate::{CompletedWork, Completion};
+use super::events::Step;
 use super::integrity::{self, Tampering};
 use super::llm_ask::LlmScope;
 use super::prompt::{
@@ -18,7 +17,7 @@ use super::prompt::{
 use super::protect;
 use super::rate_limit;
 use super::sessions;
-use super::{ConfigPoll, ConfigWatch, Engine};
+use super::{ConfigWatch, Engine};
 use crate::contract::{
     CallContext, FileChange, GateInput, LoopEvent, Outcome, PluginError, RunRequest, RunResult, Severity, TaskInfo,
     Verdict,
@@ -64,7 +63,7 @@ pub struct TaskOutcome {
 pub const AGENT_FAILED_RULE: &str = "agent-failed";
 
 /// What the gates would say on a tree the agent never touched.
-const GATES_NOT_RUN: &str = "gates not run: the agent failed and changed nothing";
+pub(super) const GATES_NOT_RUN: &str = "gates not run: the agent failed and changed nothing";
 
 /// Why the agent's run failed, when it did: it could not run at all, or it ended with an outcome other than
 /// success (a turn limit is not a failure: the work goes on in the next iteration). The outcome and the first
@@ -110,17 +109,17 @@ struct Clarification {
 }
 
 /// One agent run, all its attempts, as the loop goes on with it.
-struct AgentRun {
+pub(super) struct AgentRun {
     /// The interaction of the last attempt.
-    interaction_id: i64,
+    pub(super) interaction_id: i64,
     /// The last attempt's result.
-    result: Result<RunResult, PluginError>,
+    pub(super) result: Result<RunResult, PluginError>,
     /// What the run changed, all attempts together.
-    changes: Vec<FileChange>,
+    pub(super) changes: Vec<FileChange>,
     /// Protected paths it changed (where the kernel does not keep it off them).
-    tampered: Vec<Tampered>,
+    pub(super) tampered: Vec<Tampered>,
     /// The tokens and cost every attempt reported, summed.
-    usage: UsageTotals,
+    pub(super) usage: UsageTotals,
 }
 
 impl Engine {
@@ -154,341 +153,9 @@ impl Engine {
         }
     }
 
-    async fn execute_iterations(&self, task_id: i64, watch: Option<&dyn ConfigWatch>) -> Result<TaskOutcome> {
-        let task = self.state.require_task(task_id).await?;
-        match task.status() {
-            TaskStatus::Completed => bail!("task {task_id} is already completed; create a new task for further work"),
-            TaskStatus::Cancelled => {
-                bail!("task {task_id} is cancelled; `obra task retry {task_id}` makes it pending again")
-            }
-            TaskStatus::Paused => {
-                let open = self.state.open_breakpoint_of_task(task_id).await?;
-                if let Some(bp) = open {
-                    bail!(
-                        "task {task_id} is paused at breakpoint {} ({}): {}. Resolve it first: \
-                         `obra breakpoint resolve {} --approve`, `--reject`, `--feedback \"...\"` or `--retry`",
-                        bp.id,
-                        bp.rule,
-                        bp.reason,
-                        bp.id
-                    );
-                }
-            }
-            _ => {}
-        }
-        for dep in task.dependencies() {
-            let dep_task = self.state.require_task(dep).await?;
-            if dep_task.status() != TaskStatus::Completed {
-                bail!(
-                    "task {task_id} depends on task {dep} ({}), which is {}; execute task {dep} first",
-                    dep_task.title,
-                    dep_task.status
-                );
-            }
-        }
-        let project = self
-            .state
-            .project(task.project_id)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("task {task_id} belongs to a project that no longer exists"))?;
-        let task_limit = task.max_iterations.map(|m| m as u32);
-        let mut max_iterations = task_limit.unwrap_or(self.current().config.engine.max_iterations).max(1);
-        let human_feedback = self.state.latest_breakpoint_feedback(task_id).await?;
-        let mut feedback: Vec<String> = Vec::new();
-        if self.current().plugins.llm.is_none() {
-            self.note_no_llm();
-        }
-        let mut session = self.starting_session(&task).await?;
-        let mut carried_summary: Option<String> = None;
-        let turns = self.turn_limit(&task);
-        let mut last = TaskOutcome {
-            task_id,
-            status: TaskStatus::Running,
-            iterations: 0,
-            action: None,
-            confidence: None,
-            breakpoint_id: None,
-            reason: String::new(),
-            agent_failure: None,
-        };
-
-        let mut iteration = 0;
-        while iteration < max_iterations {
-            iteration += 1;
-            if iteration > 1
-                && let Some(watch) = watch
-            {
-                match watch.poll().await {
-                    ConfigPoll::Unchanged => {}
-                    ConfigPoll::Reloaded(update) => {
-                        let update = *update;
-                        // A new limit counts from the start of the execution; it cannot end the current
-                        // iteration before it ran.
-                        max_iterations = task_limit.unwrap_or(update.config.engine.max_iterations).max(iteration);
-                        self.replace_current(update.config, update.plugins);
-                        self.observer.step(&Step::ConfigReloaded {
-                            applied: update.applied,
-                            needs_restart: update.needs_restart,
-                        });
-                    }
-                    ConfigPoll::Rejected(error) => self.observer.step(&Step::ConfigRejected { error }),
-                }
-            }
-            let current = self.current();
-            // The first iteration uses the task as read above; later ones see what the last one changed.
-            let task = if iteration == 1 { task.clone() } else { self.state.require_task(task_id).await? };
-            if let Some(summary) = self.check_session_context(&task, &mut session).await? {
-                carried_summary = Some(summary);
-            }
-            if let Some(summary) = &carried_summary
-                && session.is_none()
-            {
-                // A new session starts from the summary of the one that was refreshed.
-                feedback.insert(0, format!("Context carried over from the previous agent session:\n{summary}"));
-            }
-            let prompt = self
-                .build_task_prompt(&project, &task, iteration, max_iterations, &feedback, human_feedback.as_deref())
-                .await?;
-            self.observer.step(&Step::IterationStarted {
-                task_id,
-                iteration,
-                max_iterations,
-                prompt_chars: prompt.chars().count(),
-            });
-            let pre_run = if current.config.engine.checkpoints {
-                self.take_checkpoint(
-                    &task,
-                    &format!("task {task_id} iteration {iteration}: before the agent runs"),
-                    false,
-                )
-                .await?
-            } else {
-                None
-            };
-            // What the gates depend on, as it is before the agent runs.
-            let guards = protect::guards(&current.config.gates, &self.workspace);
-            let info = task_info(&task, iteration, max_iterations);
-            let resume = if current.config.sessions.continuity { session.clone() } else { None };
-            let policy_before = self.policy.as_ref().map(|p| p.snapshot());
-            let AgentRun { interaction_id, result, changes, tampered, usage } =
-                self.run_agent(&info, &prompt, resume, turns).await?;
-            // What the agent did to the policy (the config files it runs under, inside the workspace or not) is
-            // undone before anything else reads it.
-            let policy_tampered = match (&self.policy, &policy_before) {
-                (Some(policy), Some(before)) => policy.changes_since(before),
-                _ => Vec::new(),
-            };
-            let restore_errors =
-                if policy_tampered.is_empty() { Vec::new() } else { integrity::restore_all(&policy_tampered).1 };
-            let usage = RunUsage { run: usage, task: self.state.task_usage(task_id).await? };
-            self.observer.step(&Step::AgentFinished {
-                result: result.clone().map_err(|e| e.to_string()),
-                changes: changes.clone(),
-                usage,
-            });
-            if let Ok(r) = &result
-                && r.session_id.is_some()
-            {
-                session = r.session_id.clone();
-                carried_summary = None;
-            }
-            if !policy_tampered.is_empty() {
-                let refused = (&policy_tampered[..], &restore_errors[..]);
-                last =
-                    self.refuse_policy_change(task_id, iteration, interaction_id, refused, session.as_deref()).await?;
-                break;
-            }
-            if let Some(paused) = self.pause_if_rate_limited(task_id, iteration, &result, session.as_deref()).await? {
-                last = paused;
-                break;
-            }
-
-            // A task cancelled while the agent ran stops here, before its checks.
-            self.state.ensure_not_cancelled(task_id).await?;
-            // A gate's own files the agent changed are put back first, so the gate judges the real checks.
-            let guarded = self.guard_gates(&guards, &changes, pre_run).await;
-            let failure = agent_failure(&result);
-            // Gates do not judge a tree the agent never touched.
-            let untouched_failure = failure.is_some() && changes.is_empty() && tampered.is_empty();
-            if untouched_failure {
-                self.observer.step(&Step::Progress(GATES_NOT_RUN.to_string()));
-            }
-            let mut gates = match &result {
-                Ok(r) if !untouched_failure => {
-                    let gates = self.run_gates(&info, r, &changes).await;
-                    self.absorb_gate_writes().await;
-                    gates
-                }
-                _ => Vec::new(),
-            };
-            protected_findings(&mut gates, &guarded);
-            let gate_pairs: Vec<_> = current.plugins.gates.iter().map(|(c, _)| c).zip(gates.iter()).collect();
-            let heuristic = decision::heuristic(result.as_ref().ok(), &gate_pairs, changes.len());
-            let (opinion, llm_note, concerns) = match &result {
-                Ok(_) if untouched_failure => {
-                    (None, Some("not asked: the agent failed and changed nothing".to_string()), vec![])
-                }
-                Ok(r) => match self.llm_health.skip_reason() {
-                    Some(note) => (None, Some(note), vec![]),
-                    None => self.llm_opinion(&task, interaction_id, r, &changes, &gates).await,
-                },
-                Err(_) => (None, Some("not asked: the agent could not run".to_string()), vec![]),
-            };
-            self.state.ensure_not_cancelled(task_id).await?;
-            let llm_unavailable =
-                result.is_ok() && !untouched_failure && current.plugins.llm.is_some() && opinion.is_none();
-            let outcome = result.as_ref().ok().map(|r| r.outcome);
-            let mut verdict = decision::decide(
-                &current.config.engine.decision,
-                &heuristic,
-                &decision::Context {
-                    opinion: opinion.as_ref(),
-                    llm_weight: current.config.llm.weight,
-                    llm_note: llm_note.as_deref(),
-                    outcome,
-                    iteration,
-                    max_iterations,
-                    files_changed: changes.len(),
-                    failed_actions: result.as_ref().map_or(0, |r| r.failed_actions.len()),
-                },
-            );
-            if let Err(e) = &result {
-                verdict.explanation = format!("The agent could not run: {e}. {}", verdict.explanation);
-            }
-            if untouched_failure {
-                verdict.explanation.push_str(" Gates not run: the agent failed and changed nothing.");
-            }
-            let needs_llm = decision::without_llm(&mut verdict, llm_unavailable);
-
-            // Breakpoint rules see the proposed decision and may pause or abort.
-            let event = loop_event(&info, outcome, &verdict, &gates, &changes);
-            let fired = match (integrity_reason(&self.workspace, &tampered), protected_reason(&guarded)) {
-                // The agent wrote a protected path, or a gate's own files: a human decides, whatever the rules
-                // and the score say.
-                (Some(reason), _) => Some(("integrity".to_string(), Verdict::Pause(reason))),
-                (None, Some(reason)) => Some(("protected-change".to_string(), Verdict::Pause(reason))),
-                // The agent failed and changed nothing: no rule has work to judge, and another iteration
-                // would fail the same way until the cause is fixed.
-                (None, None) if untouched_failure => Some((
-                    AGENT_FAILED_RULE.to_string(),
-                    Verdict::Pause(format!("{}; {GATES_NOT_RUN}", failure.clone().unwrap_or_default())),
-                )),
-                // The agent failed after changing files: a pause names the failure, whichever rule asked.
-                (None, None) => match (self.evaluate_rules(&event, &changes, &gates).await, &failure) {
-                    (Some((rule, Verdict::Pause(reason))), Some(cause)) => Some((
-                        AGENT_FAILED_RULE.to_string(),
-                        Verdict::Pause(format!("{cause} (rule {rule}: {reason})")),
-                    )),
-                    (fired, _) => fired,
-                },
-            };
-
-            let (status, breakpoint, action) = match (&fired, verdict.action) {
-                (Some((rule, Verdict::Abort(reason))), _) => {
-                    verdict.explanation.push_str(&format!(" Rule {rule} aborted the task: {reason}"));
-                    (TaskStatus::Failed, None, Action::Escalate)
-                }
-                (Some((rule, Verdict::Pause(reason))), _) => {
-                    verdict.explanation.push_str(&format!(" Rule {rule} paused the task: {reason}"));
-                    (TaskStatus::Paused, Some((rule.clone(), reason.clone())), Action::Escalate)
-                }
-                (_, Action::Proceed) => (TaskStatus::Completed, None, Action::Proceed),
-                (_, Action::Escalate) => match &failure {
-                    Some(cause) => (
-                        TaskStatus::Paused,
-                        Some((AGENT_FAILED_RULE.to_string(), format!("{cause} ({})", verdict.explanation))),
-                        Action::Escalate,
-                    ),
-                    None => {
-                        let rule = if needs_llm { "llm-unavailable" } else { "decision" };
-                        (TaskStatus::Paused, Some((rule.to_string(), verdict.explanation.clone())), Action::Escalate)
-                    }
-                },
-                (_, action) => (TaskStatus::Running, None, action),
-            };
-            let record = DecisionRecord {
-                action,
-                confidence: verdict.confidence,
-                heuristic_score: heuristic.score,
-                llm_score: opinion.as_ref().map(|o| o.confidence),
-                llm_reasoning: opinion.as_ref().map(|o| o.reasoning.clone()),
-                explanation: verdict.explanation.clone(),
-                verified_by: decision::verified_by(&heuristic, opinion.as_ref()),
-            };
-            let reason = match &breakpoint {
-                Some((rule, reason)) => format!("breakpoint ({rule}): {reason}"),
-                None => verdict.explanation.clone(),
-            };
-            let breakpoint_id = self
-                .state
-                .conclude_iteration(&IterationRecord {
-                    task_id,
-                    interaction_id,
-                    gates: &gates,
-                    decision: &record,
-                    task_status: status,
-                    status_reason: Some(&reason),
-                    session_id: session.as_deref(),
-                    breakpoint: breakpoint.clone(),
-                })
-                .await?;
-            self.observer.step(&Step::Decided {
-                action,
-                confidence: verdict.confidence,
-                explanation: verdict.explanation.clone(),
-            });
-            if let (Some(id), Some((rule, reason))) = (breakpoint_id, &breakpoint) {
-                self.observer.step(&Step::BreakpointOpened { id, rule: rule.clone(), reason: reason.clone() });
-            }
-            if status == TaskStatus::Completed {
-                let completion = Completion {
-                    iteration,
-                    work: CompletedWork {
-                        interaction_id,
-                        summary: result.as_ref().map(|r| r.summary.as_str()).unwrap_or_default(),
-                        confidence: verdict.confidence,
-                        quality: heuristic.quality,
-                        approved_by: None,
-                    },
-                    gates: &gates,
-                };
-                self.on_completed(&project, &task, &completion).await?;
-            }
-            last = TaskOutcome {
-                task_id,
-                status,
-                iterations: iteration,
-                action: Some(action),
-                confidence: Some(verdict.confidence),
-                breakpoint_id,
-                reason,
-                agent_failure: match &breakpoint {
-                    Some((rule, _)) if rule == AGENT_FAILED_RULE => failure.clone(),
-                    _ => None,
-                },
-            };
-            if status != TaskStatus::Running {
-                break;
-            }
-            feedback = self
-                .next_feedback(
-                    &task,
-                    (iteration, max_iterations, interaction_id),
-                    &result,
-                    &changes,
-                    &gates,
-                    &concerns,
-                    (action, verdict.confidence, &verdict.explanation),
-                )
-                .await;
-        }
-        self.observer.step(&Step::TaskFinished { task_id, status: last.status });
-        Ok(last)
-    }
-
     /// The agent changed policy files (already restored): store the iteration as an ESCALATE whose
     /// explanation names the files and shows the diff, and pause the task at an `integrity` breakpoint.
-    async fn refuse_policy_change(
+    pub(super) async fn refuse_policy_change(
         &self,
         task_id: i64,
         iteration: u32,
@@ -548,14 +215,9 @@ impl Engine {
         })
     }
 
-    /// Run the agent under the retry policy. Every attempt is its own interaction row; the returned changes
-    /// are everything that changed in the workspace over all attempts.
-    /// Snapshot the workspace as a checkpoint (when it is in a git repository) and record it in the store.
-    /// A workspace outside git is noted once per execution; a snapshot that fails is reported and the work
-    /// goes on, since the agent's run does not depend on it.
     /// The changes of an agent run to the gates' protected paths, each put back from the pre-run checkpoint
     /// `pre_run` (when there is one).
-    async fn guard_gates(
+    pub(super) async fn guard_gates(
         &self,
         guards: &[protect::GateGuard],
         changes: &[FileChange],
@@ -591,6 +253,9 @@ impl Engine {
         found
     }
 
+    /// Snapshot the workspace as a checkpoint (when it is in a git repository) and record it in the store.
+    /// A workspace outside git is noted once per execution; a snapshot that fails is reported and the work
+    /// goes on, since the agent's run does not depend on it.
     pub(super) async fn take_checkpoint(&self, task: &Task, label: &str, completed: bool) -> Result<Option<String>> {
         let workspace = self.workspace.clone();
         let label_owned = label.to_string();
@@ -630,7 +295,9 @@ impl Engine {
         Ok(None)
     }
 
-    async fn run_agent(
+    /// Run the agent under the retry policy. Every attempt is its own interaction row; the returned changes
+    /// are everything that changed in the workspace over all attempts.
+    pub(super) async fn run_agent(
         &self,
         info: &TaskInfo,
         prompt: &str,
@@ -787,7 +454,7 @@ impl Engine {
     /// its last take waited for the flush after it exited, and every process it started ended with it, under
     /// the sandbox. Where that is not sure (`sandbox.mode: off`, a remote transport), a process the agent left
     /// behind could write while the gates run, so those changes are shown.
-    async fn absorb_gate_writes(&self) {
+    pub(super) async fn absorb_gate_writes(&self) {
         let current = self.current();
         let changes = match self.tracker.absorb(&self.workspace).await {
             Ok(changes) => changes,
@@ -854,7 +521,7 @@ impl Engine {
         records
     }
 
-    async fn llm_opinion(
+    pub(super) async fn llm_opinion(
         &self,
         task: &Task,
         interaction_id: i64,
@@ -971,7 +638,7 @@ impl Engine {
 }
 
 /// Each gate's finding for the protected paths of its that the agent changed.
-fn protected_findings(gates: &mut [GateRecord], guarded: &[protect::ProtectedChange]) {
+pub(super) fn protected_findings(gates: &mut [GateRecord], guarded: &[protect::ProtectedChange]) {
     for change in guarded {
         if let Some(gate) = gates.iter_mut().find(|g| g.gate == change.gate) {
             gate.findings.push(crate::contract::Finding {
@@ -990,7 +657,7 @@ fn protected_findings(gates: &mut [GateRecord], guarded: &[protect::ProtectedCha
 }
 
 /// The reason of a `protected-change` breakpoint: the gates' files the agent changed, with its versions.
-fn protected_reason(guarded: &[protect::ProtectedChange]) -> Option<String> {
+pub(super) fn protected_reason(guarded: &[protect::ProtectedChange]) -> Option<String> {
     if guarded.is_empty() {
         return None;
     }
@@ -1035,7 +702,7 @@ fn refused_writes(spec: &crate::sandbox::SandboxSpec, failed: &[String]) -> Vec<
 
 /// The reason of an `integrity` breakpoint: which protected paths the agent run changed, whether each was put
 /// back, and the diffs; none when nothing was touched.
-fn integrity_reason(root: &std::path::Path, tampered: &[Tampered]) -> Option<String> {
+pub(super) fn integrity_reason(root: &std::path::Path, tampered: &[Tampered]) -> Option<String> {
     if tampered.is_empty() {
         return None;
     }
@@ -1182,7 +849,7 @@ impl Engine {
     /// agent did not succeed or a required gate failed) the LLM's error analysis; and for CLARIFY the
     /// clarification request the LLM wrote (without an LLM, or when it fails, the decision's explanation).
     #[allow(clippy::too_many_arguments)]
-    async fn next_feedback(
+    pub(super) async fn next_feedback(
         &self,
         task: &Task,
         (iteration, max_iterations, interaction_id): (u32, u32, i64),
