@@ -39,6 +39,7 @@ use crate::engine::{ConfigPoll, ConfigUpdate, ConfigWatch, Engine, LoopObserver,
 
 pub mod breakpoints;
 pub mod checkpoints;
+pub mod configured;
 pub mod lock;
 mod parallel;
 pub mod runner;

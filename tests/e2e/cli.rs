@@ -851,3 +851,42 @@ fn init_chooses_an_ollama_that_answers_or_an_api_key_in_the_environment() {
     assert!(config.contains("provider: openai") && config.contains("api_key_env: OPENAI_API_KEY"), "{config}");
     assert!(!config.contains("\ngates:"), "{config}");
 }
+
+/// Issue 18 item 5: `obra status` loads no plugin, so an empty compile cache stays empty (a cold first status
+/// used to compile every built-in, seconds), yet a configured plugin that is not installed is still named; a
+/// long backlog is paged.
+#[test]
+fn status_compiles_no_plugin_still_names_a_missing_one_and_pages_a_long_backlog() {
+    let mut project = Project::new();
+    let cache = tempfile::tempdir().unwrap();
+    project.set_env("XDG_CACHE_HOME", &cache.path().display().to_string());
+    let checklist: String = (0..60).map(|i| format!("- [ ] task {i}\n")).collect();
+    std::fs::write(project.path().join("backlog.md"), checklist).unwrap();
+    let out = project.obra(&["task", "import", "backlog.md"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = project.obra(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("agent: claude-code"), "{shown}");
+    assert!(shown.contains("... and 10 more: `obra task list`"), "{shown}");
+    assert_eq!(shown.lines().filter(|l| l.contains("pending") && l.contains("task ")).count(), 50, "{shown}");
+    let compiled = walk_files(cache.path());
+    assert!(compiled.is_empty(), "status compiled plugins: {compiled:?}");
+
+    let out = project.obra(&["--set", "agent.plugin=no-such-agent", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["plugins"]["ok"], false, "{status}");
+    assert!(status["plugins"]["error"].as_str().unwrap().contains("no-such-agent is not installed"), "{status}");
+    assert_eq!(status["tasks"].as_array().unwrap().len(), 60, "--json lists every task");
+}
+
+/// Every file below `dir`.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { found.extend(walk_files(&path)) } else { found.push(path) }
+    }
+    found
+}

@@ -137,6 +137,9 @@ pub(crate) fn exit_for(status: TaskStatus) -> ExitCode {
     }
 }
 
+/// At most this many tasks are listed by `obra status` (text); `--json` and `obra task list` give them all.
+const STATUS_TASKS: usize = 50;
+
 async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     let obra = Orchestrator::open(open_options(g)).await?;
     let project = obra.project();
@@ -146,18 +149,9 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     let usage = obra.state().project_usage(project.id).await?;
     let unverified = obra.state().unverified_tasks(project.id).await?;
     let waits = crate::engine::scheduler::waits_of(&tasks, &open);
-    // Resolving the configured plugins loads them all (from the compile cache when warm) and tells the user
-    // now, not at the next execution, when the config names a plugin that is missing or broken.
-    let plugins = match obra.loop_plugins().await {
-        Ok(p) => Ok(json!({
-            "agent": p.agent.name(),
-            "llm": p.llm.as_ref().map(|l| l.name().to_string()),
-            "gates": p.gates.iter().map(|(c, _)| c.display_name().to_string()).collect::<Vec<_>>(),
-            "rules": p.rules.iter().map(|(_, r)| r.name().to_string()).collect::<Vec<_>>(),
-        })),
-        Err(e) => Err(format!("{e:#}")),
-    };
-    let loaded = obra.plugins().await.map(|p| p.host.list().len()).unwrap_or(0);
+    // The configured plugins by name, each checked to be installed; nothing is loaded (a cold compile cache
+    // would cost seconds): `obra doctor` and every execution load them.
+    let plugins = obra.configured_plugins().map_err(|e| format!("{e:#}"));
     // A task the store says is running while no obra runs this project was interrupted (obra was killed).
     let running_obra = obra.running_obra();
     let interrupted: Vec<i64> = if running_obra.is_some() {
@@ -174,8 +168,8 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
             "llm": obra.config().config.llm.provider,
             "config": config_cmd::effective(&obra.config().config, &obra.resolved_config()),
             "plugins": match &plugins {
-                Ok(p) => json!({ "ok": true, "resolved": p, "loaded": loaded }),
-                Err(e) => json!({ "ok": false, "error": e, "loaded": loaded }),
+                Ok(p) => json!({ "ok": true, "resolved": p }),
+                Err(e) => json!({ "ok": false, "error": e }),
             },
             "task_counts": counts,
             "usage": {
@@ -194,20 +188,13 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     }
     println!("Project \"{}\" in {}", project.name, project.workspace);
     match &plugins {
-        Ok(p) => {
-            let list = |v: &serde_json::Value| {
-                v.as_array()
-                    .map(|a| a.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(", "))
-                    .unwrap_or_default()
-            };
-            println!(
-                "  agent: {}   llm: {}   gates: {}   rules: {}   ({loaded} plugins loaded)",
-                p["agent"].as_str().unwrap_or("?"),
-                p["llm"].as_str().unwrap_or("none"),
-                list(&p["gates"]),
-                list(&p["rules"])
-            );
-        }
+        Ok(p) => println!(
+            "  agent: {}   llm: {}   gates: {}   rules: {}",
+            p.agent,
+            p.llm.as_deref().unwrap_or("none"),
+            p.gates.join(", "),
+            p.rules.join(", ")
+        ),
         Err(e) => println!("  plugins: PROBLEM: {e}"),
     }
     println!(
@@ -228,11 +215,25 @@ async fn status(g: &GlobalArgs, as_json: bool) -> Result<ExitCode> {
     } else {
         println!("  agent usage: none reported yet");
     }
-    for t in &tasks {
+    // A long backlog is paged: the tasks that need attention first (running, paused, failed, then the rest in
+    // the backlog's order), at most STATUS_TASKS of them.
+    let rank = |t: &&crate::state::Task| match t.status() {
+        TaskStatus::Running => 0,
+        TaskStatus::Paused => 1,
+        TaskStatus::Failed => 2,
+        TaskStatus::Pending | TaskStatus::Blocked => 3,
+        TaskStatus::Completed | TaskStatus::Cancelled => 4,
+    };
+    let mut shown: Vec<&crate::state::Task> = tasks.iter().collect();
+    shown.sort_by_key(|t| rank(t));
+    for t in shown.iter().take(STATUS_TASKS) {
         let status = if interrupted.contains(&t.id) { "interrupted".to_string() } else { t.status.to_string() };
         let mark = if unverified.contains(&t.id) { " (unverified: no verifying gate or LLM checked it)" } else { "" };
         let why = waits.get(&t.id).map(|w| format!("  — {w}")).unwrap_or_default();
         println!("  {:>4}  {:<11} {}{mark}{why}", t.id, status, t.title);
+    }
+    if tasks.len() > STATUS_TASKS {
+        println!("  ... and {} more: `obra task list` (--status, --ready) lists them all", tasks.len() - STATUS_TASKS);
     }
     if !interrupted.is_empty() {
         println!("Interrupted: the obra that ran them stopped; `obra run` (or `obra task execute ID`) resumes them");

@@ -77,6 +77,11 @@ impl PluginHost {
     /// The directories searched for `<name>/plugin.toml`, in order: the project's `.obra/plugins/`, the user's
     /// `~/.local/share/obra/plugins/`, then `plugins.search_path`.
     pub fn search_path(&self, project_dir: Option<&Path>) -> Vec<PathBuf> {
+        Self::search_path_of(&self.config, project_dir)
+    }
+
+    /// [`PluginHost::search_path`] for `config`, without a host.
+    pub fn search_path_of(config: &PluginsConfig, project_dir: Option<&Path>) -> Vec<PathBuf> {
         let mut dirs = Vec::new();
         if let Some(project) = project_dir {
             dirs.push(project.join(".obra").join("plugins"));
@@ -84,7 +89,7 @@ impl PluginHost {
         if let Some(data) = dirs::data_dir() {
             dirs.push(data.join("obra").join("plugins"));
         }
-        dirs.extend(self.config.search_path.iter().cloned());
+        dirs.extend(config.search_path.iter().cloned());
         dirs
     }
 
