@@ -371,7 +371,10 @@ impl Engine {
             }
             drop(ctx);
             let _ = forwarder.await;
-            let tracked = tracking.take().await?;
+            // With the kernel sandbox the agent's whole tree is gone now: no quiet window to wait for.
+            let writers_gone = current.transport.is_none()
+                && current.sandbox.as_ref().is_some_and(|spec| !spec.needs_detection(false));
+            let tracked = tracking.take_settled(writers_gone).await?;
             let attempt_changes: Vec<FileChange> = tracked.iter().map(|c| c.change.clone()).collect();
             let stored = match &result {
                 Ok(r) => Ok(r),

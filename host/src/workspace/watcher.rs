@@ -740,9 +740,17 @@ impl Tracking {
 
     /// The changes since the previous take (see [`ChangeTracker::take`]).
     pub async fn take(&mut self) -> Result<Vec<TrackedChange>> {
+        self.take_settled(false).await
+    }
+
+    /// The changes of an agent run that just ended. When `writers_gone` (the kernel sandbox ended the agent's
+    /// whole process tree with it), no write can still come: the watcher's queue is flushed and what it
+    /// reported is rehashed, with no quiet window. Otherwise (programs Obra does not control may still write)
+    /// as [`take`](Self::take), which waits for `workspace.debounce_ms` of quiet.
+    pub async fn take_settled(&mut self, writers_gone: bool) -> Result<Vec<TrackedChange>> {
         let mut tracker = self.tracker.take().context("the change tracker was lost after a failure")?;
         let (tracker, changes) = tokio::task::spawn_blocking(move || {
-            let changes = tracker.take();
+            let changes = if writers_gone { tracker.take_flushed() } else { tracker.take() };
             (tracker, changes)
         })
         .await
