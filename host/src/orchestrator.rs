@@ -47,10 +47,10 @@ use crate::plugins::{LoadReport, PluginHost, PluginHostError};
 use crate::state::{NewProject, NewTask, OpenSettings, Project, StateManager, Task, TaskStatus};
 pub use runner::{RunOptions, RunSummary};
 
-pub mod store;
+pub mod store_location;
 pub mod tasks;
 pub mod worktrees;
-pub use store::Store;
+pub use store_location::Store;
 
 /// How to open a project.
 #[derive(Debug, Clone, Default)]
@@ -163,7 +163,7 @@ impl Orchestrator {
         let settings = OpenSettings { busy_timeout: std::time::Duration::from_millis(database.busy_timeout_ms) };
         let (state, location) = match database.url.trim() {
             "" => {
-                let path = store::resolve_db_path(&root, &database.path);
+                let path = store_location::resolve_db_path(&root, &database.path);
                 (StateManager::open_with(&path, &settings).await?, path.display().to_string())
             }
             url => (StateManager::connect_with(url, &settings).await?, crate::state::redact_url(url)),
@@ -208,7 +208,7 @@ impl Orchestrator {
         project: Project,
         options: OpenOptions,
     ) -> Result<Self> {
-        let run_lock = store::run_lock_path(&state, location, project.id)?;
+        let run_lock = store_location::run_lock_path(&state, location, project.id)?;
         let state = state
             .with_max_dependency_depth(config.config.engine.max_dependency_depth as usize)
             .with_redaction(config.config.logging.redact);

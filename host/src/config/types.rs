@@ -561,30 +561,33 @@ impl SessionsConfig {
                 format!("min ({}) must be at least 1 and at most max ({})", t.min, t.max),
             ));
         }
-        for level in crate::engine::sessions::COMPLEXITY_LEVELS {
+        for level in crate::engine::session_policy::COMPLEXITY_LEVELS {
             if !t.by_complexity.contains_key(*level) {
                 return Err((
                     format!("sessions.max_turns.by_complexity.{level}"),
                     format!(
                         "is missing; give a limit for each of {}",
-                        crate::engine::sessions::COMPLEXITY_LEVELS.join(", ")
+                        crate::engine::session_policy::COMPLEXITY_LEVELS.join(", ")
                     ),
                 ));
             }
         }
         for key in t.by_complexity.keys() {
-            if !crate::engine::sessions::COMPLEXITY_LEVELS.contains(&key.as_str()) {
+            if !crate::engine::session_policy::COMPLEXITY_LEVELS.contains(&key.as_str()) {
                 return Err((
                     format!("sessions.max_turns.by_complexity.{key}"),
-                    format!("is not a complexity level; use {}", crate::engine::sessions::COMPLEXITY_LEVELS.join(", ")),
+                    format!(
+                        "is not a complexity level; use {}",
+                        crate::engine::session_policy::COMPLEXITY_LEVELS.join(", ")
+                    ),
                 ));
             }
         }
         for key in t.by_type.keys() {
-            if !crate::engine::sessions::TASK_TYPES.contains(&key.as_str()) {
+            if !crate::engine::session_policy::TASK_TYPES.contains(&key.as_str()) {
                 return Err((
                     format!("sessions.max_turns.by_type.{key}"),
-                    format!("is not a task type; use {}", crate::engine::sessions::TASK_TYPES.join(", ")),
+                    format!("is not a task type; use {}", crate::engine::session_policy::TASK_TYPES.join(", ")),
                 ));
             }
         }

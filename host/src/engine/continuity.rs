@@ -10,7 +10,7 @@ use anyhow::Result;
 use super::Engine;
 use super::events::Step;
 use super::llm_ask::complete_within;
-use super::sessions::{self, ContextState};
+use super::session_policy::{self, ContextState};
 use crate::contract::{CompletionRequest, Message, Role};
 use crate::state::{NewLlmCall, Task};
 
@@ -107,7 +107,7 @@ impl Engine {
         }
         let agent_config = current.config.agent_config(current.plugins.agent.name());
         let agent_limit = agent_config.get("max_turns")?.as_u64().map(|n| n.min(u64::from(u32::MAX)) as u32);
-        let estimate = sessions::estimate_turns(config, task, agent_limit);
+        let estimate = session_policy::estimate_turns(config, task, agent_limit);
         self.observer.step(&Step::Progress(format!(
             "task {} looks {}{}: at most {} agent turns per run",
             task.id,
@@ -138,7 +138,7 @@ impl Engine {
             *session = None;
             return Ok(None);
         }
-        let (state, share) = sessions::context_state(&current.config.sessions, &usage);
+        let (state, share) = session_policy::context_state(&current.config.sessions, &usage);
         let percent = (share * 100.0).round();
         match state {
             ContextState::Fine => Ok(None),
@@ -158,7 +158,7 @@ impl Engine {
             ContextState::Refresh | ContextState::Emergency => {
                 let emergency = state == ContextState::Emergency;
                 let sources = self.state.session_summaries(&id, SUMMARY_SOURCES).await?;
-                let fallback = sessions::fallback_summary(&sources);
+                let fallback = session_policy::fallback_summary(&sources);
                 let summary = if emergency {
                     fallback
                 } else {

@@ -4,7 +4,6 @@
 //! The engine knows plugins only through the traits of [`crate::contract`] and the store only through
 //! [`StateManager`]; it never touches SQL or wasmtime.
 
-pub mod context;
 mod continuity;
 pub mod decision;
 pub mod events;
@@ -14,6 +13,7 @@ pub mod integrity;
 mod iteration;
 mod llm_ask;
 pub mod prompt;
+pub mod prompt_context;
 pub mod prompt_rules;
 pub mod protect;
 pub mod rate_limit;
@@ -22,7 +22,7 @@ pub mod retry;
 pub mod rules;
 mod run;
 pub mod scheduler;
-pub mod sessions;
+pub mod session_policy;
 pub mod structured;
 
 pub use continuity::LlmHealth;
@@ -114,7 +114,7 @@ pub struct Engine {
     /// Sessions whose context-window warning was shown.
     warned_sessions: Mutex<std::collections::HashSet<String>>,
     /// Characters per token, learned from the store on the first prompt of the execution.
-    token_estimator: tokio::sync::OnceCell<context::TokenEstimator>,
+    token_estimator: tokio::sync::OnceCell<prompt_context::TokenEstimator>,
     /// Whether the LLM answered lately (shared with the other engines of the process).
     llm_health: Arc<LlmHealth>,
     /// The workspace's change tracker between agent runs (shared with the orchestrator's other engines of

@@ -13,8 +13,8 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::context::PromptContext;
 use super::gates::GateCommand;
+use super::prompt_context::PromptContext;
 use super::prompt_rules::{PromptRules, PromptType};
 use crate::contract::FileChange;
 use crate::state::{GateRecord, Project, Task};

@@ -16,7 +16,7 @@ use super::prompt::{
 };
 use super::protect;
 use super::rate_limit;
-use super::sessions;
+use super::session_policy;
 use super::{ConfigWatch, Engine};
 use crate::contract::{
     CallContext, FileChange, GateInput, LoopEvent, Outcome, PluginError, RunRequest, RunResult, Severity, TaskInfo,
@@ -321,7 +321,7 @@ impl Engine {
         let user_before = current.sandbox.as_ref().map(|s| Fingerprint::take_user(&s.user_paths));
         let mut agent_config = current.config.agent_config(agent.name());
         super::gates::allow_commands(&mut agent_config, &super::gates::commands(&current.config.gates));
-        let mut turn_limit = turns.filter(|t| sessions::apply_max_turns(&mut agent_config, *t));
+        let mut turn_limit = turns.filter(|t| session_policy::apply_max_turns(&mut agent_config, *t));
         let mut doubled = false;
         let mut config = serde_json::to_string(&agent_config)?;
         let timeout = Duration::from_secs(current.config.agent.timeout_secs);
@@ -401,7 +401,7 @@ impl Engine {
                 // Once per iteration: the same session, at double the limit (the seeds' auto-retry).
                 doubled = true;
                 let double = limit.saturating_mul(2);
-                sessions::apply_max_turns(&mut agent_config, double);
+                session_policy::apply_max_turns(&mut agent_config, double);
                 config = serde_json::to_string(&agent_config)?;
                 turn_limit = Some(double);
                 session = r.session_id.clone().or(session);

@@ -11,14 +11,14 @@ use std::sync::Arc;
 use super::bindings::{ExportCall, ExportReturn, Pre, SelfDescription};
 use super::cache::default_cache_dir;
 use super::config::PluginsConfig;
-use super::engine::PluginEngine;
 use super::grants::EffectiveGrant;
 use super::handles::{AgentHandle, BreakpointRuleHandle, LlmProviderHandle, QualityGateHandle};
+use super::host_report::{CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource};
 use super::inspect::{self, ComponentInterfaces};
 use super::instance::PluginInstance;
+use super::instance_state::HostServices;
 use super::manifest::{Manifest, ManifestError, PluginKind, sha256_hex};
-use super::report::{CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource};
-use super::store::HostServices;
+use super::wasm_engine::PluginEngine;
 use crate::contract::{Agent, BreakpointRule, CallContext, KvStore, LlmProvider, PluginError, QualityGate};
 
 /// A plugin compiled into the `obra` binary (the lead's build.rs embeds the built-ins as a list of these).

@@ -17,10 +17,10 @@ use std::time::Duration;
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{Bindings, ExportCall, ExportReturn, Pre};
-use super::engine::{EPOCH_TICK, PluginEngine};
 use super::grants::EffectiveGrant;
+use super::instance_state::{HostServices, StoreState};
 use super::quota::PluginQuotas;
-use super::store::{HostServices, StoreState};
+use super::wasm_engine::{EPOCH_TICK, PluginEngine};
 use crate::contract::{CallContext, PluginError};
 
 /// A Store with its instance (created on the first call that needs it).

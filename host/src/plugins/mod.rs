@@ -15,27 +15,27 @@ pub mod bindings;
 mod cache;
 mod caps;
 pub mod config;
-mod engine;
 pub mod grants;
 mod handles;
 mod host;
+mod host_report;
 pub mod inspect;
 mod instance;
+mod instance_state;
 pub mod manifest;
 mod quota;
-mod report;
 mod stdio;
-mod store;
 pub mod testing;
+mod wasm_engine;
 
 pub use bindings::{LATEST_API_VERSION, SUPPORTED_API_VERSIONS, SelfDescription};
 pub use cache::{CacheOutcome, default_cache_dir};
 pub use config::{CommandPattern, LimitsConfig, PluginsConfig, UserGrant, WorkspaceAccess};
-pub use engine::EPOCH_TICK;
 pub use grants::EffectiveGrant;
 pub use host::{BuiltinPlugin, PluginHost};
+pub use host_report::{CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource};
 pub use manifest::{Manifest, ManifestError, PluginKind};
-pub use report::{CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource};
+pub use wasm_engine::EPOCH_TICK;
 
 #[cfg(test)]
 mod tests;

@@ -510,7 +510,7 @@ mod capabilities {
     use super::*;
     use crate::contract::{Completion, CompletionRequest, KV_BYTES_PER_KEY, KvStore, KvWrite, LlmProvider};
     use crate::plugins::bindings::v0_1_0::caps;
-    use crate::plugins::store::{HostServices, StoreState};
+    use crate::plugins::instance_state::{HostServices, StoreState};
 
     fn state(grant: UserGrant, requested: manifest::Capabilities, kv: Option<Arc<dyn KvStore>>) -> StoreState {
         let grant = EffectiveGrant::new("p", &requested, &grant, &LimitsConfig::default(), &Default::default());

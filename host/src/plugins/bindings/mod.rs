@@ -9,8 +9,8 @@ use serde::Serialize;
 use wasmtime::Store;
 use wasmtime::component::{InstancePre, Linker};
 
+use super::instance_state::StoreState;
 use super::manifest::PluginKind;
-use super::store::StoreState;
 use crate::contract;
 
 pub mod v0_1_0;

@@ -10,8 +10,8 @@ use wasmtime::component::{HasSelf, InstancePre, Linker};
 
 use super::{Capability, ExportCall, ExportReturn, SelfDescription};
 use crate::contract;
+use crate::plugins::instance_state::StoreState;
 use crate::plugins::manifest::PluginKind;
-use crate::plugins::store::StoreState;
 
 /// The API version these bindings serve.
 pub const VERSION: &str = "0.1.0";

@@ -4,7 +4,7 @@
 //! plugin is untrusted, and ignores reports outside `agent.run`.
 
 use crate::plugins::bindings::v0_1_0::caps::agent_report::Host;
-use crate::plugins::store::StoreState;
+use crate::plugins::instance_state::StoreState;
 
 /// Most failed actions kept per run.
 pub const MAX_FAILED_ACTIONS: usize = crate::contract::MAX_REPORTED_LINES;

@@ -16,8 +16,8 @@ use super::{WitError, timed};
 use crate::contract::PluginError;
 use crate::plugins::bindings::v0_1_0::caps::http::{Host, HostResponseStream, Request, Response};
 use crate::plugins::bindings::v0_1_0::caps::types::KeyValue;
+use crate::plugins::instance_state::StoreState;
 use crate::plugins::quota::{Counted, Permit};
-use crate::plugins::store::StoreState;
 
 /// Request headers a plugin may not set: the host derives them from the URL and body (`host`,
 /// `content-length`) or they govern the connection, not the request (hop-by-hop headers, and every `proxy-*`).
@@ -374,8 +374,8 @@ mod tests {
     use crate::plugins::LimitsConfig;
     use crate::plugins::UserGrant;
     use crate::plugins::grants::EffectiveGrant;
+    use crate::plugins::instance_state::HostServices;
     use crate::plugins::manifest::Capabilities;
-    use crate::plugins::store::HostServices;
 
     /// A loopback server: `/echo` answers with the request head in its body and each request header's value in
     /// an `x-echo-<name>` response header; `/redirect` answers 302 to `target`. Every request head is kept.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::{WitError, timed};
 use crate::contract::{KV_BYTES_PER_KEY, KvStore, KvWrite, PluginError};
 use crate::plugins::bindings::v0_1_0::caps::kv::Host;
-use crate::plugins::store::StoreState;
+use crate::plugins::instance_state::StoreState;
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 256;

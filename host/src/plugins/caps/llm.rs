@@ -9,7 +9,7 @@ use super::{WitError, timed};
 use crate::contract::{self, PluginError};
 use crate::plugins::bindings::v0_1_0::caps::llm::Host;
 use crate::plugins::bindings::v0_1_0::caps::types::{Completion, CompletionRequest};
-use crate::plugins::store::StoreState;
+use crate::plugins::instance_state::StoreState;
 
 impl StoreState {
     fn complete_work(

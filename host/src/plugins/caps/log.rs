@@ -4,7 +4,7 @@
 //! `progress_bytes_per_call` of progress: past that, its lines are dropped after one warning naming the quota.
 
 use crate::plugins::bindings::v0_1_0::caps::log::{Host, Level};
-use crate::plugins::store::StoreState;
+use crate::plugins::instance_state::StoreState;
 
 /// Longest log line kept, in bytes.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;

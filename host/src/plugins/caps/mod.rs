@@ -10,7 +10,7 @@ pub mod process;
 pub(crate) mod workspace;
 
 use crate::contract::PluginError;
-use crate::plugins::store::HostTimer;
+use crate::plugins::instance_state::HostTimer;
 
 /// The WIT `plugin-error` of the latest API version.
 pub(crate) type WitError = crate::plugins::bindings::v0_1_0::caps::types::PluginError;
@@ -27,4 +27,4 @@ pub(crate) async fn timed<T>(
     })
 }
 
-impl crate::plugins::bindings::v0_1_0::caps::types::Host for crate::plugins::store::StoreState {}
+impl crate::plugins::bindings::v0_1_0::caps::types::Host for crate::plugins::instance_state::StoreState {}

@@ -20,8 +20,8 @@ use super::workspace::Jail;
 use crate::contract::PluginError;
 use crate::plugins::bindings::v0_1_0::caps::process::{Host, HostChild, ProcessOutput, RunOptions};
 use crate::plugins::grants::display_command;
+use crate::plugins::instance_state::StoreState;
 use crate::plugins::quota::{Counted, Permit};
-use crate::plugins::store::StoreState;
 use crate::transport::{Invocation, Transport};
 
 /// How long to wait for a child's pipes to close after it exited or was killed (a grandchild may hold them).

@@ -24,7 +24,7 @@ use super::{WitError, timed};
 use crate::contract::PluginError;
 use crate::plugins::bindings::v0_1_0::caps::workspace::{DirEntry, Host};
 use crate::plugins::grants::WorkspaceOp;
-use crate::plugins::store::StoreState;
+use crate::plugins::instance_state::StoreState;
 use crate::workspace::beneath::{self, Beneath, Kind, Opened};
 
 /// How many symbolic links one path may go through (as the kernel's own limit).

@@ -13,7 +13,7 @@ use wasmtime::{Config, Engine};
 
 use super::bindings;
 use super::cache::{CacheOutcome, ComponentCache};
-use super::store::StoreState;
+use super::instance_state::StoreState;
 
 /// How often the epoch advances; one tick is the unit of the guest CPU budget.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
