@@ -253,6 +253,8 @@ pub(crate) fn history_path() -> Option<PathBuf> {
 
 /// Run the REPL until `exit`, Ctrl-D or the end of the input.
 pub async fn run(g: &GlobalArgs, args: InteractiveArgs) -> Result<ExitCode> {
+    // Every line runs in this process: open each store once, not once per command.
+    crate::orchestrator::store_location::keep_stores_open();
     let session = Session::new(g.clone());
     if let Some(wanted) = &g.project
         && let Err(e) = session.use_project(wanted).await

@@ -35,6 +35,35 @@ pub fn user_store_path() -> Result<PathBuf> {
     Ok(base.join("obra").join("obra.db"))
 }
 
+/// Stores already open in this process, by location, when [`keep_stores_open`] asked for it: the REPL (and the
+/// server and workers to come) run many commands in one process, and reopening costs a connection pool, its
+/// worker threads, the migration check and a write probe per command.
+static OPEN_STORES: std::sync::Mutex<Option<std::collections::HashMap<String, StateManager>>> =
+    std::sync::Mutex::new(None);
+
+/// Keep every store this process opens open for the rest of its life, and reuse it on the next open of the
+/// same location (a store removed meanwhile is not noticed: only for long-lived processes such as the REPL).
+pub fn keep_stores_open() {
+    let mut open = OPEN_STORES.lock().unwrap_or_else(|e| e.into_inner());
+    open.get_or_insert_with(Default::default);
+}
+
+/// The store at `key`, opened by `open` unless this process keeps it open already.
+async fn reuse_or_open(
+    key: &str,
+    open: impl std::future::Future<Output = Result<StateManager>>,
+) -> Result<StateManager> {
+    let kept = OPEN_STORES.lock().unwrap_or_else(|e| e.into_inner()).as_ref().and_then(|m| m.get(key).cloned());
+    if let Some(state) = kept {
+        return Ok(state);
+    }
+    let state = open.await?;
+    if let Some(map) = OPEN_STORES.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        map.insert(key.to_string(), state.clone());
+    }
+    Ok(state)
+}
+
 impl Store {
     /// Open the store `options` point at. With `create`, a missing user-wide store is created; a project-local
     /// one must exist (`obra init` makes it).
@@ -46,7 +75,7 @@ impl Store {
             OpenSettings { busy_timeout: std::time::Duration::from_millis(config.config.database.busy_timeout_ms) };
         let url = config.config.database.url.trim().to_string();
         if !url.is_empty() {
-            let state = StateManager::connect_with(&url, &settings).await?;
+            let state = reuse_or_open(&url, StateManager::connect_with(&url, &settings)).await?;
             let location = redact_url(&url);
             let selection_file = selection_dir()?.join(format!("current-project-{}", short_hash(&location)));
             return Ok(Self { state, location, local_root, config, selection_file });
@@ -72,8 +101,9 @@ impl Store {
                 None => {}
             }
         }
-        let state = StateManager::open_with(&path, &settings).await?;
-        Ok(Self { state, location: path.display().to_string(), local_root, config, selection_file })
+        let key = path.display().to_string();
+        let state = reuse_or_open(&key, StateManager::open_with(&path, &settings)).await?;
+        Ok(Self { state, location: key, local_root, config, selection_file })
     }
 
     /// The project `obra project use` chose, if it still exists.
