@@ -10,11 +10,11 @@ use serde_json::json;
 use super::args::{GlobalArgs, GraphFormat, TaskCommand, TaskImportArgs};
 use super::backlog::{self, BacklogFormat};
 use super::deps::Graph;
-use super::output::{StepPrinter, finding_lines, one_line, print_json, stored_findings, tasks_with_waits};
+use super::output::{StepPrinter, finding_lines, one_line, print_json, tasks_with_waits};
 use super::{exit_for, open_options};
 use crate::engine::scheduler::waits_of;
 use crate::orchestrator::Orchestrator;
-use crate::state::{NewTask, TaskFilter, TaskStatus, TaskUpdate};
+use crate::state::{NewTask, Task, TaskFilter, TaskStatus, TaskUpdate};
 
 pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
     let obra = Orchestrator::open(open_options(g)).await?;
@@ -45,7 +45,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
             obra.log_user_input(
                 "task_created",
                 serde_json::json!({ "task_id": task.id, "title": task.title, "description": task.description,
-                                    "priority": task.priority, "depends_on": task.depends_on }),
+                                    "priority": task.priority, "depends_on": Task::ids_text(&task.depends_on) }),
             );
             if a.json {
                 print_json(&task)?;
@@ -141,7 +141,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                         one_line(&gate.summary, 100)
                     );
                     if !gate.passed {
-                        for line in finding_lines(&stored_findings(&gate.findings_json)) {
+                        for line in finding_lines(&gate.findings) {
                             println!("          {line}");
                         }
                     }
@@ -236,7 +236,8 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                      --milestone"
                 );
             }
-            obra.task(a.id).await?;
+            // Not `obra.task`: dependencies given here replace stored ones that cannot be read.
+            obra.require_own_task(a.id).await?;
             if let Some(milestone) = a.milestone.as_deref() {
                 obra.state().set_task_milestone(a.id, Some(milestone)).await?;
             }
@@ -322,7 +323,7 @@ fn describe_change(c: &crate::state::FileChangeRow) -> String {
         (None, None) => String::new(),
         (b, a) => format!(" {}→{}", b.as_deref().unwrap_or("-"), a.as_deref().unwrap_or("-")),
     };
-    format!("{} {}{size}{hashes}", c.kind, c.path)
+    format!("{} {}{size}{hashes}", c.kind.as_str(), c.path)
 }
 
 /// The text of `path`, or of stdin when it is `-`.
