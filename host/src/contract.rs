@@ -176,6 +176,9 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// Every kind, in the order the store lists them.
+    pub const ALL: [Self; 3] = [Self::Created, Self::Modified, Self::Deleted];
+
     /// The lowercase name stored in the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -282,6 +285,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order the store lists them.
+    pub const ALL: [Self; 8] = [
+        Self::Success,
+        Self::MaxTurns,
+        Self::ApiError,
+        Self::RateLimited,
+        Self::PermissionDenied,
+        Self::Timeout,
+        Self::Crashed,
+        Self::Unparseable,
+    ];
+
     /// The kebab-case name used in the database and on screen.
     pub fn as_str(self) -> &'static str {
         match self {

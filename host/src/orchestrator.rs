@@ -395,15 +395,24 @@ impl Orchestrator {
 
     /// A task of this project, or an error that says where it is (another project, or nowhere).
     pub async fn task(&self, id: i64) -> Result<Task> {
-        let task = self.state.require_task(id).await?;
-        if task.project_id != self.project.id {
-            let owner = self.state.project(task.project_id).await?.map(|p| p.name).unwrap_or_else(|| "?".into());
-            bail!(
-                "task {id} belongs to project \"{owner}\", not to \"{}\"; add --project \"{owner}\" to work on it",
-                self.project.name
-            );
+        self.require_own_task(id).await?;
+        self.state.require_task(id).await
+    }
+
+    /// Check that task `id` exists and belongs to this project, reading nothing else of it: a task whose
+    /// stored row cannot be read can still be repaired (`obra task update ID --no-deps`).
+    pub async fn require_own_task(&self, id: i64) -> Result<()> {
+        match self.state.task_project(id).await? {
+            None => bail!("task {id} does not exist; `obra status` lists the tasks of the project"),
+            Some(project_id) if project_id != self.project.id => {
+                let owner = self.state.project(project_id).await?.map(|p| p.name).unwrap_or_else(|| "?".into());
+                bail!(
+                    "task {id} belongs to project \"{owner}\", not to \"{}\"; add --project \"{owner}\" to work on it",
+                    self.project.name
+                );
+            }
+            Some(_) => Ok(()),
         }
-        Ok(task)
     }
 
     /// Add a task to the backlog (see [`Orchestrator::create_task_in`] for one in a milestone).

@@ -890,3 +890,55 @@ fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+/// Edit the project's SQLite store past its CHECK constraints, as a hand edit with them switched off would.
+fn edit_store_by_hand(project: &Project, sql: &str) {
+    let db = project.path().join(".obra/obra.db");
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\nc.execute('PRAGMA ignore_check_constraints = ON')\nc.execute(sys.argv[2])\nc.commit()",
+            db.to_str().unwrap(),
+            sql,
+        ])
+        .output()
+        .expect("python3 runs (it edits the store for this test)");
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+#[test]
+fn a_row_that_breaks_the_data_model_is_named_with_its_repair_never_guessed() {
+    let project = Project::new();
+    let first = project.create_task("first", "");
+    let second = project.create_task("second", "");
+    edit_store_by_hand(&project, &format!("UPDATE tasks SET status = 'runing' WHERE id = {second}"));
+    // Every command that reads the backlog refuses, naming the row, the value and the repair; none lists the
+    // task as pending (what it used to read as) or leaves it out.
+    for args in [&["task", "list"][..], &["status"], &["task", "show", &second.to_string()], &["run"]] {
+        let out = project.obra(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let said = stderr(&out);
+        assert!(said.contains(&format!("task {second} has the unknown status \"runing\"")), "{args:?}: {said}");
+        assert!(said.contains(".obra/obra.db") && said.contains("restore a backup"), "{args:?}: {said}");
+        assert!(!said.contains("panicked"), "{args:?}: {said}");
+    }
+    // The repair the message names, run as it says.
+    let said = stderr(&project.obra(&["task", "list"]));
+    let sql = said.split("\"UPDATE ").nth(1).and_then(|rest| rest.split('"').next()).expect("an UPDATE to run");
+    assert_eq!(sql, format!("tasks SET status = 'pending' WHERE id = {second}"));
+    edit_store_by_hand(&project, &format!("UPDATE {sql}"));
+    let list = project.obra_json(&["task", "list", "--json"], 0);
+    assert_eq!(ids(&list), vec![first, second]);
+    assert_eq!(list[1]["status"], "pending");
+
+    // Dependencies that are not a list of ids: the task cannot be read, and `task update --no-deps` repairs it.
+    edit_store_by_hand(&project, &format!("UPDATE tasks SET depends_on = '[\"{first}\"]' WHERE id = {second}"));
+    let out = project.obra(&["task", "list"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains(&format!("task {second} has unreadable dependencies")), "{}", text(&out));
+    assert!(stderr(&out).contains(&format!("obra task update {second} --no-deps")), "{}", text(&out));
+    let updated =
+        project.obra_json(&["task", "update", &second.to_string(), "--depends-on", &first.to_string(), "--json"], 0);
+    assert_eq!(updated["depends_on"], format!("[{first}]"));
+    assert_eq!(project.obra_json(&["task", "list", "--json"], 0).as_array().unwrap().len(), 2);
+}

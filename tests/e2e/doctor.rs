@@ -19,7 +19,7 @@ fn doctor_names_what_is_missing_and_how_to_fix_it() {
     assert!(said.contains("FAIL  agent claude-code") && said.contains("\"claude\" was not found on PATH"), "{said}");
     assert!(said.contains("npm install -g @anthropic-ai/claude-code"), "{said}");
     assert!(said.contains("FAIL  LLM ollama") && said.contains("http://127.0.0.1:9"), "{said}");
-    assert!(said.contains("ok    store") && said.contains("schema level 4"), "{said}");
+    assert!(said.contains("ok    store") && said.contains("schema level 5"), "{said}");
     assert!(said.contains("2 check(s) failed"), "{said}");
     assert!(said.contains("ok    grants"), "{said}");
 

@@ -33,7 +33,7 @@ impl Graph {
         let nodes = tasks.iter().map(|t| Node {
             id: t.id,
             title: t.title.clone(),
-            status: t.status.clone(),
+            status: t.status.to_string(),
             depends_on: t.dependencies(),
         });
         Self::from_nodes(nodes, only)

@@ -334,7 +334,7 @@ async fn breakpoint(g: &GlobalArgs, cmd: BreakpointCommand) -> Result<ExitCode> 
                     one_line(&gate.summary, 120)
                 );
                 if !gate.passed {
-                    for line in output::finding_lines(&output::stored_findings(&gate.findings_json)) {
+                    for line in output::finding_lines(&gate.findings) {
                         println!("        {line}");
                     }
                 }

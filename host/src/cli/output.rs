@@ -336,11 +336,6 @@ pub fn finding_lines(findings: &[crate::contract::Finding]) -> Vec<String> {
     out
 }
 
-/// The findings stored with a gate result (`findings_json`), for [`finding_lines`]; none when unreadable.
-pub fn stored_findings(findings_json: &str) -> Vec<crate::contract::Finding> {
-    serde_json::from_str(findings_json).unwrap_or_default()
-}
-
 /// The first `max` lines of `text` that are not empty, each cut to [`MAX_FINDING_WIDTH`] characters, and a
 /// marker when there were more: for the LLM's reasons.
 pub fn first_lines(text: &str, max: usize) -> Vec<String> {

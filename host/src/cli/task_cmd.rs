@@ -10,11 +10,11 @@ use serde_json::json;
 use super::args::{GlobalArgs, GraphFormat, TaskCommand, TaskImportArgs};
 use super::backlog::{self, BacklogFormat};
 use super::deps::Graph;
-use super::output::{StepPrinter, finding_lines, one_line, print_json, stored_findings, tasks_with_waits};
+use super::output::{StepPrinter, finding_lines, one_line, print_json, tasks_with_waits};
 use super::{exit_for, open_options};
 use crate::engine::scheduler::waits_of;
 use crate::orchestrator::Orchestrator;
-use crate::state::{NewTask, TaskFilter, TaskStatus, TaskUpdate};
+use crate::state::{NewTask, Task, TaskFilter, TaskStatus, TaskUpdate};
 
 pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
     let obra = Orchestrator::open(open_options(g)).await?;
@@ -128,7 +128,7 @@ pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
                         one_line(&gate.summary, 100)
                     );
                     if !gate.passed {
-                        for line in finding_lines(&stored_findings(&gate.findings_json)) {
+                        for line in finding_lines(&gate.findings) {
                             println!("          {line}");
                         }
                     }
@@ -287,7 +287,7 @@ fn describe_change(c: &crate::state::FileChangeRow) -> String {
         (None, None) => String::new(),
         (b, a) => format!(" {}→{}", b.as_deref().unwrap_or("-"), a.as_deref().unwrap_or("-")),
     };
-    format!("{} {}{size}{hashes}", c.kind, c.path)
+    format!("{} {}{size}{hashes}", c.kind.as_str(), c.path)
 }
 
 /// The text of `path`, or of stdin when it is `-`.

@@ -452,7 +452,7 @@ mod tests {
             let mut t = crate::engine::prompt::sample::task();
             t.id = id;
             t.title = format!("task {id}");
-            t.status = "completed".into();
+            t.status = TaskStatus::Completed;
             t.milestone = milestone.map(str::to_string);
             t.status_reason = reason.map(str::to_string);
             t

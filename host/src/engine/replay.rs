@@ -182,21 +182,18 @@ impl Engine {
     /// The gate results stored for an interaction.
     pub(super) async fn recorded_gates(&self, interaction_id: i64) -> Result<Vec<GateRecord>> {
         let rows = self.state.gate_results(interaction_id).await?;
-        rows.into_iter()
-            .map(|g| {
-                Ok(GateRecord {
-                    findings: serde_json::from_str(&g.findings_json).with_context(|| {
-                        format!("the stored findings of gate {} (interaction {interaction_id}) are not valid", g.gate)
-                    })?,
-                    gate: g.gate,
-                    passed: g.passed,
-                    score: g.score as f32,
-                    summary: g.summary,
-                    error: g.error,
-                    duration_ms: g.duration_ms.max(0) as u64,
-                })
+        Ok(rows
+            .into_iter()
+            .map(|g| GateRecord {
+                findings: g.findings,
+                gate: g.gate,
+                passed: g.passed,
+                score: g.score as f32,
+                summary: g.summary,
+                error: g.error,
+                duration_ms: g.duration_ms.max(0) as u64,
             })
-            .collect()
+            .collect())
     }
 }
 

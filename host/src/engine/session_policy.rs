@@ -199,7 +199,7 @@ mod tests {
         Task {
             title: title.into(),
             description: description.into(),
-            depends_on: serde_json::to_string(deps).unwrap(),
+            depends_on: deps.to_vec(),
             ..crate::engine::prompt::sample::task()
         }
     }

@@ -76,7 +76,7 @@ impl Orchestrator {
         self.log_user_input(
             "task_created",
             serde_json::json!({ "task_id": task.id, "title": task.title, "description": task.description,
-                                "priority": task.priority, "depends_on": task.depends_on }),
+                                "priority": task.priority, "depends_on": Task::ids_text(&task.depends_on) }),
         );
         Ok(task)
     }
@@ -98,7 +98,8 @@ impl Orchestrator {
                 "nothing to change: give --title, --description, --priority, --depends-on, --no-deps or --milestone"
             );
         }
-        self.task(id).await?;
+        // Not `self.task`: dependencies given here replace stored ones that cannot be read.
+        self.require_own_task(id).await?;
         if let Some(milestone) = milestone {
             self.state().set_task_milestone(id, Some(milestone)).await?;
         }

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use sqlx::Row;
 
-use super::{DbResult, StateManager};
+use super::{DbResult, StateManager, strict};
 
 /// How many of the store's newest one-turn runs the samples are taken from (all projects), so the query's
 /// cost stays flat however long the store's history grows.
@@ -16,7 +16,8 @@ impl StateManager {
     /// once, so these pairs calibrate characters per token.
     pub async fn prompt_token_samples(&self, project_id: i64, limit: i64) -> Result<Vec<(i64, i64)>> {
         let rows = sqlx::query(
-            "SELECT CAST(LENGTH(i.prompt) AS BIGINT) AS chars, i.input_tokens AS tokens, i.result_json AS result
+            "SELECT i.id AS id, CAST(LENGTH(i.prompt) AS BIGINT) AS chars, i.input_tokens AS tokens,
+                    i.result_json AS result
                FROM interactions i JOIN tasks t ON t.id = i.task_id
               WHERE i.id IN (SELECT id FROM interactions ORDER BY id DESC LIMIT $3)
                 AND t.project_id = $1 AND i.input_tokens > 0 AND i.turns <= 1
@@ -33,11 +34,11 @@ impl StateManager {
             let chars: i64 = row.try_get("chars").db(self)?;
             let mut tokens: i64 = row.try_get("tokens").db(self)?;
             // Cache reads and writes are prompt tokens too (the agent reports them apart).
+            let id: i64 = row.try_get("id").db(self)?;
             let result: Option<String> = row.try_get("result").db(self)?;
-            if let Some(usage) = result
-                .and_then(|r| serde_json::from_str::<serde_json::Value>(&r).ok())
-                .and_then(|v| v.get("usage").cloned())
-            {
+            strict::text(&strict::INTERACTION_RESULT, id, result.as_deref()).db(self)?;
+            let result: Option<serde_json::Value> = result.map(|r| serde_json::from_str(&r)).transpose()?;
+            if let Some(usage) = result.as_ref().and_then(|v| v.get("usage")) {
                 for key in ["cache_read_tokens", "cache_write_tokens"] {
                     tokens += usage.get(key).and_then(serde_json::Value::as_i64).unwrap_or(0);
                 }

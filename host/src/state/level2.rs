@@ -8,7 +8,7 @@ use sqlx::AssertSqlSafe;
 
 use super::models::*;
 use super::scheduling::check_depth;
-use super::{Backend, DbResult, StateManager, now};
+use super::{Backend, DbResult, StateManager, now, strict};
 
 /// Numbered placeholders (`$1`, `$2`, ...) for SQL assembled at run time.
 #[derive(Default)]
@@ -132,9 +132,14 @@ impl StateManager {
             bail!("a task needs a non-empty title");
         }
         let mut tx = self.begin().await?;
-        let task: Option<Task> =
-            sqlx::query_as("SELECT * FROM tasks WHERE id = $1").bind(id).fetch_optional(&mut *tx).await.db(self)?;
-        let Some(task) = task else {
+        // Only the project is read first: new dependencies replace the stored ones, which is how a task whose
+        // stored dependencies cannot be read is repaired (`obra task update ID --no-deps`).
+        let project: Option<(i64,)> = sqlx::query_as("SELECT project_id FROM tasks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .db(self)?;
+        let Some((project_id,)) = project else {
             bail!("task {id} does not exist; `obra status` lists the tasks of the project");
         };
         let mut depends_on = None;
@@ -147,18 +152,22 @@ impl StateManager {
                 // together close a cycle: the dependency edits of one project take turns on its row. (SQLite's
                 // `BEGIN IMMEDIATE` already makes every write transaction take turns.)
                 sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE")
-                    .bind(task.project_id)
+                    .bind(project_id)
                     .execute(&mut *tx)
                     .await
                     .db(self)?;
             }
             let rows: Vec<(i64, String)> = sqlx::query_as("SELECT id, depends_on FROM tasks WHERE project_id = $1")
-                .bind(task.project_id)
+                .bind(project_id)
                 .fetch_all(&mut *tx)
                 .await
                 .db(self)?;
-            let mut graph: HashMap<i64, Vec<i64>> =
-                rows.into_iter().map(|(t, d)| (t, serde_json::from_str(&d).unwrap_or_default())).collect();
+            let mut graph: HashMap<i64, Vec<i64>> = HashMap::with_capacity(rows.len());
+            for (t, d) in rows {
+                // The task's own stored list is being replaced: it need not be readable.
+                let deps = if t == id { Vec::new() } else { strict::task_ids(t, &d).db(self)? };
+                graph.insert(t, deps);
+            }
             for &dep in &deps {
                 if dep == id {
                     bail!("task {id} cannot depend on itself");
@@ -183,7 +192,7 @@ impl StateManager {
                 }
             }
             check_depth(&graph, id, false, self.max_dependency_depth)?;
-            depends_on = Some(serde_json::to_string(&deps)?);
+            depends_on = Some(Task::ids_text(&deps));
         }
         let updated = sqlx::query_as::<_, Task>(
             "UPDATE tasks SET title = COALESCE($1, title), description = COALESCE($2, description),
@@ -200,7 +209,7 @@ impl StateManager {
         .await
         .db(self)?;
         if depends_on.is_some()
-            && !self.cascade(&mut tx, task.project_id, "unblocked: its dependencies changed").await?.is_empty()
+            && !self.cascade(&mut tx, project_id, "unblocked: its dependencies changed").await?.is_empty()
         {
             let updated = sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1")
                 .bind(id)

@@ -19,6 +19,7 @@ mod sessions;
 
 mod models;
 mod scheduling;
+mod strict;
 mod usage;
 
 use std::path::Path;
@@ -37,6 +38,7 @@ pub use outcomes::DecisionOutcome;
 pub use report::{Calibration, CalibrationBucket, Report};
 pub use scheduling::DEFAULT_MAX_DEPENDENCY_DEPTH;
 pub use sessions::SessionUsage;
+pub use strict::CorruptRow;
 pub use usage::{ConcludedIteration, UsageTotals};
 
 use crate::contract::{FileChange, KV_BYTES_PER_KEY, KvStore, KvWrite, RunResult};
@@ -160,9 +162,13 @@ fn full_error(name: &str, said: &str) -> anyhow::Error {
     )
 }
 
-/// A sqlx error as the store reports it: a SQLite lock, a full disk, a read-only or unwritable database
-/// become messages that say what to do (the transaction was rolled back: nothing stored is lost).
+/// A sqlx error as the store reports it: a row that breaks the data model, a SQLite lock, a full disk, a
+/// read-only or unwritable database become messages that say what to do (the transaction was rolled back:
+/// nothing stored is lost).
 fn db_error(backend: Backend, name: &str, busy_timeout: Duration, error: sqlx::Error) -> anyhow::Error {
+    if let Some(corrupt) = strict::corrupt_row(&error) {
+        return anyhow!(corrupt.message(backend, name));
+    }
     if backend != Backend::Sqlite {
         return anyhow::Error::new(error);
     }
@@ -188,7 +194,7 @@ fn db_error(backend: Backend, name: &str, busy_timeout: Duration, error: sqlx::E
 /// Bring the schema of the database behind `conn` up to date, refusing (and leaving untouched) a database
 /// with migrations this build does not know.
 async fn migrate(conn: &mut sqlx::AnyConnection, backend: Backend, name: &str, busy_timeout: Duration) -> Result<()> {
-    let fail = |e| db_error(backend, name, busy_timeout, e);
+    let fail = |e: sqlx::Error| db_error(backend, name, busy_timeout, e);
     let migrator = match backend {
         Backend::Sqlite => &SQLITE_MIGRATOR,
         Backend::Postgres => &POSTGRES_MIGRATOR,
@@ -217,18 +223,38 @@ async fn migrate(conn: &mut sqlx::AnyConnection, backend: Backend, name: &str, b
         if applied.len() == known.len() {
             return Ok(());
         }
+        // A database with rows from before the strict level: bring it to the level before, then look for rows
+        // that level's constraints would refuse, and refuse the upgrade naming them while nothing of it is done.
+        if !applied.iter().any(|(v,)| *v == strict::STRICT_LEVEL) && known.contains(&strict::STRICT_LEVEL) {
+            run_migrations(migrator, conn, Some(strict::STRICT_LEVEL - 1), &fail, name).await?;
+            let (problems, total) = strict::precheck(conn).await.map_err(fail)?;
+            if total > 0 {
+                bail!(strict::refused_upgrade(backend, name, &problems, total));
+            }
+        }
     }
+    run_migrations(migrator, conn, None, &fail, name).await
+}
+
+/// Apply the migrations up to `target` (all when none) that the database behind `conn` lacks, each in its own
+/// transaction.
+async fn run_migrations(
+    migrator: &sqlx::migrate::Migrator,
+    conn: &mut sqlx::AnyConnection,
+    target: Option<i64>,
+    fail: &impl Fn(sqlx::Error) -> anyhow::Error,
+    name: &str,
+) -> Result<()> {
     // `run_direct` (not `run`, which goes through `Acquire`): with `&mut AnyConnection`, `run` makes every
     // caller's future fail rustc's "Acquire/Send is not general enough" check once it is spawned.
-    migrator.run_direct(None, &mut *conn, false).await.map_err(|e| match e {
+    migrator.run_direct(target, &mut *conn, false).await.map_err(|e| match e {
         sqlx::migrate::MigrateError::Execute(inner) | sqlx::migrate::MigrateError::ExecuteMigration(inner, _)
             if is_locked(&inner) =>
         {
             fail(inner)
         }
         e => anyhow!(e).context(format!("cannot upgrade the database {name}")),
-    })?;
-    Ok(())
+    })
 }
 
 /// `url` with its password replaced by `***`, for messages and logs.
@@ -710,6 +736,16 @@ impl StateManager {
             .db(self)
     }
 
+    /// The project task `id` belongs to, reading nothing else of the task; none when there is no such task.
+    pub async fn task_project(&self, id: i64) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT project_id FROM tasks WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .db(self)?;
+        Ok(row.map(|(p,)| p))
+    }
+
     /// A task by id, or an error that says how to find the right id.
     pub async fn require_task(&self, id: i64) -> Result<Task> {
         match self.task(id).await? {
@@ -1166,7 +1202,29 @@ impl StateManager {
         .fetch_all(&self.pool)
         .await
         .db(self)?;
-        Ok(rows.iter().map(|r| (r.get::<String, _>("status"), r.get::<i64, _>("n"))).collect())
+        let counts: Vec<(String, i64)> =
+            rows.iter().map(|r| (r.get::<String, _>("status"), r.get::<i64, _>("n"))).collect();
+        for (status, _) in &counts {
+            if TaskStatus::parse(status).is_none() {
+                return Err(self.first_corrupt(&strict::TASK_STATUS, project_id, status).await);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// The error naming the first task of `project_id` whose `column` holds the bad `value` (found in a count).
+    async fn first_corrupt(&self, column: &'static strict::Column, project_id: i64, value: &str) -> anyhow::Error {
+        let sql = format!("SELECT MIN(id) FROM {} WHERE project_id = $1 AND {} = $2", column.table, column.name);
+        let found: Result<(Option<i64>,)> =
+            sqlx::query_as(AssertSqlSafe(sql)).bind(project_id).bind(value).fetch_one(&self.pool).await.db(self);
+        match found {
+            Ok((Some(id),)) => match column.check(id, Some(value)) {
+                Err(corrupt) => anyhow!(corrupt.message(self.backend, &self.name)),
+                Ok(()) => anyhow!("{} {id} changed while it was read; run the command again", column.row),
+            },
+            Ok((None,)) => anyhow!("a {} changed while it was read; run the command again", column.row),
+            Err(e) => e,
+        }
     }
 }
 

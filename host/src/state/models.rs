@@ -6,6 +6,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
+use super::strict;
 use crate::contract::{ChangeKind, FileChange, Finding};
 
 /// A project: a workspace and its backlog.
@@ -60,6 +61,10 @@ pub enum TaskStatus {
 }
 
 impl TaskStatus {
+    /// Every status, in the order the store lists them.
+    pub const ALL: [Self; 7] =
+        [Self::Pending, Self::Running, Self::Completed, Self::Paused, Self::Failed, Self::Cancelled, Self::Blocked];
+
     /// The name stored in the database.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,8 +93,20 @@ impl TaskStatus {
     }
 }
 
-/// A task of a project's backlog.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+impl std::fmt::Display for TaskStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `depends_on` as the JSON text it is stored as (`"[1,3]"`), the form `--json` output has always shown.
+fn ids_as_json_text<S: serde::Serializer>(ids: &[i64], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&Task::ids_text(ids))
+}
+
+/// A task of a project's backlog. Read strictly: a stored row with an unknown status or dependencies that are
+/// not a JSON list of ids is an error naming the row ([`strict::CorruptRow`]), never a guess.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Task {
     /// Id.
     pub id: i64,
@@ -101,12 +118,13 @@ pub struct Task {
     pub description: String,
     /// 1 (low) to 10 (high).
     pub priority: i64,
-    /// `pending`, `running`, `completed`, `paused`, `failed`, `cancelled` or `blocked`.
-    pub status: String,
+    /// Where the task stands.
+    pub status: TaskStatus,
     /// Why the task has its status (the decision's explanation, the breakpoint's reason, the error).
     pub status_reason: Option<String>,
-    /// JSON array of task ids this task waits for.
-    pub depends_on: String,
+    /// The tasks this task waits for (shown by `--json` as the JSON text it is stored as, e.g. `"[1,3]"`).
+    #[serde(serialize_with = "ids_as_json_text")]
+    pub depends_on: Vec<i64>,
     /// Iterations started so far, over all executions.
     pub attempts: i64,
     /// Iteration limit for this task; none for the configured default.
@@ -132,14 +150,49 @@ pub struct Task {
 }
 
 impl Task {
-    /// The parsed status (unknown values read as `pending`, which is what a re-run needs).
+    /// Where the task stands.
     pub fn status(&self) -> TaskStatus {
-        TaskStatus::parse(&self.status).unwrap_or(TaskStatus::Pending)
+        self.status
     }
 
     /// The ids this task depends on.
     pub fn dependencies(&self) -> Vec<i64> {
-        serde_json::from_str(&self.depends_on).unwrap_or_default()
+        self.depends_on.clone()
+    }
+
+    /// Dependencies as the JSON text the store keeps (`[1,3]`).
+    pub fn ids_text(ids: &[i64]) -> String {
+        let shown: Vec<String> = ids.iter().map(i64::to_string).collect();
+        format!("[{}]", shown.join(","))
+    }
+}
+
+impl FromRow<'_, AnyRow> for Task {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let id: i64 = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        let depends_on: String = row.try_get("depends_on")?;
+        Ok(Self {
+            id,
+            project_id: row.try_get("project_id")?,
+            title: row.try_get("title")?,
+            description: row.try_get("description")?,
+            priority: row.try_get("priority")?,
+            status: strict::task_status(id, &status)?,
+            status_reason: row.try_get("status_reason")?,
+            depends_on: strict::task_ids(id, &depends_on)?,
+            attempts: row.try_get("attempts")?,
+            max_iterations: row.try_get("max_iterations")?,
+            session_id: row.try_get("session_id")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            profile: row.try_get("profile")?,
+            git_branch: row.try_get("git_branch")?,
+            git_base_commit: row.try_get("git_base_commit")?,
+            git_commit: row.try_get("git_commit")?,
+            resume_after: row.try_get("resume_after")?,
+            milestone: row.try_get("milestone")?,
+        })
     }
 }
 
@@ -209,8 +262,9 @@ pub struct TaskUpdate {
     pub depends_on: Option<Vec<i64>>,
 }
 
-/// One iteration: a prompt sent to an agent and what came back.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+/// One iteration: a prompt sent to an agent and what came back. Read strictly: an unknown status or outcome,
+/// or a result that is not a JSON object, is an error naming the row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Interaction {
     /// Id.
     pub id: i64,
@@ -222,7 +276,8 @@ pub struct Interaction {
     pub agent: String,
     /// The prompt sent.
     pub prompt: String,
-    /// `running`, `finished` (the agent returned a result) or `failed` (it could not run).
+    /// `running`, `finished` (the agent returned a result), `failed` (it could not run) or `interrupted` (the
+    /// obra process running it stopped first).
     pub status: String,
     /// Normalised outcome.
     pub outcome: Option<String>,
@@ -254,6 +309,40 @@ pub struct Interaction {
     pub duration_ms: Option<i64>,
 }
 
+impl FromRow<'_, AnyRow> for Interaction {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let id: i64 = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        let outcome: Option<String> = row.try_get("outcome")?;
+        let result_json: Option<String> = row.try_get("result_json")?;
+        strict::text(&strict::INTERACTION_STATUS, id, Some(&status))?;
+        strict::text(&strict::INTERACTION_OUTCOME, id, outcome.as_deref())?;
+        strict::text(&strict::INTERACTION_RESULT, id, result_json.as_deref())?;
+        Ok(Self {
+            id,
+            task_id: row.try_get("task_id")?,
+            iteration: row.try_get("iteration")?,
+            agent: row.try_get("agent")?,
+            prompt: row.try_get("prompt")?,
+            status,
+            outcome,
+            summary: row.try_get("summary")?,
+            session_id: row.try_get("session_id")?,
+            turns: row.try_get("turns")?,
+            input_tokens: row.try_get("input_tokens")?,
+            output_tokens: row.try_get("output_tokens")?,
+            cost_usd: row.try_get("cost_usd")?,
+            api_status: row.try_get("api_status")?,
+            exit_code: row.try_get("exit_code")?,
+            error: row.try_get("error")?,
+            result_json,
+            started_at: row.try_get("started_at")?,
+            finished_at: row.try_get("finished_at")?,
+            duration_ms: row.try_get("duration_ms")?,
+        })
+    }
+}
+
 /// A stored gate result.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GateResultRow {
@@ -269,33 +358,41 @@ pub struct GateResultRow {
     pub score: f64,
     /// Summary.
     pub summary: String,
-    /// Findings as JSON.
+    /// Findings as JSON (what `--json` output shows).
     pub findings_json: String,
+    /// The findings, as read from `findings_json`.
+    #[serde(skip)]
+    pub findings: Vec<Finding>,
     /// Why the gate could not run, when it could not.
     pub error: Option<String>,
     /// Duration.
     pub duration_ms: i64,
 }
 
-// `passed` is stored as an integer on both backends (the Any driver has no SQLite boolean).
+// `passed` is stored as an integer on both backends (the Any driver has no SQLite boolean): 0 or 1.
 impl FromRow<'_, AnyRow> for GateResultRow {
     fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let id: i64 = row.try_get("id")?;
+        let passed: i64 = row.try_get("passed")?;
+        strict::text(&strict::GATE_PASSED, id, Some(&passed.to_string()))?;
+        let findings_json: String = row.try_get("findings_json")?;
         Ok(Self {
-            id: row.try_get("id")?,
+            id,
             interaction_id: row.try_get("interaction_id")?,
             gate: row.try_get("gate")?,
-            passed: row.try_get::<i64, _>("passed")? != 0,
+            passed: passed != 0,
             score: row.try_get("score")?,
             summary: row.try_get("summary")?,
-            findings_json: row.try_get("findings_json")?,
+            findings: strict::findings(id, &findings_json)?,
+            findings_json,
             error: row.try_get("error")?,
             duration_ms: row.try_get("duration_ms")?,
         })
     }
 }
 
-/// A stored decision.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+/// A stored decision. Read strictly: an unknown action or outcome is an error naming the row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionRow {
     /// Id.
     pub id: i64,
@@ -325,6 +422,30 @@ pub struct DecisionRow {
     pub verified_by: Option<String>,
 }
 
+impl FromRow<'_, AnyRow> for DecisionRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let id: i64 = row.try_get("id")?;
+        let action: String = row.try_get("action")?;
+        let outcome: Option<String> = row.try_get("outcome")?;
+        strict::text(&strict::DECISION_ACTION, id, Some(&action))?;
+        strict::text(&strict::DECISION_OUTCOME, id, outcome.as_deref())?;
+        Ok(Self {
+            id,
+            interaction_id: row.try_get("interaction_id")?,
+            action,
+            confidence: row.try_get("confidence")?,
+            heuristic_score: row.try_get("heuristic_score")?,
+            llm_score: row.try_get("llm_score")?,
+            llm_reasoning: row.try_get("llm_reasoning")?,
+            explanation: row.try_get("explanation")?,
+            created_at: row.try_get("created_at")?,
+            outcome,
+            outcome_at: row.try_get("outcome_at")?,
+            verified_by: row.try_get("verified_by")?,
+        })
+    }
+}
+
 impl DecisionRow {
     /// Whether the decision was taken on work that no verifying gate and no LLM opinion checked (unknown,
     /// so false, for decisions stored before schema level 4).
@@ -333,8 +454,8 @@ impl DecisionRow {
     }
 }
 
-/// A stored breakpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+/// A stored breakpoint. Read strictly: an unknown status or resolution is an error naming the row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Breakpoint {
     /// Id.
     pub id: i64,
@@ -348,7 +469,7 @@ pub struct Breakpoint {
     pub reason: String,
     /// `open` or `resolved`.
     pub status: String,
-    /// How it was resolved.
+    /// How it was resolved: `approve`, `reject`, `feedback`, `retry`, or `cancelled` with its task.
     pub resolution: Option<String>,
     /// Human feedback for the next prompt.
     pub feedback: Option<String>,
@@ -358,6 +479,29 @@ pub struct Breakpoint {
     pub created_at: String,
     /// When it was resolved.
     pub resolved_at: Option<String>,
+}
+
+impl FromRow<'_, AnyRow> for Breakpoint {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let id: i64 = row.try_get("id")?;
+        let status: String = row.try_get("status")?;
+        let resolution: Option<String> = row.try_get("resolution")?;
+        strict::text(&strict::BREAKPOINT_STATUS, id, Some(&status))?;
+        strict::text(&strict::BREAKPOINT_RESOLUTION, id, resolution.as_deref())?;
+        Ok(Self {
+            id,
+            task_id: row.try_get("task_id")?,
+            interaction_id: row.try_get("interaction_id")?,
+            rule: row.try_get("rule")?,
+            reason: row.try_get("reason")?,
+            status,
+            resolution,
+            feedback: row.try_get("feedback")?,
+            resolved_by: row.try_get("resolved_by")?,
+            created_at: row.try_get("created_at")?,
+            resolved_at: row.try_get("resolved_at")?,
+        })
+    }
 }
 
 /// The engine's next action after an iteration.
@@ -375,6 +519,9 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in the order the store lists them.
+    pub const ALL: [Self; 4] = [Self::Proceed, Self::Clarify, Self::Retry, Self::Escalate];
+
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -459,8 +606,8 @@ pub enum Resolution {
     Retry,
 }
 
-/// One file an interaction changed.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+/// One file an interaction changed. Read strictly: an unknown kind is an error naming the row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileChangeRow {
     /// Id.
     pub id: i64,
@@ -468,8 +615,8 @@ pub struct FileChangeRow {
     pub interaction_id: i64,
     /// Path relative to the workspace root, `/`-separated.
     pub path: String,
-    /// `created`, `modified` or `deleted`.
-    pub kind: String,
+    /// What happened to it.
+    pub kind: ChangeKind,
     /// Size after the change.
     pub size: Option<i64>,
     /// Content hash before the change (filled by the file watcher; none until then).
@@ -479,14 +626,26 @@ pub struct FileChangeRow {
 }
 
 impl FileChangeRow {
-    /// The change as the loop reported it (an unknown kind reads as `modified`).
+    /// The change as the loop reported it.
     pub fn into_change(self) -> FileChange {
-        let kind = match self.kind.as_str() {
-            "created" => ChangeKind::Created,
-            "deleted" => ChangeKind::Deleted,
-            _ => ChangeKind::Modified,
-        };
-        FileChange { path: self.path, kind, size: self.size.map(|s| s.max(0) as u64) }
+        FileChange { path: self.path, kind: self.kind, size: self.size.map(|s| s.max(0) as u64) }
+    }
+}
+
+impl FromRow<'_, AnyRow> for FileChangeRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Self> {
+        let id: i64 = row.try_get("id")?;
+        let kind: String = row.try_get("kind")?;
+        let kind = strict::change_kind(id, &kind)?;
+        Ok(Self {
+            id,
+            interaction_id: row.try_get("interaction_id")?,
+            path: row.try_get("path")?,
+            kind,
+            size: row.try_get("size")?,
+            hash_before: row.try_get("hash_before")?,
+            hash_after: row.try_get("hash_after")?,
+        })
     }
 }
 

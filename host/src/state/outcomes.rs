@@ -25,6 +25,9 @@ pub enum DecisionOutcome {
 }
 
 impl DecisionOutcome {
+    /// Every outcome, in the order the store lists them.
+    pub const ALL: [Self; 5] = [Self::Accepted, Self::Superseded, Self::Rejected, Self::Failed, Self::RolledBack];
+
     /// The name stored in `decisions.outcome`.
     pub fn as_str(self) -> &'static str {
         match self {

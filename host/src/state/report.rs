@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{DbResult, StateManager};
+use super::{DbResult, StateManager, strict};
 
 /// Width of a calibration bucket: ten buckets over 0..=1.
 const BUCKET_WIDTH: f64 = 0.1;
@@ -193,31 +193,39 @@ impl StateManager {
     }
 
     async fn decision_counts(&self, project_id: i64) -> Result<BTreeMap<String, i64>> {
-        let rows = sqlx::query(
-            "SELECT d.action AS action, COUNT(*) AS n FROM decisions d JOIN interactions i ON i.id = d.interaction_id
-             JOIN tasks t ON t.id = i.task_id WHERE t.project_id = $1 GROUP BY d.action",
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT d.id, d.action FROM decisions d JOIN interactions i ON i.id = d.interaction_id
+             JOIN tasks t ON t.id = i.task_id WHERE t.project_id = $1",
         )
         .bind(project_id)
         .fetch_all(&self.pool)
         .await
         .db(self)?;
-        Ok(rows.iter().map(|r| (r.get::<String, _>("action"), r.get::<i64, _>("n"))).collect())
+        let mut counts = BTreeMap::new();
+        for (id, action) in rows {
+            strict::text(&strict::DECISION_ACTION, id, Some(&action)).db(self)?;
+            *counts.entry(action).or_insert(0) += 1;
+        }
+        Ok(counts)
     }
 
     async fn agent_runs(&self, project_id: i64) -> Result<AgentRuns> {
-        let rows: Vec<(i64, i64, String)> = sqlx::query_as(
-            "SELECT i.task_id, i.iteration, i.status FROM interactions i JOIN tasks t ON t.id = i.task_id
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT i.id, i.task_id, i.iteration, i.status FROM interactions i JOIN tasks t ON t.id = i.task_id
              WHERE t.project_id = $1 ORDER BY i.id",
         )
         .bind(project_id)
         .fetch_all(&self.pool)
         .await
         .db(self)?;
+        for (id, _, _, status) in &rows {
+            strict::text(&strict::INTERACTION_STATUS, *id, Some(status)).db(self)?;
+        }
         // Consecutive runs of one task with the same iteration number are the retry policy's attempts; a new
         // execution of the task starts again at iteration 1.
         let mut retried = 0;
         let mut last: BTreeMap<i64, i64> = BTreeMap::new();
-        for (task, iteration, _) in &rows {
+        for (_, task, iteration, _) in &rows {
             if last.insert(*task, *iteration) == Some(*iteration) {
                 retried += 1;
             }
@@ -225,13 +233,13 @@ impl StateManager {
         Ok(AgentRuns {
             total: rows.len() as i64,
             retried_calls: retried,
-            interrupted: rows.iter().filter(|(_, _, s)| s == "interrupted").count() as i64,
+            interrupted: rows.iter().filter(|(_, _, _, s)| s == "interrupted").count() as i64,
         })
     }
 
     async fn rule_stats(&self, project_id: i64) -> Result<Vec<RuleStats>> {
-        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
-            "SELECT b.rule, b.status, b.resolution FROM breakpoints b JOIN tasks t ON t.id = b.task_id
+        let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT b.id, b.rule, b.status, b.resolution FROM breakpoints b JOIN tasks t ON t.id = b.task_id
              WHERE t.project_id = $1",
         )
         .bind(project_id)
@@ -239,7 +247,9 @@ impl StateManager {
         .await
         .db(self)?;
         let mut by_rule: BTreeMap<String, RuleStats> = BTreeMap::new();
-        for (rule, status, resolution) in rows {
+        for (id, rule, status, resolution) in rows {
+            strict::text(&strict::BREAKPOINT_STATUS, id, Some(&status)).db(self)?;
+            strict::text(&strict::BREAKPOINT_RESOLUTION, id, resolution.as_deref()).db(self)?;
             let s = by_rule.entry(rule.clone()).or_insert(RuleStats {
                 rule,
                 opened: 0,
@@ -264,15 +274,20 @@ impl StateManager {
 
     /// Confidence against outcome for a project's decisions.
     pub async fn calibration(&self, project_id: i64) -> Result<Calibration> {
-        let rows: Vec<(f64, Option<String>)> = sqlx::query_as(
-            "SELECT d.confidence, d.outcome FROM decisions d JOIN interactions i ON i.id = d.interaction_id
+        let rows: Vec<(i64, f64, Option<String>)> = sqlx::query_as(
+            "SELECT d.id, d.confidence, d.outcome FROM decisions d JOIN interactions i ON i.id = d.interaction_id
              JOIN tasks t ON t.id = i.task_id WHERE t.project_id = $1",
         )
         .bind(project_id)
         .fetch_all(&self.pool)
         .await
         .db(self)?;
-        Ok(calibrate(&rows))
+        let mut samples = Vec::with_capacity(rows.len());
+        for (id, confidence, outcome) in rows {
+            strict::text(&strict::DECISION_OUTCOME, id, outcome.as_deref()).db(self)?;
+            samples.push((confidence, outcome));
+        }
+        Ok(calibrate(&samples))
     }
 
     async fn usage(&self, project_id: i64, by_task: bool) -> Result<Vec<Usage>> {

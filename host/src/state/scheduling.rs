@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use anyhow::{Result, bail};
 
 use super::models::{Task, TaskStatus};
-use super::{DbResult, StateManager, Tx, now};
+use super::{DbResult, StateManager, Tx, now, strict};
 
 /// The seeds' limit on dependency chains (`engine.max_dependency_depth`).
 pub const DEFAULT_MAX_DEPENDENCY_DEPTH: usize = 10;
@@ -233,19 +233,18 @@ impl StateManager {
                 .fetch_all(&mut *conn)
                 .await
                 .db(self)?;
-        Ok(rows
-            .into_iter()
-            .map(|(id, title, status, status_reason, depends_on)| {
-                let row = GraphRow {
-                    id,
-                    title,
-                    status: TaskStatus::parse(&status).unwrap_or(TaskStatus::Pending),
-                    status_reason,
-                    depends_on: serde_json::from_str(&depends_on).unwrap_or_default(),
-                };
-                (id, row)
-            })
-            .collect())
+        let mut graph = HashMap::with_capacity(rows.len());
+        for (id, title, status, status_reason, depends_on) in rows {
+            let row = GraphRow {
+                id,
+                title,
+                status: strict::task_status(id, &status).db(self)?,
+                status_reason,
+                depends_on: strict::task_ids(id, &depends_on).db(self)?,
+            };
+            graph.insert(id, row);
+        }
+        Ok(graph)
     }
 
     /// Apply the blocking rules ([`plan`]) to a project inside `tx`: the caller's change and the cascade it

@@ -9,6 +9,8 @@ use obra_testkit::postgres::TestDatabase;
 use super::*;
 use crate::contract::{ChangeKind, Outcome, Usage};
 
+mod strict;
+
 /// A store under test and what it takes to open it again.
 struct Db {
     state: StateManager,
@@ -155,7 +157,7 @@ async fn pause(state: &StateManager, task_id: i64) -> i64 {
 
 async fn creates_projects_and_tasks_with_dependencies(db: Db) {
     let state = &db.state;
-    assert_eq!(state.schema_level().await.unwrap(), 4);
+    assert_eq!(state.schema_level().await.unwrap(), 5);
     let p = state
         .create_project(&NewProject {
             description: "a demo".into(),
@@ -306,7 +308,7 @@ async fn refuses_a_database_from_a_newer_obra_and_changes_nothing(db: Db) {
     };
     assert_eq!(count("SELECT COUNT(*) FROM projects").await, 1);
     assert_eq!(count("SELECT COUNT(*) FROM tasks").await, 1);
-    assert_eq!(count("SELECT COUNT(*) FROM _sqlx_migrations").await, 5);
+    assert_eq!(count("SELECT COUNT(*) FROM _sqlx_migrations").await, 6);
     pool.close().await;
 }
 
@@ -731,7 +733,7 @@ async fn upgrades_a_level_1_sqlite_database_in_place() {
     pool.close().await;
 
     let state = StateManager::open(&path).await.unwrap();
-    assert_eq!(state.schema_level().await.unwrap(), 4);
+    assert_eq!(state.schema_level().await.unwrap(), 5);
     let project = state.project_by_ref("old").await.unwrap().unwrap();
     assert_eq!((project.description.as_str(), project.profile.clone()), ("", None));
     let task = state.require_task(1).await.unwrap();
@@ -743,7 +745,7 @@ async fn upgrades_a_level_1_sqlite_database_in_place() {
     assert!(state.file_changes(2).await.unwrap().is_empty());
     // Opening again is a no-op.
     state.pool.close().await;
-    assert_eq!(StateManager::open(&path).await.unwrap().schema_level().await.unwrap(), 4);
+    assert_eq!(StateManager::open(&path).await.unwrap().schema_level().await.unwrap(), 5);
 }
 
 #[tokio::test]
@@ -779,7 +781,7 @@ async fn a_locked_sqlite_database_is_reported_quickly_and_left_unchanged() {
 #[tokio::test]
 async fn in_memory_and_url_forms_open_sqlite() {
     let state = StateManager::open_in_memory().await.unwrap();
-    assert_eq!((state.backend(), state.schema_level().await.unwrap()), (Backend::Sqlite, 4));
+    assert_eq!((state.backend(), state.schema_level().await.unwrap()), (Backend::Sqlite, 5));
     state.create_project(&new_project("demo")).await.unwrap();
     let state = StateManager::connect("sqlite::memory:").await.unwrap();
     assert!(state.projects().await.unwrap().is_empty());

@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::models::GateResultRow;
-use super::{DbResult, StateManager};
+use super::{DbResult, StateManager, strict};
 
 /// What the agent runs of a task or a project used, summed over every interaction (retries included).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -110,6 +110,7 @@ impl StateManager {
         .db(self)?;
         let mut out = Vec::with_capacity(rows.len());
         for (interaction_id, outcome) in rows {
+            strict::text(&strict::INTERACTION_OUTCOME, interaction_id, outcome.as_deref()).db(self)?;
             out.push(ConcludedIteration { interaction_id, outcome, gates: self.gate_results(interaction_id).await? });
         }
         Ok(out)

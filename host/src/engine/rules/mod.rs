@@ -130,14 +130,9 @@ pub(crate) async fn gather(
                 // Only this execution's iterations count: resolving a breakpoint starts a new streak.
                 let earlier = event.task.iteration.saturating_sub(1).min(c.times);
                 for it in state.recent_iterations(task_id, earlier).await? {
-                    let findings: Vec<Vec<crate::contract::Finding>> =
-                        it.gates.iter().map(|g| serde_json::from_str(&g.findings_json).unwrap_or_default()).collect();
                     facts.failures.push(failure_signature(
                         it.outcome.as_deref().unwrap_or("crashed"),
-                        it.gates
-                            .iter()
-                            .zip(&findings)
-                            .map(|(g, f)| (g.gate.as_str(), g.passed, g.summary.as_str(), f.as_slice())),
+                        it.gates.iter().map(|g| (g.gate.as_str(), g.passed, g.summary.as_str(), g.findings.as_slice())),
                     ));
                 }
             }
