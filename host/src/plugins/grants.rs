@@ -278,6 +278,17 @@ pub fn display_command(program: &str, args: &[String]) -> String {
     line
 }
 
+/// The options of a refused command line, quoted as [`display_command`] quotes arguments (a huge one by its size).
+fn display_options(options: &[&str]) -> String {
+    let shown: Vec<String> = options
+        .iter()
+        .map(|o| {
+            if o.len() > MAX_SHOWN_ARG_BYTES { format!("<argument: {}>", human_size(o.len())) } else { shell_quote(o) }
+        })
+        .collect();
+    shown.join(" ")
+}
+
 /// `345 B`, `12.3 KB`, `4.5 MB` (powers of 1000, as `ls -h --si`).
 fn human_size(bytes: usize) -> String {
     match bytes {
@@ -403,7 +414,7 @@ impl EffectiveGrant {
                 self.plugin,
                 p.to_yaml_flow(),
                 if options.len() == 1 { "" } else { "s" },
-                display_command("", &options.iter().map(|o| o.to_string()).collect::<Vec<_>>()).trim_start(),
+                display_options(&options),
                 self.config_key("commands")
             )));
         }

@@ -123,7 +123,7 @@ impl Command {
         self
     }
 
-    /// Run in this directory, relative to the workspace root.
+    /// Run in this directory, relative to the workspace root (not inside `.obra/` or the git directory).
     pub fn cwd(mut self, dir: impl Into<String>) -> Self {
         self.options.cwd = Some(dir.into());
         self

@@ -10,9 +10,18 @@ use std::process::{Command, Output};
 
 use tempfile::TempDir;
 
-/// The `obra` binary under test.
+/// The `obra` binary under test: the one named by `$OBRA_BIN` when it is set (e.g. a release build, as `.ci/run`
+/// runs the hostile suite), else the one cargo built for these tests.
 pub fn obra_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_obra")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| match std::env::var("OBRA_BIN") {
+        Ok(bin) if !bin.is_empty() => {
+            let path = std::fs::canonicalize(&bin).unwrap_or_else(|e| panic!("OBRA_BIN={bin}: {e}"));
+            assert!(path.is_file(), "OBRA_BIN={bin} names no file");
+            path.display().to_string()
+        }
+        _ => env!("CARGO_BIN_EXE_obra").to_string(),
+    })
 }
 
 /// The directory where `host/build.rs` put every built plugin (built-ins and test plugins), one per name.

@@ -82,6 +82,19 @@ impl Redactor {
         out
     }
 
+    /// A response header's name with every secret replaced, ignoring ASCII case: the HTTP client lower-cases
+    /// names, so a server that names a header after the secret hands it over lower-cased.
+    pub fn redact_name(&self, name: &str) -> String {
+        if self.is_empty() {
+            return name.to_string();
+        }
+        let lower = Redactor {
+            secrets: self.secrets.iter().map(|(s, r)| (s.to_ascii_lowercase(), r.clone())).collect(),
+            held: Vec::new(),
+        };
+        String::from_utf8_lossy(&lower.redact(name.to_ascii_lowercase().as_bytes())).into_owned()
+    }
+
     /// `text` with every secret replaced.
     pub fn redact_text(&self, text: &str) -> String {
         if self.is_empty() {
@@ -181,13 +194,13 @@ fn too_big(url: &str, cap: u64) -> PluginError {
     ))
 }
 
-/// The response's headers as the guest sees them: every host-filled secret redacted.
+/// The response's headers as the guest sees them: every host-filled secret redacted, from values and names.
 fn headers_of(response: &reqwest::Response, redactor: &Redactor) -> Vec<KeyValue> {
     response
         .headers()
         .iter()
         .map(|(k, v)| KeyValue {
-            key: k.as_str().to_string(),
+            key: redactor.redact_name(k.as_str()),
             value: redactor.redact_text(&String::from_utf8_lossy(v.as_bytes())),
         })
         .collect()
@@ -507,6 +520,16 @@ mod tests {
         let ok = Host::send(&mut st, get(&format!("{url}/echo"), &[("x-fine", "1")])).await.unwrap().unwrap();
         let head = String::from_utf8(ok.body).unwrap();
         assert!(head.contains(&format!("host: {}", url.trim_start_matches("http://"))), "{head}");
+    }
+
+    #[test]
+    fn a_secret_as_a_response_headers_name_is_redacted_whatever_its_case() {
+        let mut r = Redactor::default();
+        r.add("KEY", "Sk-Live-abc123");
+        assert_eq!(r.redact_name("sk-live-abc123"), "[{env:KEY} redacted by Obra]");
+        assert_eq!(r.redact_name("x-sk-live-abc123-y"), "x-[{env:KEY} redacted by Obra]-y");
+        assert_eq!(r.redact_name("content-type"), "content-type");
+        assert_eq!(Redactor::default().redact_name("sk-live-abc123"), "sk-live-abc123");
     }
 
     #[test]

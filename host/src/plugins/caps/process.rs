@@ -3,9 +3,11 @@
 //! Before anything is started, the program and arguments must match the effective grant and every variable the
 //! plugin sets must be granted. The child's environment is built only from the granted variables present in
 //! Obra's environment plus the plugin's (granted) explicit ones. The working directory resolves inside the
-//! workspace. Output is capped per stream; a child is killed at its time limit, when its resource is dropped,
+//! workspace, never inside `.obra/` or the git directory, and a local child enters it by the descriptor the check
+//! opened (`fchdir`), not by its path. Output is capped per stream; a child is killed at its time limit, when its resource is dropped,
 //! and when the instance is discarded (`kill_on_drop`).
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -181,16 +183,14 @@ impl StoreState {
         for kv in &options.env {
             self.grant.check_env(&kv.key)?;
         }
-        let cwd = match (&self.call.ctx.workspace, &options.cwd) {
+        // In a workspace, the working directory is held open from the check on (see `Jail::working_dir`).
+        let (cwd, cwd_fd) = match (&self.call.ctx.workspace, &options.cwd) {
             (Some(root), cwd) => {
                 let jail = Jail::new(&self.plugin, root)?;
-                let dir = jail.existing("run a program in", cwd.as_deref().unwrap_or(""))?;
-                if !dir.is_dir() {
-                    return Err(PluginError::Fatal(format!("the working directory {cwd:?} is not a directory")));
-                }
-                dir
+                let (fd, dir) = jail.working_dir(cwd.as_deref().unwrap_or(""))?;
+                (dir, Some(fd))
             }
-            (None, None) => std::env::temp_dir(),
+            (None, None) => (std::env::temp_dir(), None),
             (None, Some(cwd)) => {
                 return Err(PluginError::Fatal(format!(
                     "plugin {:?} asked for working directory {cwd:?} but no workspace was given for {}",
@@ -238,8 +238,23 @@ impl StoreState {
                 command
             }
         };
+        match cwd_fd {
+            // A local child enters the directory checked above by its descriptor, before anything else runs in
+            // it (the sandbox's closure, registered after this one): by path, a directory swapped for a link
+            // to outside after the check would be entered outside.
+            Some(fd) if self.call.ctx.transport.is_none() => {
+                // SAFETY: the closure makes one async-signal-safe system call on a descriptor it owns.
+                unsafe {
+                    command.pre_exec(move || {
+                        if libc::fchdir(fd.as_raw_fd()) == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+                    });
+                }
+            }
+            _ => {
+                command.current_dir(cwd);
+            }
+        }
         command
-            .current_dir(cwd)
             .stdin(if options.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -299,11 +299,32 @@ impl Jail {
         Ok(target)
     }
 
-    /// Resolve an existing directory (following links), refusing anything outside the root. For the working
-    /// directory of a program, which the process capability hands to the transport by path.
-    pub(crate) fn existing(&self, verb: &str, rel: &str) -> Result<PathBuf, PluginError> {
+    /// The working directory of a program: the existing directory `rel`, resolved beneath the root (following
+    /// links inside), as an open descriptor (which a local child enters with `fchdir`, so a directory swapped
+    /// for a link to outside after this check cannot move it outside) and as its path (for a transport, which
+    /// names it on the other side). Refused inside `.obra/` or the git directory, whatever the grant: a program
+    /// that starts there sits beneath the read-only mounts the sandbox lays over them, and would write there
+    /// through relative paths.
+    pub(crate) fn working_dir(&self, rel: &str) -> Result<(OwnedFd, PathBuf), PluginError> {
+        let verb = "run a program in";
         let target = self.walk(verb, rel, true, false)?;
-        Ok(target.parts().iter().fold(self.root.clone(), |p, part| p.join(part)))
+        if target.name.is_some() {
+            return Err(PluginError::Fatal(format!("the working directory {rel:?} is not an existing directory")));
+        }
+        if let Some(protected) = self.protected_by(&target, None) {
+            let dir = protected.parts.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>().join("/");
+            return Err(PluginError::Denied(format!(
+                "plugin {:?} may not run a program in {rel:?}: it is inside {} {dir}/, which programs started for \
+                 plugins may not work in (their writes there would not be read-only); run it in the workspace",
+                self.plugin, protected.what
+            )));
+        }
+        let fd = match target.dirs.last() {
+            Some((fd, _, _)) => fd.try_clone(),
+            None => self.dir.fd().try_clone_to_owned(),
+        }
+        .map_err(|e| io_error(rel, e))?;
+        Ok((fd, target.parts().iter().fold(self.root.clone(), |p, part| p.join(part))))
     }
 
     fn refuse_kind(&self, verb: &str, rel: &str, kind: Kind) -> PluginError {
@@ -568,8 +589,13 @@ mod tests {
         let (_d, jail) = setup();
         assert_eq!(jail.read("src/a.txt", 100).unwrap(), b"a");
         assert_eq!(jail.read("./src/../src/a.txt", 100).unwrap(), b"a");
-        assert_eq!(jail.existing("list", "").unwrap(), jail.root());
-        assert_eq!(jail.existing("run in", "src/..//src").unwrap(), jail.root().join("src"));
+        assert_eq!(jail.working_dir("").unwrap().1, jail.root());
+        let (fd, path) = jail.working_dir("src/..//src").unwrap();
+        assert_eq!(path, jail.root().join("src"));
+        let held = beneath::identity(fd.as_fd()).unwrap();
+        let named = std::fs::metadata(jail.root().join("src")).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(held, (named.dev(), named.ino()), "the descriptor is the directory checked");
         jail.write("new/dir/b.txt", b"b").unwrap();
         assert_eq!(std::fs::read(jail.root().join("new/dir/b.txt")).unwrap(), b"b");
         let names: Vec<String> = jail.list("").unwrap().into_iter().map(|e| e.name).collect();
@@ -669,6 +695,12 @@ mod tests {
         assert!(jail.remove("gitlink/HEAD").is_err());
         assert_eq!(std::fs::read_to_string(root.join(".git/config")).unwrap(), "[core]\n");
         assert!(root.join(".git/HEAD").exists());
+        // No program may start in them: beneath the sandbox's read-only mounts it could write there.
+        for dir in [".git", "gitlink", ".obra", "src/../.obra"] {
+            let e = denied(jail.working_dir(dir).unwrap_err());
+            assert!(e.contains("may not run a program in"), "{dir}: {e}");
+        }
+        assert!(jail.working_dir("src/a.txt").is_err(), "a file is no working directory");
         // The names themselves stay visible (so a plugin can tell a repository), not their contents.
         let names: Vec<String> = jail.list("").unwrap().into_iter().map(|e| e.name).collect();
         assert!(names.contains(&".git".to_string()), "{names:?}");
