@@ -988,7 +988,7 @@ fn sleeping(secs: u64) -> usize {
 fn a_plugin_over_its_quotas_is_denied_by_name_and_the_other_plugins_still_run() {
     const SLEEP: u64 = 6173;
     let server = SlowServer::start();
-    let mut project = Project::new();
+    let project = Project::new();
     project.install_plugin("hostile-quotas");
     project.install_plugin("echo-agent");
     project.write_config(&format!(

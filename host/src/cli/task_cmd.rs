@@ -14,7 +14,7 @@ use super::output::{StepPrinter, finding_lines, one_line, print_json, tasks_with
 use super::{exit_for, open_options};
 use crate::engine::scheduler::waits_of;
 use crate::orchestrator::Orchestrator;
-use crate::state::{NewTask, Task, TaskFilter, TaskStatus, TaskUpdate};
+use crate::state::{NewTask, TaskFilter, TaskStatus, TaskUpdate};
 
 pub(super) async fn run(g: &GlobalArgs, cmd: TaskCommand) -> Result<ExitCode> {
     let obra = Orchestrator::open(open_options(g)).await?;
