@@ -63,6 +63,20 @@ pub struct OpenOptions {
     pub sets: Vec<String>,
     /// `--project`: the project to work on, by name or id.
     pub project: Option<String>,
+    /// Said once when a command must compile plugins the compile cache lacks (the first run on a machine):
+    /// the CLI prints "preparing plugins… (first run only)" on a terminal.
+    pub preparing_plugins: Option<Notice>,
+}
+
+/// Something to tell the user, given by the face that opened the project (the application layer prints
+/// nothing itself).
+#[derive(Clone)]
+pub struct Notice(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notice")
+    }
 }
 
 impl OpenOptions {
@@ -340,6 +354,22 @@ impl Orchestrator {
                         by_path.insert(reference.to_string(), name);
                     }
                 }
+                // Compile what the configuration uses (on a cold cache, seconds; the rest is compiled if a
+                // command ever needs it), in parallel, saying so once.
+                let names: Vec<&str> = self
+                    .config
+                    .config
+                    .plugin_references()
+                    .into_iter()
+                    .map(|reference| by_path.get(reference).map_or(reference, String::as_str))
+                    .collect();
+                let notice = self.options.preparing_plugins.clone();
+                host.prepare(&names, || {
+                    tracing::info!("compiling plugins the compile cache lacks (first run only)");
+                    if let Some(Notice(say)) = notice {
+                        say();
+                    }
+                })?;
                 Ok::<_, anyhow::Error>(LoadedPlugins { host, load_errors: errors, by_path })
             })
             .await

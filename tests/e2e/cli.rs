@@ -881,6 +881,36 @@ fn status_compiles_no_plugin_still_names_a_missing_one_and_pages_a_long_backlog(
     assert_eq!(status["tasks"].as_array().unwrap().len(), 60, "--json lists every task");
 }
 
+/// Issue 18 item 6: a command compiles only the plugins its configuration uses (a cold first run used to
+/// compile every built-in); the others stay uncompiled until a command needs one, and a warm run compiles
+/// nothing.
+#[test]
+fn a_run_compiles_only_the_plugins_its_config_uses() {
+    let mut project = Project::new();
+    let cache = tempfile::tempdir().unwrap();
+    project.set_env("XDG_CACHE_HOME", &cache.path().display().to_string());
+    project.install_plugin("echo-agent");
+    project.write_config(
+        "agent:\n  plugin: echo-agent\nllm:\n  provider: none\ngates: []\nrules: []\nplugins:\n  grants:\n    \
+         echo-agent:\n      commands: [ { program: echo, args: [\"**\"] } ]\n      workspace: write\n",
+    );
+    let id = project.create_task("one", "a task");
+    let out = project.obra(&["task", "execute", &id.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let compiled = walk_files(cache.path());
+    assert_eq!(compiled.len(), 1, "only echo-agent was compiled: {compiled:?}");
+    assert!(!stderr(&out).contains("preparing plugins"), "the notice is for a terminal only: {}", text(&out));
+
+    let list = project.obra_json(&["plugin", "list", "--json"], 0);
+    let plugins = list["plugins"].as_array().or(list.as_array()).expect("a list of plugins").clone();
+    let cache_of = |name: &str| {
+        plugins.iter().find(|p| p["name"] == name).map(|p| p["cache"].clone()).unwrap_or_else(|| panic!("{list:#}"))
+    };
+    assert_eq!(cache_of("echo-agent"), "hit", "{list:#}");
+    assert_eq!(cache_of("claude-code"), "not-yet", "a built-in no command needed: {list:#}");
+    assert_eq!(walk_files(cache.path()).len(), 1, "listing compiled nothing more");
+}
+
 /// Every file below `dir`.
 fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();

@@ -627,7 +627,10 @@ fn a_hundred_megabytes_in_any_field_is_kept_bounded() {
         if field == "kv" {
             assert!(!summary.contains("stored"), "kv refused both the value and the key: {summary}");
             // The value is over the per-value quota (named by its key); the key is over the key's fixed bound.
-            assert!(summary.contains("value: denied: ") && summary.contains("plugins.limits.kv_value_bytes"), "{summary}");
+            assert!(
+                summary.contains("value: denied: ") && summary.contains("plugins.limits.kv_value_bytes"),
+                "{summary}"
+            );
             assert!(summary.contains("key: fatal") && summary.contains("1 to 256 bytes"), "{summary}");
         }
     }

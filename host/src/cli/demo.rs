@@ -58,8 +58,13 @@ pub(super) async fn run(g: &GlobalArgs, args: DemoArgs) -> Result<ExitCode> {
     say(&format!("Obra demo in {}", dir.display()));
     say("  1. a scratch git repository with a README and a test script (test.sh), committed");
 
-    let options =
-        OpenOptions { dir: Some(dir.clone()), profile: g.profile.clone(), sets: g.sets.clone(), project: None };
+    let options = OpenOptions {
+        dir: Some(dir.clone()),
+        profile: g.profile.clone(),
+        sets: g.sets.clone(),
+        project: None,
+        preparing_plugins: Some(super::preparing_plugins_notice()),
+    };
     let obra = Orchestrator::init(options, Some("obra-demo".into())).await?;
     say(&format!(
         "  2. `obra init`: project \"{}\" with its SQLite store in {}",

@@ -125,7 +125,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn open_options(g: &GlobalArgs) -> OpenOptions {
-    OpenOptions { dir: g.dir.clone(), profile: g.profile.clone(), sets: g.sets.clone(), project: g.project.clone() }
+    OpenOptions {
+        dir: g.dir.clone(),
+        profile: g.profile.clone(),
+        sets: g.sets.clone(),
+        project: g.project.clone(),
+        preparing_plugins: Some(preparing_plugins_notice()),
+    }
+}
+
+/// "preparing plugins… (first run only)" on stderr when it is a terminal (said once per process).
+pub(crate) fn preparing_plugins_notice() -> crate::orchestrator::Notice {
+    crate::orchestrator::Notice(std::sync::Arc::new(|| {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            SAID.call_once(|| eprintln!("preparing plugins… (first run only)"));
+        }
+    }))
 }
 
 pub(crate) fn exit_for(status: TaskStatus) -> ExitCode {

@@ -98,6 +98,7 @@ impl Session {
             profile: self.globals.profile.clone(),
             sets: self.globals.sets.clone(),
             project: self.shared.project().map(|p| p.id.to_string()).or_else(|| self.globals.project.clone()),
+            preparing_plugins: Some(super::preparing_plugins_notice()),
         }
     }
 

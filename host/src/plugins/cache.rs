@@ -28,6 +28,8 @@ pub enum CacheOutcome {
     Recompiled,
     /// Compiled; the cache could not be used (no cache directory, or it is not writable).
     Uncached,
+    /// Not compiled yet: no command in this process needed the plugin (it is compiled on first use).
+    NotYet,
 }
 
 /// A `Hasher` feeding sha256, to turn the engine's compatibility hash into stable bytes.

@@ -1,21 +1,23 @@
 //! `PluginHost`: loads plugins (built-in, from the search path, or by path), keeps them by name, and hands out
 //! typed handles; also `check` for `obra plugin check` and `list`/`info` for `obra plugin list|info`.
 //!
-//! Loading compiles components (or loads them from the cache) and blocks the calling thread; from async code,
-//! call the loaders inside `tokio::task::spawn_blocking` or before the runtime gets busy.
+//! Loading checks every plugin (manifest, pin, imports and exports) but compiles only a plugin named by path;
+//! the built-ins and the search path's plugins are compiled when first needed, or together, in parallel, by
+//! [`PluginHost::prepare`] (which blocks: call it before the runtime gets busy, or in `spawn_blocking`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::bindings::{ExportCall, ExportReturn, Pre, SelfDescription};
+use super::bindings::{ExportCall, ExportReturn, SelfDescription};
+use super::cache::CacheOutcome;
 use super::cache::default_cache_dir;
 use super::config::PluginsConfig;
 use super::grants::EffectiveGrant;
 use super::handles::{AgentHandle, BreakpointRuleHandle, LlmProviderHandle, QualityGateHandle};
 use super::host_report::{CheckReport, CheckStep, GrantSummary, LoadReport, PluginHostError, PluginInfo, PluginSource};
 use super::inspect::{self, ComponentInterfaces};
-use super::instance::PluginInstance;
+use super::instance::{CompileFailure, Deferred, PluginInstance, Prepared, compile_and_link};
 use super::instance_state::HostServices;
 use super::manifest::{Manifest, ManifestError, PluginKind, sha256_hex};
 use super::wasm_engine::PluginEngine;
@@ -30,6 +32,14 @@ pub struct BuiltinPlugin<'a> {
     pub wasm: &'a [u8],
 }
 
+/// When a plugin's component is compiled: at load (a plugin named by path, `obra plugin check`), or when a
+/// command first needs it (the built-ins and the search path, of which a command uses a few).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compile {
+    Now,
+    OnFirstUse,
+}
+
 /// How a plugin is being loaded, which decides what a name clash means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Origin {
@@ -41,6 +51,14 @@ enum Origin {
 struct Loaded {
     info: PluginInfo,
     instance: Arc<PluginInstance>,
+}
+
+/// Prepare the plugins of `list` one after another, taking the next index from `next` (one worker of
+/// [`PluginHost::prepare`]); failures are kept by each plugin and reported by the caller.
+fn prepare_from(list: &[&Loaded], next: &std::sync::atomic::AtomicUsize) {
+    while let Some(loaded) = list.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+        let _ = loaded.instance.prepare();
+    }
 }
 
 /// A plugin to build: its manifest and where its component is.
@@ -103,7 +121,7 @@ impl PluginHost {
                 source: PluginSource::Builtin,
                 wasm: Some(builtin.wasm),
             };
-            let loaded = self.build(candidate, &mut Vec::new())?;
+            let loaded = self.build(candidate, Compile::OnFirstUse, &mut Vec::new())?;
             self.insert(loaded, Origin::Builtin)?;
         }
         Ok(())
@@ -152,7 +170,8 @@ impl PluginHost {
             source: PluginSource::Directory { path: dir.to_path_buf() },
             wasm: None,
         };
-        let loaded = self.build(candidate, &mut Vec::new())?;
+        let when = if origin == Origin::Explicit { Compile::Now } else { Compile::OnFirstUse };
+        let loaded = self.build(candidate, when, &mut Vec::new())?;
         self.insert(loaded, origin)
     }
 
@@ -189,8 +208,9 @@ impl PluginHost {
         Ok(Some(name))
     }
 
-    /// Run every load step on a candidate, recording each in `steps`; the first failure stops.
-    fn build(&self, c: Candidate<'_>, steps: &mut Vec<CheckStep>) -> Result<Loaded, PluginHostError> {
+    /// Run every load step on a candidate, recording each in `steps`; the first failure stops. Compiling is
+    /// the one step `when` may leave for the plugin's first use.
+    fn build(&self, c: Candidate<'_>, when: Compile, steps: &mut Vec<CheckStep>) -> Result<Loaded, PluginHostError> {
         let mut step = |step: &'static str, ok: bool, detail: String| steps.push(CheckStep { step, ok, detail });
 
         let manifest =
@@ -296,23 +316,32 @@ impl PluginHost {
             return Err(refused(problems));
         }
 
-        let (component, cache) = self.engine.compile(wasm, &sha256, &manifest.name).map_err(|e| {
-            step("compile", false, e.clone());
-            refused(vec![format!("it does not compile: {e}")])
-        })?;
-        step("compile", true, format!("{cache:?}").to_lowercase());
-
-        let pre = self
-            .engine
-            .linker
-            .instantiate_pre(&component)
-            .and_then(|pre| Pre::new(&manifest.api_version, manifest.kind, pre))
-            .map_err(|e| {
-                let e = format!("it does not link against this host: {e:#}");
-                step("link", false, e.clone());
-                refused(vec![e])
-            })?;
-        step("link", true, "pre-instantiated".into());
+        let component = match when {
+            Compile::Now => {
+                let prepared =
+                    compile_and_link(&self.engine, &manifest.name, wasm, &sha256, &manifest.api_version, manifest.kind)
+                        .map_err(|e| {
+                            match &e {
+                                CompileFailure::Compile(_) => step("compile", false, e.to_string()),
+                                CompileFailure::Link(_) => {
+                                    step("compile", true, "compiled".into());
+                                    step("link", false, e.to_string());
+                                }
+                            }
+                            refused(vec![e.to_string()])
+                        })?;
+                step("compile", true, format!("{:?}", prepared.cache()).to_lowercase());
+                step("link", true, "pre-instantiated".into());
+                Ok(prepared)
+            }
+            Compile::OnFirstUse => Err(Deferred {
+                wasm: Arc::from(wasm),
+                sha256: sha256.clone(),
+                api_version: manifest.api_version.clone(),
+                kind: manifest.kind,
+            }),
+        };
+        let cache = component.as_ref().map_or(CacheOutcome::NotYet, Prepared::cache);
 
         let grant = self.effective_grant(&manifest);
         let info = PluginInfo {
@@ -330,7 +359,8 @@ impl PluginHost {
             overrides_builtin: false,
             instances_created: 0,
         };
-        let instance = PluginInstance::new(&manifest.name, grant, self.engine.clone(), self.services.clone(), pre);
+        let instance =
+            PluginInstance::new(&manifest.name, grant, self.engine.clone(), self.services.clone(), component);
         Ok(Loaded { info, instance: Arc::new(instance) })
     }
 
@@ -378,7 +408,7 @@ impl PluginHost {
             source: PluginSource::Directory { path: dir },
             wasm: None,
         };
-        report.ok = self.build(candidate, &mut report.steps).is_ok();
+        report.ok = self.build(candidate, Compile::Now, &mut report.steps).is_ok();
         report
     }
 
@@ -430,7 +460,47 @@ impl PluginHost {
     }
 
     fn info_of(loaded: &Loaded) -> PluginInfo {
-        PluginInfo { instances_created: loaded.instance.instantiations(), ..loaded.info.clone() }
+        PluginInfo {
+            instances_created: loaded.instance.instantiations(),
+            cache: loaded.instance.cache_outcome(),
+            ..loaded.info.clone()
+        }
+    }
+
+    /// Compile the plugins named in `names` that are not compiled yet (names of no loaded plugin are passed
+    /// over: host-native rules), in parallel where cores allow. `notice` is called once, before, when at least
+    /// one is not in the compile cache (the first run on a machine, or after an upgrade). Fails on the first
+    /// plugin that cannot be compiled, naming it.
+    pub fn prepare(&self, names: &[&str], notice: impl FnOnce()) -> Result<(), PluginHostError> {
+        let mut wanted: Vec<&Loaded> = names.iter().filter_map(|n| self.plugins.get(*n)).collect();
+        wanted.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        wanted.dedup_by(|a, b| a.info.name == b.info.name);
+        let to_compile: Vec<&Loaded> = wanted.into_iter().filter(|l| l.instance.needs_compiling()).collect();
+        if !to_compile.is_empty() {
+            notice();
+        }
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(to_compile.len());
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 1..workers {
+                scope.spawn(|| prepare_from(&to_compile, &next));
+            }
+            prepare_from(&to_compile, &next);
+        });
+        for loaded in self.plugins.values().filter(|l| names.contains(&l.info.name.as_str())) {
+            if let Err(e) = loaded.instance.prepare() {
+                let file = match &loaded.info.source {
+                    PluginSource::Builtin => format!("built-in plugin {}", loaded.info.name),
+                    PluginSource::Directory { path } => path.join("plugin.toml").display().to_string(),
+                };
+                return Err(PluginHostError::Refused {
+                    plugin: loaded.info.name.clone(),
+                    file,
+                    problems: vec![e.to_string()],
+                });
+            }
+        }
+        Ok(())
     }
 
     /// One loaded plugin.

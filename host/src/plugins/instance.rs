@@ -1,6 +1,9 @@
 //! `PluginInstance`: one loaded plugin, its `InstancePre`, and a pool of lazily created Stores + instances reused
 //! across calls.
 //!
+//! A plugin loaded from the built-ins or the search path is compiled when it is first needed, not when it is
+//! loaded ([`PluginInstance::prepare`]): a command compiles only the plugins it uses (issue 18 item 6).
+//!
 //! The wall-clock limit of a call is the caller's `CallContext::timeout`, capped by the plugin's effective
 //! `call_timeout_secs`. A component instance is single-threaded, so each call takes an idle instance from the
 //! pool (or instantiates a new one) and gives it back when it returns: concurrent calls (agents of parallel tasks)
@@ -10,15 +13,17 @@
 //! trap, an exhausted CPU budget or a timeout, the Store is dropped (killing any child processes it owned) and the
 //! next call instantiates afresh from the `InstancePre`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use wasmtime::{Store, UpdateDeadline};
 
 use super::bindings::{Bindings, ExportCall, ExportReturn, Pre};
+use super::cache::CacheOutcome;
 use super::grants::EffectiveGrant;
 use super::instance_state::{HostServices, StoreState};
+use super::manifest::PluginKind;
 use super::quota::PluginQuotas;
 use super::wasm_engine::{EPOCH_TICK, PluginEngine};
 use crate::contract::{CallContext, PluginError};
@@ -29,6 +34,68 @@ struct Live {
     bindings: Option<Bindings>,
 }
 
+/// A component that passed every load check but is not compiled yet: what compiling and linking it takes.
+pub(crate) struct Deferred {
+    /// The component's bytes.
+    pub(crate) wasm: Arc<[u8]>,
+    /// Their sha256 (the compile cache's key).
+    pub(crate) sha256: String,
+    /// The plugin API version its manifest names.
+    pub(crate) api_version: String,
+    /// The plugin's kind (which export it must have).
+    pub(crate) kind: PluginKind,
+}
+
+/// A compiled and linked component, and whether the compile cache had it.
+pub(crate) struct Prepared {
+    pre: Pre,
+    cache: CacheOutcome,
+}
+
+impl Prepared {
+    /// Whether the compile cache had the component.
+    pub(crate) fn cache(&self) -> CacheOutcome {
+        self.cache
+    }
+}
+
+/// Compile `wasm` (or load it from the cache) and link it against the host: what a call instantiates from.
+/// Blocks: compiling takes CPU time.
+pub(crate) fn compile_and_link(
+    engine: &PluginEngine,
+    name: &str,
+    wasm: &[u8],
+    sha256: &str,
+    api_version: &str,
+    kind: PluginKind,
+) -> Result<Prepared, CompileFailure> {
+    let (component, cache) = engine.compile(wasm, sha256, name).map_err(CompileFailure::Compile)?;
+    let pre = engine
+        .linker
+        .instantiate_pre(&component)
+        .and_then(|pre| Pre::new(api_version, kind, pre))
+        .map_err(|e| CompileFailure::Link(format!("it does not link against this host: {e:#}")))?;
+    Ok(Prepared { pre, cache })
+}
+
+/// Why a component could not be made ready.
+#[derive(Debug, Clone)]
+pub(crate) enum CompileFailure {
+    /// Cranelift refused it.
+    Compile(String),
+    /// It does not link against this host's imports or lacks its kind's export.
+    Link(String),
+}
+
+impl std::fmt::Display for CompileFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CompileFailure::Compile(e) => write!(f, "it does not compile: {e}"),
+            CompileFailure::Link(e) => f.write_str(e),
+        }
+    }
+}
+
 /// One loaded plugin: what is needed to (re)instantiate it and the live instance.
 pub(crate) struct PluginInstance {
     pub(crate) name: Arc<str>,
@@ -37,30 +104,91 @@ pub(crate) struct PluginInstance {
     pub(crate) quotas: Arc<PluginQuotas>,
     engine: Arc<PluginEngine>,
     services: Arc<HostServices>,
-    pre: Pre,
+    /// The compiled, linked component: set at load, or on first need from `deferred`.
+    prepared: OnceLock<Result<Prepared, CompileFailure>>,
+    /// What compiling on first need takes (None when it was compiled at load).
+    deferred: Option<Deferred>,
+    /// Held while compiling, so two callers never compile the same component at once.
+    preparing: Mutex<()>,
     /// Idle instances, ready for the next call.
     idle: std::sync::Mutex<Vec<Live>>,
     instantiations: AtomicU64,
 }
 
 impl PluginInstance {
-    /// A plugin ready to be called.
+    /// A plugin compiled at load (`Ok`), or to be compiled when first needed (`Err`).
     pub(crate) fn new(
         name: &str,
         grant: EffectiveGrant,
         engine: Arc<PluginEngine>,
         services: Arc<HostServices>,
-        pre: Pre,
+        component: Result<Prepared, Deferred>,
     ) -> Self {
+        let (prepared, deferred) = match component {
+            Ok(prepared) => (OnceLock::from(Ok(prepared)), None),
+            Err(deferred) => (OnceLock::new(), Some(deferred)),
+        };
         Self {
             name: name.into(),
             grant: Arc::new(grant),
             quotas: Arc::default(),
             engine,
             services,
-            pre,
+            prepared,
+            deferred,
+            preparing: Mutex::new(()),
             idle: std::sync::Mutex::new(Vec::new()),
             instantiations: AtomicU64::new(0),
+        }
+    }
+
+    /// Compile and link the component unless that was done (blocks while compiling; a failure is kept, so it is
+    /// never tried twice).
+    pub(crate) fn prepare(&self) -> Result<&Pre, CompileFailure> {
+        if let Some(done) = self.prepared.get() {
+            return done.as_ref().map(|p| &p.pre).map_err(Clone::clone);
+        }
+        let _only_one = self.preparing.lock().unwrap_or_else(|e| e.into_inner());
+        if self.prepared.get().is_none() {
+            let d = self.deferred.as_ref().expect("a plugin not prepared at load has its component deferred");
+            let made = compile_and_link(&self.engine, &self.name, &d.wasm, &d.sha256, &d.api_version, d.kind);
+            if let Err(e) = &made {
+                tracing::error!(plugin = %self.name, "the plugin cannot be used: {e}");
+            }
+            let _ = self.prepared.set(made);
+        }
+        let done = self.prepared.get().expect("set above");
+        done.as_ref().map(|p| &p.pre).map_err(Clone::clone)
+    }
+
+    /// Whether preparing the plugin would compile (it is not prepared, and the compile cache lacks it).
+    pub(crate) fn needs_compiling(&self) -> bool {
+        self.prepared.get().is_none()
+            && self
+                .deferred
+                .as_ref()
+                .is_some_and(|d| !self.engine.cache.path_for(&d.sha256).is_some_and(|cached| cached.is_file()))
+    }
+
+    /// How its component was obtained, once it was ([`CacheOutcome::NotYet`] before it is first needed).
+    pub(crate) fn cache_outcome(&self) -> CacheOutcome {
+        match self.prepared.get() {
+            Some(Ok(prepared)) => prepared.cache,
+            Some(Err(_)) | None => CacheOutcome::NotYet,
+        }
+    }
+
+    /// [`Self::prepare`] from async code: on a multi-threaded runtime the compile moves off the executor's
+    /// worker (`block_in_place`), so other tasks go on meanwhile.
+    fn prepare_in_call(&self) -> Result<&Pre, PluginError> {
+        let prepare =
+            || self.prepare().map_err(|e| PluginError::Fatal(format!("plugin {:?} cannot be used: {e}", self.name)));
+        if self.prepared.get().is_some() {
+            return prepare();
+        }
+        match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(prepare),
+            _ => prepare(),
         }
     }
 
@@ -120,6 +248,7 @@ impl PluginInstance {
         let ceiling = Duration::from_secs(limits.call_timeout_secs);
         let timeout = ctx.timeout.map_or(ceiling, |t| t.min(ceiling));
         let ticks = (limits.cpu_ms_per_call / EPOCH_TICK.as_millis() as u64).max(1);
+        let pre = self.prepare_in_call()?;
 
         let mut slot: Option<Live> = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
         let outcome = tokio::time::timeout(timeout, async {
@@ -130,7 +259,7 @@ impl PluginInstance {
             live.store.data_mut().begin_call(function, ctx, call.config(), ticks);
             live.store.set_epoch_deadline(1);
             if live.bindings.is_none() {
-                live.bindings = Some(self.pre.instantiate(&mut live.store).await?);
+                live.bindings = Some(pre.instantiate(&mut live.store).await?);
             }
             let bindings = live.bindings.as_ref().expect("instantiated above");
             bindings.call(&mut live.store, &call).await

@@ -906,3 +906,44 @@ mod capabilities {
         assert_eq!(s.complete(request(Some("{}"))).await.unwrap().unwrap().text, r#"{"ok":true}"#);
     }
 }
+
+/// Issue 18 item 6: plugins from the search path (and the built-ins) are checked at load but compiled only when
+/// a command needs them: `prepare` compiles the named ones, saying so once when the cache lacks one, and a
+/// plugin never prepared is compiled at its first call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_path_plugins_compile_only_when_needed_and_prepare_says_so_once() {
+    let root = test_plugins_dir().unwrap();
+    let host_in = |cache: &Path| {
+        let mut cfg = config(&[("echo-agent", commands(&[CommandPattern::new("echo", &["**"])]))]);
+        cfg.cache_dir = Some(cache.to_path_buf());
+        cfg.search_path = vec![root.to_path_buf()];
+        let mut host = PluginHost::new(cfg, None).unwrap();
+        let report = host.load_search_path(None);
+        assert!(report.loaded.len() >= 5, "{report:?}");
+        host
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let host = host_in(cache.path());
+    assert_eq!(host.cache_stats(), (0, 0), "loading compiled nothing");
+    assert!(host.list().iter().all(|i| i.cache == CacheOutcome::NotYet), "{:?}", host.list());
+
+    let mut said = 0;
+    host.prepare(&["echo-agent", "no-such-plugin", "echo-agent", "replay"], || said += 1).unwrap();
+    assert_eq!((said, host.cache_stats()), (1, (0, 2)), "two plugins compiled, the notice said once");
+    assert_eq!(host.info("echo-agent").unwrap().cache, CacheOutcome::Compiled);
+    host.prepare(&["echo-agent"], || said += 1).unwrap();
+    assert_eq!((said, host.cache_stats()), (1, (0, 2)), "prepared already: nothing to say or compile");
+    let compiled = host.list().iter().filter(|i| i.cache != CacheOutcome::NotYet).count();
+    assert_eq!(compiled, 2, "the others are still not compiled: {:?}", host.list());
+
+    // A plugin nobody prepared compiles at its first call (here from the cache the first host filled), and
+    // works; preparing it later has nothing to do.
+    let second = host_in(cache.path());
+    let agent = second.agent("echo-agent").unwrap();
+    assert_eq!(second.cache_stats(), (0, 0), "a handle compiles nothing");
+    let ws = tempfile::tempdir().unwrap();
+    let r = agent.run(&ctx(ws.path()), &request("{}", "hello", ws.path())).await.unwrap();
+    assert_eq!(r.summary, "prompt has 5 bytes");
+    assert_eq!((second.cache_stats(), second.info("echo-agent").unwrap().cache), ((1, 0), CacheOutcome::Hit));
+    second.prepare(&["echo-agent"], || panic!("nothing to compile")).unwrap();
+}
