@@ -132,7 +132,11 @@ impl Engine {
                 "nothing to commit: the files the task changed already match HEAD (or git ignores them)".into(),
             )),
             Err(e) => {
-                self.observer.step(&Step::Progress(format!("not committed, the work stays in the working tree: {e:#}")))
+                self.observer.step(&Step::Progress("not committed, the work stays in the working tree:".into()));
+                // A line per cause, so the one that matters (a hook's message, the time limit) is not cut off.
+                for cause in e.chain() {
+                    self.observer.step(&Step::Progress(format!("  {cause}")));
+                }
             }
         }
         Ok(())

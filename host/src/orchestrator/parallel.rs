@@ -180,10 +180,16 @@ impl Orchestrator {
                     Ok(Some(url)) => {
                         observer.step(&Step::Progress(format!("task {id}'s pull request ({}): {url}", wt.branch)))
                     }
-                    Err(e) => observer.step(&Step::Progress(format!(
-                        "task {id}'s work is committed on branch {}, but no pull request was opened: {e:#}",
-                        wt.branch
-                    ))),
+                    Err(e) => {
+                        observer.step(&Step::Progress(format!(
+                            "task {id}'s work is committed on branch {}, but no pull request was opened:",
+                            wt.branch
+                        )));
+                        // A line per cause, so the one that matters (e.g. the time limit) is not cut off.
+                        for cause in e.chain() {
+                            observer.step(&Step::Progress(format!("  {cause}")));
+                        }
+                    }
                 }
             }
             TaskStatus::Completed => match worktrees.integrate(wt, &title).await? {

@@ -152,10 +152,9 @@ impl Git {
             Err(_) => {
                 drop(child);
                 bail!(
-                    "`{shown}` did not finish within {} in {} and was stopped, with everything it started; if it \
-                     needs longer (a slow remote, a long hook), raise {TIMEOUT_KEY}",
+                    "`{shown}` ran into the time limit {TIMEOUT_KEY} ({}) and was stopped with all it started; raise \
+                     the limit if it needs longer",
                     humantime::format_duration(self.timeout),
-                    invocation.dir.display()
                 )
             }
         }
@@ -581,7 +580,10 @@ mod tests {
         let err = short.commit_paths(dir.path(), &["new.txt".into()], "feat: x").await.unwrap_err();
         let err = format!("{err:#}");
         assert!(err.contains("`git commit --quiet --cleanup=verbatim -F"), "names the command: {err}");
-        assert!(err.contains("did not finish within 2s") && err.contains(TIMEOUT_KEY), "names the key: {err}");
+        assert!(
+            err.contains(&format!("ran into the time limit {TIMEOUT_KEY} (2s) and was stopped")),
+            "names the key: {err}"
+        );
         let started = pids_in(&pids);
         assert_eq!(started.len(), 2, "the hook ran and started its grandchild: {started:?}");
         assert!(all_gone(&started).await, "the hook and its grandchild were killed with git: {started:?}");
