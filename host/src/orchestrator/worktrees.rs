@@ -203,7 +203,15 @@ impl Worktrees {
             return Ok(Integration::NothingToMerge);
         }
         let message = format!("obra: merge task {} ({title})", wt.task_id);
-        let merged = git.run(&self.checkout, &["merge", "--no-ff", "--no-edit", "-m", &message, &wt.branch]).await?;
+        let merge = ["merge", "--no-ff", "--no-edit", "-m", &message, &wt.branch];
+        let merged = git.run(&self.checkout, &merge).await.with_context(|| {
+            format!(
+                "the merge of {} into {} did not end; see `git status` there (a git stopped half-way can leave \
+                 .git/index.lock behind: remove it once no git runs) and merge the branch by hand",
+                wt.branch,
+                self.checkout.display()
+            )
+        })?;
         if merged.status.success() {
             let commit = git.run_ok(&self.checkout, &["rev-parse", "HEAD"]).await?;
             self.remove(wt, true).await?;
