@@ -138,6 +138,7 @@ fn parallel_needs_a_git_repository_with_a_commit() {
 }
 
 /// Whether process `pid` still runs (a zombie has ended).
+#[cfg(target_os = "linux")]
 fn alive(pid: i32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
     !matches!(stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()), Some('Z' | 'X') | None)

@@ -541,6 +541,7 @@ mod tests {
     }
 
     /// Whether process `pid` still runs (a zombie has ended; it waits only for its parent to reap it).
+    #[cfg(target_os = "linux")]
     fn alive(pid: i32) -> bool {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
         // The state follows the parenthesised command name.
@@ -548,12 +549,14 @@ mod tests {
     }
 
     /// The pids written, one a line, to `file` by a fake command.
+    #[cfg(target_os = "linux")]
     fn pids_in(file: &Path) -> Vec<i32> {
         std::fs::read_to_string(file).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect()
     }
 
     /// Wait until none of `pids` runs; false when some still do after half a minute (a SIGKILLed process group
     /// is gone at once; the bound only keeps a failing test from hanging).
+    #[cfg(target_os = "linux")]
     async fn all_gone(pids: &[i32]) -> bool {
         for _ in 0..300 {
             if !pids.iter().any(|p| alive(*p)) {
