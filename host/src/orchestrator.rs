@@ -305,6 +305,11 @@ impl Orchestrator {
         &self.config
     }
 
+    /// How git and gh run for this project: async child processes limited by `git.command_timeout_secs`.
+    pub fn git(&self) -> crate::workspace::git::Git {
+        crate::workspace::git::Git::from_config(&self.config.config.git)
+    }
+
     /// The configuration with its sources and project, as [`resolve_config`] gives it for this project.
     pub fn resolved_config(&self) -> ResolvedConfig {
         ResolvedConfig {
@@ -507,7 +512,8 @@ impl Orchestrator {
     /// their agent session. Hold the returned lock while executing tasks.
     pub async fn lock_for_running(&self, observer: &dyn LoopObserver) -> Result<lock::RunLock> {
         self.ensure_trusted()?;
-        crate::workspace::git::ensure_not_mid_operation(&self.root)?;
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || crate::workspace::git::ensure_not_mid_operation(&root)).await??;
         let lock = lock::RunLock::acquire(&self.run_lock, &self.project.name)?;
         for task in self.state.recover_interrupted(self.project.id).await? {
             observer.step(&crate::engine::Step::Progress(format!(

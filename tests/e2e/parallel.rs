@@ -2,7 +2,8 @@
 //! merged back in dependency order, and a conflicting pair pauses the second at a `merge-conflict` breakpoint
 //! with the project's checkout left clean. The agent is the replay plugin with a recorded backlog; the gate is a
 //! rendezvous script that only passes when the two tasks of a pair run at the same time (so a serial run fails
-//! the test rather than slowing it down).
+//! the test rather than slowing it down). A push that hangs in one task holds up neither the other task nor
+//! the run: it is stopped at `git.command_timeout_secs` with everything it started.
 
 mod common;
 
@@ -134,4 +135,107 @@ fn parallel_needs_a_git_repository_with_a_commit() {
     assert_eq!(shown["task"]["status"], "pending", "nothing ran: {shown}");
     let out = project.obra(&["run", "--parallel", "0"]);
     assert_eq!(out.status.code(), Some(2), "clap refuses 0: {}", text(&out));
+}
+
+/// Whether process `pid` still runs (a zombie has ended).
+#[cfg(target_os = "linux")]
+fn alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    !matches!(stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()), Some('Z' | 'X') | None)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_hanging_push_in_one_task_does_not_freeze_the_other_and_ends_at_the_time_limit() {
+    let mut project = Project::new();
+    let root = project.path().to_path_buf();
+    let marks = tempfile::tempdir().unwrap();
+    let m = marks.path().display();
+    let remote = tempfile::tempdir().unwrap();
+    git(remote.path(), &["init", "-q", "--bare"]);
+    git(&root, &["remote", "add", "origin", remote.path().to_str().unwrap()]);
+    // A stub gh (gh cannot log in here) that prints a pull request's URL.
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::write(bin.path().join("gh"), "#!/bin/sh\necho https://github.test/o/r/pull/2\n").unwrap();
+    std::fs::set_permissions(bin.path().join("gh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    project.set_env("PATH", &format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap()));
+
+    // Task 1's push hangs: its pre-push hook says so, waits until Obra has taken task 2 through a second
+    // iteration (which only a loop not blocked by the push can do), notes that, and then hangs for good, with a
+    // grandchild of its own. Other pushes go through.
+    let second_iteration = root.join(".obra/worktrees/task-2/b2.txt");
+    let hook = root.join(".git/hooks/pre-push");
+    std::fs::write(
+        &hook,
+        format!(
+            r#"#!/bin/sh
+grep -q 'task-1-' || exit 0
+touch {m}/push-started
+i=0
+while [ ! -f '{b2}' ]; do i=$((i+1)); if [ $i -gt 2400 ]; then exit 1; fi; sleep 0.05; done
+touch {m}/saw-task-2-go-on
+sleep 600 &
+echo $! > {m}/grandchild
+sleep 600
+"#,
+            b2 = second_iteration.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // Task 2's first iteration fails its gate once task 1's push has started; its second passes.
+    std::fs::write(
+        root.join("gate.sh"),
+        format!(
+            r#"if [ -f b.txt ] && [ ! -f b2.txt ]; then
+  i=0; while [ ! -f {m}/push-started ]; do i=$((i+1)); if [ $i -gt 2400 ]; then echo "no push started" >&2; exit 1; fi; sleep 0.05; done
+  echo "task 2 goes round once more" >&2; exit 1
+fi
+exit 0
+"#
+        ),
+    )
+    .unwrap();
+    git(&root, &["add", "gate.sh"]);
+    git(&root, &["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "gate"]);
+
+    let done = json!({ "outcome": "success", "summary": "done", "turns": 1 });
+    let recording = json!({ "tasks": {
+        "1": writes(&[("a.txt", "a\n")]),
+        "2": { "iterations": [
+            { "writes": [{ "path": "b.txt", "content": "b\n" }], "result": done },
+            { "writes": [{ "path": "b2.txt", "content": "b2\n" }], "result": done },
+        ] },
+    }});
+    project.write_config(&format!(
+        "agent:\n  plugin: replay\nagents:\n  replay:\n    recording: {recording}\nllm:\n  provider: none\n\
+         engine:\n  max_iterations: 2\n  decision:\n    escalate_threshold: 0.3\nrules: []\ngates:\n  - plugin: tests\n    enabled: true\n    config:\n      \
+         command: sh gate.sh\ngit:\n  create_pr: true\n  command_timeout_secs: 20\n"
+    ));
+    assert_eq!(project.create_task("Write a", "a.txt"), 1);
+    assert_eq!(project.create_task("Write b", "b.txt"), 2);
+
+    let out = project.obra(&["run", "--parallel", "2"]);
+    let said = text(&out);
+    assert!(marks.path().join("saw-task-2-go-on").exists(), "task 2 went on while task 1's push hung: {said}");
+    // Task 1's push ended at the limit, named with its key; its work stays on its branch.
+    assert!(
+        said.contains(
+            "`git push --quiet --set-upstream origin obra/task-1-write-a` ran into the time limit \
+             git.command_timeout_secs (20s) and was stopped"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("task 1's work is committed on branch obra/task-1-write-a, but no pull request"), "{said}");
+    let grandchild: i32 = std::fs::read_to_string(marks.path().join("grandchild")).unwrap().trim().parse().unwrap();
+    assert!(!alive(grandchild), "the hook's own child was stopped with the push");
+    // Task 2 was proposed as usual.
+    assert!(said.contains("task 2's pull request (obra/task-2-write-b): https://github.test/o/r/pull/2"), "{said}");
+    let pushed = git(remote.path(), &["branch", "--list"]);
+    assert!(pushed.contains("obra/task-2-write-b") && !pushed.contains("task-1"), "{pushed}");
+    for id in [1, 2] {
+        let task = project.obra_json(&["task", "show", &id.to_string(), "--json"], 0);
+        assert_eq!(task["task"]["status"], "completed", "task {id}: {said}");
+    }
+    assert_eq!(out.status.code(), Some(0), "{said}");
 }

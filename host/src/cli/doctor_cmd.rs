@@ -64,7 +64,7 @@ pub(super) async fn run(g: &GlobalArgs, json: bool) -> Result<ExitCode> {
 }
 
 async fn checks(g: &GlobalArgs) -> Vec<Check> {
-    let mut out = vec![git_binary()];
+    let mut out = vec![git_binary().await];
     let obra = match Orchestrator::open(open_options(g)).await {
         Ok(o) => o,
         Err(e) => {
@@ -100,7 +100,7 @@ async fn checks(g: &GlobalArgs) -> Vec<Check> {
     out.push(trust(&obra));
     out.push(store(&obra).await);
     out.push(workspace_git(&obra));
-    out.extend(git_integration(&obra));
+    out.extend(git_integration(&obra).await);
 
     let loaded = match obra.plugins().await {
         Ok(p) => p,
@@ -460,7 +460,8 @@ fn workspace_git(obra: &Orchestrator) -> Check {
 
 /// The git integration's needs (ADR 24): a repository not in the middle of a merge or rebase; one with a
 /// commit for branches per task; for pull requests, the remote and a logged-in `gh`.
-fn git_integration(obra: &Orchestrator) -> Vec<Check> {
+async fn git_integration(obra: &Orchestrator) -> Vec<Check> {
+    use std::io::ErrorKind::NotFound;
     let git = &obra.config().config.git;
     let root = obra.root();
     let mut out = Vec::new();
@@ -508,7 +509,7 @@ fn git_integration(obra: &Orchestrator) -> Vec<Check> {
                 format!("add it (`git remote add {} URL`) or set git.remote to one of `git remote`", git.remote),
             ));
         }
-        out.push(match std::process::Command::new("gh").args(["auth", "status"]).output() {
+        out.push(match obra.git().gh(root, &["auth", "status"]).await {
             Ok(o) if o.status.success() => Check::ok("pull requests", "gh is installed and logged in"),
             Ok(o) => Check::warn(
                 "pull requests",
@@ -518,18 +519,29 @@ fn git_integration(obra: &Orchestrator) -> Vec<Check> {
                 ),
                 "run `gh auth login`; until then task branches are pushed but no pull request is opened",
             ),
-            Err(_) => Check::fail(
+            Err(e) if e.root_cause().downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == NotFound) => {
+                Check::fail(
+                    "pull requests",
+                    "git.create_pr is on, but `gh` is not on PATH",
+                    "install GitHub's CLI (https://cli.github.com) or set git.create_pr: false",
+                )
+            }
+            // It did not answer within git.command_timeout_secs, or could not be started.
+            Err(e) => Check::fail(
                 "pull requests",
-                "git.create_pr is on, but `gh` is not on PATH",
-                "install GitHub's CLI (https://cli.github.com) or set git.create_pr: false",
+                format!("{e:#}"),
+                "check `gh auth status` by hand, or set git.create_pr: false",
             ),
         });
     }
     out
 }
 
-fn git_binary() -> Check {
-    match std::process::Command::new("git").arg("--version").output() {
+/// Whether git runs (with the default time limit: no project's configuration is read yet).
+async fn git_binary() -> Check {
+    let git = crate::workspace::git::Git::from_config(&crate::config::GitConfig::default());
+    let here = std::env::temp_dir();
+    match git.run(&here, &["--version"]).await {
         Ok(out) if out.status.success() => Check::ok("git", String::from_utf8_lossy(&out.stdout).trim().to_string()),
         Ok(out) => Check::warn(
             "git",
@@ -537,7 +549,7 @@ fn git_binary() -> Check {
             "reinstall git",
         ),
         Err(e) => {
-            Check::warn("git", format!("git is not on PATH ({e})"), "install git (the tests gate and agents use it)")
+            Check::warn("git", format!("git does not run: {e:#}"), "install git (the tests gate and agents use it)")
         }
     }
 }

@@ -336,6 +336,20 @@ fn two_enabled_gates_need_different_names_and_a_timeout_of_at_least_a_second() {
 }
 
 #[test]
+fn the_git_command_time_limit_defaults_to_five_minutes_and_refuses_zero_and_more_than_a_day() {
+    let dir = tempfile::tempdir().unwrap();
+    write_project_config(dir.path(), "engine:\n  max_iterations: 5\n");
+    assert_eq!(load(&sources_in(dir.path())).unwrap().config.git.command_timeout_secs, 300);
+    for bad in ["0", "86401"] {
+        write_project_config(dir.path(), &format!("git:\n  command_timeout_secs: {bad}\n"));
+        let e = load(&sources_in(dir.path())).unwrap_err().to_string();
+        assert!(e.contains("git.command_timeout_secs") && e.contains(&format!("{bad} is outside 1..=86400")), "{e}");
+    }
+    write_project_config(dir.path(), "git:\n  command_timeout_secs: 86400\n");
+    assert_eq!(load(&sources_in(dir.path())).unwrap().config.git.command_timeout_secs, 86_400);
+}
+
+#[test]
 fn fuzzed_config_files_load_or_fail_with_a_message_never_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let seeds: &[&[u8]] = &[

@@ -370,6 +370,16 @@ impl Config {
         }
         self.sessions.check().map_err(|(key, message)| bad(&key, message))?;
         self.logging.check().map_err(|(key, message)| bad(&key, message))?;
+        if !(1..=MAX_GIT_COMMAND_TIMEOUT_SECS).contains(&self.git.command_timeout_secs) {
+            return Err(bad(
+                "git.command_timeout_secs",
+                format!(
+                    "{} is outside 1..={MAX_GIT_COMMAND_TIMEOUT_SECS}; give the seconds one git or gh command may \
+                     run (the default is 300)",
+                    self.git.command_timeout_secs
+                ),
+            ));
+        }
         if self.git.create_pr && self.git.remote.trim().is_empty() {
             return Err(bad("git.remote", "names no remote, and git.create_pr pushes task branches to it".into()));
         }
@@ -460,7 +470,13 @@ pub struct GitConfig {
     /// Open pull requests as drafts.
     #[serde(default)]
     pub pr_draft: bool,
+    /// How long one `git` or `gh` command may run, in seconds, before it is stopped with everything it started.
+    #[serde(default)]
+    pub command_timeout_secs: u64,
 }
+
+/// The longest `git.command_timeout_secs` accepted: a day.
+pub const MAX_GIT_COMMAND_TIMEOUT_SECS: u64 = 86_400;
 
 /// `git.commit_strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -113,11 +113,9 @@ impl Engine {
             return Ok(());
         }
         let message = self.commit_message(git_config, project, task, &tasks, &changes, work).await;
-        let workspace = self.workspace.clone();
         let paths: Vec<String> = changes.iter().map(|c| c.path.clone()).collect();
-        let message_for_git = message.clone();
-        let committed =
-            tokio::task::spawn_blocking(move || git::commit_paths(&workspace, &paths, &message_for_git)).await?;
+        // Async git processes with the time limit: a hook that hangs fails the commit, not the loop.
+        let committed = git::Git::from_config(git_config).commit_paths(&self.workspace, &paths, &message).await;
         match committed {
             Ok(Some(commit)) => {
                 for t in &tasks {
@@ -134,7 +132,11 @@ impl Engine {
                 "nothing to commit: the files the task changed already match HEAD (or git ignores them)".into(),
             )),
             Err(e) => {
-                self.observer.step(&Step::Progress(format!("not committed, the work stays in the working tree: {e:#}")))
+                self.observer.step(&Step::Progress("not committed, the work stays in the working tree:".into()));
+                // A line per cause, so the one that matters (a hook's message, the time limit) is not cut off.
+                for cause in e.chain() {
+                    self.observer.step(&Step::Progress(format!("  {cause}")));
+                }
             }
         }
         Ok(())
@@ -165,7 +167,8 @@ impl Engine {
                 members
             }
         };
-        if git2::Repository::discover(&self.workspace).is_err() {
+        let workspace = self.workspace.clone();
+        if tokio::task::spawn_blocking(move || git2::Repository::discover(&workspace).is_err()).await? {
             self.observer.step(&Step::Progress(format!(
                 "not committed: {} is not in a git repository (git.commit_strategy needs one)",
                 self.workspace.display()

@@ -133,7 +133,11 @@ impl Engine {
                 self.reload_config(&mut exec, iteration, watch).await;
             }
             let prepared = self.prepare(&mut exec, iteration).await?;
-            let policy_before = self.policy.as_ref().map(|p| p.snapshot());
+            // The policy files include `.obra/plugins/` (WebAssembly of megabytes), read off the executor.
+            let policy_before = match self.policy.clone() {
+                Some(policy) => Some(tokio::task::spawn_blocking(move || policy.snapshot()).await?),
+                None => None,
+            };
             let resume = if self.current().config.sessions.continuity { exec.session.clone() } else { None };
             let run = self.run_agent(&prepared.info, &prepared.prompt, resume, exec.turns).await?;
             if let Some(stopped) = self.stop_early(&mut exec, &prepared, &run, policy_before).await? {
@@ -295,8 +299,8 @@ impl Engine {
         let task_id = prepared.task.id;
         // What the agent did to the policy (the config files it runs under, inside the workspace or not) is
         // undone before anything else reads it.
-        let policy_tampered = match (&self.policy, &policy_before) {
-            (Some(policy), Some(before)) => policy.changes_since(before),
+        let policy_tampered = match (self.policy.clone(), policy_before) {
+            (Some(policy), Some(before)) => tokio::task::spawn_blocking(move || policy.changes_since(&before)).await?,
             _ => Vec::new(),
         };
         let restore_errors =

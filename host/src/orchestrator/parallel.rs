@@ -31,9 +31,9 @@ impl Orchestrator {
         observer: Arc<dyn LoopObserver>,
         summary: &mut RunSummary,
     ) -> Result<()> {
-        let worktrees = Worktrees::open(self.root())?;
+        let worktrees = Worktrees::open(self.root(), self.git()).await?;
         let width = options.parallel.max(1);
-        let branch = worktrees.project_branch()?;
+        let branch = worktrees.project_branch().await?;
         observer.step(&Step::Progress(format!(
             "up to {width} tasks at a time, each in its own worktree under .obra/worktrees/, merged into {branch} \
              when done"
@@ -86,7 +86,8 @@ impl Orchestrator {
                         break;
                     }
                     let Some(task) = by_id.get(&id) else { continue };
-                    let wt = worktrees.add(id, &task.title)?;
+                    // git runs as an async process, and the running tasks are driven while it does.
+                    let wt = alongside(&mut running, &mut finished, worktrees.add(id, &task.title)).await?;
                     let recorded = self.state().set_task_git(id, Some(&wt.branch), Some(&wt.base), None);
                     alongside(&mut running, &mut finished, recorded).await?;
                     observer.step(&Step::TaskPicked {
@@ -145,10 +146,10 @@ impl Orchestrator {
         task_id: i64,
         observer: Arc<dyn LoopObserver>,
     ) -> Result<TaskOutcome> {
-        let worktrees = Worktrees::open(self.root())?;
+        let worktrees = Worktrees::open(self.root(), self.git()).await?;
         self.settle_leftovers(&worktrees, observer.as_ref()).await?;
         let task = self.task(task_id).await?;
-        let wt = worktrees.add(task_id, &task.title)?;
+        let wt = worktrees.add(task_id, &task.title).await?;
         self.state().set_task_git(task_id, Some(&wt.branch), Some(&wt.base), None).await?;
         observer.step(&Step::Progress(format!(
             "task {task_id} works in {} on branch {}",
@@ -174,18 +175,24 @@ impl Orchestrator {
         let git_config = &self.config().config.git;
         match outcome.status {
             TaskStatus::Completed if git_config.create_pr => {
-                match worktrees.propose(wt, &title, &git_config.remote, git_config.pr_draft) {
+                match worktrees.propose(wt, &title, &git_config.remote, git_config.pr_draft).await {
                     Ok(None) => observer.step(&Step::Progress(format!("task {id} changed nothing: no pull request"))),
                     Ok(Some(url)) => {
                         observer.step(&Step::Progress(format!("task {id}'s pull request ({}): {url}", wt.branch)))
                     }
-                    Err(e) => observer.step(&Step::Progress(format!(
-                        "task {id}'s work is committed on branch {}, but no pull request was opened: {e:#}",
-                        wt.branch
-                    ))),
+                    Err(e) => {
+                        observer.step(&Step::Progress(format!(
+                            "task {id}'s work is committed on branch {}, but no pull request was opened:",
+                            wt.branch
+                        )));
+                        // A line per cause, so the one that matters (e.g. the time limit) is not cut off.
+                        for cause in e.chain() {
+                            observer.step(&Step::Progress(format!("  {cause}")));
+                        }
+                    }
                 }
             }
-            TaskStatus::Completed => match worktrees.integrate(wt, &title)? {
+            TaskStatus::Completed => match worktrees.integrate(wt, &title).await? {
                 Integration::NothingToMerge => {
                     observer.step(&Step::Progress(format!("task {id} changed nothing: no merge")));
                 }
@@ -207,7 +214,7 @@ impl Orchestrator {
                         "its branch {} does not merge into {}: {what}. Merge it yourself (`git merge {}`), then \
                          approve the breakpoint; or give feedback to redo the task on the merged work",
                         wt.branch,
-                        worktrees.project_branch().unwrap_or_else(|_| "HEAD".into()),
+                        worktrees.project_branch().await.unwrap_or_else(|_| "HEAD".into()),
                         wt.branch
                     );
                     let bp = self.state().pause_for_merge_conflict(id, &reason).await?;
@@ -222,9 +229,9 @@ impl Orchestrator {
                 }
             },
             TaskStatus::Failed | TaskStatus::Cancelled => {
-                let kept =
-                    worktrees.commit(wt, &format!("obra: task {id} ({title}), left {}", outcome.status.as_str()))?;
-                worktrees.remove(wt, false)?;
+                let left = format!("obra: task {id} ({title}), left {}", outcome.status.as_str());
+                let kept = worktrees.commit(wt, &left).await?;
+                worktrees.remove(wt, false).await?;
                 if kept.is_some() {
                     observer.step(&Step::Progress(format!("task {id}'s unfinished work is on branch {}", wt.branch)));
                 }
@@ -246,7 +253,7 @@ impl Orchestrator {
             if !matches!(status, TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled) {
                 continue;
             }
-            let wt = worktrees.add(id, &task.title)?;
+            let wt = worktrees.add(id, &task.title).await?;
             let mut outcome = TaskOutcome {
                 task_id: id,
                 status,

@@ -5,14 +5,16 @@
 //! is reported with the branch to merge by hand.
 //!
 //! The git command line does the worktree and merge work (it knows how to merge into a working tree safely and
-//! refuses to overwrite uncommitted changes); git2 reads the repository's state.
+//! refuses to overwrite uncommitted changes), each command an async child process with `git.command_timeout_secs`
+//! as its limit ([`Git`]), so a slow merge or push never holds up the other tasks of the run; git2 reads the
+//! repository's state, in `spawn_blocking`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use git2::Repository;
 
-use crate::workspace::git::{run as git, run_ok as git_ok, unfinished};
+use crate::workspace::git::{Git, unfinished};
 
 /// Where the worktrees live, under the project root.
 const WORKTREES_DIR: &str = ".obra/worktrees";
@@ -29,6 +31,8 @@ pub struct Worktrees {
     prefix: PathBuf,
     /// `<project root>/.obra/worktrees`.
     dir: PathBuf,
+    /// How git runs, with its time limit.
+    git: Git,
 }
 
 /// One task's worktree.
@@ -104,9 +108,15 @@ pub fn branch_name(task_id: i64, title: &str) -> String {
 }
 
 impl Worktrees {
-    /// The worktrees of the project at `root`: it must be in a git repository with at least one commit, not in
-    /// the middle of a merge or rebase.
-    pub fn open(root: &Path) -> Result<Worktrees> {
+    /// The worktrees of the project at `root`, worked on by `git`: it must be in a git repository with at least
+    /// one commit, not in the middle of a merge or rebase.
+    pub async fn open(root: &Path, git: Git) -> Result<Worktrees> {
+        let root = root.to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(&root, git)).await?
+    }
+
+    /// [`open`](Self::open), reading the repository with git2 on this thread.
+    fn open_blocking(root: &Path, git: Git) -> Result<Worktrees> {
         let root = root.canonicalize().with_context(|| format!("cannot open {}", root.display()))?;
         let repo = Repository::discover(&root).map_err(|_| {
             anyhow::anyhow!(
@@ -126,7 +136,7 @@ impl Worktrees {
             bail!("{} is in the middle of {what}; finish it before running tasks in worktrees", checkout.display());
         }
         let prefix = root.strip_prefix(&checkout).unwrap_or(Path::new("")).to_path_buf();
-        Ok(Worktrees { checkout, prefix, dir: root.join(WORKTREES_DIR) })
+        Ok(Worktrees { checkout, prefix, dir: root.join(WORKTREES_DIR), git })
     }
 
     /// The path of task `task_id`'s worktree.
@@ -135,61 +145,76 @@ impl Worktrees {
     }
 
     /// The branch the project's checkout is on (`HEAD` when detached).
-    pub fn project_branch(&self) -> Result<String> {
-        git_ok(&self.checkout, &["rev-parse", "--abbrev-ref", "HEAD"])
+    pub async fn project_branch(&self) -> Result<String> {
+        self.git.run_ok(&self.checkout, &["rev-parse", "--abbrev-ref", "HEAD"]).await
     }
 
     /// Make (or reuse) the worktree of a task: branch `obra/task-<id>-<slug>` from HEAD. A worktree left by an
     /// earlier execution of the same task (paused, then given feedback) is reused with its work.
-    pub fn add(&self, task_id: i64, title: &str) -> Result<TaskWorktree> {
+    pub async fn add(&self, task_id: i64, title: &str) -> Result<TaskWorktree> {
+        let git = &self.git;
         let path = self.path_of(task_id);
         let branch = branch_name(task_id, title);
         let workspace = path.join(&self.prefix);
         if path.join(".git").exists() {
-            let base = git_ok(&path, &["merge-base", "HEAD", &git_ok(&self.checkout, &["rev-parse", "HEAD"])?])
-                .unwrap_or_default();
-            let on = git_ok(&path, &["rev-parse", "--abbrev-ref", "HEAD"])?;
+            let head = git.run_ok(&self.checkout, &["rev-parse", "HEAD"]).await?;
+            let base = git.run_ok(&path, &["merge-base", "HEAD", &head]).await.unwrap_or_default();
+            let on = git.run_ok(&path, &["rev-parse", "--abbrev-ref", "HEAD"]).await?;
             return Ok(TaskWorktree { task_id, path, workspace, branch: on, base, reused: true });
         }
-        // A directory without its git link, or git's record of a worktree whose directory is gone.
+        // A directory without its git link, or git's record of a worktree whose directory is gone (a whole
+        // checkout, so removed off the executor).
         if path.exists() {
-            std::fs::remove_dir_all(&path).with_context(|| format!("cannot remove the stale {}", path.display()))?;
+            let stale = path.clone();
+            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&stale))
+                .await?
+                .with_context(|| format!("cannot remove the stale {}", path.display()))?;
         }
-        git_ok(&self.checkout, &["worktree", "prune"])?;
+        git.run_ok(&self.checkout, &["worktree", "prune"]).await?;
         std::fs::create_dir_all(&self.dir).with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let base = git_ok(&self.checkout, &["rev-parse", "HEAD"])?;
+        let base = git.run_ok(&self.checkout, &["rev-parse", "HEAD"]).await?;
         let path_text = path.to_str().context("the project path is not UTF-8")?;
-        git_ok(&self.checkout, &["worktree", "add", "--quiet", "-B", &branch, path_text, &base])?;
+        git.run_ok(&self.checkout, &["worktree", "add", "--quiet", "-B", &branch, path_text, &base]).await?;
         Ok(TaskWorktree { task_id, path, workspace, branch, base, reused: false })
     }
 
     /// Commit what the task changed in its worktree (everything but ignored files and `.obra/`) on its branch;
     /// returns the commit, or `None` when nothing changed since the branch's last commit.
-    pub fn commit(&self, wt: &TaskWorktree, message: &str) -> Result<Option<String>> {
-        git_ok(&wt.path, &["add", "--all", "--", ".", ":(exclude,glob).obra/**", ":(exclude).obra"])?;
-        let staged = git(&wt.path, &["diff", "--cached", "--quiet"])?;
+    pub async fn commit(&self, wt: &TaskWorktree, message: &str) -> Result<Option<String>> {
+        let git = &self.git;
+        git.run_ok(&wt.path, &["add", "--all", "--", ".", ":(exclude,glob).obra/**", ":(exclude).obra"]).await?;
+        let staged = git.run(&wt.path, &["diff", "--cached", "--quiet"]).await?;
         if staged.status.success() {
             return Ok(None);
         }
-        git_ok(&wt.path, &["commit", "--quiet", "--no-verify", "-m", message])?;
-        Ok(Some(git_ok(&wt.path, &["rev-parse", "HEAD"])?))
+        git.run_ok(&wt.path, &["commit", "--quiet", "--no-verify", "-m", message]).await?;
+        Ok(Some(git.run_ok(&wt.path, &["rev-parse", "HEAD"]).await?))
     }
 
     /// Commit a completed task's work on its branch and merge the branch into the project's branch. The
     /// worktree is removed either way (the work is committed); the branch is deleted once merged, and kept,
     /// for a merge by hand, when the merge conflicts.
-    pub fn integrate(&self, wt: &TaskWorktree, title: &str) -> Result<Integration> {
-        self.commit(wt, &format!("obra: task {} ({title})", wt.task_id))?;
-        let ahead = git_ok(&self.checkout, &["rev-list", "--count", &format!("HEAD..{}", wt.branch)])?;
+    pub async fn integrate(&self, wt: &TaskWorktree, title: &str) -> Result<Integration> {
+        let git = &self.git;
+        self.commit(wt, &format!("obra: task {} ({title})", wt.task_id)).await?;
+        let ahead = git.run_ok(&self.checkout, &["rev-list", "--count", &format!("HEAD..{}", wt.branch)]).await?;
         if ahead == "0" {
-            self.remove(wt, true)?;
+            self.remove(wt, true).await?;
             return Ok(Integration::NothingToMerge);
         }
         let message = format!("obra: merge task {} ({title})", wt.task_id);
-        let merged = git(&self.checkout, &["merge", "--no-ff", "--no-edit", "-m", &message, &wt.branch])?;
+        let merge = ["merge", "--no-ff", "--no-edit", "-m", &message, &wt.branch];
+        let merged = git.run(&self.checkout, &merge).await.with_context(|| {
+            format!(
+                "the merge of {} into {} did not end; see `git status` there (a git stopped half-way can leave \
+                 .git/index.lock behind: remove it once no git runs) and merge the branch by hand",
+                wt.branch,
+                self.checkout.display()
+            )
+        })?;
         if merged.status.success() {
-            let commit = git_ok(&self.checkout, &["rev-parse", "HEAD"])?;
-            self.remove(wt, true)?;
+            let commit = git.run_ok(&self.checkout, &["rev-parse", "HEAD"]).await?;
+            self.remove(wt, true).await?;
             return Ok(Integration::Merged { commit });
         }
         let said = format!(
@@ -197,13 +222,14 @@ impl Worktrees {
             String::from_utf8_lossy(&merged.stdout).trim(),
             String::from_utf8_lossy(&merged.stderr).trim()
         );
-        let conflicted = git_ok(&self.checkout, &["diff", "--name-only", "--diff-filter=U"]).unwrap_or_default();
+        let conflicted =
+            git.run_ok(&self.checkout, &["diff", "--name-only", "--diff-filter=U"]).await.unwrap_or_default();
         let paths: Vec<String> = conflicted.lines().map(str::to_string).filter(|l| !l.is_empty()).collect();
         // Leave the project's checkout exactly as it was before the merge.
         if self.checkout.join(".git").join("MERGE_HEAD").exists() || !paths.is_empty() {
-            git_ok(&self.checkout, &["merge", "--abort"])?;
+            git.run_ok(&self.checkout, &["merge", "--abort"]).await?;
         }
-        self.remove(wt, false)?;
+        self.remove(wt, false).await?;
         Ok(Integration::Conflict { paths, detail: said })
     }
 
@@ -211,27 +237,28 @@ impl Worktrees {
     /// push the branch to `remote` and open a pull request into the project's branch with `gh`, titled and
     /// described by the branch's last commit. Returns the pull request's URL, or `None` when the task
     /// changed nothing (the branch is then deleted).
-    pub fn propose(&self, wt: &TaskWorktree, title: &str, remote: &str, draft: bool) -> Result<Option<String>> {
-        self.commit(wt, &format!("obra: task {} ({title})", wt.task_id))?;
-        let ahead = git_ok(&self.checkout, &["rev-list", "--count", &format!("HEAD..{}", wt.branch)])?;
+    pub async fn propose(&self, wt: &TaskWorktree, title: &str, remote: &str, draft: bool) -> Result<Option<String>> {
+        let git = &self.git;
+        self.commit(wt, &format!("obra: task {} ({title})", wt.task_id)).await?;
+        let ahead = git.run_ok(&self.checkout, &["rev-list", "--count", &format!("HEAD..{}", wt.branch)]).await?;
         if ahead == "0" {
-            self.remove(wt, true)?;
+            self.remove(wt, true).await?;
             return Ok(None);
         }
-        self.remove(wt, false)?;
-        let base = self.project_branch()?;
-        let message = git_ok(&self.checkout, &["log", "-1", "--format=%B", &wt.branch])?;
+        self.remove(wt, false).await?;
+        let base = self.project_branch().await?;
+        let message = git.run_ok(&self.checkout, &["log", "-1", "--format=%B", &wt.branch]).await?;
         let (subject, body) = crate::workspace::git::split_message(&message);
         let pr = crate::workspace::git::PullRequest { base: &base, head: &wt.branch, title: subject, body, draft };
-        crate::workspace::git::push_and_open_pr(&self.checkout, remote, &pr).map(Some)
+        git.push_and_open_pr(&self.checkout, remote, &pr).await.map(Some)
     }
 
     /// Remove a task's worktree (its work is committed on its branch); delete the branch too when `merged`.
-    pub fn remove(&self, wt: &TaskWorktree, merged: bool) -> Result<()> {
+    pub async fn remove(&self, wt: &TaskWorktree, merged: bool) -> Result<()> {
         let path_text = wt.path.to_str().context("the project path is not UTF-8")?;
-        git_ok(&self.checkout, &["worktree", "remove", "--force", path_text])?;
+        self.git.run_ok(&self.checkout, &["worktree", "remove", "--force", path_text]).await?;
         if merged {
-            git_ok(&self.checkout, &["branch", "--quiet", "-D", &wt.branch])?;
+            self.git.run_ok(&self.checkout, &["branch", "--quiet", "-D", &wt.branch]).await?;
         }
         Ok(())
     }
@@ -248,15 +275,23 @@ impl Worktrees {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    fn repo() -> tempfile::TempDir {
+    /// Git for tests: a minute per command.
+    const GIT: Git = Git { timeout: Duration::from_secs(60) };
+
+    async fn git_ok(dir: &Path, args: &[&str]) -> Result<String> {
+        GIT.run_ok(dir, args).await
+    }
+
+    async fn repo() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
-        let run = |args: &[&str]| assert!(git(dir.path(), args).unwrap().status.success(), "git {args:?}");
-        run(&["init", "-q", "-b", "main"]);
+        git_ok(dir.path(), &["init", "-q", "-b", "main"]).await.unwrap();
         std::fs::write(dir.path().join("shared.txt"), "base\n").unwrap();
-        run(&["add", "."]);
-        run(&["commit", "-qm", "base"]);
+        git_ok(dir.path(), &["add", "."]).await.unwrap();
+        git_ok(dir.path(), &["commit", "-qm", "base"]).await.unwrap();
         dir
     }
 
@@ -270,23 +305,23 @@ mod tests {
         assert_eq!(branch_name(7, "Fix bug"), "obra/task-7-fix-bug");
     }
 
-    #[test]
-    fn independent_work_merges_and_a_conflict_leaves_the_checkout_untouched() {
-        let dir = repo();
-        let wts = Worktrees::open(dir.path()).unwrap();
-        let a = wts.add(1, "Write a").unwrap();
-        let b = wts.add(2, "Write b").unwrap();
-        let c = wts.add(3, "Edit shared").unwrap();
-        let d = wts.add(4, "Edit shared too").unwrap();
+    #[tokio::test]
+    async fn independent_work_merges_and_a_conflict_leaves_the_checkout_untouched() {
+        let dir = repo().await;
+        let wts = Worktrees::open(dir.path(), GIT).await.unwrap();
+        let a = wts.add(1, "Write a").await.unwrap();
+        let b = wts.add(2, "Write b").await.unwrap();
+        let c = wts.add(3, "Edit shared").await.unwrap();
+        let d = wts.add(4, "Edit shared too").await.unwrap();
         std::fs::write(a.workspace.join("a.txt"), "a\n").unwrap();
         std::fs::write(b.workspace.join("b.txt"), "b\n").unwrap();
         std::fs::write(c.workspace.join("shared.txt"), "from c\n").unwrap();
         std::fs::write(d.workspace.join("shared.txt"), "from d\n").unwrap();
 
-        assert!(matches!(wts.integrate(&a, "Write a").unwrap(), Integration::Merged { .. }));
-        assert!(matches!(wts.integrate(&b, "Write b").unwrap(), Integration::Merged { .. }));
-        assert!(matches!(wts.integrate(&c, "Edit shared").unwrap(), Integration::Merged { .. }));
-        let Integration::Conflict { paths, .. } = wts.integrate(&d, "Edit shared too").unwrap() else {
+        assert!(matches!(wts.integrate(&a, "Write a").await.unwrap(), Integration::Merged { .. }));
+        assert!(matches!(wts.integrate(&b, "Write b").await.unwrap(), Integration::Merged { .. }));
+        assert!(matches!(wts.integrate(&c, "Edit shared").await.unwrap(), Integration::Merged { .. }));
+        let Integration::Conflict { paths, .. } = wts.integrate(&d, "Edit shared too").await.unwrap() else {
             panic!("the second edit of shared.txt conflicts");
         };
         assert_eq!(paths, ["shared.txt"]);
@@ -294,39 +329,39 @@ mod tests {
         assert_eq!(std::fs::read_to_string(root.join("shared.txt")).unwrap(), "from c\n");
         assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "a\n");
         assert!(!root.join(".git/MERGE_HEAD").exists(), "no merge left half-done");
-        assert!(git_ok(root, &["status", "--porcelain", "--untracked-files=no"]).unwrap().is_empty());
+        assert!(git_ok(root, &["status", "--porcelain", "--untracked-files=no"]).await.unwrap().is_empty());
         // The conflicting work stays on its branch; merged branches are gone; no worktree is left.
-        let branches = git_ok(root, &["branch", "--list", "obra/*"]).unwrap();
+        let branches = git_ok(root, &["branch", "--list", "obra/*"]).await.unwrap();
         assert!(branches.contains("obra/task-4-edit-shared-too") && !branches.contains("task-1"), "{branches}");
         assert_eq!(wts.existing(), Vec::<i64>::new());
-        assert_eq!(wts.project_branch().unwrap(), "main");
+        assert_eq!(wts.project_branch().await.unwrap(), "main");
     }
 
-    #[test]
-    fn a_task_that_changed_nothing_has_nothing_to_merge_and_a_reused_worktree_keeps_its_work() {
-        let dir = repo();
-        let wts = Worktrees::open(dir.path()).unwrap();
-        let idle = wts.add(1, "Nothing").unwrap();
-        assert_eq!(wts.integrate(&idle, "Nothing").unwrap(), Integration::NothingToMerge);
-        let first = wts.add(2, "Paused").unwrap();
+    #[tokio::test]
+    async fn a_task_that_changed_nothing_has_nothing_to_merge_and_a_reused_worktree_keeps_its_work() {
+        let dir = repo().await;
+        let wts = Worktrees::open(dir.path(), GIT).await.unwrap();
+        let idle = wts.add(1, "Nothing").await.unwrap();
+        assert_eq!(wts.integrate(&idle, "Nothing").await.unwrap(), Integration::NothingToMerge);
+        let first = wts.add(2, "Paused").await.unwrap();
         std::fs::write(first.workspace.join("wip.txt"), "half\n").unwrap();
-        let again = wts.add(2, "Paused").unwrap();
+        let again = wts.add(2, "Paused").await.unwrap();
         assert!(again.reused && again.workspace.join("wip.txt").exists());
         assert_eq!(wts.existing(), vec![2]);
     }
 
-    #[test]
-    fn a_repository_mid_merge_or_without_commits_is_refused() {
+    #[tokio::test]
+    async fn a_repository_mid_merge_or_without_commits_is_refused() {
         let empty = tempfile::tempdir().unwrap();
-        assert!(git(empty.path(), &["init", "-q"]).unwrap().status.success());
-        let err = Worktrees::open(empty.path()).unwrap_err().to_string();
+        git_ok(empty.path(), &["init", "-q"]).await.unwrap();
+        let err = Worktrees::open(empty.path(), GIT).await.unwrap_err().to_string();
         assert!(err.contains("no commit yet"), "{err}");
-        let dir = repo();
-        std::fs::write(dir.path().join(".git/MERGE_HEAD"), git_ok(dir.path(), &["rev-parse", "HEAD"]).unwrap())
+        let dir = repo().await;
+        std::fs::write(dir.path().join(".git/MERGE_HEAD"), git_ok(dir.path(), &["rev-parse", "HEAD"]).await.unwrap())
             .unwrap();
-        let err = Worktrees::open(dir.path()).unwrap_err().to_string();
+        let err = Worktrees::open(dir.path(), GIT).await.unwrap_err().to_string();
         assert!(err.contains("git merge --abort"), "{err}");
         let plain = tempfile::tempdir().unwrap();
-        assert!(Worktrees::open(plain.path()).unwrap_err().to_string().contains("not in a git repository"));
+        assert!(Worktrees::open(plain.path(), GIT).await.unwrap_err().to_string().contains("not in a git repository"));
     }
 }
