@@ -259,9 +259,10 @@ impl Engine {
     pub(super) async fn take_checkpoint(&self, task: &Task, label: &str, completed: bool) -> Result<Option<String>> {
         let workspace = self.workspace.clone();
         let label_owned = label.to_string();
+        let retention = self.current().config.engine.checkpoint_retention;
         let taken = tokio::task::spawn_blocking(move || -> Result<Option<CheckpointInfo>> {
             match Checkpoints::open(&workspace)? {
-                Some(checkpoints) => Ok(Some(checkpoints.create(&label_owned)?)),
+                Some(checkpoints) => Ok(Some(checkpoints.with_retention(retention).create(&label_owned)?)),
                 None => Ok(None),
             }
         })

@@ -12,6 +12,12 @@
 //! the commit's tree is HEAD's tree with the subdirectory replaced by the snapshot, so `git diff HEAD <ref>`
 //! shows exactly what the checkpoint changed, and a restore only writes inside the workspace. All workspaces
 //! of one repository share the same list of checkpoints.
+//!
+//! Cost (ADR 0041): a number is allocated from one symbolic ref, `refs/obra/checkpoint-counter` (pointing at
+//! the newest checkpoint's ref), not by listing every checkpoint's ref; the objects a checkpoint writes are
+//! collected in memory (libgit2's mempack backend) and stored as one pack, not as one loose file each; and with
+//! a retention ([`Checkpoints::with_retention`], `engine.checkpoint_retention`) each new checkpoint prunes the
+//! refs of older ones, so their number stays bounded however long the backlog.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -24,6 +30,12 @@ use git2::{Commit, ErrorCode, Index, IndexEntry, IndexTime, ObjectType, Oid, Rep
 
 /// Where the checkpoints' refs live.
 const REF_PREFIX: &str = "refs/obra/checkpoints/";
+
+/// The symbolic ref naming the newest checkpoint's ref: where the next number is allocated from.
+const COUNTER_REF: &str = "refs/obra/checkpoint-counter";
+
+/// How many times moving the counter on is tried again when another process moved it meanwhile.
+const COUNTER_RETRIES: u32 = 50;
 
 /// Directory names never captured, written or removed: version control and Obra's own state.
 const SKIPPED_NAMES: &[&str] = &[".git", ".obra"];
@@ -119,11 +131,17 @@ pub struct Checkpoints {
     root: PathBuf,
     /// The workspace's path within the repository's working directory: empty, or ending in `/`.
     prefix: String,
+    /// How many of the newest checkpoints keep their ref; 0 keeps all.
+    retention: u64,
 }
 
 impl std::fmt::Debug for Checkpoints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpoints").field("root", &self.root).field("prefix", &self.prefix).finish()
+        f.debug_struct("Checkpoints")
+            .field("root", &self.root)
+            .field("prefix", &self.prefix)
+            .field("retention", &self.retention)
+            .finish()
     }
 }
 
@@ -164,7 +182,21 @@ impl Checkpoints {
             prefix.push_str(name);
             prefix.push('/');
         }
-        Ok(Some(Self { repo, root, prefix }))
+        Ok(Some(Self { repo, root, prefix, retention: 0 }))
+    }
+
+    /// Keep the refs of the newest `keep` checkpoints only: each checkpoint taken from now on deletes the refs
+    /// of older ones (their commits are then left to `git gc`). 0 (the default) keeps every checkpoint.
+    pub fn with_retention(mut self, keep: u64) -> Self {
+        self.retention = keep;
+        self
+    }
+
+    /// Whether the checkpoint recorded as `git_ref` with commit `commit` (hex) still exists: its ref was not
+    /// pruned (or deleted) and still points at that commit.
+    pub fn is_kept(&self, git_ref: &str, commit: &str) -> bool {
+        let Ok(commit) = Oid::from_str(commit) else { return false };
+        self.repo.find_reference(git_ref).ok().and_then(|r| r.target()) == Some(commit)
     }
 
     /// Take a checkpoint of the working tree, with `label` as its commit message. Its parent is HEAD's commit
@@ -263,6 +295,11 @@ impl Checkpoints {
     /// binary content), both within the workspace and with the same rules as a checkpoint (ignored files and
     /// `.obra/` left out). Nothing in the workspace, the index or the refs changes.
     pub fn diff(&self, from: &str, to: Option<&str>) -> Result<CheckpointDiff> {
+        // The working tree's blobs and both trees are only needed for the diff: held in memory, then dropped.
+        self.in_memory(false, || self.diff_written(from, to))
+    }
+
+    fn diff_written(&self, from: &str, to: Option<&str>) -> Result<CheckpointDiff> {
         let (_, from_commit) = self.resolve(from)?;
         let old = self.commit_entries(&from_commit)?;
         let new = match to {
@@ -328,6 +365,23 @@ impl Checkpoints {
 
     /// Take a checkpoint; also return the entries it holds.
     fn create_with_entries(&self, label: &str) -> Result<(CheckpointInfo, Entries)> {
+        let (oid, entries) = self.in_memory(true, || self.write_commit(label))?;
+        let (id, fresh_counter) = self.allocate(oid, label)?;
+        self.prune(id, fresh_counter);
+        let commit = self.repo.find_commit(oid)?;
+        let info = CheckpointInfo {
+            git_ref: format!("{REF_PREFIX}{id}"),
+            id: id.to_string(),
+            commit: oid.to_string(),
+            label: label.to_string(),
+            time: commit.time().seconds(),
+            files: entries.len(),
+        };
+        Ok((info, entries))
+    }
+
+    /// Scan the working tree and write its checkpoint commit (no ref yet); returns the commit and the entries.
+    fn write_commit(&self, label: &str) -> Result<(Oid, Entries)> {
         let entries = self.scan(true)?;
         let parent = self.head_commit()?;
         let mut index = Index::new()?;
@@ -351,20 +405,61 @@ impl Checkpoints {
             .repo
             .commit(None, &signature, &signature, label, &tree, &parents)
             .context("cannot write the checkpoint's commit")?;
+        Ok((oid, entries))
+    }
 
+    /// Run `write` with every object it writes held in memory (libgit2's mempack backend in front of the
+    /// repository's objects, which stay readable); then, with `keep`, store those objects as one pack (one
+    /// `.pack` and one `.idx` file instead of a loose file per object), or else drop them.
+    fn in_memory<T>(&self, keep: bool, write: impl FnOnce() -> Result<T>) -> Result<T> {
+        let disk = self.repo.odb().context("cannot open the repository's objects")?;
+        let memory = git2::Odb::new()?;
+        let mempack = memory.add_new_mempack_backend(1000)?;
+        let objects = self.repo.commondir().join("objects");
+        let objects = objects.to_str().with_context(|| {
+            format!("the repository's path {} is not UTF-8; move the repository to a UTF-8 path", objects.display())
+        })?;
+        // An alternate is read, never written: every new object lands in the mempack.
+        memory.add_disk_alternate(objects).context("cannot open the repository's objects")?;
+        self.repo.set_odb(&memory)?;
+        let written = write().and_then(|value| {
+            let mut pack = git2::Buf::new();
+            if keep {
+                mempack.dump(&self.repo, &mut pack).context("cannot pack the checkpoint's objects")?;
+            }
+            Ok((value, pack))
+        });
+        self.repo.set_odb(&disk).context("cannot reopen the repository's objects")?;
+        let (value, pack) = written?;
+        // A pack's header: "PACK", a version and the number of objects (big-endian), 12 bytes.
+        let objects = pack.get(8..12).map_or(0, |n| u32::from_be_bytes([n[0], n[1], n[2], n[3]]));
+        if keep && objects > 0 {
+            let mut writer = disk.packwriter().context("cannot write the checkpoint's pack")?;
+            writer.write_all(&pack).context("cannot write the checkpoint's pack")?;
+            writer.commit().context("cannot write the checkpoint's pack")?;
+        }
+        Ok(value)
+    }
+
+    /// Give commit `oid` the next free checkpoint number: create `refs/obra/checkpoints/<n>` and move the
+    /// counter on. Returns the number and whether the counter was missing (then the refs were listed once).
+    fn allocate(&self, oid: Oid, label: &str) -> Result<(u64, bool)> {
         // Several workspaces of one repository (the worktrees of `obra run --parallel`) number their
-        // checkpoints from the same refs. The ref is created only if it still does not exist once its lock is
-        // held (an all-zero "old value"; libgit2's own existence check comes before the lock, so two creators
-        // could both pass it): a number another one has taken (`Exists`, `Modified`) moves this one on, and a
-        // number another one is taking right now (`Locked`, git's `<ref>.lock`) is tried again shortly.
-        let mut number = self.next_number()?;
+        // checkpoints from the same refs. The counter only says where to start: the ref is created only if it
+        // still does not exist once its lock is held (an all-zero "old value"; libgit2's own existence check
+        // comes before the lock, so two creators could both pass it): a number another one has taken
+        // (`Exists`, `Modified`) moves this one on, and a number another one is taking right now (`Locked`,
+        // git's `<ref>.lock`) is tried again shortly.
+        let (mut number, fresh_counter) = match self.counter()? {
+            Some((last, _)) => (last + 1, false),
+            None => (self.last_number_listed()? + 1, true),
+        };
         let mut lock_waits = 0;
-        let id = loop {
-            let id = number.to_string();
-            let name = format!("{REF_PREFIX}{id}");
+        loop {
+            let name = format!("{REF_PREFIX}{number}");
             match self.repo.reference_matching(&name, oid, false, Oid::ZERO_SHA1, &format!("obra checkpoint: {label}"))
             {
-                Ok(_) => break id,
+                Ok(_) => break,
                 Err(e) if matches!(e.code(), ErrorCode::Exists | ErrorCode::Modified) => number += 1,
                 Err(e) if e.code() == ErrorCode::Locked && lock_waits < REF_LOCK_RETRIES => {
                     lock_waits += 1;
@@ -372,24 +467,103 @@ impl Checkpoints {
                 }
                 Err(e) if e.code() == ErrorCode::Locked => {
                     return Err(e).context(format!(
-                        "cannot create the checkpoint's ref {REF_PREFIX}{id}: its lock file stayed for {} ms; if no \
-                         other git or obra process is running, remove .git/{REF_PREFIX}{id}.lock",
+                        "cannot create the checkpoint's ref {name}: its lock file stayed for {} ms; if no other \
+                         git or obra process is running, remove .git/{name}.lock",
                         (REF_LOCK_PAUSE * REF_LOCK_RETRIES).as_millis()
                     ));
                 }
                 Err(e) => return Err(e).context("cannot create the checkpoint's ref"),
             }
+        }
+        self.advance_counter(number);
+        Ok((number, fresh_counter))
+    }
+
+    /// The newest number the counter names, with the counter's own value (`None` when there is no counter, or
+    /// it names no checkpoint ref).
+    fn counter(&self) -> Result<Option<(u64, String)>> {
+        match self.repo.find_reference(COUNTER_REF) {
+            Ok(reference) => Ok(reference.symbolic_target().ok().flatten().and_then(|target| {
+                let n = target.strip_prefix(REF_PREFIX)?.parse::<u64>().ok()?;
+                Some((n, target.to_string()))
+            })),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e).context(format!("cannot read {COUNTER_REF}")),
+        }
+    }
+
+    /// Point the counter at checkpoint `number` unless it names a newer one already. The counter is a hint
+    /// (a ref's creation is what reserves a number), so a failure is only logged.
+    fn advance_counter(&self, number: u64) {
+        let target = format!("{REF_PREFIX}{number}");
+        for _ in 0..COUNTER_RETRIES {
+            let result = match self.counter() {
+                Ok(Some((last, _))) if last >= number => return,
+                Ok(Some((_, current))) => {
+                    self.repo.reference_symbolic_matching(COUNTER_REF, &target, true, &current, "obra checkpoint")
+                }
+                // Missing (or not naming a checkpoint, which is then replaced).
+                Ok(None) => self.repo.reference_symbolic(COUNTER_REF, &target, true, "obra checkpoint"),
+                Err(e) => {
+                    tracing::warn!("{e:#}");
+                    return;
+                }
+            };
+            match result {
+                Ok(_) => return,
+                Err(e) if matches!(e.code(), ErrorCode::Modified | ErrorCode::Exists | ErrorCode::Locked) => {
+                    std::thread::sleep(REF_LOCK_PAUSE);
+                }
+                Err(e) => {
+                    tracing::warn!("cannot move {COUNTER_REF} on to checkpoint {number}: {e}");
+                    return;
+                }
+            }
+        }
+        tracing::warn!("cannot move {COUNTER_REF} on to checkpoint {number}: other processes kept moving it");
+    }
+
+    /// With a retention, delete the refs of the checkpoints that fall out of it now that `newest` was taken:
+    /// the one `retention` numbers back, and every older one on a sweep. A sweep (one listing of the
+    /// checkpoints' refs, at most about twice the retention of them) runs every `retention` checkpoints and
+    /// when the counter had to be made, so leftovers (a lowered retention, numbers taken out of order by
+    /// parallel workspaces, refs from before the counter) go too. Failures are only logged: a ref left behind
+    /// is pruned by a later sweep.
+    fn prune(&self, newest: u64, sweep: bool) {
+        if self.retention == 0 || newest <= self.retention {
+            return;
+        }
+        let floor = newest - self.retention;
+        self.delete_checkpoint_ref(floor);
+        if !(sweep || newest.is_multiple_of(self.retention)) {
+            return;
+        }
+        let names = match self.repo.references_glob(&format!("{REF_PREFIX}*")) {
+            Ok(mut refs) => refs
+                .names()
+                .filter_map(|name| name.ok()?.strip_prefix(REF_PREFIX)?.parse::<u64>().ok())
+                .collect::<Vec<_>>(),
+            Err(e) => {
+                tracing::warn!("cannot list the checkpoints to prune: {e}");
+                return;
+            }
         };
-        let commit = self.repo.find_commit(oid)?;
-        let info = CheckpointInfo {
-            git_ref: format!("{REF_PREFIX}{id}"),
-            id,
-            commit: oid.to_string(),
-            label: label.to_string(),
-            time: commit.time().seconds(),
-            files: entries.len(),
-        };
-        Ok((info, entries))
+        for n in names.into_iter().filter(|&n| n < floor) {
+            self.delete_checkpoint_ref(n);
+        }
+    }
+
+    fn delete_checkpoint_ref(&self, number: u64) {
+        let name = format!("{REF_PREFIX}{number}");
+        match self.repo.find_reference(&name) {
+            Ok(mut reference) => {
+                if let Err(e) = reference.delete() {
+                    tracing::warn!("cannot prune the checkpoint ref {name}: {e}");
+                }
+            }
+            Err(e) if e.code() == ErrorCode::NotFound => {}
+            Err(e) => tracing::warn!("cannot read the checkpoint ref {name} to prune it: {e}"),
+        }
     }
 
     fn info(&self, id: String, commit: &Commit<'_>) -> Result<CheckpointInfo> {
@@ -417,14 +591,15 @@ impl Checkpoints {
         Ok(found)
     }
 
-    fn next_number(&self) -> Result<u64> {
+    /// The highest checkpoint number among the refs: one listing, made only when there is no counter yet.
+    fn last_number_listed(&self) -> Result<u64> {
         let mut last = 0;
         for name in self.repo.references_glob(&format!("{REF_PREFIX}*"))?.names() {
             if let Some(n) = name?.strip_prefix(REF_PREFIX).and_then(|id| id.parse::<u64>().ok()) {
                 last = last.max(n);
             }
         }
-        Ok(last + 1)
+        Ok(last)
     }
 
     /// A checkpoint id, a ref or a commit sha; returns the name used in labels and the commit.
@@ -1180,6 +1355,136 @@ mod tests {
             checkpoints.commit_entries(&repo.find_commit(Oid::from_str(&info.commit).unwrap()).unwrap()).unwrap();
         assert_eq!(repo.find_blob(saved["a.txt"].1).unwrap().content(), b"AAA\n");
         assert_eq!(repo.find_blob(saved["b.txt"].1).unwrap().content(), b"bbb\n");
+    }
+
+    /// Loose object files under `.git/objects` (two-hex-digit directories), and pack files.
+    fn object_files(root: &Path) -> (usize, usize) {
+        let objects = root.join(".git/objects");
+        let mut loose = 0;
+        for dir in std::fs::read_dir(&objects).unwrap() {
+            let dir = dir.unwrap();
+            if dir.file_name().len() == 2 {
+                loose += std::fs::read_dir(dir.path()).unwrap().count();
+            }
+        }
+        let packs = std::fs::read_dir(objects.join("pack"))
+            .map(|d| d.filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "pack")).count())
+            .unwrap_or(0);
+        (loose, packs)
+    }
+
+    fn ref_ids(repo: &Repository) -> Vec<u64> {
+        let mut ids: Vec<u64> = repo
+            .references_glob(&format!("{REF_PREFIX}*"))
+            .unwrap()
+            .names()
+            .map(|n| n.unwrap().strip_prefix(REF_PREFIX).unwrap().parse().unwrap())
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn objects_are_written_as_one_pack_per_checkpoint_not_loose() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        for i in 0..50 {
+            write(root, &format!("dir{}/f{i}.txt", i % 5), &format!("file {i}\n"));
+        }
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let first = checkpoints.create("first").unwrap();
+        // 50 blobs, 6 trees and a commit, all in one pack.
+        assert_eq!(object_files(root), (0, 1));
+        write(root, "dir1/f1.txt", "edited\n");
+        let second = checkpoints.create("second").unwrap();
+        assert_eq!(object_files(root), (0, 2));
+        // Restoring reads the packed objects back (after a safety checkpoint, itself packed).
+        checkpoints.restore(&first.id, true).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("dir1/f1.txt")).unwrap(), "file 1\n");
+        assert_eq!(object_files(root), (0, 3));
+        checkpoints.restore(&second.id, false).unwrap();
+        assert_eq!(std::fs::read_to_string(root.join("dir1/f1.txt")).unwrap(), "edited\n");
+        // A diff against the working tree writes nothing to disk.
+        write(root, "dir2/new.txt", "new\n");
+        let before = object_files(root);
+        assert_eq!(checkpoints.diff(&second.id, None).unwrap().changes.len(), 1);
+        assert_eq!(object_files(root), before);
+        let git = |args: &[&str]| std::process::Command::new("git").arg("-C").arg(root).args(args).output();
+        if let Ok(fsck) = git(&["fsck", "--strict", "--no-dangling"]) {
+            assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+        }
+        drop(repo);
+    }
+
+    #[test]
+    fn the_counter_survives_reopening_and_pruning_and_takes_over_from_refs_made_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        write(root, "a.txt", "a\n");
+        // Checkpoints from before the counter: refs 1 to 5, with no counter ref.
+        let legacy = Checkpoints::open(root).unwrap().unwrap();
+        for i in 0..5 {
+            legacy.create(&format!("old {i}")).unwrap();
+        }
+        repo.find_reference(COUNTER_REF).unwrap().delete().unwrap();
+        drop(legacy);
+        // The first checkpoint lists the refs once and makes the counter; later ones read only the counter.
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        assert_eq!(checkpoints.create("sixth").unwrap().id, "6");
+        let counter = repo.find_reference(COUNTER_REF).unwrap();
+        assert_eq!(counter.symbolic_target().unwrap(), Some("refs/obra/checkpoints/6"));
+        // Even with every ref gone, the number goes on from the counter: no number is used twice.
+        for id in ref_ids(&repo) {
+            repo.find_reference(&format!("{REF_PREFIX}{id}")).unwrap().delete().unwrap();
+        }
+        let reopened = Checkpoints::open(root).unwrap().unwrap();
+        assert_eq!(reopened.create("seventh").unwrap().id, "7");
+        // A number taken behind the counter's back (another process between its ref and the counter) is skipped.
+        let head = repo.find_reference("refs/obra/checkpoints/7").unwrap().target().unwrap();
+        repo.reference("refs/obra/checkpoints/8", head, false, "test").unwrap();
+        assert_eq!(reopened.create("ninth").unwrap().id, "9");
+        assert_eq!(ref_ids(&repo), vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_refs_and_a_pruned_checkpoint_is_no_longer_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let repo = Repository::init(root).unwrap();
+        let all = Checkpoints::open(root).unwrap().unwrap();
+        let mut taken = Vec::new();
+        for i in 0..7 {
+            write(root, "a.txt", &format!("{i}\n"));
+            taken.push(all.create(&format!("cp {i}")).unwrap());
+        }
+        assert_eq!(ref_ids(&repo), (1..=7).collect::<Vec<_>>(), "no retention: every ref stays");
+        let kept = Checkpoints::open(root).unwrap().unwrap().with_retention(3);
+        for i in 7..12 {
+            write(root, "a.txt", &format!("{i}\n"));
+            taken.push(kept.create(&format!("cp {i}")).unwrap());
+            let newest = i as u64 + 1;
+            let ids = ref_ids(&repo);
+            assert!(ids.ends_with(&[newest - 2, newest - 1, newest]), "the newest three stay: {ids:?}");
+            if newest == 9 {
+                // 9 is a multiple of 3: that checkpoint swept the refs from before the retention.
+                assert_eq!(ids, vec![7, 8, 9]);
+            }
+            if newest > 9 {
+                assert_eq!(ids.len(), 3, "one ref pruned for each taken: {ids:?}");
+            }
+        }
+        assert_eq!(ref_ids(&repo), vec![10, 11, 12]);
+        assert!(!kept.is_kept(&taken[0].git_ref, &taken[0].commit));
+        assert!(kept.is_kept(&taken[11].git_ref, &taken[11].commit));
+        assert!(!kept.is_kept(&taken[11].git_ref, &taken[10].commit), "a ref must point at the recorded commit");
+        // A lower retention takes effect at the next sweep; the list holds only what is kept.
+        let one = Checkpoints::open(root).unwrap().unwrap().with_retention(1);
+        write(root, "a.txt", "last\n");
+        one.create("last").unwrap();
+        assert_eq!(ref_ids(&repo), vec![13]);
+        assert_eq!(one.list().unwrap().len(), 1);
     }
 
     #[test]
