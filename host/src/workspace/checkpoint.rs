@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 
 use super::beneath::{Beneath, Kind as FileKind, Opened};
+use super::watcher::ChangeTracker;
 use git2::{Commit, ErrorCode, Index, IndexEntry, IndexTime, ObjectType, Oid, Repository, Signature, TreeWalkMode};
 
 /// Where the checkpoints' refs live.
@@ -124,6 +125,29 @@ impl Kind {
 /// Entries of a tree, by `/`-separated path relative to the workspace.
 type Entries = BTreeMap<String, (Kind, Oid)>;
 
+/// Size, modification time (ns) and inode of a file that decides what git ignores or tracks.
+type Stamp = Option<(u64, i128, u64)>;
+
+/// What the next checkpoint of a workspace may build on: the tree of the last one, kept by the workspace's
+/// change tracker ([`ChangeTracker`]), whose watcher has seen every change since (ADR 0041).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    /// The workspace, canonical.
+    root: PathBuf,
+    /// The tree of the workspace as the last checkpoint holds it.
+    tree: Oid,
+    /// How many files (and links) it holds.
+    files: usize,
+    /// The stamps of the files that decide what is ignored or tracked, when it was taken.
+    stamps: Vec<Stamp>,
+}
+
+/// What was at a path in a base tree.
+enum Before {
+    File(Kind, Oid),
+    Tree(Oid),
+}
+
 /// The checkpoints of one workspace.
 pub struct Checkpoints {
     repo: Repository,
@@ -133,6 +157,8 @@ pub struct Checkpoints {
     prefix: String,
     /// How many of the newest checkpoints keep their ref; 0 keeps all.
     retention: u64,
+    /// How many scans of the whole workspace this has made (for tests and benchmarks).
+    full_scans: std::cell::Cell<usize>,
 }
 
 impl std::fmt::Debug for Checkpoints {
@@ -182,7 +208,7 @@ impl Checkpoints {
             prefix.push_str(name);
             prefix.push('/');
         }
-        Ok(Some(Self { repo, root, prefix, retention: 0 }))
+        Ok(Some(Self { repo, root, prefix, retention: 0, full_scans: Default::default() }))
     }
 
     /// Keep the refs of the newest `keep` checkpoints only: each checkpoint taken from now on deletes the refs
@@ -190,6 +216,12 @@ impl Checkpoints {
     pub fn with_retention(mut self, keep: u64) -> Self {
         self.retention = keep;
         self
+    }
+
+    /// How many times this has scanned the whole workspace (a checkpoint that could not be incremental, a
+    /// restore, a diff against the working tree).
+    pub fn full_scans(&self) -> usize {
+        self.full_scans.get()
     }
 
     /// Whether the checkpoint recorded as `git_ref` with commit `commit` (hex) still exists: its ref was not
@@ -204,6 +236,63 @@ impl Checkpoints {
     /// `obra <obra@localhost>` when there is none.
     pub fn create(&self, label: &str) -> Result<CheckpointInfo> {
         Ok(self.create_with_entries(label)?.0)
+    }
+
+    /// Take a checkpoint as [`create`](Self::create) does, in proportion to what changed when it can: with
+    /// the workspace's change tracker (whose watcher runs), the tree is the previous checkpoint's tree (kept
+    /// by the tracker) with only the paths that had events since then read again. It falls back to a full scan
+    /// when that cannot be known complete: no previous tree, a watcher error, overflow or flush that did not
+    /// come, a changed `.git/index`, exclude file or git configuration, a workspace that is a subdirectory of
+    /// its repository, or a path that turned from a file into a directory or back. Every directory a scan
+    /// walks into is watched before it is listed, so nothing the checkpoint holds goes unwatched.
+    pub fn create_tracked(&self, label: &str, tracker: &mut ChangeTracker) -> Result<CheckpointInfo> {
+        if !self.prefix.is_empty() {
+            return self.create(label);
+        }
+        // From here on, every change is in the next journal.
+        let journal = tracker.journal();
+        let base = tracker.checkpoint_base.take();
+        let stamps = self.rule_stamps();
+        let tracker_root = tracker.root().to_path_buf();
+        let usable = match (base, journal) {
+            (Some(base), Some(journal)) if base.root == self.root && base.stamps == stamps => Some((base, journal)),
+            _ => None,
+        };
+        let mut watched_all = true;
+        let mut watch = |rel: &str| {
+            let ok = tracker.watch_dir(&tracker_root.join(rel));
+            watched_all &= ok;
+            ok
+        };
+        let (oid, tree, files) = self.in_memory(true, || {
+            let updated = match &usable {
+                Some((base, journal)) => self.update_tree(base, journal, &tracker_root, &mut watch)?,
+                None => None,
+            };
+            let (tree, files) = match updated {
+                Some(updated) => updated,
+                None => {
+                    let entries = self.scan_dir(true, "", &mut watch)?;
+                    (self.tree_of(&entries)?, entries.len())
+                }
+            };
+            let oid = self.commit_tree(label, tree)?;
+            Ok((oid, tree, files))
+        })?;
+        let (id, fresh_counter) = self.allocate(oid, label)?;
+        self.prune(id, fresh_counter);
+        if watched_all {
+            tracker.checkpoint_base = Some(Base { root: self.root.clone(), tree, files, stamps });
+        }
+        let commit = self.repo.find_commit(oid)?;
+        Ok(CheckpointInfo {
+            git_ref: format!("{REF_PREFIX}{id}"),
+            id: id.to_string(),
+            commit: oid.to_string(),
+            label: label.to_string(),
+            time: commit.time().seconds(),
+            files,
+        })
     }
 
     /// The checkpoints, newest first.
@@ -406,6 +495,189 @@ impl Checkpoints {
             .commit(None, &signature, &signature, label, &tree, &parents)
             .context("cannot write the checkpoint's commit")?;
         Ok((oid, entries))
+    }
+
+    /// Write the commit of a checkpoint whose whole tree (the workspace is the repository's root) is `tree`.
+    fn commit_tree(&self, label: &str, tree: Oid) -> Result<Oid> {
+        let parent = self.head_commit()?;
+        let tree = self.repo.find_tree(tree)?;
+        let signature = match self.repo.signature() {
+            Ok(signature) => signature,
+            Err(_) => Signature::now("obra", "obra@localhost")?,
+        };
+        let parents = parent.iter().collect::<Vec<_>>();
+        self.repo
+            .commit(None, &signature, &signature, label, &tree, &parents)
+            .context("cannot write the checkpoint's commit")
+    }
+
+    /// The stamps of what decides which files git ignores or tracks: the index, the exclude file, the
+    /// repository's, the user's and the system's configuration and the global excludes file. Any change
+    /// to one of them makes the next checkpoint a full scan.
+    fn rule_stamps(&self) -> Vec<Stamp> {
+        let mut files = vec![
+            self.repo.path().join("index"),
+            self.repo.commondir().join("info/exclude"),
+            self.repo.commondir().join("config"),
+            self.repo.path().join("config.worktree"),
+        ];
+        files.extend(
+            [git2::Config::find_global(), git2::Config::find_xdg(), git2::Config::find_system()].into_iter().flatten(),
+        );
+        if let Ok(config) = self.repo.config()
+            && let Ok(path) = config.get_path("core.excludesFile")
+        {
+            files.push(path);
+        }
+        let xdg = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".config")));
+        if let Some(xdg) = xdg {
+            files.push(xdg.join("git/ignore"));
+        }
+        files.iter().map(|file| platform::stamp(file)).collect()
+    }
+
+    /// The tree of `base` with every path of `journal` (absolute, under `tracker_root`) as it is now: a
+    /// directory walked again whole (so is the directory of a changed `.gitignore`), a file read again, a
+    /// path gone removed with all below it. `None` when this cannot be done exactly (then the caller scans).
+    fn update_tree(
+        &self,
+        base: &Base,
+        journal: &std::collections::BTreeSet<PathBuf>,
+        tracker_root: &Path,
+        watch: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Option<(Oid, usize)>> {
+        let base_tree = self.repo.find_tree(base.tree)?;
+        let mut paths = std::collections::BTreeSet::new();
+        for abs in journal {
+            let Ok(rel) = abs.strip_prefix(tracker_root) else { continue };
+            if rel.as_os_str().is_empty() {
+                continue;
+            }
+            // A name that is not UTF-8: the full scan says what to do about it.
+            let Some(rel) = rel.to_str() else { return Ok(None) };
+            if rel.split('/').any(|part| SKIPPED_NAMES.contains(&part)) {
+                continue;
+            }
+            if rel == ".gitignore" {
+                return Ok(None);
+            }
+            if let Some(dir) = rel.strip_suffix("/.gitignore") {
+                paths.insert(dir.to_string());
+            }
+            paths.insert(rel.to_string());
+        }
+        let beneath =
+            Beneath::open(&self.root).with_context(|| format!("cannot open the workspace {}", self.root.display()))?;
+        let odb = self.repo.odb()?;
+        let mut tracked: Option<Index> = None;
+        let mut updates = git2::build::TreeUpdateBuilder::new();
+        let mut files = base.files as i64;
+        // Paths done with all below them (walked whole, or gone).
+        let mut covered = std::collections::BTreeSet::new();
+        for rel in &paths {
+            // Sorted, so a directory comes before what lies below it.
+            let mut ancestors = rel.match_indices('/').map(|(at, _)| &rel[..at]);
+            if ancestors.any(|dir| covered.contains(dir)) {
+                continue;
+            }
+            let before = self.before(&base_tree, rel)?;
+            match beneath.metadata(Path::new(rel)) {
+                // Gone, or below something that is no directory any more: not in the checkpoint.
+                Err(_) => {
+                    covered.insert(rel.as_str());
+                    match before {
+                        Some(Before::File(..)) => {
+                            updates.remove(rel.as_str());
+                            files -= 1;
+                        }
+                        Some(Before::Tree(id)) => {
+                            updates.remove(rel.as_str());
+                            files -= self.tree_entries(id, rel)?.len() as i64;
+                        }
+                        None => {}
+                    }
+                }
+                Ok(meta) if meta.is_dir() => {
+                    let old = match before {
+                        Some(Before::File(..)) => return Ok(None),
+                        Some(Before::Tree(id)) => self.tree_entries(id, rel)?,
+                        None => Entries::new(),
+                    };
+                    let now = self.scan_dir(true, rel, watch)?;
+                    for (path, &(kind, oid)) in &now {
+                        if old.get(path) != Some(&(kind, oid)) {
+                            updates.upsert(path.as_str(), oid, file_mode(kind));
+                        }
+                        if !old.contains_key(path) {
+                            files += 1;
+                        }
+                    }
+                    for path in old.keys().filter(|p| !now.contains_key(*p)) {
+                        updates.remove(path.as_str());
+                        files -= 1;
+                    }
+                    covered.insert(rel.as_str());
+                }
+                Ok(meta) => {
+                    if matches!(before, Some(Before::Tree(_))) {
+                        return Ok(None);
+                    }
+                    let kind = FileKind::of(meta.file_type());
+                    let captured = if self.is_path_ignored(rel, rel)? {
+                        // Ignored (itself or through a directory), unless tracked: the index, read only now.
+                        if tracked.is_none() {
+                            let mut index = self.repo.index().context("cannot read the repository's index")?;
+                            index.read(false).context("cannot read the repository's index")?;
+                            tracked = Some(index);
+                        }
+                        tracked.as_ref().is_some_and(|t| t.get_path(Path::new(rel), 0).is_some())
+                    } else {
+                        true
+                    };
+                    let now = if captured { self.capture(&beneath, &odb, rel, kind, &|_| None, true)? } else { None };
+                    match (before, now) {
+                        (Some(Before::File(k, o)), Some((kind, oid))) if (k, o) == (kind, oid) => {}
+                        (before, Some((kind, oid))) => {
+                            updates.upsert(rel.as_str(), oid, file_mode(kind));
+                            if before.is_none() {
+                                files += 1;
+                            }
+                        }
+                        (Some(_), None) => {
+                            updates.remove(rel.as_str());
+                            files -= 1;
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
+        }
+        let tree = updates.create_updated(&self.repo, &base_tree).context("cannot write the checkpoint's tree")?;
+        Ok(Some((tree, usize::try_from(files).unwrap_or(0))))
+    }
+
+    /// What `tree` holds at `rel`.
+    fn before(&self, tree: &git2::Tree<'_>, rel: &str) -> Result<Option<Before>> {
+        match tree.get_path(Path::new(rel)) {
+            Ok(entry) if entry.kind() == Some(ObjectType::Tree) => Ok(Some(Before::Tree(entry.id()))),
+            Ok(entry) => Ok(Kind::from_mode(entry.filemode()).map(|kind| Before::File(kind, entry.id()))),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The entries of the tree `id`, which is at `rel` in the workspace, with their workspace paths.
+    fn tree_entries(&self, id: Oid, rel: &str) -> Result<Entries> {
+        let mut entries = Entries::new();
+        self.repo.find_tree(id)?.walk(TreeWalkMode::PreOrder, |dir, entry| {
+            if let (Ok(name), Some(kind)) = (entry.name(), Kind::from_mode(entry.filemode())) {
+                entries.insert(format!("{rel}/{dir}{name}"), (kind, entry.id()));
+            }
+            git2::TreeWalkResult::Ok
+        })?;
+        Ok(entries)
     }
 
     /// Run `write` with every object it writes held in memory (libgit2's mempack backend in front of the
@@ -674,6 +946,13 @@ impl Checkpoints {
 
     /// The working tree's entries; with `store`, their contents are also written to the object database.
     fn scan(&self, store: bool) -> Result<Entries> {
+        self.scan_dir(store, "", &mut |_| true)
+    }
+
+    /// The entries of the working tree at and below the directory `start` (relative to the workspace; empty:
+    /// all of it), as [`scan`](Self::scan) sees them. `watch` is called with each directory walked into, before
+    /// it is listed (so a change after the listing is seen by a watcher on it).
+    fn scan_dir(&self, store: bool, start: &str, watch: &mut dyn FnMut(&str) -> bool) -> Result<Entries> {
         let mut tracked = self.repo.index().context("cannot read the repository's index")?;
         tracked.read(false).context("cannot read the repository's index")?;
         // Entries written in the same second as the index file may be "racily clean" (changed after git
@@ -684,9 +963,16 @@ impl Checkpoints {
         let beneath =
             Beneath::open(&self.root).with_context(|| format!("cannot open the workspace {}", self.root.display()))?;
         let mut entries = Entries::new();
-        let mut stack = vec![String::new()];
+        if start.is_empty() {
+            self.full_scans.set(self.full_scans.get() + 1);
+        }
+        if !start.is_empty() && self.is_ignored_dir(start, &tracked)? {
+            return Ok(entries);
+        }
+        let mut stack = vec![start.to_string()];
         while let Some(dir) = stack.pop() {
             let abs = self.root.join(&dir);
+            watch(&dir);
             let listing =
                 beneath.read_dir(Path::new(&dir)).with_context(|| format!("cannot list {}", abs.display()))?;
             for entry in listing {
@@ -711,56 +997,72 @@ impl Checkpoints {
                 if indexed.is_none() && self.is_path_ignored(&index_path, &rel)? {
                     continue;
                 }
-                if kind.is_special() {
-                    // A FIFO, socket or device: never opened (reading a FIFO would block the checkpoint).
-                    tracing::warn!("skipped special file {rel} ({})", kind.describe());
-                    continue;
-                }
-                let value = if kind == FileKind::Symlink {
-                    let target = beneath
-                        .read_link(Path::new(&rel))
-                        .with_context(|| format!("cannot read the link {}", path.display()))?
-                        .into_encoded_bytes();
-                    let oid =
-                        if store { self.repo.blob(&target)? } else { Oid::hash_object(ObjectType::Blob, &target)? };
-                    (Kind::Link, oid)
-                } else {
-                    let (mut file, meta) = match beneath.open_file(Path::new(&rel)) {
-                        Ok(Opened::File(file, meta)) => (file, meta),
-                        Ok(Opened::Other(kind)) => {
-                            tracing::warn!("skipped {rel}: it became {} while being checkpointed", kind.describe());
-                            continue;
-                        }
-                        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-                    };
-                    let kind = if platform::is_executable(&meta) { Kind::Exec } else { Kind::File };
-                    // A tracked file whose stat data matches its index entry has the entry's content (the
-                    // check `git status` makes), so it is not read; its blob is in the object database.
-                    let cached = indexed
-                        .filter(|entry| index_time.is_some_and(|t| platform::stat_matches(&meta, entry, t)))
-                        .map(|entry| entry.id);
-                    let mut oid = match cached {
-                        Some(oid) => oid,
-                        None => {
-                            blob_id(&mut file, meta.len()).with_context(|| format!("cannot read {}", path.display()))?
-                        }
-                    };
-                    if store && !odb.exists(oid) {
-                        oid = store_file(&odb, &mut file, meta.len(), &path)?;
-                    }
-                    (kind, oid)
+                // A tracked file whose stat data matches its index entry has the entry's content (the check
+                // `git status` makes), so it is not read; its blob is in the object database.
+                let cached = |meta: &std::fs::Metadata| {
+                    indexed
+                        .as_ref()
+                        .filter(|entry| index_time.is_some_and(|t| platform::stat_matches(meta, entry, t)))
+                        .map(|entry| entry.id)
                 };
-                entries.insert(rel, value);
+                if let Some(value) = self.capture(&beneath, &odb, &rel, kind, &cached, store)? {
+                    entries.insert(rel, value);
+                }
             }
         }
         Ok(entries)
+    }
+
+    /// The entry of the file or link `rel` (of `kind`, as listed), read beneath the workspace; none for a
+    /// special file or one that became one. `cached` gives the blob id when the stat data vouch for it.
+    fn capture(
+        &self,
+        beneath: &Beneath,
+        odb: &git2::Odb<'_>,
+        rel: &str,
+        kind: FileKind,
+        cached: &dyn Fn(&std::fs::Metadata) -> Option<Oid>,
+        store: bool,
+    ) -> Result<Option<(Kind, Oid)>> {
+        let path = self.root.join(rel);
+        if kind.is_special() {
+            // A FIFO, socket or device: never opened (reading a FIFO would block the checkpoint).
+            tracing::warn!("skipped special file {rel} ({})", kind.describe());
+            return Ok(None);
+        }
+        if kind == FileKind::Symlink {
+            let target = beneath
+                .read_link(Path::new(rel))
+                .with_context(|| format!("cannot read the link {}", path.display()))?
+                .into_encoded_bytes();
+            let oid = if store { self.repo.blob(&target)? } else { Oid::hash_object(ObjectType::Blob, &target)? };
+            return Ok(Some((Kind::Link, oid)));
+        }
+        let (mut file, meta) = match beneath.open_file(Path::new(rel)) {
+            Ok(Opened::File(file, meta)) => (file, meta),
+            Ok(Opened::Other(kind)) => {
+                tracing::warn!("skipped {rel}: it became {} while being checkpointed", kind.describe());
+                return Ok(None);
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let kind = if platform::is_executable(&meta) { Kind::Exec } else { Kind::File };
+        let mut oid = match cached(&meta) {
+            Some(oid) => oid,
+            None => blob_id(&mut file, meta.len()).with_context(|| format!("cannot read {}", path.display()))?,
+        };
+        if store && !odb.exists(oid) {
+            oid = store_file(odb, &mut file, meta.len(), &path)?;
+        }
+        Ok(Some((kind, oid)))
     }
 
     /// Whether git ignores the directory `rel` (relative to the workspace); an ignored directory is still walked
     /// when it holds tracked files.
     fn is_ignored_dir(&self, rel: &str, tracked: &Index) -> Result<bool> {
         let path = format!("{}{rel}/", self.prefix);
-        Ok(self.is_path_ignored(&path, rel)? && !tracked.iter().any(|e| e.path.starts_with(path.as_bytes())))
+        // The index is sorted by path: any tracked file below `path` is found by a binary search.
+        Ok(self.is_path_ignored(&path, rel)? && tracked.find_prefix(path.as_str()).is_err())
     }
 
     /// Whether git's ignore rules match `path` (relative to the repository; `rel` names it in errors).
@@ -839,6 +1141,15 @@ fn changed_paths(a: &Entries, b: &Entries) -> Vec<String> {
     paths
 }
 
+/// The git file mode of an entry's kind.
+fn file_mode(kind: Kind) -> git2::FileMode {
+    match kind {
+        Kind::File => git2::FileMode::Blob,
+        Kind::Exec => git2::FileMode::BlobExecutable,
+        Kind::Link => git2::FileMode::Link,
+    }
+}
+
 fn index_entry(path: String, kind: Kind, id: Oid) -> IndexEntry {
     let zero = IndexTime::new(0, 0);
     IndexEntry {
@@ -910,6 +1221,13 @@ mod platform {
         meta.permissions().mode() & 0o100 != 0
     }
 
+    /// Size, modification time (ns) and inode of `path`; none when it cannot be read.
+    pub fn stamp(path: &Path) -> Option<(u64, i128, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        Some((meta.len(), i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()), meta.ino()))
+    }
+
     /// The modification time, in seconds and nanoseconds.
     pub fn mtime(meta: &std::fs::Metadata) -> Option<(i64, i64)> {
         use std::os::unix::fs::MetadataExt;
@@ -956,6 +1274,13 @@ mod platform {
 
     pub fn mtime(_meta: &std::fs::Metadata) -> Option<(i64, i64)> {
         None
+    }
+
+    /// Never the same twice: without the platform's stat data every checkpoint is a full scan.
+    pub fn stamp(_path: &Path) -> Option<(u64, i128, u64)> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        Some((NEXT.fetch_add(1, Ordering::Relaxed), 0, 0))
     }
 
     pub fn stat_matches(_meta: &std::fs::Metadata, _entry: &git2::IndexEntry, _index_time: (i64, i64)) -> bool {
@@ -1485,6 +1810,140 @@ mod tests {
         one.create("last").unwrap();
         assert_eq!(ref_ids(&repo), vec![13]);
         assert_eq!(one.list().unwrap().len(), 1);
+    }
+
+    fn tracker(root: &Path, watch: bool, ignore: &[&str]) -> ChangeTracker {
+        let config = crate::config::WorkspaceConfig {
+            watch,
+            debounce_ms: 10,
+            ignore: ignore.iter().map(|s| s.to_string()).collect(),
+        };
+        let (tracker, _) = ChangeTracker::start(root, &config).unwrap();
+        assert_eq!(tracker.is_watching(), watch, "{:?}", tracker.fallback_reason);
+        tracker
+    }
+
+    /// The files of the tree outside `.obra/` (where the tracker keeps its own files).
+    fn user_files(root: &Path) -> BTreeMap<String, (Vec<u8>, bool)> {
+        files(root).into_iter().filter(|(path, _)| !path.starts_with(".obra/")).collect()
+    }
+
+    /// The tree a full scan of the working tree gives now.
+    fn full_tree(root: &Path) -> Oid {
+        let fresh = Checkpoints::open(root).unwrap().unwrap();
+        let entries = fresh.scan(true).unwrap();
+        fresh.tree_of(&entries).unwrap()
+    }
+
+    fn tree_of_commit(repo: &Repository, info: &CheckpointInfo) -> Oid {
+        repo.find_commit(Oid::from_str(&info.commit).unwrap()).unwrap().tree_id()
+    }
+
+    #[test]
+    fn an_incremental_checkpoint_holds_exactly_what_a_full_scan_does_and_rolls_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = &dir.path().canonicalize().unwrap();
+        let repo = Repository::init(root).unwrap();
+        write(root, ".gitignore", "*.log\nbuild/\n");
+        write(root, "keep.log", "tracked although ignored\n");
+        write(root, "src/a.rs", "a\n");
+        write(root, "src/b.rs", "b\n");
+        write(root, "src/deep/c.rs", "c\n");
+        write(root, "old/x.txt", "x\n");
+        write(root, "old/y/z.txt", "z\n");
+        write(root, "run.sh", "#!/bin/sh\n");
+        std::os::unix::fs::symlink("src/a.rs", root.join("link")).unwrap();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("keep.log")).unwrap();
+        index.write().unwrap();
+        commit_all(&repo, "base");
+        write(root, "untracked.txt", "u\n");
+        // The tracker ignores data/ (workspace.ignore), which git does not: the checkpoint watches it itself.
+        write(root, "data/table.csv", "1,2\n");
+        let mut tracker = tracker(root, true, &["data/"]);
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        let first = checkpoints.create_tracked("first", &mut tracker).unwrap();
+        assert_eq!(checkpoints.full_scans(), 1);
+        assert_eq!(tree_of_commit(&repo, &first), full_tree(root));
+        let at_first = user_files(root);
+
+        write(root, "src/a.rs", "edited\n");
+        std::fs::remove_file(root.join("src/b.rs")).unwrap();
+        std::fs::remove_dir_all(root.join("old")).unwrap();
+        write(root, "new/deeper/n.rs", "n\n");
+        chmod(root, "run.sh", 0o755);
+        std::fs::remove_file(root.join("link")).unwrap();
+        std::os::unix::fs::symlink("elsewhere", root.join("link")).unwrap();
+        write(root, "debug.log", "ignored\n");
+        write(root, "build/out.bin", "ignored dir\n");
+        write(root, "keep.log", "tracked, ignored, edited\n");
+        write(root, "data/table.csv", "3,4\n");
+        std::fs::rename(root.join("src/deep"), root.join("src/moved")).unwrap();
+        write(root, "src/moved/c.rs", "c after the move\n");
+        write(root, ".obra/state", "state\n");
+        let second = checkpoints.create_tracked("second", &mut tracker).unwrap();
+        assert_eq!(checkpoints.full_scans(), 1, "the second checkpoint builds on the first");
+        assert_eq!(tree_of_commit(&repo, &second), full_tree(root));
+        assert_eq!(second.files, Checkpoints::open(root).unwrap().unwrap().scan(false).unwrap().len());
+        let at_second = user_files(root);
+
+        // Nothing changed: the same tree again, still incremental.
+        let third = checkpoints.create_tracked("third", &mut tracker).unwrap();
+        assert_eq!(checkpoints.full_scans(), 1);
+        assert_eq!(tree_of_commit(&repo, &third), tree_of_commit(&repo, &second));
+
+        checkpoints.restore(&first.id, false).unwrap();
+        let mut expected = at_first.clone();
+        for ignored in ["debug.log", "build/out.bin"] {
+            expected.insert(ignored.into(), at_second[ignored].clone());
+        }
+        assert_eq!(user_files(root), expected);
+        checkpoints.restore(&second.id, false).unwrap();
+        assert_eq!(user_files(root), at_second);
+
+        // After the restores (their writes are in the journal too) the next one is still exact.
+        write(root, "src/a.rs", "after the restores\n");
+        let fourth = checkpoints.create_tracked("fourth", &mut tracker).unwrap();
+        assert_eq!(tree_of_commit(&repo, &fourth), full_tree(root));
+
+        // A changed index (a file staged) can change what is ignored: a full scan.
+        let scans = checkpoints.full_scans();
+        let mut index = repo.index().unwrap();
+        index.add_path(Path::new("debug.log")).unwrap();
+        index.write().unwrap();
+        let fifth = checkpoints.create_tracked("fifth", &mut tracker).unwrap();
+        assert_eq!(checkpoints.full_scans(), scans + 1);
+        assert_eq!(tree_of_commit(&repo, &fifth), full_tree(root));
+        assert!(
+            repo.find_commit(Oid::from_str(&fifth.commit).unwrap())
+                .unwrap()
+                .tree()
+                .unwrap()
+                .get_path(Path::new("debug.log"))
+                .is_ok()
+        );
+
+        // A changed .gitignore: its directory is walked again.
+        write(root, "src/.gitignore", "moved/\n");
+        let sixth = checkpoints.create_tracked("sixth", &mut tracker).unwrap();
+        assert_eq!(tree_of_commit(&repo, &sixth), full_tree(root));
+    }
+
+    #[test]
+    fn without_a_watcher_every_tracked_checkpoint_is_a_full_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = &dir.path().canonicalize().unwrap();
+        let repo = Repository::init(root).unwrap();
+        write(root, "a.txt", "a\n");
+        let mut tracker = tracker(root, false, &[]);
+        let checkpoints = Checkpoints::open(root).unwrap().unwrap();
+        checkpoints.create_tracked("first", &mut tracker).unwrap();
+        write(root, "a.txt", "b\n");
+        write(root, "b.txt", "b\n");
+        let second = checkpoints.create_tracked("second", &mut tracker).unwrap();
+        assert_eq!(checkpoints.full_scans(), 2);
+        assert_eq!(tree_of_commit(&repo, &second), full_tree(root));
+        assert_eq!(second.files, 2);
     }
 
     #[test]
