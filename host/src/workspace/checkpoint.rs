@@ -35,6 +35,9 @@ const REF_PREFIX: &str = "refs/obra/checkpoints/";
 /// The symbolic ref naming the newest checkpoint's ref: where the next number is allocated from.
 const COUNTER_REF: &str = "refs/obra/checkpoint-counter";
 
+/// Where the pack of a checkpoint's objects is built: an empty bare repository inside the git directory.
+const PACKER_DIR: &str = "obra-packer";
+
 /// How many times moving the counter on is tried again when another process moved it meanwhile.
 const COUNTER_RETRIES: u32 = 50;
 
@@ -697,7 +700,15 @@ impl Checkpoints {
         let written = write().and_then(|value| {
             let mut pack = git2::Buf::new();
             if keep {
-                mempack.dump(&self.repo, &mut pack).context("cannot pack the checkpoint's objects")?;
+                // libgit2's pack builder lists every ref of the repository it works in (to order tags), so
+                // it works in a repository of its own, with no refs, reading the same objects.
+                let packer = self.packer()?;
+                packer.set_odb(&memory)?;
+                let mut builder = packer.packbuilder()?;
+                // Only the objects in memory: `Mempack::dump` would add every object below each new commit,
+                // the whole workspace's tree.
+                mempack::write_new_objects(&mempack, &mut builder).context("cannot pack the checkpoint's objects")?;
+                builder.write_buf(&mut pack).context("cannot pack the checkpoint's objects")?;
             }
             Ok((value, pack))
         });
@@ -711,6 +722,27 @@ impl Checkpoints {
             writer.commit().context("cannot write the checkpoint's pack")?;
         }
         Ok(value)
+    }
+
+    /// The empty bare repository (`.git/obra-packer`, made on first use) where checkpoints' packs are built.
+    fn packer(&self) -> Result<Repository> {
+        let path = self.repo.commondir().join(PACKER_DIR);
+        if let Ok(repo) = Repository::open_bare(&path) {
+            return Ok(repo);
+        }
+        // Made aside and renamed into place, so that another process never opens one half made.
+        let aside = self.repo.commondir().join(format!(
+            "{PACKER_DIR}.{}.{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&aside);
+        Repository::init_bare(&aside).with_context(|| format!("cannot create {}", aside.display()))?;
+        if std::fs::rename(&aside, &path).is_err() {
+            // Another one got there first.
+            let _ = std::fs::remove_dir_all(&aside);
+        }
+        Repository::open_bare(&path).with_context(|| format!("cannot open {}", path.display()))
     }
 
     /// Give commit `oid` the next free checkpoint number: create `refs/obra/checkpoints/<n>` and move the
@@ -1202,6 +1234,28 @@ fn store_file(odb: &git2::Odb<'_>, file: &mut std::fs::File, size: u64, path: &P
     writer.finalize().with_context(|| {
         format!("cannot store {}; it changed while being read, take the checkpoint again", path.display())
     })
+}
+
+/// What git2 does not wrap of libgit2's mempack backend.
+mod mempack {
+    use git2::Binding;
+
+    unsafe extern "C" {
+        /// libgit2 (since 1.8): insert every object of the mempack `backend`, and only those, into `pb`.
+        fn git_mempack_write_thin_pack(backend: *mut std::ffi::c_void, pb: *mut std::ffi::c_void) -> i32;
+    }
+
+    /// Insert the objects held in `mempack` (and no others) into `builder`.
+    pub fn write_new_objects(mempack: &git2::Mempack<'_>, builder: &mut git2::PackBuilder<'_>) -> anyhow::Result<()> {
+        // SAFETY: both pointers come from live git2 objects (the mempack is owned by an odb that outlives
+        // this call, the builder is borrowed mutably), and libgit2 only reads the mempack's object list and
+        // inserts those objects into the builder.
+        let rc = unsafe { git_mempack_write_thin_pack(mempack.raw().cast(), builder.raw().cast()) };
+        if rc < 0 {
+            return Err(git2::Error::last_error(rc).into());
+        }
+        Ok(())
+    }
 }
 
 #[cfg(unix)]
