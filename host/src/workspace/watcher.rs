@@ -269,6 +269,12 @@ impl ChangeTracker {
                             continue;
                         }
                         if !is_access && !path.starts_with(&obra_dir) {
+                            if pending.journal.len() >= JOURNAL_LIMIT {
+                                // Nobody drains it (checkpoints are off) or too much changed: the next
+                                // checkpoint scans instead.
+                                pending.journal.clear();
+                                pending.journal_lost = true;
+                            }
                             pending.journal.insert(path.clone());
                         }
                         if path == flush_file {
@@ -592,6 +598,9 @@ impl Drop for ChangeTracker {
         self.save_index();
     }
 }
+
+/// The most paths the journal holds; past that it is dropped and the next checkpoint scans the whole tree.
+const JOURNAL_LIMIT: usize = 100_000;
 
 /// The journal's flush files, `.obra/checkpoint-flush.<n>`.
 const JOURNAL_FLUSH_PREFIX: &str = "checkpoint-flush.";
