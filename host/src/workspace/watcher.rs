@@ -342,8 +342,6 @@ impl ChangeTracker {
         let obra_dir = self.root.join(".obra");
         let file = obra_dir.join(format!("{JOURNAL_FLUSH_PREFIX}{number}"));
         let written = std::fs::create_dir_all(&obra_dir).and_then(|_| std::fs::write(&file, b"flush"));
-        let previous = obra_dir.join(format!("{JOURNAL_FLUSH_PREFIX}{}", number - 1));
-        let _ = std::fs::remove_file(previous);
         let started = Instant::now();
         let mut p = inbox.pending.lock().unwrap_or_else(|e| e.into_inner());
         let flushed = written.is_ok()
@@ -359,6 +357,9 @@ impl ChangeTracker {
             };
         let journal = std::mem::take(&mut p.journal);
         let lost = std::mem::take(&mut p.journal_lost);
+        drop(p);
+        // Its event is in (or given up on): the file has done its work.
+        let _ = std::fs::remove_file(&file);
         (flushed && !lost).then_some(journal)
     }
 
