@@ -787,7 +787,7 @@ fn load_config(root: Option<&Path>, profile: Option<String>, sets: &[String]) ->
 /// task worktrees, the watcher's index, scratch files), so a `git add -A` does not commit them; the project's
 /// configuration (`config.yaml`, `templates/`, `prompt_rules.yaml`, `ignore`, `plugins/`) stays committable.
 const PROJECT_GITIGNORE: &str = "# Obra's machine-local state (written by `obra init`; the rest of .obra/ is meant to be committed)\n\
-/obra.db\n/obra.db-*\n/run-*.lock\n/logs/\n/worktrees/\n/watch-index\n/watch-flush\n/prompts/\n";
+/obra.db\n/obra.db-*\n/run-*.lock\n/logs/\n/worktrees/\n/watch-index\n/watch-flush\n/checkpoint-flush.*\n/prompts/\n";
 
 /// The `.obra/config.yaml` that `obra init` writes: commented pointers, no settings.
 const PROJECT_CONFIG_TEMPLATE: &str = "\

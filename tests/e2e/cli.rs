@@ -509,6 +509,107 @@ fn checkpoints_are_listed_and_rolled_back_through_the_cli() {
     assert!(stderr(&out).contains("does not exist"), "{}", text(&out));
 }
 
+/// The files of the project outside `.git/` and `.obra/`, with their contents.
+fn project_files(root: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if rel == ".git" || rel == ".obra" {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(rel, std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// `engine.checkpoint_retention` over one `obra run` of four tasks (eight checkpoints, all but the first
+/// ones built on the one before): only the newest refs stay, the list marks the others pruned, a rollback to
+/// a pruned one is refused with what to do, and a rollback to a kept one restores the tree exactly (a
+/// deleted file back, a created one gone).
+#[test]
+fn checkpoint_retention_prunes_old_refs_and_rollback_stays_exact() {
+    let project = Project::new();
+    let run = |writes: serde_json::Value, deletes: serde_json::Value| {
+        serde_json::json!({ "writes": writes, "deletes": deletes,
+            "result": { "outcome": "success", "summary": "done", "turns": 1 } })
+    };
+    let recording = serde_json::json!({ "tasks": {
+        "1": { "iterations": [run(serde_json::json!([{ "path": "a/t1.txt", "content": "one\n" }]), serde_json::json!([]))] },
+        "2": { "iterations": [run(serde_json::json!([{ "path": "t2.txt", "content": "two\n" }]), serde_json::json!(["a/t1.txt"]))] },
+        "3": { "iterations": [run(
+            serde_json::json!([{ "path": "deep/er/t3.txt", "content": "three\n" }, { "path": "README.md", "content": "# edited\n" }]),
+            serde_json::json!([]))] },
+        "4": { "iterations": [run(serde_json::json!([{ "path": "t4.txt", "content": "four\n" }]), serde_json::json!(["t2.txt"]))] },
+    }});
+    project.write_replay_config(&recording, "'true'");
+    let config = std::fs::read_to_string(project.path().join(".obra/config.yaml")).unwrap();
+    project.write_config(&config.replace("max_iterations: 1", "max_iterations: 1\n  checkpoint_retention: 3"));
+    for title in ["one", "two", "three", "four"] {
+        project.create_task(title, "");
+    }
+    let out = project.obra(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let after = project_files(project.path());
+    assert_eq!(after.get("t4.txt").map(String::as_str), Some("four\n"), "{after:?}");
+    // The file counts the checkpoints report, built on the one before from the third on: README.md, then
+    // +a/t1.txt, -a/t1.txt +t2.txt, +deep/er/t3.txt, -t2.txt +t4.txt.
+    let said = text(&out);
+    let counts: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("checkpoint ")?.split_once(" (")?.1.split_once(' ').map(|(n, _)| n))
+        .collect();
+    assert_eq!(counts, ["1", "2", "2", "2", "2", "3", "3", "3"], "{said}");
+
+    let refs = |project: &Project| {
+        let out = std::process::Command::new("git")
+            .current_dir(project.path())
+            .args(["for-each-ref", "--format=%(refname)", "refs/obra/checkpoints/"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().lines().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(refs(&project).len(), 3, "{:?}", refs(&project));
+    let list = project.obra_json(&["checkpoint", "list", "--json"], 0);
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 8, "{list}");
+    let pruned: Vec<bool> = rows.iter().map(|r| r["pruned"].as_bool().unwrap()).collect();
+    assert_eq!(pruned, [false, false, false, true, true, true, true, true], "newest first: {list}");
+    let listed = text(&project.obra(&["checkpoint", "list"]));
+    assert_eq!(listed.matches("(pruned)").count(), 5, "{listed}");
+
+    // The oldest is pruned: refused, with what to do.
+    let oldest = rows[7]["id"].as_i64().unwrap();
+    let out = project.obra(&["checkpoint", "rollback", &oldest.to_string(), "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(stderr(&out).contains("was pruned"), "{}", text(&out));
+    assert!(stderr(&out).contains("engine.checkpoint_retention"), "{}", text(&out));
+    assert_eq!(project_files(project.path()), after, "a refused rollback changes nothing");
+
+    // The one before task 4's agent ran is kept: the tree comes back exactly as it was then.
+    let before_four =
+        rows.iter().find(|r| r["label"].as_str().unwrap().starts_with("task 4 iteration 1: before")).unwrap();
+    assert_eq!(before_four["pruned"], false, "{list}");
+    let out = project.obra(&["checkpoint", "rollback", &before_four["id"].as_i64().unwrap().to_string()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut expected = after.clone();
+    expected.remove("t4.txt");
+    expected.insert("t2.txt".into(), "two\n".into());
+    assert_eq!(project_files(project.path()), expected);
+    // The safety checkpoint the rollback took pruned one more: still three refs.
+    assert_eq!(refs(&project).len(), 3, "{:?}", refs(&project));
+    let fsck =
+        std::process::Command::new("git").current_dir(project.path()).args(["fsck", "--no-dangling"]).output().unwrap();
+    assert!(fsck.status.success(), "{}", String::from_utf8_lossy(&fsck.stderr));
+}
+
 /// On a terminal, a spinner with the elapsed time stays under the lines while the checks run; the lines are
 /// the same as without a terminal.
 #[test]

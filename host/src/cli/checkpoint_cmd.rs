@@ -20,18 +20,29 @@ pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCo
                 obra.task(task).await?;
             }
             let list = obra.state().checkpoints(obra.project().id, a.task).await?;
+            let kept = kept_in(&obra, &list).await?;
             if a.json {
-                print_json(&list)?;
+                let rows = list
+                    .iter()
+                    .zip(&kept)
+                    .map(|(c, kept)| {
+                        let mut row = serde_json::to_value(c)?;
+                        row["pruned"] = json!(!kept);
+                        Ok(row)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                print_json(&rows)?;
             } else if list.is_empty() {
                 println!(
                     "No checkpoints yet: one is taken before each agent run when the workspace is in a git repository."
                 );
             } else {
-                for c in &list {
+                for (c, kept) in list.iter().zip(&kept) {
                     let task = c.task_id.map(|t| format!("task {t:<4}")).unwrap_or_else(|| " ".repeat(9));
                     let undone = if c.rolled_back_at.is_some() { "  (rolled back to)" } else { "" };
+                    let pruned = if *kept { "" } else { "  (pruned)" };
                     println!(
-                        "{:>4}  {}  {}  {}  {}{undone}",
+                        "{:>4}  {}  {}  {}  {}{undone}{pruned}",
                         c.id,
                         c.created_at,
                         &c.commit_sha[..c.commit_sha.len().min(10)],
@@ -149,6 +160,20 @@ pub(super) async fn run(g: &GlobalArgs, cmd: CheckpointCommand) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// For each checkpoint of `list`, whether its ref is still there (not pruned by `engine.checkpoint_retention`);
+/// all true when the workspace is not in a git repository (nothing to tell).
+async fn kept_in(obra: &Orchestrator, list: &[crate::state::Checkpoint]) -> Result<Vec<bool>> {
+    let workspace = obra.root().to_path_buf();
+    let refs: Vec<(String, String)> = list.iter().map(|c| (c.git_ref.clone(), c.commit_sha.clone())).collect();
+    tokio::task::spawn_blocking(move || -> Result<Vec<bool>> {
+        Ok(match Checkpoints::open(&workspace)? {
+            Some(checkpoints) => refs.iter().map(|(r, c)| checkpoints.is_kept(r, c)).collect(),
+            None => vec![true; refs.len()],
+        })
+    })
+    .await?
 }
 
 /// [`Checkpoints::diff`] in the project's workspace, off the async runtime.

@@ -123,6 +123,9 @@ pub struct EngineConfig {
     /// Save the workspace as a checkpoint before each agent run.
     #[serde(default)]
     pub checkpoints: bool,
+    /// How many of the newest checkpoints keep their git ref (older ones are pruned); 0 keeps all.
+    #[serde(default)]
+    pub checkpoint_retention: u64,
     /// Decision thresholds.
     #[serde(default)]
     pub decision: DecisionConfig,

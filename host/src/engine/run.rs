@@ -259,9 +259,18 @@ impl Engine {
     pub(super) async fn take_checkpoint(&self, task: &Task, label: &str, completed: bool) -> Result<Option<String>> {
         let workspace = self.workspace.clone();
         let label_owned = label.to_string();
+        let retention = self.current().config.engine.checkpoint_retention;
+        let tracker = self.tracker.clone();
         let taken = tokio::task::spawn_blocking(move || -> Result<Option<CheckpointInfo>> {
             match Checkpoints::open(&workspace)? {
-                Some(checkpoints) => Ok(Some(checkpoints.create(&label_owned)?)),
+                // With the workspace's watching tracker, in proportion to what changed since the last one.
+                Some(checkpoints) => Ok(Some(tracker.lend(&workspace, |kept| {
+                    let checkpoints = checkpoints.with_retention(retention);
+                    match kept {
+                        Some(kept) => checkpoints.create_tracked(&label_owned, kept),
+                        None => checkpoints.create(&label_owned),
+                    }
+                })?)),
                 None => Ok(None),
             }
         })

@@ -34,6 +34,7 @@ impl Orchestrator {
 
     /// Restore the workspace to checkpoint `id`. `force` also rolls back under a task still marked running
     /// (when no obra runs it any more) and overwrites files the checkpoint's restore would otherwise refuse.
+    /// A checkpoint whose ref was pruned (`engine.checkpoint_retention`) is refused, with an error saying so.
     pub async fn rollback_checkpoint(&self, id: i64, force: bool) -> Result<RolledBack> {
         let checkpoint = self.checkpoint(id).await?;
         // No loop may work in the tree while it is rolled back.
@@ -48,12 +49,21 @@ impl Orchestrator {
             }
         }
         let workspace = self.root().to_path_buf();
-        let commit = checkpoint.commit_sha.clone();
+        let (id, git_ref, commit) = (checkpoint.id, checkpoint.git_ref.clone(), checkpoint.commit_sha.clone());
+        let retention = self.config().config.engine.checkpoint_retention;
         let report = tokio::task::spawn_blocking(move || -> Result<_> {
             let checkpoints = Checkpoints::open(&workspace)?.with_context(|| {
                 format!("{} is no longer in a git repository, where the checkpoints are", workspace.display())
             })?;
-            checkpoints.restore(&commit, force)
+            if !checkpoints.is_kept(&git_ref, &commit) {
+                bail!(
+                    "checkpoint {id} was pruned: its ref {git_ref} is gone (engine.checkpoint_retention keeps the \
+                     newest {retention} checkpoints; 0 keeps all), so git may already have dropped its files; roll \
+                     back to a newer checkpoint (`obra checkpoint list` marks the pruned ones), and raise \
+                     engine.checkpoint_retention to keep more"
+                );
+            }
+            checkpoints.with_retention(retention).restore(&commit, force)
         })
         .await??;
         let safety = match &report.safety_checkpoint {

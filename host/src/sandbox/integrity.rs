@@ -57,7 +57,12 @@ pub struct Tampered {
 
 fn is_obra_own(rel: &Path) -> bool {
     rel.components().next().and_then(|c| c.as_os_str().to_str()).is_some_and(|first| {
-        OBRA_OWN.iter().any(|own| first == *own || first.starts_with("obra.db-") || first.starts_with("run-"))
+        OBRA_OWN.iter().any(|own| {
+            first == *own
+                || first.starts_with("obra.db-")
+                || first.starts_with("run-")
+                || first.starts_with("checkpoint-flush.")
+        })
     })
 }
 

@@ -145,6 +145,12 @@ struct Pending {
     last_event: Option<Instant>,
     flushed: bool,
     error: Option<String>,
+    /// Every path with an event since the last [`ChangeTracker::journal`], ignored ones included.
+    journal: BTreeSet<PathBuf>,
+    /// Whether events may have been lost since the last journal (a watcher error, a queue overflow).
+    journal_lost: bool,
+    /// The sequence number of the newest journal flush file whose write was seen to end.
+    journal_flushed: u64,
 }
 
 /// Tracks the changes made to a workspace tree (see the module documentation).
@@ -166,6 +172,11 @@ pub struct ChangeTracker {
     watcher: Option<(notify::RecommendedWatcher, Arc<Inbox>)>,
     /// Why the tree is rescanned instead of watched, if it is.
     pub fallback_reason: Option<String>,
+    /// The sequence number of the last journal flush file written.
+    journal_flushes: u64,
+    /// What the next checkpoint of this tree may build on (ADR 0041); kept here because it is only valid
+    /// while this tracker's watcher has run without a gap since it was taken.
+    pub(crate) checkpoint_base: Option<super::checkpoint::Base>,
 }
 
 impl ChangeTracker {
@@ -190,6 +201,8 @@ impl ChangeTracker {
             debounce: Duration::from_millis(config.debounce_ms),
             watcher: None,
             fallback_reason: None,
+            journal_flushes: 0,
+            checkpoint_base: None,
         };
         let offline = tracker.rescan()?;
         let offline = if had_index { offline } else { Vec::new() };
@@ -238,12 +251,32 @@ impl ChangeTracker {
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let mut pending = sink.pending.lock().unwrap_or_else(|e| e.into_inner());
             match event {
+                Ok(event) if event.need_rescan() => {
+                    // The kernel's queue overflowed (or the platform lost track): events were dropped.
+                    pending.error = Some("the file watcher lost events (its queue overflowed)".into());
+                    pending.journal_lost = true;
+                }
                 Ok(event) => {
                     let ends_flush = ends_a_write(&event.kind);
                     // Opening, reading and closing a file (a checkpoint or a gate reading the tree) changes
                     // nothing; every write also brings a create, modify or remove event.
                     let is_access = matches!(event.kind, notify::EventKind::Access(_));
                     for path in event.paths {
+                        if let Some(n) = journal_flush_number(&obra_dir, &path) {
+                            if ends_flush {
+                                pending.journal_flushed = pending.journal_flushed.max(n);
+                            }
+                            continue;
+                        }
+                        if !is_access && !path.starts_with(&obra_dir) {
+                            if pending.journal.len() >= JOURNAL_LIMIT {
+                                // Nobody drains it (checkpoints are off) or too much changed: the next
+                                // checkpoint scans instead.
+                                pending.journal.clear();
+                                pending.journal_lost = true;
+                            }
+                            pending.journal.insert(path.clone());
+                        }
                         if path == flush_file {
                             // Only the last event of the flush write counts: an earlier one would leave the
                             // write's later events to satisfy the next take's flush before its own arrived.
@@ -255,7 +288,10 @@ impl ChangeTracker {
                         }
                     }
                 }
-                Err(e) => pending.error = Some(e.to_string()),
+                Err(e) => {
+                    pending.error = Some(e.to_string());
+                    pending.journal_lost = true;
+                }
             }
             sink.arrived.notify_all();
         })
@@ -278,6 +314,53 @@ impl ChangeTracker {
             }
         }
         Ok((watcher, inbox))
+    }
+
+    /// The root the tracker watches, as it was given.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Watch the directory `path` (under the root) too, whatever the tracker's own ignore rules say: for a
+    /// checkpoint, which must see every change in what it captures. False when it cannot be watched.
+    pub fn watch_dir(&mut self, path: &Path) -> bool {
+        match &mut self.watcher {
+            Some((watcher, _)) => watcher.watch(path, RecursiveMode::NonRecursive).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Every path (ignored ones included, `.obra/` left out) that had an event since the previous call, once
+    /// the event queue is flushed: every change made before this call is then in. `None` when that cannot be
+    /// known complete: no watcher, a watcher error or overflow since the previous call, or a flush whose event
+    /// did not come within two seconds. Independent of [`take`](Self::take), which still sees every event.
+    pub fn journal(&mut self) -> Option<BTreeSet<PathBuf>> {
+        let (_, inbox) = self.watcher.as_ref()?;
+        let inbox = inbox.clone();
+        self.journal_flushes += 1;
+        let number = self.journal_flushes;
+        let obra_dir = self.root.join(".obra");
+        let file = obra_dir.join(format!("{JOURNAL_FLUSH_PREFIX}{number}"));
+        let written = std::fs::create_dir_all(&obra_dir).and_then(|_| std::fs::write(&file, b"flush"));
+        let started = Instant::now();
+        let mut p = inbox.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let flushed = written.is_ok()
+            && loop {
+                if p.journal_flushed >= number {
+                    break true;
+                }
+                let now = Instant::now();
+                if now >= started + FLUSH_WAIT {
+                    break false;
+                }
+                p = inbox.arrived.wait_timeout(p, started + FLUSH_WAIT - now).unwrap_or_else(|e| e.into_inner()).0;
+            };
+        let journal = std::mem::take(&mut p.journal);
+        let lost = std::mem::take(&mut p.journal_lost);
+        drop(p);
+        // Its event is in (or given up on): the file has done its work.
+        let _ = std::fs::remove_file(&file);
+        (flushed && !lost).then_some(journal)
     }
 
     /// Every non-ignored directory below the root, from the index's paths and the tree.
@@ -517,6 +600,20 @@ impl Drop for ChangeTracker {
     }
 }
 
+/// The most paths the journal holds; past that it is dropped and the next checkpoint scans the whole tree.
+const JOURNAL_LIMIT: usize = 100_000;
+
+/// The journal's flush files, `.obra/checkpoint-flush.<n>`.
+const JOURNAL_FLUSH_PREFIX: &str = "checkpoint-flush.";
+
+/// The sequence number of a journal flush file, when `path` is one.
+fn journal_flush_number(obra_dir: &Path, path: &Path) -> Option<u64> {
+    if path.parent()? != obra_dir {
+        return None;
+    }
+    path.file_name()?.to_str()?.strip_prefix(JOURNAL_FLUSH_PREFIX)?.parse().ok()
+}
+
 /// Size and modification time of a file; none when it does not exist.
 fn stamp(path: &Path) -> Option<(u64, i128)> {
     let meta = std::fs::metadata(path).ok()?;
@@ -640,6 +737,24 @@ fn load_index(file: &Path) -> Option<BTreeMap<String, Entry>> {
 pub struct TrackerSlot(Mutex<Option<ChangeTracker>>);
 
 impl TrackerSlot {
+    /// Run `f` (blocking code) with the kept tracker of `root` when there is one that watches, else with
+    /// `None`; the tracker is put back afterwards.
+    pub fn lend<T>(&self, root: &Path, f: impl FnOnce(Option<&mut ChangeTracker>) -> T) -> T {
+        match self.take_tracker() {
+            Some(mut tracker) if tracker.root == root && tracker.is_watching() => {
+                let out = f(Some(&mut tracker));
+                self.put(tracker);
+                out
+            }
+            other => {
+                if let Some(tracker) = other {
+                    self.put(tracker);
+                }
+                f(None)
+            }
+        }
+    }
+
     fn take_tracker(&self) -> Option<ChangeTracker> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
