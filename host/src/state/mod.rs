@@ -7,15 +7,17 @@
 //! written once with `$n` placeholders, integers are read as `i64`, reals as `f64`, and booleans are stored
 //! as integers. Only the schema (migrations/sqlite, migrations/postgres) and the connection set-up differ.
 
+mod activity;
 mod cancelled;
+mod checkpoints;
 mod context;
 mod file_hashes;
-mod level2;
 mod llm_calls;
 mod merges;
 mod outcomes;
 mod report;
 mod sessions;
+mod tasks;
 
 mod models;
 mod scheduling;

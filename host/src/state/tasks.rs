@@ -1,5 +1,5 @@
-//! The queries of schema level 2: task lists and edits, cancel and retry, git metadata, checkpoints and the
-//! activity timeline.
+//! The task aggregate's queries beyond creating and running one: lists and the ready set, edits (with the
+//! dependency checks), cancel and retry, and a task's git metadata.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -12,10 +12,10 @@ use super::{Backend, DbResult, StateManager, now, strict};
 
 /// Numbered placeholders (`$1`, `$2`, ...) for SQL assembled at run time.
 #[derive(Default)]
-struct Placeholders(usize);
+pub(super) struct Placeholders(usize);
 
 impl Placeholders {
-    fn next(&mut self) -> String {
+    pub(super) fn next(&mut self) -> String {
         self.0 += 1;
         format!("${}", self.0)
     }
@@ -325,180 +325,5 @@ impl StateManager {
             bail!("task {id} does not exist; `obra status` lists the tasks of the project");
         }
         Ok(())
-    }
-
-    // ----- checkpoints -----
-
-    /// Record a checkpoint. Its task, when it names one, must belong to the project.
-    pub async fn record_checkpoint(&self, new: &NewCheckpoint) -> Result<Checkpoint> {
-        if let Some(task_id) = new.task_id {
-            let task = self.require_task(task_id).await?;
-            if task.project_id != new.project_id {
-                bail!("task {task_id} belongs to another project, not to project {}", new.project_id);
-            }
-        }
-        sqlx::query_as::<_, Checkpoint>(
-            "INSERT INTO checkpoints (project_id, task_id, interaction_id, label, git_ref, commit_sha, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
-        )
-        .bind(new.project_id)
-        .bind(new.task_id)
-        .bind(new.interaction_id)
-        .bind(&new.label)
-        .bind(&new.git_ref)
-        .bind(&new.commit_sha)
-        .bind(now())
-        .fetch_one(&self.pool)
-        .await
-        .db(self)
-    }
-
-    /// The checkpoints of a project (only those of `task` when given), newest first.
-    pub async fn checkpoints(&self, project_id: i64, task: Option<i64>) -> Result<Vec<Checkpoint>> {
-        match task {
-            Some(task_id) => sqlx::query_as::<_, Checkpoint>(
-                "SELECT * FROM checkpoints WHERE project_id = $1 AND task_id = $2 ORDER BY id DESC",
-            )
-            .bind(project_id)
-            .bind(task_id),
-            None => sqlx::query_as::<_, Checkpoint>("SELECT * FROM checkpoints WHERE project_id = $1 ORDER BY id DESC")
-                .bind(project_id),
-        }
-        .fetch_all(&self.pool)
-        .await
-        .db(self)
-    }
-
-    /// A checkpoint by id.
-    pub async fn checkpoint(&self, id: i64) -> Result<Option<Checkpoint>> {
-        sqlx::query_as::<_, Checkpoint>("SELECT * FROM checkpoints WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .db(self)
-    }
-
-    /// Record that the workspace was rolled back to a checkpoint and, when given, set a task's status and
-    /// reason after the rollback — in one transaction.
-    pub async fn mark_rolled_back(
-        &self,
-        id: i64,
-        task_status_after: Option<(i64, TaskStatus, &str)>,
-    ) -> Result<Checkpoint> {
-        let mut tx = self.begin().await?;
-        let ts = now();
-        let checkpoint: Option<Checkpoint> =
-            sqlx::query_as("UPDATE checkpoints SET rolled_back_at = $1 WHERE id = $2 RETURNING *")
-                .bind(&ts)
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .db(self)?;
-        let Some(checkpoint) = checkpoint else {
-            bail!("checkpoint {id} does not exist; `obra checkpoint list` lists them");
-        };
-        if let Some((task_id, status, reason)) = task_status_after {
-            let done = sqlx::query("UPDATE tasks SET status = $1, status_reason = $2, updated_at = $3 WHERE id = $4")
-                .bind(status.as_str())
-                .bind(reason)
-                .bind(&ts)
-                .bind(task_id)
-                .execute(&mut *tx)
-                .await
-                .db(self)?;
-            if done.rows_affected() == 0 {
-                bail!("task {task_id} does not exist; nothing was rolled back in the store");
-            }
-            self.unsettle_accepted_decision(&mut tx, task_id, &ts).await?;
-            self.cascade_from(&mut tx, task_id, &format!("unblocked: task {task_id} was rolled back")).await?;
-        }
-        tx.commit().await.db(self)?;
-        Ok(checkpoint)
-    }
-
-    // ----- activity -----
-
-    /// A project's timeline (only `task`'s when given), oldest first: tasks created, iterations started and
-    /// finished, decisions, breakpoints opened and resolved, checkpoints. `after` (a timestamp) skips
-    /// everything up to and including it, so a follower can poll with the last `at` it printed.
-    pub async fn activity(
-        &self,
-        project_id: i64,
-        task: Option<i64>,
-        after: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<ActivityEvent>> {
-        self.timeline(project_id, task, after, limit, false).await
-    }
-
-    /// The newest `limit` events of [`activity`](Self::activity), oldest first (the tail `obra logs` shows).
-    pub async fn latest_activity(&self, project_id: i64, task: Option<i64>, limit: i64) -> Result<Vec<ActivityEvent>> {
-        let mut events = self.timeline(project_id, task, None, limit, true).await?;
-        events.reverse();
-        Ok(events)
-    }
-
-    /// The timeline query: oldest first, or with `newest_first` the other way round, at most `limit` events.
-    async fn timeline(
-        &self,
-        project_id: i64,
-        task: Option<i64>,
-        after: Option<&str>,
-        limit: i64,
-        newest_first: bool,
-    ) -> Result<Vec<ActivityEvent>> {
-        let mut n = Placeholders::default();
-        let project = n.next();
-        let task_param = task.map(|_| n.next());
-        let only = |column: &str| task_param.as_ref().map(|p| format!(" AND {column} = {p}")).unwrap_or_default();
-        let mut sql = format!(
-            "SELECT at, kind, task_id, ref_id, text FROM (
-               SELECT t.created_at AS at, 'task_created' AS kind, 1 AS ord, t.id AS task_id, t.id AS ref_id,
-                      t.title AS text
-                 FROM tasks t WHERE t.project_id = {project}{task_t}
-               UNION ALL
-               SELECT i.started_at, 'iteration_started', 2, i.task_id, i.id,
-                      'iteration ' || CAST(i.iteration AS TEXT) || ' started (' || i.agent || ')'
-                 FROM interactions i JOIN tasks t ON t.id = i.task_id WHERE t.project_id = {project}{task_i}
-               UNION ALL
-               SELECT i.finished_at, 'iteration_finished', 3, i.task_id, i.id,
-                      'iteration ' || CAST(i.iteration AS TEXT) || ' ' || i.status
-                      || COALESCE(': ' || i.outcome, '') || COALESCE(': ' || i.error, '')
-                 FROM interactions i JOIN tasks t ON t.id = i.task_id
-                WHERE t.project_id = {project} AND i.finished_at IS NOT NULL{task_i}
-               UNION ALL
-               SELECT d.created_at, 'decision', 4, i.task_id, d.id, d.action || ': ' || d.explanation
-                 FROM decisions d JOIN interactions i ON i.id = d.interaction_id JOIN tasks t ON t.id = i.task_id
-                WHERE t.project_id = {project}{task_i}
-               UNION ALL
-               SELECT b.created_at, 'breakpoint_opened', 5, b.task_id, b.id, b.rule || ': ' || b.reason
-                 FROM breakpoints b JOIN tasks t ON t.id = b.task_id WHERE t.project_id = {project}{task_b}
-               UNION ALL
-               SELECT b.resolved_at, 'breakpoint_resolved', 6, b.task_id, b.id,
-                      COALESCE(b.resolution, '?') || ' by ' || COALESCE(b.resolved_by, '?')
-                 FROM breakpoints b JOIN tasks t ON t.id = b.task_id
-                WHERE t.project_id = {project} AND b.resolved_at IS NOT NULL{task_b}
-               UNION ALL
-               SELECT c.created_at, 'checkpoint', 7, c.task_id, c.id, c.label || ' (' || c.commit_sha || ')'
-                 FROM checkpoints c WHERE c.project_id = {project}{task_c}
-             ) e",
-            task_t = only("t.id"),
-            task_i = only("i.task_id"),
-            task_b = only("b.task_id"),
-            task_c = only("c.task_id"),
-        );
-        if after.is_some() {
-            sql.push_str(&format!(" WHERE e.at > {}", n.next()));
-        }
-        let order = if newest_first { "e.at DESC, e.ord DESC, e.ref_id DESC" } else { "e.at, e.ord, e.ref_id" };
-        sql.push_str(&format!(" ORDER BY {order} LIMIT {}", n.next()));
-        let mut query = sqlx::query_as::<_, ActivityEvent>(AssertSqlSafe(sql)).bind(project_id);
-        if let Some(task_id) = task {
-            query = query.bind(task_id);
-        }
-        if let Some(after) = after {
-            query = query.bind(after);
-        }
-        query.bind(limit.max(0)).fetch_all(&self.pool).await.db(self)
     }
 }
