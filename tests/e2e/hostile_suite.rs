@@ -23,7 +23,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -789,14 +789,7 @@ impl EchoServer {
 /// Serve one request (one per connection).
 fn echo(mut stream: TcpStream, redirect_to: &str, kept: &Mutex<Vec<Got>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
+    let head = common::read_request_head(&mut reader);
     let headers: Vec<(String, String)> = head
         .lines()
         .skip(1)
@@ -961,10 +954,7 @@ impl SlowServer {
                         c.1 = c.1.max(c.0);
                     }
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
-                    let mut line = String::new();
-                    while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                        line.clear();
-                    }
+                    common::read_request_head(&mut reader);
                     let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nfirst");
                     let _ = reader.read_to_end(&mut Vec::new()); // until the client lets go
                     counter.lock().unwrap().0 -= 1;

@@ -53,6 +53,14 @@ struct Loaded {
     instance: Arc<PluginInstance>,
 }
 
+/// Where a loaded plugin's manifest is, for messages: `built-in plugin NAME` or its `plugin.toml`.
+fn manifest_file(info: &PluginInfo) -> String {
+    match &info.source {
+        PluginSource::Builtin => format!("built-in plugin {}", info.name),
+        PluginSource::Directory { path } => path.join("plugin.toml").display().to_string(),
+    }
+}
+
 /// Prepare the plugins of `list` one after another, taking the next index from `next` (one worker of
 /// [`PluginHost::prepare`]); failures are kept by each plugin and reported by the caller.
 fn prepare_from(list: &[&Loaded], next: &std::sync::atomic::AtomicUsize) {
@@ -178,10 +186,7 @@ impl PluginHost {
     /// Register a loaded plugin under its name, applying the clash rules. `None`: shadowed (not inserted).
     fn insert(&mut self, mut loaded: Loaded, origin: Origin) -> Result<Option<String>, PluginHostError> {
         let name = loaded.info.name.clone();
-        let file = match &loaded.info.source {
-            PluginSource::Builtin => format!("built-in plugin {name}"),
-            PluginSource::Directory { path } => path.join("plugin.toml").display().to_string(),
-        };
+        let file = manifest_file(&loaded.info);
         if let Some(existing) = self.plugins.get(&name) {
             match (&existing.info.source, origin) {
                 (PluginSource::Builtin, Origin::Builtin) => {
@@ -489,13 +494,9 @@ impl PluginHost {
         });
         for loaded in self.plugins.values().filter(|l| names.contains(&l.info.name.as_str())) {
             if let Err(e) = loaded.instance.prepare() {
-                let file = match &loaded.info.source {
-                    PluginSource::Builtin => format!("built-in plugin {}", loaded.info.name),
-                    PluginSource::Directory { path } => path.join("plugin.toml").display().to_string(),
-                };
                 return Err(PluginHostError::Refused {
                     plugin: loaded.info.name.clone(),
-                    file,
+                    file: manifest_file(&loaded.info),
                     problems: vec![e.to_string()],
                 });
             }

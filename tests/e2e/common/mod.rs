@@ -205,3 +205,16 @@ pub fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The head of one HTTP/1.1 request (request line and header lines, each with its CRLF) read from `reader`, up to
+/// the blank line that ends it or the end of the stream; for the test servers that play a plugin's origin.
+pub fn read_request_head(reader: &mut impl std::io::BufRead) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
